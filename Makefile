@@ -1,0 +1,62 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is here too.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+# Django 6 needs Python 3.12+; the version is pinned in .python-version.
+PYTHON_VERSION := $(shell cat .python-version)
+BASE_PYTHON ?= $(shell command -v python$(PYTHON_VERSION) 2>/dev/null \
+	|| ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(PYTHON_VERSION)*/bin/python 2>/dev/null | tail -n 1)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SIMULATOR_PORT ?= 8001
+
+.PHONY: install run test lint format messages bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt .python-version
+	@test -n "$(BASE_PYTHON)" || { echo "Python $(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION)) or set BASE_PYTHON=/path/to/python$(PYTHON_VERSION)"; exit 1; }
+	$(BASE_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) manage.py compilemessages --ignore=.venv --settings=tests.settings >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+.env:
+	$(PY) scripts/write_demo_env.py .env
+
+# The dashboard and the local Alibaba Cloud simulator, with demo users and data.
+# Ctrl-C stops both.
+run: install .env
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py seed_demo
+	$(PY) scripts/run_demo.py --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT)
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py makemigrations --check --dry-run --settings=tests.settings
+	$(VENV)/bin/pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+messages: install
+	$(PY) manage.py makemessages -l zh_Hans --ignore=.venv --ignore=staticfiles --settings=tests.settings
+	$(PY) manage.py makemessages -d djangojs -l zh_Hans --ignore=.venv --ignore=staticfiles --settings=tests.settings
+	$(PY) manage.py compilemessages --ignore=.venv --settings=tests.settings
+
+bench: install
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) staticfiles

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+
+
+@admin.register(ApprovalPolicy)
+class ApprovalPolicyAdmin(admin.ModelAdmin):
+    list_display = ["account_privilege", "approvals_required"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Shown for reading; every change goes through the services and their audit events."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Instance)
+class InstanceAdmin(ReadOnlyAdmin):
+    list_display = ["instance_id", "name", "region_id", "engine_version", "status", "account_count"]
+    list_filter = ["region_id", "status", "engine_version", "architecture_type"]
+    search_fields = ["instance_id", "name"]
+
+
+@admin.register(AccountRequest)
+class AccountRequestAdmin(ReadOnlyAdmin):
+    list_display = ["id", "account_name", "instance", "account_privilege", "requester", "status"]
+    list_filter = ["status", "account_privilege"]
+    search_fields = ["account_name", "instance__instance_id"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(ReadOnlyAdmin):
+    list_display = ["request", "approver", "verdict", "created_at"]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "seq",
+        "created_at",
+        "actor_name",
+        "action",
+        "instance_id",
+        "account_name",
+        "outcome",
+    ]
+    list_filter = ["action", "outcome"]
+    search_fields = ["account_name", "instance_id", "actor_name"]

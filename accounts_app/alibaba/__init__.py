@@ -1,0 +1,6 @@
+"""Alibaba Cloud R-KVStore API: request signing, the HTTP client and its typed errors.
+
+``client.KVStoreClient`` / ``client.get_client()`` is what the services call;
+``errors`` holds the exceptions and their human messages; ``signing`` the V3 and V2
+signature methods. Facts: ``/work/shared/reference/kvstore-api.md``.
+"""

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from accounts_app import roles, selectors
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "nav_roles": roles.role_names(user),
+        "nav_can_request": roles.can_request(user),
+        "nav_can_approve": roles.can_approve(user),
+        "nav_can_view_everything": roles.can_view_everything(user),
+        # Lazy: evaluated only where the template shows it.
+        "nav_waiting_count": lambda: (
+            selectors.waiting_for_approval(user).count() if roles.can_approve(user) else 0
+        ),
+    }

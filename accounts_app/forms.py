@@ -1,0 +1,217 @@
+"""The request form and the execute form, validated with accounts_app.rules.
+
+The same rules are rendered into the page (rules.browser_spec) for the browser
+to check as the user types; these forms check them again on the server.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from accounts_app import rules
+from accounts_app.models import Instance
+
+
+class DescribedFieldsMixin:
+    """Points every input at its message and help elements (aria-describedby),
+    so screen readers read the rule that a value breaks."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            field_id = self.auto_id % name
+            field.widget.attrs["aria-describedby"] = f"{field_id}-rule-msg {field_id}_helptext"
+
+
+class InstanceSelect(forms.Select):
+    """A select whose options carry what the browser needs about each instance,
+    and are disabled (with the reason) where no account can be created."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instances: dict[str, Instance] = {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        instance = self.instances.get(str(value))
+        if instance is None:
+            return option
+        blockers = instance_blocker_messages(instance)
+        option["attrs"].update(
+            rules.instance_option_attrs(
+                architecture_type=instance.architecture_type,
+                engine_version=instance.engine_version,
+                instance_status=instance.status,
+                account_count=instance.account_count or 0,
+            )
+        )
+        option["attrs"]["data-vpc-open"] = "true" if instance.vpc_auth_open else "false"
+        if blockers:
+            option["attrs"]["disabled"] = True
+            option["label"] = f"{label} — {'; '.join(blockers)}"
+        return option
+
+
+def instance_blocker_messages(instance: Instance) -> list[str]:
+    if instance.is_gone:
+        return [str(_("no longer exists"))]
+    violations = rules.instance_blockers(
+        instance_status=instance.status,
+        engine_version=instance.engine_version,
+        account_count=instance.account_count or 0,
+    )
+    return [violation.message for violation in violations]
+
+
+class AccountRequestForm(DescribedFieldsMixin, forms.Form):
+    instance_id = forms.ModelChoiceField(
+        label=_("Instance"),
+        queryset=Instance.objects.filter(is_gone=False),
+        to_field_name="instance_id",
+        widget=InstanceSelect,
+        empty_label=_("Choose an instance"),
+        error_messages={"invalid_choice": _("Choose an instance from the list.")},
+    )
+    account_name = forms.CharField(
+        label=_("Account name"),
+        validators=[rules.django_validator("AccountName")],
+        help_text=_("1 to 16 characters: lowercase letters, digits and _, starting with a letter."),
+        strip=False,
+    )
+    account_privilege = forms.ChoiceField(
+        label=_("Privilege"), choices=rules.PRIVILEGE_CHOICES, initial=rules.DEFAULT_PRIVILEGE
+    )
+    account_description = forms.CharField(
+        label=_("Description"),
+        required=False,
+        validators=[rules.django_validator("AccountDescription")],
+        help_text=_(
+            "Optional. 2 to 256 characters: letters, Chinese characters, digits, _ and -, "
+            "starting with a letter."
+        ),
+        strip=False,
+    )
+    account_type = forms.ChoiceField(
+        label=_("Account type"),
+        choices=rules.ACCOUNT_TYPE_CHOICES,
+        initial=rules.DEFAULT_ACCOUNT_TYPE,
+    )
+    justification = forms.CharField(
+        label=_("Justification"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Why is this account needed, by whom, and for how long? Approvers read this."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instances = {
+            instance.instance_id: instance
+            for instance in Instance.objects.filter(is_gone=False).order_by(
+                "region_id", "instance_id"
+            )
+        }
+        # The widget renders from the same rows the field validates against:
+        # one query, whatever the number of instances.
+        self.fields["instance_id"].queryset = Instance.objects.filter(is_gone=False)
+        self.fields["instance_id"].widget.instances = self.instances
+        self.fields["instance_id"].choices = [("", _("Choose an instance"))] + [
+            (instance_id, _instance_label(instance))
+            for instance_id, instance in self.instances.items()
+        ]
+        for name, param in FIELD_RULES.items():
+            self.fields[name].widget.attrs.update(rules.widget_attrs(param))
+        self.fields["instance_id"].widget.attrs.update(
+            rules.widget_attrs("InstanceId", select=True)
+        )
+        self.fields["account_privilege"].widget.attrs["data-instance-select"] = "id_instance_id"
+
+    def clean_account_type(self):
+        value = self.cleaned_data["account_type"]
+        for violation in rules.validate("AccountType", value):
+            raise forms.ValidationError(violation.message, code=violation.key)
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        instance = cleaned.get("instance_id")
+        if instance is None:
+            return cleaned
+        for message in instance_blocker_messages(instance):
+            self.add_error("instance_id", message)
+        privilege = cleaned.get("account_privilege")
+        if privilege and not rules.privilege_allowed(
+            privilege,
+            architecture_type=instance.architecture_type,
+            engine_version=instance.engine_version,
+        ):
+            self.add_error(
+                "account_privilege",
+                rules.privilege_reason(
+                    privilege,
+                    architecture_type=instance.architecture_type,
+                    engine_version=instance.engine_version,
+                ),
+            )
+        return cleaned
+
+
+FIELD_RULES = {
+    "account_name": "AccountName",
+    "account_description": "AccountDescription",
+    "account_privilege": "AccountPrivilege",
+}
+
+
+def _instance_label(instance: Instance) -> str:
+    name = f" {instance.name}" if instance.name else ""
+    return f"{instance.instance_id}{name} · {instance.region_id} · Redis {instance.engine_version}"
+
+
+class ExecuteForm(DescribedFieldsMixin, forms.Form):
+    """The password, typed (or generated in the browser) on the execute page.
+
+    render_value=False: after an error the user types it again; it is never
+    written back into the page.
+    """
+
+    account_password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        validators=[rules.django_validator("AccountPassword")],
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
+        ),
+    )
+    account_password_confirm = forms.CharField(
+        label=_("Confirm password"),
+        strip=False,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
+        ),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account_password"].widget.attrs.update(rules.widget_attrs("AccountPassword"))
+        self.fields["account_password_confirm"].widget.attrs.update(
+            {"data-confirm-for": "id_account_password", "maxlength": 32}
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        password = cleaned.get("account_password")
+        confirm = cleaned.get("account_password_confirm")
+        if password and confirm is not None and password != confirm:
+            self.add_error("account_password_confirm", rules.passwords_do_not_match_message())
+        return cleaned
+
+
+class DecisionForm(forms.Form):
+    comment = forms.CharField(
+        label=_("Comment"),
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )

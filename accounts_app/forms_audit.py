@@ -1,0 +1,95 @@
+"""The audit page's filter form: read from the URL, so a filtered view can be shared."""
+
+from __future__ import annotations
+
+from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils.translation import gettext_lazy as _
+
+from accounts_app.audit_selectors import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MIN_PAGE_SIZE,
+    AuditFilter,
+)
+from accounts_app.models import AuditEvent
+
+PAGE_SIZE_CHOICES = [(n, n) for n in (10, 25, 50, 100)]
+
+
+class AuditFilterForm(forms.Form):
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    actor = forms.CharField(label=_("Actor"), required=False, max_length=150)
+    action = forms.ChoiceField(
+        label=_("Action"),
+        required=False,
+        choices=[("", _("Any action")), *AuditEvent.Action.choices],
+    )
+    instance_id = forms.CharField(label=_("Instance ID"), required=False, max_length=64)
+    account_name = forms.CharField(label=_("Account name"), required=False, max_length=64)
+    outcome = forms.ChoiceField(
+        label=_("Outcome"),
+        required=False,
+        choices=[("", _("Any outcome")), *AuditEvent.Outcome.choices],
+    )
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=64,
+        help_text=_("Start of an account name or instance ID."),
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )
+    size = forms.IntegerField(
+        label=_("Per page"),
+        required=False,
+        validators=[MinValueValidator(MIN_PAGE_SIZE), MaxValueValidator(MAX_PAGE_SIZE)],
+        widget=forms.Select(choices=PAGE_SIZE_CHOICES),
+    )
+    # The page cursors: read from the URL, never rendered, so that changing a
+    # filter starts again from the newest events.
+    before = forms.IntegerField(required=False, min_value=0)
+    after = forms.IntegerField(required=False, min_value=0)
+
+    CURSOR_FIELDS = ("before", "after")
+
+    def __init__(self, data=None, **kwargs) -> None:
+        # A bound form ignores initial values: without this the page-size menu
+        # would show 10 while the page holds 50.
+        if data is not None and not data.get("size"):
+            data = data.copy()
+            data["size"] = str(DEFAULT_PAGE_SIZE)
+        super().__init__(data, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", _("The end date is before the start date."))
+        if cleaned.get("before") is not None and cleaned.get("after") is not None:
+            raise forms.ValidationError(_("Use either before or after, not both."))
+        return cleaned
+
+    def filter_fields(self):
+        """The visible filter fields, in display order (the cursors excluded)."""
+        return [self[name] for name in self.fields if name not in self.CURSOR_FIELDS]
+
+    def audit_filter(self) -> AuditFilter:
+        data = self.cleaned_data
+        return AuditFilter(
+            date_from=data["date_from"],
+            date_to=data["date_to"],
+            actor=data["actor"],
+            action=data["action"],
+            instance_id=data["instance_id"],
+            account_name=data["account_name"],
+            outcome=data["outcome"],
+            q=data["q"],
+        )
+
+    def page_size(self) -> int:
+        return self.cleaned_data["size"] or DEFAULT_PAGE_SIZE

@@ -1,0 +1,110 @@
+"""Reads of the instance inventory for the instances pages.
+
+A page of the list costs a fixed number of queries whatever the estate's size: the
+page itself, its count, one query for the filter choices and one for the last sync
+time. Badges are computed in Python from the row, by the rules module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Max, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from accounts_app import roles, rules, selectors
+from accounts_app.models import AccountRequest, Instance
+
+# The filterable columns: query-string name -> model field.
+FILTER_FIELDS = {
+    "region": "region_id",
+    "engine": "engine_version",
+    "architecture": "architecture_type",
+    "status": "status",
+}
+GONE_REASON = _("The instance no longer exists (it was not listed by the last sync).")
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    q: str = ""
+    region: str = ""
+    engine: str = ""
+    architecture: str = ""
+    status: str = ""
+    gone: bool = False
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """An instance with the reasons no account can be created on it."""
+
+    instance: Instance
+    blockers: list[str]
+    vpc_open: bool
+
+    @property
+    def account_usage(self) -> str:
+        count = "?" if self.instance.account_count is None else self.instance.account_count
+        return f"{count} / {rules.MAX_ACCOUNTS_PER_INSTANCE}"
+
+
+def filtered_instances(instance_filter: InstanceFilter) -> QuerySet[Instance]:
+    instances = Instance.objects.all()
+    if not instance_filter.gone:
+        instances = instances.filter(is_gone=False)
+    if q := instance_filter.q.strip():
+        instances = instances.filter(Q(instance_id__icontains=q) | Q(name__icontains=q))
+    for name, field in FILTER_FIELDS.items():
+        if value := getattr(instance_filter, name):
+            instances = instances.filter(**{field: value})
+    return instances.order_by("region_id", "instance_id")
+
+
+def filter_choices() -> dict[str, list[str]]:
+    """The distinct values of each filterable column, in one query."""
+    combinations = Instance.objects.values_list(*FILTER_FIELDS.values()).distinct()
+    values: dict[str, set[str]] = {name: set() for name in FILTER_FIELDS}
+    for combination in combinations.order_by():
+        for name, value in zip(FILTER_FIELDS, combination, strict=True):
+            if value:
+                values[name].add(value)
+    return {name: sorted(found) for name, found in values.items()}
+
+
+def last_synced() -> datetime | None:
+    return Instance.objects.aggregate(last=Max("synced_at"))["last"]
+
+
+def instance_blockers(instance: Instance) -> list[str]:
+    """Why no account can be created there, per the last sync; worded by rules."""
+    if instance.is_gone:
+        return [str(GONE_REASON)]
+    return [
+        violation.message
+        for violation in rules.instance_blockers(
+            instance_status=instance.status,
+            engine_version=instance.engine_version,
+            account_count=instance.account_count or 0,
+        )
+    ]
+
+
+def instance_rows(instances: list[Instance]) -> list[InstanceRow]:
+    return [
+        InstanceRow(
+            instance=instance,
+            blockers=instance_blockers(instance),
+            vpc_open=instance.vpc_auth_open,
+        )
+        for instance in instances
+    ]
+
+
+def requests_for_instance(instance: Instance, user) -> QuerySet[AccountRequest]:
+    """The requests made for an instance that this user may open."""
+    requests = selectors.requests_with_instance().filter(instance=instance)
+    if not roles.can_view_everything(user):
+        requests = requests.filter(requester=user)
+    return requests.order_by("-created_at")

@@ -1,0 +1,48 @@
+"""``manage.py kvstore_simulator``: run the local R-KVStore simulator in the foreground.
+
+Only parses arguments: the server itself (``accounts_app.simulator.server``) is stdlib,
+with no Django inside. Keys come from the flags, else the environment
+(``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``), else the settings
+of the same names, so the dashboard and the simulator agree on one key pair.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts_app.simulator import server
+
+
+class Command(BaseCommand):
+    help = "Run the local simulator of Alibaba Cloud's R-KVStore API."
+    # The simulator uses nothing of the project (no models, no URLs): it must start even
+    # while the dashboard itself does not pass its checks.
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        server.build_parser(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        access_key_id = options["access_key_id"] or _configured("ALIBABA_CLOUD_ACCESS_KEY_ID")
+        secret = options["access_key_secret"] or _configured("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        if not access_key_id or not secret:
+            raise CommandError(
+                "Set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (or pass "
+                "--access-key-id and --access-key-secret)."
+            )
+        server.serve(
+            host=options["host"],
+            port=options["port"],
+            state_path=options["state"],
+            access_key_id=access_key_id,
+            access_key_secret=secret,
+            activation_delay=options["activation_delay"],
+        )
+
+
+def _configured(name: str) -> str:
+    return os.environ.get(name) or getattr(settings, name, "") or ""

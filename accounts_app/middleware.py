@@ -1,0 +1,64 @@
+"""Per-user time zone, idle session timeout, and no caching of signed-in pages."""
+
+from __future__ import annotations
+
+import time
+import zoneinfo
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.contrib.auth.views import redirect_to_login
+from django.utils import timezone
+
+LAST_SEEN_KEY = "last_seen"
+# Copied from UserPreference at sign-in (and when changed), so that showing a
+# page in the user's time zone costs no query.
+TIME_ZONE_KEY = "time_zone"
+
+
+class UserTimezoneMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        name = request.session.get(TIME_ZONE_KEY) or settings.DEFAULT_USER_TIME_ZONE
+        try:
+            timezone.activate(zoneinfo.ZoneInfo(name))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.activate(zoneinfo.ZoneInfo(settings.DEFAULT_USER_TIME_ZONE))
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+
+class IdleSessionTimeoutMiddleware:
+    """Signs out a session that has been idle longer than SESSION_IDLE_TIMEOUT."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.user.is_authenticated:
+            now = time.time()
+            last_seen = request.session.get(LAST_SEEN_KEY, now)
+            if now - last_seen > settings.SESSION_IDLE_TIMEOUT.total_seconds():
+                logout(request)
+                return redirect_to_login(request.get_full_path())
+            # Written at most once a minute, so most requests do not write the session.
+            if now - last_seen > 60 or LAST_SEEN_KEY not in request.session:
+                request.session[LAST_SEEN_KEY] = now
+        return self.get_response(request)
+
+
+class NoStoreForSignedInMiddleware:
+    """Pages for a signed-in user are never kept by a browser or proxy cache."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if request.user.is_authenticated and "Cache-Control" not in response:
+            response["Cache-Control"] = "no-store"
+        return response

@@ -1,0 +1,333 @@
+"""What the dashboard keeps: instances, account requests, decisions and the audit log.
+
+No model has a field that could hold an account password: the password exists
+only inside the HTTP request that calls CreateAccount (tests/test_no_password_fields.py).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from accounts_app.rules import PRIVILEGE_CHOICES
+
+
+class Instance(models.Model):
+    """One ApsaraDB for Redis instance as last seen by DescribeInstances."""
+
+    instance_id = models.CharField(_("instance ID"), max_length=64, unique=True)
+    name = models.CharField(_("name"), max_length=128, blank=True)
+    region_id = models.CharField(_("region"), max_length=32, db_index=True)
+    engine_version = models.CharField(_("engine version"), max_length=16)
+    architecture_type = models.CharField(_("architecture"), max_length=16)
+    edition_type = models.CharField(_("edition"), max_length=32, blank=True)
+    instance_type = models.CharField(_("type"), max_length=32, blank=True)
+    status = models.CharField(_("status"), max_length=32)
+    instance_class = models.CharField(_("class"), max_length=64, blank=True)
+    connection_domain = models.CharField(_("connection domain"), max_length=255, blank=True)
+    port = models.PositiveIntegerField(_("port"), null=True, blank=True)
+    # "Open" means password-free access from the VPC: any client there is the
+    # default read/write account, so a read-only account isolates nothing.
+    vpc_auth_mode = models.CharField(_("password-free VPC access"), max_length=16, blank=True)
+    account_count = models.PositiveSmallIntegerField(_("accounts"), null=True, blank=True)
+    is_gone = models.BooleanField(_("gone"), default=False)
+    synced_at = models.DateTimeField(_("last synced"))
+
+    class Meta:
+        ordering = ["region_id", "instance_id"]
+        indexes = [
+            models.Index(fields=["name"]),
+            models.Index(fields=["status"]),
+            models.Index(fields=["engine_version"]),
+            models.Index(fields=["architecture_type"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance_id} ({self.name})" if self.name else self.instance_id
+
+    @property
+    def vpc_auth_open(self) -> bool:
+        return self.vpc_auth_mode == "Open"
+
+
+class ApprovalPolicy(models.Model):
+    """How many distinct approvers a request for one privilege needs."""
+
+    account_privilege = models.CharField(
+        _("privilege"), max_length=32, choices=PRIVILEGE_CHOICES, unique=True
+    )
+    approvals_required = models.PositiveSmallIntegerField(_("approvals required"), default=1)
+
+    class Meta:
+        verbose_name = _("approval policy")
+        verbose_name_plural = _("approval policies")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(approvals_required__gte=1), name="policy_needs_an_approver"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_account_privilege_display()}: {self.approvals_required}"
+
+
+class AccountRequest(models.Model):
+    """A request for one account. Its parameters are frozen once submitted."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending approval")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        CANCELLED = "cancelled", _("Cancelled")
+        EXPIRED = "expired", _("Expired")
+        EXECUTING = "executing", _("Creating")
+        CREATED = "created", _("Created")
+        FAILED = "failed", _("Failed")
+        NEEDS_RECONCILIATION = "needs_reconciliation", _("Needs reconciliation")
+
+    OPEN_STATUSES = [
+        Status.PENDING,
+        Status.APPROVED,
+        Status.EXECUTING,
+        Status.NEEDS_RECONCILIATION,
+    ]
+
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="account_requests",
+        verbose_name=_("requester"),
+    )
+    instance = models.ForeignKey(
+        Instance, on_delete=models.PROTECT, related_name="requests", verbose_name=_("instance")
+    )
+    account_name = models.CharField(_("account name"), max_length=16)
+    account_privilege = models.CharField(_("privilege"), max_length=32, choices=PRIVILEGE_CHOICES)
+    account_description = models.CharField(_("description"), max_length=256, blank=True)
+    account_type = models.CharField(_("account type"), max_length=16, default="Normal")
+    justification = models.TextField(_("justification"), max_length=2000)
+    status = models.CharField(
+        _("status"), max_length=32, choices=Status, default=Status.PENDING, db_index=True
+    )
+    approvals_required = models.PositiveSmallIntegerField(_("approvals required"))
+    created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    executing_since = models.DateTimeField(null=True, blank=True)
+    executed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("executed by"),
+    )
+    alibaba_request_id = models.CharField(_("Alibaba RequestId"), max_length=64, blank=True)
+    error_code = models.CharField(_("error code"), max_length=128, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    copied_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="copies"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("request_account", _("Can request and create accounts")),
+            ("approve_request", _("Can approve and reject requests")),
+            ("view_everything", _("Can read every request and the audit log")),
+        ]
+        constraints = [
+            # One open request per account name and instance: two approvals of
+            # the same name would race each other to CreateAccount.
+            models.UniqueConstraint(
+                fields=["instance", "account_name"],
+                condition=Q(
+                    status__in=["pending", "approved", "executing", "needs_reconciliation"]
+                ),
+                name="one_open_request_per_account",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["requester", "-created_at"]),
+            models.Index(fields=["status", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.account_name} on {self.instance.instance_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+
+class Decision(models.Model):
+    """One approver's approval or rejection of a request."""
+
+    class Verdict(models.TextChoices):
+        APPROVE = "approve", _("Approved")
+        REJECT = "reject", _("Rejected")
+
+    request = models.ForeignKey(AccountRequest, on_delete=models.PROTECT, related_name="decisions")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+    )
+    # A copy of request.requester, so that the database itself can refuse a
+    # decision by the requester (four eyes), superusers included.
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    verdict = models.CharField(_("decision"), max_length=16, choices=Verdict)
+    comment = models.TextField(_("comment"), max_length=2000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(approver=F("requester")), name="nobody_decides_their_own_request"
+            ),
+            models.UniqueConstraint(
+                fields=["request", "approver"], name="one_decision_per_approver"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} of request #{self.request_id} by user #{self.approver_id}"
+
+
+class UserPreference(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference"
+    )
+    time_zone = models.CharField(_("time zone"), max_length=64)
+
+    def __str__(self) -> str:
+        return f"preferences of user #{self.user_id}"
+
+
+class AppendOnlyError(Exception):
+    """Raised on any attempt to change or remove an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events cannot be updated.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events cannot be deleted.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("Audit events cannot be updated.")
+
+
+class AuditEvent(models.Model):
+    """One line of the append-only, HMAC-chained audit log.
+
+    Written only by accounts_app.audit.record_event(), inside the transaction of
+    the change it records. Updates and deletes are refused here, by the
+    queryset and by database triggers (migration 0003).
+    """
+
+    class Action(models.TextChoices):
+        REQUEST_SUBMITTED = "request_submitted", _("Request submitted")
+        REQUEST_APPROVED = "request_approved", _("Request approved")
+        REQUEST_REJECTED = "request_rejected", _("Request rejected")
+        REQUEST_CANCELLED = "request_cancelled", _("Request cancelled")
+        REQUEST_EXPIRED = "request_expired", _("Request expired")
+        EXECUTION_STARTED = "execution_started", _("Execution started")
+        ACCOUNT_CREATED = "account_created", _("Account created")
+        EXECUTION_FAILED = "execution_failed", _("Execution failed")
+        OUTCOME_UNKNOWN = "outcome_unknown", _("Outcome unknown")
+        RECONCILED = "reconciled", _("Reconciled")
+        LOGIN = "login", _("Signed in")
+        LOGIN_FAILED = "login_failed", _("Sign-in failed")
+        LOGOUT = "logout", _("Signed out")
+        PERMISSION_DENIED = "permission_denied", _("Permission denied")
+        INSTANCES_SYNCED = "instances_synced", _("Instances synced")
+        EXPORT_DOWNLOADED = "export_downloaded", _("Export downloaded")
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", _("Success")
+        FAILURE = "failure", _("Failure")
+        UNKNOWN = "unknown", _("Unknown")
+        DENIED = "denied", _("Denied")
+
+    # Position in the chain: 1, 2, 3... with no gaps. Also the pagination key.
+    seq = models.BigIntegerField(unique=True)
+    created_at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_name = models.CharField(_("actor"), max_length=150, blank=True)
+    source_ip = models.GenericIPAddressField(_("source IP"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
+    action = models.CharField(_("action"), max_length=32, choices=Action)
+    request = models.ForeignKey(
+        AccountRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    instance_id = models.CharField(_("instance ID"), max_length=64, blank=True)
+    region_id = models.CharField(_("region"), max_length=32, blank=True)
+    account_name = models.CharField(_("account name"), max_length=64, blank=True)
+    account_privilege = models.CharField(_("privilege"), max_length=32, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=Outcome)
+    alibaba_request_id = models.CharField(_("Alibaba RequestId"), max_length=64, blank=True)
+    error_code = models.CharField(_("error code"), max_length=128, blank=True)
+    comment = models.TextField(_("comment"), blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            models.Index(fields=["action", "-seq"]),
+            models.Index(fields=["actor", "-seq"]),
+            models.Index(fields=["instance_id", "-seq"]),
+            models.Index(fields=["account_name", "-seq"]),
+            models.Index(fields=["outcome", "-seq"]),
+            models.Index(fields=["request", "-seq"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_name or '-'}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events cannot be deleted.")
+
+
+class AuditChainHead(models.Model):
+    """The newest event's position and hash: one row, locked by every writer.
+
+    Locking this row (SELECT ... FOR UPDATE on PostgreSQL, the IMMEDIATE write
+    lock on SQLite) makes concurrent writers take turns, so the chain cannot fork.
+    """
+
+    seq = models.BigIntegerField(default=0)
+    hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.seq}"
+
+
+class CircuitBreaker(models.Model):
+    """Shared state of the circuit breaker around the Alibaba client.
+
+    In the database, not in process memory: every app server behind the load
+    balancer sees the same state (accounts_app/alibaba/breaker.py).
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    open_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name

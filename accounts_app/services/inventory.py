@@ -1,0 +1,252 @@
+"""The instance inventory: what DescribeInstances says exists, kept in the Instance table.
+
+`sync_instances()` lists every configured region (all pages), then asks each instance
+for its attribute (VpcAuthMode is only there) and its accounts (the count that
+CreateAccount's limit of 18 applies to). What answered is written in one transaction
+with its audit event; what failed is reported and its rows are left as they were, so a
+partial outage never makes the list lie in either direction.
+
+Reference: ../shared/reference/kvstore-api.md, section 3 (DescribeInstances,
+DescribeInstanceAttribute, DescribeAccounts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.alibaba.breaker import get_guarded_client
+from accounts_app.alibaba.client import (
+    Account,
+    InstanceAttribute,
+    InstanceSummary,
+    KVStoreClient,
+    get_client,
+)
+from accounts_app.alibaba.errors import AlibabaApiError
+from accounts_app.audit import Origin, record_event
+from accounts_app.models import AuditEvent, Instance
+
+# Instance fields a sync writes, besides instance_id. Also the fields compared to
+# decide whether a row changed.
+SYNCED_FIELDS = (
+    "name",
+    "region_id",
+    "engine_version",
+    "architecture_type",
+    "edition_type",
+    "instance_type",
+    "status",
+    "instance_class",
+    "connection_domain",
+    "port",
+    "vpc_auth_mode",
+    "account_count",
+)
+# Two calls per instance: run a few at once so that a large estate syncs in minutes,
+# not in an hour. The calls run in worker threads; the database is only touched by the
+# calling thread.
+DEFAULT_SYNC_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class InstanceDetails:
+    """One instance as its own Describe* calls describe it, now."""
+
+    attribute: InstanceAttribute
+    accounts: list[Account]
+
+    def field_values(self) -> dict[str, object]:
+        attribute = self.attribute
+        return {
+            "name": attribute.instance_name,
+            "region_id": attribute.region_id,
+            "engine_version": attribute.engine_version,
+            "architecture_type": attribute.architecture_type,
+            "edition_type": attribute.edition_type,
+            "instance_type": attribute.instance_type,
+            "status": attribute.instance_status,
+            "instance_class": attribute.instance_class,
+            "connection_domain": attribute.connection_domain,
+            "port": attribute.port,
+            "vpc_auth_mode": attribute.vpc_auth_mode,
+            "account_count": len(self.accounts),
+        }
+
+
+@dataclass
+class SyncReport:
+    regions: list[str]
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    gone: int = 0
+    # Region ID or instance ID -> what went wrong (the client's error text, which never
+    # holds a secret).
+    failures: dict[str, str] = field(default_factory=dict)
+    synced_at: datetime | None = None
+
+    @property
+    def seen(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+    @property
+    def failed_regions(self) -> list[str]:
+        return [region for region in self.regions if region in self.failures]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        """One line for the audit log, the command's output and the page's message."""
+        text = (
+            f"{self.seen} instances in {len(self.regions) - len(self.failed_regions)} of "
+            f"{len(self.regions)} regions: {self.created} new, {self.updated} changed, "
+            f"{self.unchanged} unchanged, {self.gone} gone"
+        )
+        if self.failures:
+            failed = "; ".join(f"{key}: {reason}" for key, reason in self.failures.items())
+            text += f". Failed ({len(self.failures)}): {failed}"
+        return text
+
+
+def fetch_details(instance_id: str, region_id: str, client: KVStoreClient) -> InstanceDetails:
+    """DescribeInstanceAttribute and DescribeAccounts of one instance; raises AlibabaApiError."""
+    attribute = client.describe_instance_attribute(region_id=region_id, instance_id=instance_id)
+    accounts = client.describe_accounts(region_id=region_id, instance_id=instance_id)
+    return InstanceDetails(attribute=attribute, accounts=accounts)
+
+
+def refresh_instance(instance: Instance, *, client: KVStoreClient | None = None) -> InstanceDetails:
+    """Ask the API about one instance now and write to its row what changed.
+
+    Raises AlibabaApiError when the API does not answer; the row is then untouched.
+    Writes only when something differs: pre-flight calls this on every keystroke.
+    """
+    details = fetch_details(
+        instance.instance_id, instance.region_id, client or get_guarded_client()
+    )
+    changed = {
+        name: value
+        for name, value in details.field_values().items()
+        if getattr(instance, name) != value
+    }
+    if changed:
+        changed["synced_at"] = timezone.now()
+        Instance.objects.filter(pk=instance.pk).update(**changed)
+        for name, value in changed.items():
+            setattr(instance, name, value)
+    return details
+
+
+def sync_instances(
+    *,
+    origin: Origin,
+    regions: Sequence[str] | None = None,
+    client: KVStoreClient | None = None,
+) -> SyncReport:
+    """Bring the Instance table in line with the API; idempotent, one audit event."""
+    client = client or get_client()
+    report = SyncReport(regions=list(regions or settings.KVSTORE_REGIONS))
+    listed: dict[str, list[InstanceSummary]] = {}
+    for region_id in report.regions:
+        try:
+            listed[region_id] = client.describe_instances(region_id=region_id)
+        except AlibabaApiError as error:
+            report.failures[region_id] = str(error)
+    details = _fetch_all(
+        [summary for summaries in listed.values() for summary in summaries], client, report
+    )
+    _write(report, answered_regions=listed.keys(), details=details, origin=origin)
+    return report
+
+
+def _fetch_all(
+    summaries: list[InstanceSummary], client: KVStoreClient, report: SyncReport
+) -> list[InstanceDetails]:
+    """Details of every listed instance; an instance that fails goes to report.failures."""
+
+    def fetch(summary: InstanceSummary) -> InstanceDetails | AlibabaApiError:
+        try:
+            return fetch_details(summary.instance_id, summary.region_id, client)
+        except AlibabaApiError as error:
+            return error
+
+    workers = int(getattr(settings, "KVSTORE_SYNC_WORKERS", DEFAULT_SYNC_WORKERS))
+    results = _map(fetch, summaries, workers)
+    fetched = []
+    for summary, result in zip(summaries, results, strict=True):
+        if isinstance(result, AlibabaApiError):
+            report.failures[summary.instance_id] = str(result)
+        else:
+            fetched.append(result)
+    return fetched
+
+
+def _map(function: Callable, items: list, workers: int) -> list:
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kvstore-sync") as pool:
+        return list(pool.map(function, items))
+
+
+def _write(
+    report: SyncReport,
+    *,
+    answered_regions: Iterable[str],
+    details: list[InstanceDetails],
+    origin: Origin,
+) -> None:
+    now = timezone.now()
+    report.synced_at = now
+    answered = set(answered_regions)
+    # Instances whose region answered but whose own calls failed: still there, but
+    # their rows are not rewritten from half an answer (and never marked gone).
+    failed_ids = set(report.failures)
+    with transaction.atomic():
+        # 5,000 rows of a few columns: one read is cheaper than a query per region.
+        existing = Instance.objects.in_bulk(field_name="instance_id")
+        rows = []
+        for item in details:
+            values = item.field_values()
+            previous = existing.get(item.attribute.instance_id)
+            if previous is None:
+                report.created += 1
+            elif previous.is_gone or any(getattr(previous, k) != v for k, v in values.items()):
+                report.updated += 1
+            else:
+                report.unchanged += 1
+            rows.append(
+                Instance(
+                    instance_id=item.attribute.instance_id, is_gone=False, synced_at=now, **values
+                )
+            )
+        # An upsert: a concurrent sync inserting the same instance is not an error.
+        Instance.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["instance_id"],
+            update_fields=[*SYNCED_FIELDS, "is_gone", "synced_at"],
+        )
+        seen = {item.attribute.instance_id for item in details} | failed_ids
+        vanished = [
+            row.pk
+            for row in existing.values()
+            if row.region_id in answered and not row.is_gone and row.instance_id not in seen
+        ]
+        # Marked, never deleted: requests refer to their instance.
+        report.gone = Instance.objects.filter(pk__in=vanished).update(is_gone=True, synced_at=now)
+        record_event(
+            action=AuditEvent.Action.INSTANCES_SYNCED,
+            outcome=AuditEvent.Outcome.FAILURE if report.failures else AuditEvent.Outcome.SUCCESS,
+            origin=origin,
+            region_id=report.regions[0] if len(report.regions) == 1 else "",
+            comment=report.summary()[:4000],
+        )

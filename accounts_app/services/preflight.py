@@ -1,0 +1,238 @@
+"""Pre-flight: would CreateAccount succeed now, and if not, why.
+
+Checks what the API checks before it creates an account (reference §1 and §2 of
+../shared/reference/kvstore-api.md): the instance is running, runs Redis 4.0 or later,
+has fewer than 18 accounts and no account of that name, and the privilege is allowed
+there; plus what only this dashboard knows (another open request for the same name)
+and what the API does not refuse but should worry an approver (password-free VPC
+access, which makes a new account isolate nothing).
+
+The instance's facts come live from DescribeInstanceAttribute and DescribeAccounts.
+When the API cannot answer, the last synced facts are used and the result says so;
+what cannot be known without the API (the account names) becomes a warning, not a
+pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts_app import rules
+from accounts_app.alibaba.breaker import get_guarded_client
+from accounts_app.alibaba.client import KVStoreClient
+from accounts_app.alibaba.errors import AlibabaApiError
+from accounts_app.models import AccountRequest, Instance
+from accounts_app.services.inventory import refresh_instance
+
+OK = "ok"
+BLOCKED = "blocked"
+WARNING = "warning"
+
+# The answer of an instance that no longer exists (the Terraform provider handles it).
+NOT_FOUND_CODE = "InvalidInstanceId.NotFound"
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str  # instance, status, engine, account_count, account_name, open_request, ...
+    status: str  # "ok" | "blocked" | "warning"
+    message: str  # translated
+
+
+@dataclass(frozen=True)
+class PreflightResult:
+    checks: list[Check]
+    live: bool  # False when the API could not be reached and synced data was used
+    note: str
+
+    @property
+    def blockers(self) -> list[Check]:
+        return [check for check in self.checks if check.status == BLOCKED]
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [check for check in self.checks if check.status == WARNING]
+
+    @property
+    def can_proceed(self) -> bool:
+        return not self.blockers
+
+    def check(self, key: str) -> Check | None:
+        return next((check for check in self.checks if check.key == key), None)
+
+
+@dataclass(frozen=True)
+class _Facts:
+    status: str
+    engine_version: str
+    architecture_type: str
+    vpc_auth_mode: str
+    account_count: int | None
+    account_names: frozenset[str] | None  # None: not known (API unreachable)
+
+
+def run_preflight(
+    *,
+    instance: Instance,
+    account_name: str = "",
+    privilege: str = "",
+    exclude_request_id: int | None = None,
+    client: KVStoreClient | None = None,
+) -> PreflightResult:
+    if instance.is_gone:
+        return PreflightResult(
+            checks=[Check("instance", BLOCKED, _gone_message())],
+            live=False,
+            note=_("The last sync, at %(time)s, did not find this instance.")
+            % {"time": _when(instance)},
+        )
+    try:
+        details = refresh_instance(instance, client=client or get_guarded_client())
+    except AlibabaApiError as error:
+        if error.code == NOT_FOUND_CODE:
+            return PreflightResult(
+                checks=[Check("instance", BLOCKED, _gone_message())],
+                live=True,
+                note=_("Checked live with Alibaba Cloud."),
+            )
+        facts = _synced_facts(instance)
+        live = False
+        note = _(
+            "Alibaba Cloud could not be reached (%(reason)s); these checks use the data "
+            "synced at %(time)s and may be out of date."
+        ) % {"reason": error.human_message, "time": _when(instance)}
+    else:
+        attribute = details.attribute
+        facts = _Facts(
+            status=attribute.instance_status,
+            engine_version=attribute.engine_version,
+            architecture_type=attribute.architecture_type,
+            vpc_auth_mode=attribute.vpc_auth_mode,
+            account_count=len(details.accounts),
+            account_names=frozenset(account.account_name for account in details.accounts),
+        )
+        live = True
+        note = _("Checked live with Alibaba Cloud.")
+    exists = _("The instance exists.") if live else _("The last sync listed the instance.")
+    checks = [Check("instance", OK, exists), *_instance_checks(facts)]
+    if account_name:
+        checks.append(_name_check(facts, account_name))
+        checks.append(_open_request_check(instance, account_name, exclude_request_id))
+    if privilege:
+        checks.append(_privilege_check(facts, privilege))
+    checks.append(_vpc_check(facts))
+    return PreflightResult(checks=checks, live=live, note=note)
+
+
+def _synced_facts(instance: Instance) -> _Facts:
+    return _Facts(
+        status=instance.status,
+        engine_version=instance.engine_version,
+        architecture_type=instance.architecture_type,
+        vpc_auth_mode=instance.vpc_auth_mode,
+        account_count=instance.account_count,
+        account_names=None,
+    )
+
+
+def _when(instance: Instance) -> str:
+    return timezone.localtime(instance.synced_at).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _gone_message() -> str:
+    return _("The instance no longer exists in Alibaba Cloud (it was probably released).")
+
+
+def _instance_checks(facts: _Facts) -> list[Check]:
+    """Status, engine and account limit, worded by rules.instance_blockers()."""
+    blockers = {
+        violation.key: violation.message
+        for violation in rules.instance_blockers(
+            instance_status=facts.status,
+            engine_version=facts.engine_version,
+            account_count=facts.account_count or 0,
+        )
+    }
+    passed = {
+        "status": _("The instance is running (status %(status)s).") % {"status": facts.status},
+        "engine": _("Redis %(engine)s supports accounts.") % {"engine": facts.engine_version},
+        "account_count": _("%(count)s of %(max)s accounts are used.")
+        % {"count": facts.account_count, "max": rules.MAX_ACCOUNTS_PER_INSTANCE},
+    }
+    checks = []
+    for key, what, _message in rules.INSTANCE_BLOCKERS:
+        if key in blockers:
+            checks.append(Check(what, BLOCKED, blockers[key]))
+        elif what == "account_count" and facts.account_count is None:
+            checks.append(
+                Check(what, WARNING, _("The number of accounts on the instance is not known."))
+            )
+        else:
+            checks.append(Check(what, OK, passed[what]))
+    return checks
+
+
+def _name_check(facts: _Facts, account_name: str) -> Check:
+    params = {"name": account_name}
+    if facts.account_names is None:
+        return Check(
+            "account_name",
+            WARNING,
+            _("Whether “%(name)s” already exists on the instance could not be checked.") % params,
+        )
+    # Compared as the API compares (InvalidAccountName.Duplicate): exactly.
+    if account_name in facts.account_names:
+        return Check(
+            "account_name",
+            BLOCKED,
+            _("An account named “%(name)s” already exists on this instance.") % params,
+        )
+    return Check("account_name", OK, _("No account named “%(name)s” exists yet.") % params)
+
+
+def _open_request_check(
+    instance: Instance, account_name: str, exclude_request_id: int | None
+) -> Check:
+    params = {"name": account_name}
+    others = AccountRequest.objects.filter(
+        instance=instance, account_name=account_name, status__in=AccountRequest.OPEN_STATUSES
+    )
+    if exclude_request_id is not None:
+        others = others.exclude(pk=exclude_request_id)
+    other = others.only("pk").first()
+    if other is not None:
+        return Check(
+            "open_request",
+            BLOCKED,
+            _("Request #%(pk)s for “%(name)s” on this instance is still open.")
+            % {**params, "pk": other.pk},
+        )
+    return Check("open_request", OK, _("No other open request is for “%(name)s”.") % params)
+
+
+def _privilege_check(facts: _Facts, privilege: str) -> Check:
+    violation = rules.privilege_violation(
+        privilege, architecture_type=facts.architecture_type, engine_version=facts.engine_version
+    )
+    if violation is not None:
+        return Check("privilege", BLOCKED, violation.message)
+    label = dict(rules.PRIVILEGE_CHOICES).get(privilege, privilege)
+    return Check(
+        "privilege", OK, _("%(privilege)s is available on this instance.") % {"privilege": label}
+    )
+
+
+def _vpc_check(facts: _Facts) -> Check:
+    if facts.vpc_auth_mode == "Open":
+        return Check(
+            "vpc_auth_mode",
+            WARNING,
+            _(
+                "Password-free VPC access is on: any client in the VPC is the default "
+                "read/write account, so a new account isolates nothing."
+            ),
+        )
+    return Check("vpc_auth_mode", OK, _("Password-free VPC access is off."))

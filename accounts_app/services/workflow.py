@@ -1,0 +1,524 @@
+"""The approval workflow: submit, approve, reject, cancel, execute, reconcile, expire.
+
+Every transition is compare-and-set on the request's status and writes its audit
+event in the same transaction. The execute step claims the request (approved ->
+executing), calls CreateAccount with no transaction or lock held, then records
+the outcome: concurrent clicks, tabs and app servers give exactly one call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
+
+from accounts_app import notifications
+from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavailable_message
+from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
+from accounts_app.audit import Origin, record_event
+from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.services.preflight import PreflightResult, run_preflight
+
+logger = logging.getLogger(__name__)
+
+# An execution still claimed after this long lost its server mid-call.
+STUCK_EXECUTION_AFTER = timedelta(minutes=5)
+
+Status = AccountRequest.Status
+Action = AuditEvent.Action
+Outcome = AuditEvent.Outcome
+
+
+class TransitionError(Exception):
+    """A transition that is not allowed now; the message is shown to the user."""
+
+    def __init__(self, message, *, preflight: PreflightResult | None = None):
+        super().__init__(message)
+        self.message = message
+        self.preflight = preflight
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    request: AccountRequest
+    created: bool
+    error: AlibabaApiError | None = None
+
+
+# Used where the admin-editable ApprovalPolicy has no row for a privilege.
+DEFAULT_APPROVALS = {"RoleReadOnly": 1, "RoleReadWrite": 1, "RoleRepl": 2}
+
+
+def approvals_required_for(privilege: str) -> int:
+    policy = ApprovalPolicy.objects.filter(account_privilege=privilege).first()
+    return policy.approvals_required if policy else DEFAULT_APPROVALS.get(privilege, 1)
+
+
+# --- Request ------------------------------------------------------------------
+
+
+def request_submit(
+    *,
+    requester,
+    instance: Instance,
+    account_name: str,
+    account_privilege: str,
+    account_description: str,
+    account_type: str,
+    justification: str,
+    origin: Origin,
+    copied_from: AccountRequest | None = None,
+    client=None,
+) -> AccountRequest:
+    preflight = run_preflight(
+        instance=instance, account_name=account_name, privilege=account_privilege, client=client
+    )
+    if not preflight.can_proceed:
+        raise TransitionError(
+            _("This account cannot be created on this instance; see the checks below."),
+            preflight=preflight,
+        )
+    try:
+        with transaction.atomic():
+            account_request = AccountRequest.objects.create(
+                requester=requester,
+                instance=instance,
+                account_name=account_name,
+                account_privilege=account_privilege,
+                account_description=account_description,
+                account_type=account_type,
+                justification=justification,
+                approvals_required=approvals_required_for(account_privilege),
+                copied_from=copied_from,
+            )
+            record_event(
+                action=Action.REQUEST_SUBMITTED,
+                outcome=Outcome.SUCCESS,
+                origin=origin,
+                request=account_request,
+                comment=justification[:500],
+            )
+    except IntegrityError as error:
+        # The partial unique index: someone opened the same name on the same
+        # instance between our pre-flight and this insert.
+        raise TransitionError(
+            _("There is already an open request for this account name on this instance.")
+        ) from error
+    notifications.request_submitted(account_request)
+    return account_request
+
+
+# --- Decide -------------------------------------------------------------------
+
+
+def request_approve(*, request_id: int, approver, comment: str, origin: Origin) -> AccountRequest:
+    return _decide(request_id, approver, Decision.Verdict.APPROVE, comment, origin)
+
+
+def request_reject(*, request_id: int, approver, comment: str, origin: Origin) -> AccountRequest:
+    if not comment.strip():
+        raise TransitionError(_("Say why you reject the request: the requester will read it."))
+    return _decide(request_id, approver, Decision.Verdict.REJECT, comment, origin)
+
+
+def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
+    expire_if_stale(request_id=request_id, origin=origin)
+    with transaction.atomic():
+        # The row lock makes concurrent decisions on one request take turns, so
+        # the approval count is never read stale (SQLite: the IMMEDIATE write lock).
+        account_request = (
+            AccountRequest.objects.select_for_update().select_related("instance").get(pk=request_id)
+        )
+        if account_request.status != Status.PENDING:
+            raise TransitionError(
+                _("This request is %(status)s: it can no longer be approved or rejected.")
+                % {"status": account_request.get_status_display()}
+            )
+        if account_request.requester_id == approver.pk:
+            raise TransitionError(_("Nobody may approve or reject their own request."))
+        try:
+            with transaction.atomic():
+                Decision.objects.create(
+                    request=account_request,
+                    approver=approver,
+                    requester_id=account_request.requester_id,
+                    verdict=verdict,
+                    comment=comment,
+                )
+        except IntegrityError as error:
+            raise TransitionError(_("You have already decided on this request.")) from error
+
+        if verdict == Decision.Verdict.REJECT:
+            new_status, action = Status.REJECTED, Action.REQUEST_REJECTED
+        elif _approval_count(account_request) >= account_request.approvals_required:
+            new_status, action = Status.APPROVED, Action.REQUEST_APPROVED
+        else:
+            new_status, action = Status.PENDING, Action.REQUEST_APPROVED
+
+        now = timezone.now()
+        fields = {"status": new_status}
+        if new_status == Status.APPROVED:
+            fields["approved_at"] = now
+        if new_status == Status.REJECTED:
+            fields["finished_at"] = now
+        _compare_and_set(account_request, Status.PENDING, **fields)
+        approvals = _approval_count(account_request)
+        record_event(
+            action=action,
+            outcome=Outcome.SUCCESS,
+            origin=origin,
+            request=account_request,
+            comment=_decision_comment(
+                comment, approvals, account_request.approvals_required, verdict
+            ),
+        )
+    notifications.request_decided(account_request, verdict=verdict, approver=approver)
+    return account_request
+
+
+def _approval_count(account_request: AccountRequest) -> int:
+    return account_request.decisions.filter(verdict=Decision.Verdict.APPROVE).count()
+
+
+def _decision_comment(comment: str, approvals: int, required: int, verdict: str) -> str:
+    if verdict == Decision.Verdict.REJECT:
+        return comment
+    return f"[{approvals}/{required}] {comment}".strip()
+
+
+def _compare_and_set(account_request: AccountRequest, expected: str, **fields) -> None:
+    """Move the request on only if it is still in `expected`; the row count decides."""
+    changed = AccountRequest.objects.filter(pk=account_request.pk, status=expected).update(**fields)
+    if changed != 1:
+        raise TransitionError(_("Someone else changed this request at the same moment; reload it."))
+    for name, value in fields.items():
+        setattr(account_request, name, value)
+
+
+# --- Cancel -------------------------------------------------------------------
+
+
+def request_cancel(*, request_id: int, user, origin: Origin) -> AccountRequest:
+    with transaction.atomic():
+        account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+        if account_request.requester_id != user.pk:
+            raise TransitionError(_("Only the requester can cancel a request."))
+        if account_request.status not in (Status.PENDING, Status.APPROVED):
+            raise TransitionError(
+                _("This request is %(status)s: it can no longer be cancelled.")
+                % {"status": account_request.get_status_display()}
+            )
+        _compare_and_set(
+            account_request,
+            account_request.status,
+            status=Status.CANCELLED,
+            finished_at=timezone.now(),
+        )
+        record_event(
+            action=Action.REQUEST_CANCELLED,
+            outcome=Outcome.SUCCESS,
+            origin=origin,
+            request=account_request,
+        )
+    return account_request
+
+
+# --- Expire -------------------------------------------------------------------
+
+
+def is_stale(account_request: AccountRequest, now=None) -> bool:
+    now = now or timezone.now()
+    if account_request.status == Status.PENDING:
+        return now - account_request.created_at > timedelta(days=settings.REQUEST_TTL_DAYS)
+    if account_request.status == Status.APPROVED and account_request.approved_at:
+        return now - account_request.approved_at > timedelta(hours=settings.APPROVAL_TTL_HOURS)
+    return False
+
+
+def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
+    """Expire the request if its time is up. Runs in its own transaction, so the
+    expiry sticks even when the caller then refuses the action."""
+    with transaction.atomic():
+        account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+        if not is_stale(account_request):
+            return False
+        changed = AccountRequest.objects.filter(
+            pk=request_id, status=account_request.status
+        ).update(status=Status.EXPIRED, finished_at=timezone.now())
+        if not changed:
+            return False
+        was = account_request.status
+        account_request.status = Status.EXPIRED
+        record_event(
+            action=Action.REQUEST_EXPIRED,
+            outcome=Outcome.SUCCESS,
+            origin=origin,
+            request=account_request,
+            comment=f"expired while {was}",
+        )
+    notifications.request_expired(account_request)
+    return True
+
+
+def expire_requests(*, origin: Origin | None = None) -> int:
+    """Expire every request whose time is up (the `expire_requests` command)."""
+    origin = origin or Origin.system("expire_requests")
+    now = timezone.now()
+    stale = AccountRequest.objects.filter(
+        Q(status=Status.PENDING, created_at__lt=now - timedelta(days=settings.REQUEST_TTL_DAYS))
+        | Q(
+            status=Status.APPROVED,
+            approved_at__lt=now - timedelta(hours=settings.APPROVAL_TTL_HOURS),
+        )
+    )
+    return sum(
+        expire_if_stale(request_id=request_id, origin=origin)
+        for request_id in stale.values_list("pk", flat=True)
+    )
+
+
+# --- Execute ------------------------------------------------------------------
+
+
+def check_executable(account_request: AccountRequest, user) -> None:
+    if account_request.requester_id != user.pk:
+        raise TransitionError(_("Only the requester creates the account once it is approved."))
+    if account_request.status != Status.APPROVED:
+        raise TransitionError(
+            _("This request is %(status)s: there is nothing to create.")
+            % {"status": account_request.get_status_display()}
+        )
+
+
+@sensitive_variables()
+def request_execute(
+    *, request_id: int, user, account_password: str, origin: Origin, client=None
+) -> ExecutionResult:
+    """Create the account. The password lives only in this call's frame."""
+    client = client or get_guarded_client()
+    if expire_if_stale(request_id=request_id, origin=origin):
+        raise TransitionError(_("The approval has expired: submit a new request."))
+    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+    check_executable(account_request, user)
+    preflight = run_preflight(
+        instance=account_request.instance,
+        account_name=account_request.account_name,
+        privilege=account_request.account_privilege,
+        exclude_request_id=account_request.pk,
+        client=client,
+    )
+    if not preflight.can_proceed:
+        raise TransitionError(
+            _("The account cannot be created right now; see the checks below."),
+            preflight=preflight,
+        )
+    # Refused before the claim: the request stays approved and no call is made.
+    if api_breaker().is_open():
+        raise TransitionError(unavailable_message(), preflight=preflight)
+
+    with transaction.atomic():
+        _compare_and_set(
+            account_request,
+            Status.APPROVED,
+            status=Status.EXECUTING,
+            executed_by=user,
+            executing_since=timezone.now(),
+        )
+        record_event(
+            action=Action.EXECUTION_STARTED,
+            outcome=Outcome.SUCCESS,
+            origin=origin,
+            request=account_request,
+        )
+
+    instance = account_request.instance
+    try:
+        result = client.create_account(
+            region_id=instance.region_id,
+            instance_id=instance.instance_id,
+            account_name=account_request.account_name,
+            account_password=account_password,
+            account_privilege=account_request.account_privilege,
+            account_description=account_request.account_description,
+            account_type=account_request.account_type,
+        )
+    except OutcomeUnknown as error:
+        _record_outcome_unknown(account_request, error, origin)
+        reconciled = reconcile(account_request=account_request, origin=origin, client=client)
+        return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
+    except AlibabaApiError as error:
+        _record_failure(account_request, error, origin)
+        return ExecutionResult(account_request, False, error)
+
+    _record_created(
+        account_request,
+        origin,
+        action=Action.ACCOUNT_CREATED,
+        expected=Status.EXECUTING,
+        alibaba_request_id=result.request_id,
+    )
+    return ExecutionResult(account_request, True)
+
+
+def _record_created(
+    account_request, origin, *, action, expected, alibaba_request_id: str = "", comment: str = ""
+) -> None:
+    with transaction.atomic():
+        _compare_and_set(
+            account_request,
+            expected,
+            status=Status.CREATED,
+            finished_at=timezone.now(),
+            alibaba_request_id=alibaba_request_id,
+            error_code="",
+            error_message="",
+        )
+        record_event(
+            action=action,
+            outcome=Outcome.SUCCESS,
+            origin=origin,
+            request=account_request,
+            alibaba_request_id=alibaba_request_id,
+            comment=comment,
+        )
+        instance = account_request.instance
+        if instance.account_count is not None:
+            Instance.objects.filter(pk=instance.pk).update(account_count=instance.account_count + 1)
+    notifications.request_finished(account_request)
+
+
+def _record_failure(account_request, error: AlibabaApiError, origin) -> None:
+    # Nothing can have been created: a definite error from Alibaba, or a call
+    # that never left (unreachable, throttled until we gave up). Errors that
+    # retrying later can cure keep the approval; the others end the request.
+    retryable = isinstance(error, ApiUnreachable)
+    new_status = Status.APPROVED if retryable else Status.FAILED
+    with transaction.atomic():
+        fields = {
+            "status": new_status,
+            "error_code": error.code or "",
+            "error_message": str(error.human_message),
+            "alibaba_request_id": error.request_id or "",
+        }
+        if new_status == Status.FAILED:
+            fields["finished_at"] = timezone.now()
+        _compare_and_set(account_request, Status.EXECUTING, **fields)
+        record_event(
+            action=Action.EXECUTION_FAILED,
+            outcome=Outcome.FAILURE,
+            origin=origin,
+            request=account_request,
+            alibaba_request_id=error.request_id or "",
+            error_code=error.code or "",
+            comment=str(error.human_message)[:500],
+        )
+    if new_status == Status.FAILED:
+        notifications.request_finished(account_request)
+
+
+def _record_outcome_unknown(account_request, error: AlibabaApiError | None, origin) -> None:
+    code = (error.code if error else "") or "OutcomeUnknown"
+    message = str(error.human_message) if error else "the execution stopped before its outcome"
+    with transaction.atomic():
+        _compare_and_set(
+            account_request,
+            Status.EXECUTING,
+            status=Status.NEEDS_RECONCILIATION,
+            error_code=code,
+            error_message=message,
+        )
+        record_event(
+            action=Action.OUTCOME_UNKNOWN,
+            outcome=Outcome.UNKNOWN,
+            origin=origin,
+            request=account_request,
+            error_code=code,
+            comment=message[:500],
+        )
+
+
+# --- Reconcile ----------------------------------------------------------------
+
+
+def reconcile(*, account_request: AccountRequest, origin: Origin, client=None) -> AccountRequest:
+    """Find out with DescribeAccounts whether an account of unknown outcome exists.
+
+    Found: created. Absent: the approval stands and the requester may try again.
+    No answer: the request stays in needs-reconciliation (listed on the dashboard).
+    """
+    client = client or get_guarded_client()
+    instance = account_request.instance
+    try:
+        accounts = client.describe_accounts(
+            region_id=instance.region_id,
+            instance_id=instance.instance_id,
+            account_name=account_request.account_name,
+        )
+    except AlibabaApiError as error:
+        logger.warning("reconcile of request %s failed: %s", account_request.pk, error.code)
+        notifications.request_needs_reconciliation(account_request)
+        return account_request
+
+    if any(account.account_name == account_request.account_name for account in accounts):
+        _record_created(
+            account_request,
+            origin,
+            action=Action.RECONCILED,
+            expected=Status.NEEDS_RECONCILIATION,
+            comment="found by DescribeAccounts: the account exists",
+        )
+        return account_request
+
+    with transaction.atomic():
+        _compare_and_set(
+            account_request,
+            Status.NEEDS_RECONCILIATION,
+            status=Status.APPROVED,
+            error_code="",
+            error_message="",
+        )
+        record_event(
+            action=Action.RECONCILED,
+            outcome=Outcome.FAILURE,
+            origin=origin,
+            request=account_request,
+            comment="not found by DescribeAccounts: nothing was created; the approval stands",
+        )
+    return account_request
+
+
+def reconcile_request(*, request_id: int, origin: Origin, client=None) -> AccountRequest:
+    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+    if account_request.status != Status.NEEDS_RECONCILIATION:
+        raise TransitionError(_("This request does not need reconciliation."))
+    return reconcile(account_request=account_request, origin=origin, client=client)
+
+
+def reconcile_all(*, origin: Origin | None = None, client=None) -> list[AccountRequest]:
+    """Reconcile every request of unknown outcome (the `reconcile_requests` command).
+
+    A request stuck in `executing` (its server died between the claim and the
+    outcome) is first marked as of unknown outcome, then reconciled like the rest.
+    """
+    origin = origin or Origin.system("reconcile_requests")
+    stuck_before = timezone.now() - STUCK_EXECUTION_AFTER
+    for account_request in AccountRequest.objects.select_related("instance").filter(
+        status=Status.EXECUTING, executing_since__lt=stuck_before
+    ):
+        try:
+            _record_outcome_unknown(account_request, None, origin)
+        except TransitionError:
+            continue  # it finished meanwhile
+    return [
+        reconcile(account_request=account_request, origin=origin, client=client)
+        for account_request in AccountRequest.objects.select_related("instance").filter(
+            status=Status.NEEDS_RECONCILIATION
+        )
+    ]

@@ -1,0 +1,6 @@
+"""A local simulator of Alibaba Cloud's R-KVStore API, for tests and demos.
+
+It stands in for a foreign server: nothing here imports the dashboard's code (its rules
+module or ``accounts_app.alibaba``), so a mistake in the dashboard cannot hide behind the
+same mistake in the simulator. See ``server`` for the control API.
+"""

@@ -1,0 +1,169 @@
+"""The demo estate: ten instances across cn-hangzhou and cn-shanghai.
+
+Every case a DBA meets when creating accounts (reference §1-§3):
+
+- r-bp1ord5x0c9kq2m7wa  5.0 standard, healthy: the everyday case
+- r-bp1ses6c1u8vh3n5tz  6.0 cluster, healthy
+- r-bp1cat7r2w6jd4p8ye  7.0 rwsplit (read/write splitting), healthy
+- r-bp1leg4s3f5kx7b1qa  4.0 standard: the one that allows RoleRepl
+- r-bp1old2e4g8mz6c3hr  2.8: InvalidEngineVersion.Format
+- r-bp1inv5h5q9ta2d7ks  5.0, status Changing: IncorrectDBInstanceState
+- r-uf6pay6s6w3rc8e1vn  6.0 standard, already 18 accounts: AccountLimitExceeded
+- r-uf6flg7s7y2nf5k9pb  7.0 standard, VpcAuthMode Open (password-free access from the VPC)
+- r-uf6ana6c8j4xl1t6wd  6.0 cluster, Tair enterprise edition
+- r-uf6rep4c9d7vg3s2me  4.0 cluster: 4.0 but not standard, so no RoleRepl
+
+The first six are in cn-hangzhou (ids ``r-bp1...``), the rest in cn-shanghai (``r-uf6...``).
+Instances with accounts have their default account (named after the instance, type
+Super), as on the real service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .state import STATE_FORMAT, State
+
+_CLASSES = {
+    ("standard", "Community"): "redis.master.small.default",
+    ("cluster", "Community"): "redis.shard.small.2.ce",
+    ("rwsplit", "Community"): "redis.splitrw.small.2.ce",
+    ("cluster", "Enterprise"): "tair.rdb.with.proxy.2g",
+}
+
+
+def make_instance(
+    instance_id: str,
+    name: str,
+    region_id: str,
+    zone_id: str,
+    engine_version: str,
+    architecture_type: str = "standard",
+    *,
+    status: str = "Normal",
+    edition_type: str = "Community",
+    instance_type: str = "Redis",
+    vpc_auth_mode: str = "Close",
+    capacity: int = 1024,
+    **extra: Any,
+) -> dict[str, Any]:
+    """An instance record with the API's field names (DescribeInstanceAttribute's set)."""
+    instance = {
+        "InstanceId": instance_id,
+        "InstanceName": name,
+        "RegionId": region_id,
+        "ZoneId": zone_id,
+        "EngineVersion": engine_version,
+        "ArchitectureType": architecture_type,
+        "EditionType": edition_type,
+        "InstanceType": instance_type,
+        "InstanceStatus": status,
+        "InstanceClass": _CLASSES.get(
+            (architecture_type, edition_type), "redis.master.small.default"
+        ),
+        "ConnectionDomain": f"{instance_id}.redis.rds.aliyuncs.com",
+        "Port": 6379,
+        "NetworkType": "VPC",
+        "VpcId": f"vpc-{region_id.split('-')[-1]}demo01",
+        "VSwitchId": f"vsw-{zone_id.split('-')[-1]}demo01",
+        "PrivateIp": "172.16.0.10",
+        "Capacity": capacity,
+        "ChargeType": "PrePaid",
+        "CreateTime": "2024-03-18T02:14:51Z",
+        "VpcAuthMode": vpc_auth_mode,
+    }
+    instance.update(extra)
+    return instance
+
+
+def make_account(
+    instance_id: str,
+    name: str,
+    privilege: str = "RoleReadWrite",
+    description: str = "",
+    *,
+    account_type: str = "Normal",
+    available_at: float = 0.0,
+) -> dict[str, Any]:
+    return {
+        "AccountName": name,
+        "AccountType": account_type,
+        "AccountDescription": description,
+        "AccountPrivilege": privilege,
+        "InstanceId": instance_id,
+        "AvailableAt": available_at,
+    }
+
+
+def _default_account(instance_id: str) -> dict[str, Any]:
+    return make_account(instance_id, instance_id, "RoleReadWrite", account_type="Super")
+
+
+def demo_estate() -> State:
+    hz, sh = "cn-hangzhou", "cn-shanghai"
+    instances = [
+        make_instance("r-bp1ord5x0c9kq2m7wa", "orders-cache", hz, "cn-hangzhou-h", "5.0"),
+        make_instance(
+            "r-bp1ses6c1u8vh3n5tz",
+            "session-store",
+            hz,
+            "cn-hangzhou-i",
+            "6.0",
+            "cluster",
+            capacity=4096,
+        ),
+        make_instance(
+            "r-bp1cat7r2w6jd4p8ye", "catalog-rwsplit", hz, "cn-hangzhou-h", "7.0", "rwsplit"
+        ),
+        make_instance("r-bp1leg4s3f5kx7b1qa", "legacy-queue", hz, "cn-hangzhou-i", "4.0"),
+        make_instance("r-bp1old2e4g8mz6c3hr", "ancient-cache", hz, "cn-hangzhou-h", "2.8"),
+        make_instance(
+            "r-bp1inv5h5q9ta2d7ks", "inventory", hz, "cn-hangzhou-i", "5.0", status="Changing"
+        ),
+        make_instance("r-uf6pay6s6w3rc8e1vn", "payments-cache", sh, "cn-shanghai-e", "6.0"),
+        make_instance(
+            "r-uf6flg7s7y2nf5k9pb",
+            "feature-flags",
+            sh,
+            "cn-shanghai-f",
+            "7.0",
+            vpc_auth_mode="Open",
+        ),
+        make_instance(
+            "r-uf6ana6c8j4xl1t6wd",
+            "analytics",
+            sh,
+            "cn-shanghai-e",
+            "6.0",
+            "cluster",
+            edition_type="Enterprise",
+            instance_type="Tair",
+            capacity=8192,
+        ),
+        make_instance(
+            "r-uf6rep4c9d7vg3s2me", "report-cache", sh, "cn-shanghai-f", "4.0", "cluster"
+        ),
+    ]
+    accounts: dict[str, list[dict[str, Any]]] = {item["InstanceId"]: [] for item in instances}
+    for item in instances:
+        if item["EngineVersion"] != "2.8":
+            accounts[item["InstanceId"]].append(_default_account(item["InstanceId"]))
+
+    def add(instance_id: str, name: str, privilege: str, description: str = "") -> None:
+        accounts[instance_id].append(make_account(instance_id, name, privilege, description))
+
+    add("r-bp1ord5x0c9kq2m7wa", "orders_app", "RoleReadWrite", "orders-service")
+    add("r-bp1ord5x0c9kq2m7wa", "reporting_ro", "RoleReadOnly", "BI-dashboards")
+    add("r-bp1ses6c1u8vh3n5tz", "sessions_rw", "RoleReadWrite", "web-sessions")
+    add("r-bp1cat7r2w6jd4p8ye", "catalog_ro", "RoleReadOnly", "catalog-readers")
+    add("r-bp1leg4s3f5kx7b1qa", "queue_repl", "RoleRepl", "replication-to-dr")
+    add("r-bp1inv5h5q9ta2d7ks", "inventory_rw", "RoleReadWrite")
+    add("r-uf6flg7s7y2nf5k9pb", "flags_ro", "RoleReadOnly", "feature-flag-readers")
+    add("r-uf6ana6c8j4xl1t6wd", "analyst_ro", "RoleReadOnly", "数据分析")
+    for number in range(1, 18):  # with the default account: 18, the limit
+        add("r-uf6pay6s6w3rc8e1vn", f"payments_svc{number:02d}", "RoleReadWrite")
+    return {
+        "format": STATE_FORMAT,
+        "instances": {item["InstanceId"]: item for item in instances},
+        "accounts": accounts,
+    }

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from accounts_app import reauth
+from accounts_app.views import audit, core, instances, requests
+
+urlpatterns = [
+    path("", core.dashboard, name="dashboard"),
+    path("healthz", core.healthz, name="healthz"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("reauth/", reauth.reauth, name="reauth"),
+    path("preferences/", core.preferences, name="preferences"),
+    # The approval workflow.
+    path("requests/new/", requests.request_new, name="request_new"),
+    path("requests/preflight/", requests.request_preflight, name="request_preflight"),
+    path("requests/<int:pk>/", requests.request_detail, name="request_detail"),
+    path("requests/<int:pk>/approve/", requests.request_approve, name="request_approve"),
+    path("requests/<int:pk>/reject/", requests.request_reject, name="request_reject"),
+    path("requests/<int:pk>/cancel/", requests.request_cancel, name="request_cancel"),
+    path("requests/<int:pk>/execute/", requests.request_execute, name="request_execute"),
+    path("requests/<int:pk>/reconcile/", requests.request_reconcile, name="request_reconcile"),
+    path("approvals/", requests.approvals, name="approvals"),
+    # Instance inventory.
+    path("instances/", instances.instance_list, name="instances"),
+    path("instances/sync/", instances.instance_sync, name="instance_sync"),
+    path("instances/<str:instance_id>/", instances.instance_detail, name="instance_detail"),
+    # Audit log.
+    path("audit/", audit.audit_log, name="audit"),
+    path("audit/export.<str:fmt>", audit.audit_export, name="audit_export"),
+    path("audit/accounts/", audit.created_accounts, name="created_accounts"),
+]

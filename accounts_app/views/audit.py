@@ -1,0 +1,191 @@
+"""The audit log page, its streamed export, and the list of created accounts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from html import escape
+
+from django.db import transaction
+from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from accounts_app import audit_selectors, roles
+from accounts_app.audit import Origin, record_event
+from accounts_app.forms_audit import AuditFilterForm
+from accounts_app.models import AuditEvent
+
+
+@roles.role_required(roles.VIEW_EVERYTHING)
+@require_GET
+@vary_on_headers("HX-Request")
+def audit_log(request):
+    form = AuditFilterForm(request.GET)
+    page = rows = None
+    if form.is_valid():
+        page = audit_selectors.event_page(
+            form.audit_filter(),
+            before=form.cleaned_data["before"],
+            after=form.cleaned_data["after"],
+            size=form.page_size(),
+        )
+        rows = event_rows(page.events)
+    template = "audit/log.html"
+    # A history restore needs the whole page, although htmx asks for it.
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#results"
+    return render(request, template, {"form": form, "page": page, "rows": rows})
+
+
+OUTCOME_BADGES = {
+    AuditEvent.Outcome.SUCCESS: "badge-ok",
+    AuditEvent.Outcome.UNKNOWN: "badge-warn",
+}
+
+
+def event_rows(events: list[AuditEvent]) -> SafeString:
+    """The table rows of one page, as HTML.
+
+    The one place this app writes markup in Python, for speed: a page has 10 ms
+    in all, and 50 rows of 13 cells cost the template engine 1.9 ms (17 ms with
+    get_FOO_display(), which rebuilds and translates the choices on every call),
+    an f-string per row 0.1 ms. Every value goes through escape().
+    """
+    action_labels = {value: str(label) for value, label in AuditEvent.Action.choices}
+    outcome_labels = {value: str(label) for value, label in AuditEvent.Outcome.choices}
+    zone = timezone.get_current_timezone()
+    return mark_safe(  # noqa: S308 - every value below is escaped
+        "\n".join(_event_row(e, zone, action_labels, outcome_labels) for e in events)
+    )
+
+
+def _event_row(event: AuditEvent, zone, action_labels: dict, outcome_labels: dict) -> str:
+    local = event.created_at.astimezone(zone)
+    request_link = (
+        f'<a href="{reverse("request_detail", args=[event.request_id])}">#{event.request_id}</a>'
+        if event.request_id
+        else ""
+    )
+    instance = (
+        f'{_code(event.instance_id)} <span class="muted">{escape(event.region_id)}</span>'
+        if event.instance_id
+        else ""
+    )
+    action = action_labels.get(event.action, event.action)
+    outcome = outcome_labels.get(event.outcome, event.outcome)
+    badge = OUTCOME_BADGES.get(event.outcome, "badge-bad")
+    cells = [
+        str(event.seq),
+        f'<time datetime="{local.isoformat(timespec="seconds")}">'
+        f"{local.strftime('%Y-%m-%d %H:%M:%S')}</time>",
+        escape(event.actor_name or "—"),
+        escape(action),
+        request_link,
+        instance,
+        _code(event.account_name),
+        escape(event.account_privilege),
+        f'<span class="badge {badge}">{escape(outcome)}</span>',
+        _code(event.alibaba_request_id),
+        _code(event.error_code),
+        escape(event.comment),
+        escape(event.source_ip or ""),
+    ]
+    return "<tr><td>" + "</td><td>".join(cells) + "</td></tr>"
+
+
+def _code(value: str) -> str:
+    return f"<code>{escape(value)}</code>" if value else ""
+
+
+@roles.role_required(roles.VIEW_EVERYTHING)
+@require_GET
+def audit_export(request, fmt: str):
+    if fmt not in EXPORT_FORMATS:
+        raise Http404
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
+    audit_filter = form.audit_filter()
+    # Recorded before the first byte: an export that cannot be audited never starts.
+    with transaction.atomic():
+        record_event(
+            action=AuditEvent.Action.EXPORT_DOWNLOADED,
+            outcome=AuditEvent.Outcome.SUCCESS,
+            origin=Origin.from_request(request),
+            comment=f"{fmt}: {audit_filter.describe() or 'all events'}",
+        )
+    content_type, render_rows = EXPORT_FORMATS[fmt]
+    response = StreamingHttpResponse(
+        render_rows(audit_selectors.export_rows(audit_filter)), content_type=content_type
+    )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
+    return response
+
+
+class _Echo:
+    """csv.writer writes into this and gets the line back, for streaming."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+# Spreadsheets run a cell that starts with one of these as a formula; a
+# comment or account name typed by a user must not become one.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value) -> str:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_lines(rows: Iterable[tuple]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(audit_selectors.EXPORT_FIELDS)
+    for row in rows:
+        yield writer.writerow([_csv_cell(value) for value in row])
+
+
+def jsonl_lines(rows: Iterable[tuple]) -> Iterator[str]:
+    fields = audit_selectors.EXPORT_FIELDS
+    for row in rows:
+        record = dict(zip(fields, row, strict=True))
+        yield json.dumps(record, ensure_ascii=False, default=_json_value) + "\n"
+
+
+def _json_value(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+EXPORT_FORMATS = {
+    "csv": ("text/csv; charset=utf-8", csv_lines),
+    "jsonl": ("application/x-ndjson; charset=utf-8", jsonl_lines),
+}
+
+
+CREATED_ACCOUNTS_PAGE_SIZE = 50
+
+
+@roles.role_required(roles.VIEW_EVERYTHING)
+@require_GET
+def created_accounts(request):
+    before = request.GET.get("before", "")
+    rows, next_before = audit_selectors.created_accounts(
+        before=int(before) if before.isdigit() else None, size=CREATED_ACCOUNTS_PAGE_SIZE
+    )
+    return render(
+        request,
+        "audit/created_accounts.html",
+        {"rows": rows, "next_before": next_before, "is_first_page": not before},
+    )

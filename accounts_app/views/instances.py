@@ -1,0 +1,134 @@
+"""The instance inventory: the list (any signed-in user), a sync button (staff), details."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from accounts_app import instance_selectors, rules
+from accounts_app.alibaba.errors import AlibabaApiError
+from accounts_app.audit import Origin, record_event
+from accounts_app.instance_selectors import InstanceFilter
+from accounts_app.models import AuditEvent, Instance
+from accounts_app.services import inventory
+
+PAGE_SIZE = 100
+REQUESTS_SHOWN = 100
+
+
+class InstanceFilterForm(forms.Form):
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=128,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": _("Instance ID or name"), "autocomplete": "off"}
+        ),
+    )
+    region = forms.ChoiceField(label=_("Region"), required=False)
+    engine = forms.ChoiceField(label=_("Engine"), required=False)
+    architecture = forms.ChoiceField(label=_("Architecture"), required=False)
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    gone = forms.BooleanField(label=_("Include gone instances"), required=False)
+
+    def __init__(self, data, *, choices: dict[str, list[str]]) -> None:
+        super().__init__(data)
+        for name, values in choices.items():
+            self.fields[name].choices = [("", _("Any")), *((value, value) for value in values)]
+
+    def instance_filter(self) -> InstanceFilter:
+        return InstanceFilter(**self.cleaned_data)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+def instance_list(request):
+    form = InstanceFilterForm(request.GET, choices=instance_selectors.filter_choices())
+    page = rows = None
+    if form.is_valid():
+        paginator = Paginator(
+            instance_selectors.filtered_instances(form.instance_filter()), PAGE_SIZE
+        )
+        page = paginator.get_page(request.GET.get("page"))
+        rows = instance_selectors.instance_rows(list(page.object_list))
+    template = "instances/list.html"
+    # A history restore needs the whole page, although htmx asks for it.
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#rows"
+    context = {
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "last_synced": instance_selectors.last_synced(),
+        "can_sync": request.user.is_staff,
+    }
+    return render(request, template, context)
+
+
+@require_POST
+def instance_sync(request):
+    if not request.user.is_staff:
+        _deny_sync(request)
+    report = inventory.sync_instances(origin=Origin.from_request(request))
+    counts = {
+        "seen": report.seen,
+        "created": report.created,
+        "updated": report.updated,
+        "gone": report.gone,
+    }
+    synced = (
+        _("Synced %(seen)s instances: %(created)s new, %(updated)s changed, %(gone)s gone.")
+        % counts
+    )
+    if report.ok:
+        messages.success(request, synced)
+    else:
+        failed = "; ".join(f"{key}: {reason}" for key, reason in report.failures.items())
+        messages.warning(
+            request,
+            _("%(synced)s These failed and keep their previous data: %(failed)s")
+            % {"synced": synced, "failed": failed},
+        )
+    return redirect("instances")
+
+
+def _deny_sync(request) -> None:
+    """Audit the refusal, then 403: syncing is for administrators (staff) only."""
+    with transaction.atomic():
+        record_event(
+            action=AuditEvent.Action.PERMISSION_DENIED,
+            outcome=AuditEvent.Outcome.DENIED,
+            origin=Origin.from_request(request),
+            comment=f"{request.method} {request.path[:200]} needs staff status",
+        )
+    raise PermissionDenied(_("Only administrators can sync the instance list."))
+
+
+@require_GET
+def instance_detail(request, instance_id: str):
+    instance = get_object_or_404(Instance, instance_id=instance_id)
+    accounts = error = None
+    if not instance.is_gone:
+        try:
+            # Live, and it corrects the row (status, account count) on the way.
+            accounts = inventory.refresh_instance(instance).accounts
+        except AlibabaApiError as api_error:
+            error = api_error
+    context = {
+        "instance": instance,
+        "blockers": instance_selectors.instance_blockers(instance),
+        "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
+        "accounts": accounts,
+        "error": error,
+        "requests": instance_selectors.requests_for_instance(instance, request.user)[
+            :REQUESTS_SHOWN
+        ],
+    }
+    return render(request, "instances/detail.html", context)

@@ -1,0 +1,302 @@
+"""Settings for the Redis account dashboard, all read from the environment.
+
+Every variable is documented in `.env.example`. A local `.env` file is read when
+present (`make run` writes one with generated secrets for demo mode).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# ENV_FILE lets tests and tools ignore a developer's local .env.
+environ.Env.read_env(env.str("ENV_FILE", default=str(BASE_DIR / ".env")), overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+DEMO_MODE = env.bool("DEMO_MODE", default=False)
+
+
+def required_secret(name: str) -> str:
+    """A secret that must come from the environment outside DEBUG.
+
+    Under DEBUG a fixed development value keeps `manage.py` usable on a laptop;
+    anywhere else a missing secret stops the process and names the variable.
+    """
+    value = env.str(name, default="")
+    if value:
+        return value
+    if DEBUG:
+        return f"insecure-development-only-{name.lower()}"
+    raise ImproperlyConfigured(
+        f"Set the environment variable {name}: it is required when DEBUG is off (see .env.example)."
+    )
+
+
+SECRET_KEY = required_secret("SECRET_KEY")
+# Key of the audit log's HMAC chain. It lives in the environment, never in the
+# database, so that someone who can write the database cannot re-sign the chain.
+AUDIT_HMAC_KEY = required_secret("AUDIT_HMAC_KEY")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "accounts_app",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "axes",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "accounts_app.middleware.IdleSessionTimeoutMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "accounts_app.middleware.UserTimezoneMiddleware",
+    "accounts_app.middleware.NoStoreForSignedInMiddleware",
+    # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.template.context_processors.i18n",
+                "django.template.context_processors.tz",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "accounts_app.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# SQLite is the newcomer's default. IMMEDIATE transactions take the write lock
+# up front, so concurrent writers wait (busy timeout) instead of failing with
+# "database is locked" half-way through a transaction.
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# django-axes first: it refuses a locked-out (username, IP) pair before any
+# password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
+# Sessions: an absolute lifetime of 12 hours; the idle timeout of 30 minutes is
+# enforced by accounts_app.middleware (Django has only one of the two built in).
+SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
+# Absolute, not sliding: accounts_app.reauth.mark_signed_in() pins the expiry date at
+# sign-in, and the session is not re-saved on every request.
+SESSION_SAVE_EVERY_REQUEST = False
+SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# No script reads the CSRF cookie: htmx gets the token from the page (base.html).
+CSRF_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+# Messages live in the session, server-side: no third cookie to secure.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Re-authentication before executing, when the sign-in is older than this.
+REAUTH_MAX_AGE = timedelta(minutes=15)
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+USE_TZ = True
+TIME_ZONE = "UTC"
+# Shown to users who have not chosen a time zone of their own.
+DEFAULT_USER_TIME_ZONE = env.str(
+    "DEFAULT_USER_TIME_ZONE", default="Asia/Shanghai" if DEMO_MODE else "UTC"
+)
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Content Security Policy: Django 6's own middleware, scripts only from us or
+# carrying the per-response nonce. htmx's inline indicator styles are turned off
+# in the base template so style-src needs no exception.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# Transport security. Off under DEBUG so `make run` works over plain HTTP.
+HTTPS = env.bool("HTTPS", default=not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS and env.bool("SECURE_SSL_REDIRECT", default=True)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+LANGUAGE_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = 31536000 if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if HTTPS:
+    # __Host- cookies are only accepted over HTTPS, for the whole host, with no
+    # Domain attribute: a sibling subdomain cannot plant or overwrite them.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
+    CSRF_COOKIE_NAME = "__Host-csrftoken"
+    LANGUAGE_COOKIE_NAME = "__Host-language"
+BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many reverse proxies, each appending to X-Forwarded-For, stand in front of the
+# app. 0: the client is REMOTE_ADDR and X-Forwarded-For is ignored, since anyone can
+# send one (accounts_app.lockout.client_ip).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1 if BEHIND_TLS_PROXY else 0)
+
+# Sign-in throttling (django-axes): 5 failures of one username from one address lock
+# that pair out for 15 minutes. Per pair, so that an attacker guessing from one address
+# cannot lock a colleague out everywhere.
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts_app.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "accounts_app.lockout.locked_out"
+# Masked in what axes stores of a failed attempt (the password always is).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+
+
+# Mail: SMTP from EMAIL_URL (smtp+tls://user:password@host:587). Without it,
+# mails are printed to the console in DEBUG/demo mode and go to a local MTA
+# (smtp://localhost:25) otherwise.
+def mailer_from_url(url: str) -> dict:
+    if url == "consolemail://":
+        return {"BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    config = environ.Env.email_url_config(url)
+    options = {
+        "host": config["EMAIL_HOST"],
+        "port": config["EMAIL_PORT"],
+        "username": config["EMAIL_HOST_USER"],
+        "password": config["EMAIL_HOST_PASSWORD"],
+        "use_tls": config.get("EMAIL_USE_TLS", False),
+        "use_ssl": config.get("EMAIL_USE_SSL", False),
+        "timeout": 10,
+    }
+    return {"BACKEND": config["EMAIL_BACKEND"], "OPTIONS": options}
+
+
+MAILERS = {
+    "default": mailer_from_url(
+        env.str(
+            "EMAIL_URL",
+            default="consolemail://" if DEBUG or DEMO_MODE else "smtp://localhost:25",
+        )
+    )
+}
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="redis-accounts@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ADMINS = env.list("ADMINS", default=[])
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+# Alibaba Cloud R-KVStore. Without KVSTORE_ENDPOINT the client derives the
+# real regional endpoint; `make run` points it at the local simulator.
+ALIBABA_CLOUD_ACCESS_KEY_ID = env.str("ALIBABA_CLOUD_ACCESS_KEY_ID", default="")
+ALIBABA_CLOUD_ACCESS_KEY_SECRET = env.str("ALIBABA_CLOUD_ACCESS_KEY_SECRET", default="")
+ALIBABA_CLOUD_SECURITY_TOKEN = env.str("ALIBABA_CLOUD_SECURITY_TOKEN", default="")
+KVSTORE_ENDPOINT = env.str("KVSTORE_ENDPOINT", default="")
+KVSTORE_REGIONS = env.list("KVSTORE_REGIONS", default=["cn-hangzhou", "cn-shanghai"])
+KVSTORE_SIGNATURE_VERSION = env.str("KVSTORE_SIGNATURE_VERSION", default="v3")
+KVSTORE_CONNECT_TIMEOUT = env.float("KVSTORE_CONNECT_TIMEOUT", default=3.0)
+KVSTORE_READ_TIMEOUT = env.float("KVSTORE_READ_TIMEOUT", default=10.0)
+KVSTORE_DEADLINE = env.float("KVSTORE_DEADLINE", default=15.0)
+
+# Workflow timing.
+APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=72)
+REQUEST_TTL_DAYS = env.int("REQUEST_TTL_DAYS", default=14)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "include_html": True,
+        },
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.request": {"handlers": ["console", "mail_admins"], "level": "ERROR"},
+    },
+}

@@ -1,0 +1,99 @@
+"""Run the demo: the local R-KVStore simulator and the dashboard, stopped together.
+
+Started by `make run`. The dashboard is pointed at the simulator through
+KVSTORE_ENDPOINT; the simulator keeps its state in .simulator-state.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"The simulator did not start on {host}:{port}.")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--simulator-port", type=int, default=8001)
+    args = parser.parse_args()
+
+    env = dict(os.environ, KVSTORE_ENDPOINT=f"http://127.0.0.1:{args.simulator_port}")
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    simulator = subprocess.Popen(
+        [
+            *manage,
+            "kvstore_simulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.simulator_port),
+            "--state",
+            str(ROOT / ".simulator-state.json"),
+        ],
+        env=env,
+    )
+    dashboard = None
+    try:
+        wait_for_port("127.0.0.1", args.simulator_port)
+        subprocess.run([*manage, "sync_instances"], env=env, check=False)
+        print_sign_in(args.host, args.port)
+        dashboard = subprocess.Popen(
+            [*manage, "runserver", f"{args.host}:{args.port}", "--noreload"], env=env
+        )
+        while simulator.poll() is None and dashboard.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in (dashboard, simulator):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        for process in (dashboard, simulator):
+            if process is not None:
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def print_sign_in(host: str, port: int) -> None:
+    password = os.environ.get("DEMO_PASSWORD") or read_env_value("DEMO_PASSWORD")
+    print(
+        f"\n  Dashboard:  http://{host}:{port}/\n"
+        f"  Sign in as requester, approver, approver2, auditor or admin\n"
+        f"  Password:   {password}   (DEMO_PASSWORD in .env)\n"
+        f"  Stop with Ctrl-C (stops the simulator too).\n",
+        flush=True,
+    )
+
+
+def read_env_value(name: str) -> str:
+    env_file = ROOT / ".env"
+    if env_file.exists():
+        for line in env_file.read_text().splitlines():
+            if line.startswith(f"{name}="):
+                return line.split("=", 1)[1]
+    return ""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Write a .env for demo mode with freshly generated secrets (used by `make run`).
+
+The file is kept between runs: the audit chain stays verifiable only while
+AUDIT_HMAC_KEY stays the same.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import sys
+from pathlib import Path
+
+
+def demo_password() -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "Demo-" + "".join(secrets.choice(alphabet) for _ in range(12))
+
+
+def main(path: str) -> None:
+    target = Path(path)
+    if target.exists():
+        return
+    simulator_key_id = "LTAI" + secrets.token_hex(8)
+    target.write_text(
+        "\n".join(
+            [
+                "# Written by `make run` for demo mode. Delete it to start over.",
+                "DEBUG=true",
+                "DEMO_MODE=true",
+                f"SECRET_KEY={secrets.token_urlsafe(50)}",
+                f"AUDIT_HMAC_KEY={secrets.token_urlsafe(48)}",
+                f"DEMO_PASSWORD={demo_password()}",
+                "# The local simulator of the R-KVStore API, started by `make run`.",
+                "KVSTORE_ENDPOINT=http://127.0.0.1:8001",
+                "KVSTORE_REGIONS=cn-hangzhou,cn-shanghai",
+                f"ALIBABA_CLOUD_ACCESS_KEY_ID={simulator_key_id}",
+                f"ALIBABA_CLOUD_ACCESS_KEY_SECRET={secrets.token_urlsafe(30)}",
+                "",
+            ]
+        )
+    )
+    target.chmod(0o600)
+    print(f"Wrote {target} with generated demo secrets.")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

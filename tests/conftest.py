@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Group
+
+from accounts_app import roles
+
+DEMO_TEST_PASSWORD = "Correct-Horse-7"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """Let the test flush empty the append-only audit table (migration 0003)."""
+    from accounts_app.audit import permit_test_flush
+
+    with django_db_blocker.unblock():
+        permit_test_flush()
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    roles.ensure_groups()
+
+    def make(username: str, *groups: str, superuser: bool = False):
+        user = django_user_model.objects.create_user(
+            username=username,
+            password=DEMO_TEST_PASSWORD,
+            is_superuser=superuser,
+            is_staff=superuser,
+        )
+        for name in groups:
+            user.groups.add(Group.objects.get(name=name))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def requester(make_user):
+    return make_user("alice", roles.REQUESTERS)
+
+
+@pytest.fixture
+def other_requester(make_user):
+    return make_user("dave", roles.REQUESTERS)
+
+
+@pytest.fixture
+def approver(make_user):
+    return make_user("bob", roles.APPROVERS)
+
+
+@pytest.fixture
+def second_approver(make_user):
+    return make_user("erin", roles.APPROVERS)
+
+
+@pytest.fixture
+def auditor(make_user):
+    return make_user("carol", roles.AUDITORS)
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("mallory")
+
+
+@pytest.fixture
+def kvstore(settings, simulator):
+    """Point the dashboard's client at the local simulator."""
+    settings.KVSTORE_ENDPOINT = simulator.endpoint
+    settings.ALIBABA_CLOUD_ACCESS_KEY_ID = simulator.access_key_id
+    settings.ALIBABA_CLOUD_ACCESS_KEY_SECRET = simulator.access_key_secret
+    return simulator
+
+
+@pytest.fixture
+def estate(kvstore, db):
+    """The simulator's demo estate, synced into the Instance table."""
+    from accounts_app.audit import Origin
+    from accounts_app.services.inventory import sync_instances
+
+    report = sync_instances(origin=Origin.system("test"))
+    assert not report.failures, report.failures
+    return kvstore

@@ -1,0 +1,161 @@
+"""What the security suites share: the URLconf walked into routes, the actors, and
+requests in every state.
+
+The routes come from the URLconf itself, so a view added tomorrow is swept by the
+matrix, the CSRF test, the header test and the fuzzer without anyone listing it.
+A route whose URL has a parameter this module cannot fill fails loudly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from accounts_app import roles
+from accounts_app.models import AccountRequest, Instance
+
+HEALTHY = "r-bp1ord5x0c9kq2m7wa"
+VALID_PASSWORD = "Str0ng-Passw0rd"
+# Django's own apps, not this dashboard's views.
+EXCLUDED_PREFIXES = ("admin/", "i18n/")
+
+Status = AccountRequest.Status
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    route: str  # the pattern as written, for messages
+    params: tuple[str, ...]
+
+    @property
+    def has_request(self) -> bool:
+        return "pk" in self.params
+
+    def url(self, **values) -> str:
+        missing = [param for param in self.params if param not in values]
+        if missing:
+            raise AssertionError(
+                f"The security suites cannot fill {missing} of route {self.route!r}: add a "
+                "value for it in tests/security_support.py (PARAM_VALUES)."
+            )
+        return reverse(self.name, kwargs={param: values[param] for param in self.params})
+
+
+def walk_routes() -> list[Route]:
+    """Every named route of the URLconf but Django's admin, i18n and static files."""
+    static_prefix = settings.STATIC_URL.lstrip("/")
+    routes: list[Route] = []
+
+    def walk(patterns, prefix: str, namespace: str) -> None:
+        for entry in patterns:
+            text = prefix + str(entry.pattern)
+            if text.startswith(EXCLUDED_PREFIXES) or (
+                static_prefix and text.startswith(static_prefix)
+            ):
+                continue
+            if isinstance(entry, URLResolver):
+                inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+                walk(entry.url_patterns, text, inner)
+            elif isinstance(entry, URLPattern):
+                if not entry.name:
+                    raise AssertionError(f"Route {text!r} has no name: name it.")
+                params = tuple(getattr(entry.pattern, "converters", {}) or ()) or tuple(
+                    entry.pattern.regex.groupindex
+                )
+                routes.append(Route(f"{namespace}{entry.name}", text, params))
+
+    walk(get_resolver().url_patterns, "", "")
+    return routes
+
+
+# Values for route parameters other than pk (which is the request under test).
+PARAM_VALUES = {"instance_id": HEALTHY, "fmt": "csv"}
+
+# --- Actors ---------------------------------------------------------------------------
+
+ACTORS = (
+    "anonymous",
+    "requester",
+    "other_requester",
+    "approver",
+    "approver_requester",
+    "auditor",
+    "outsider",
+    "superuser_requester",
+)
+# Actors whose request is the one under test; the others look at the requester's.
+OWNERS = frozenset({"requester", "approver_requester", "superuser_requester"})
+
+
+def make_actors(make_user) -> dict[str, object | None]:
+    return {
+        "anonymous": None,
+        "requester": make_user("alice", roles.REQUESTERS),
+        "other_requester": make_user("dave", roles.REQUESTERS),
+        "approver": make_user("bob", roles.APPROVERS),
+        "approver_requester": make_user("frank", roles.APPROVERS),
+        "auditor": make_user("carol", roles.AUDITORS),
+        "outsider": make_user("mallory"),
+        "superuser_requester": make_user("root", superuser=True),
+    }
+
+
+def signed_in(user, **client_options) -> Client:
+    client = Client(**client_options)
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+# --- Requests in every state ------------------------------------------------------------
+
+STATES = tuple(Status.values)
+
+
+def request_in_state(requester, state: str, name: str, instance: Instance) -> AccountRequest:
+    """A request as the workflow would have left it in `state` (timestamps included)."""
+    now = timezone.now()
+    finished = state in (
+        Status.REJECTED,
+        Status.CANCELLED,
+        Status.EXPIRED,
+        Status.CREATED,
+        Status.FAILED,
+    )
+    return AccountRequest.objects.create(
+        requester=requester,
+        instance=instance,
+        account_name=name,
+        account_privilege="RoleReadOnly",
+        account_description="matrix",
+        justification="security matrix",
+        status=state,
+        approvals_required=1,
+        approved_at=now - timedelta(minutes=5)
+        if state not in (Status.PENDING, Status.REJECTED)
+        else None,
+        executing_since=now if state == Status.EXECUTING else None,
+        finished_at=now if finished else None,
+    )
+
+
+def requests_by_owner_and_state(actors: dict, instance: Instance) -> dict:
+    """{(owner actor, state): request}: one request per owner and state."""
+    made = {}
+    for owner_index, owner in enumerate(sorted(OWNERS)):
+        for state_index, state in enumerate(STATES):
+            made[owner, state] = request_in_state(
+                actors[owner], state, f"m{owner_index}s{state_index}", instance
+            )
+    return made
+
+
+def request_for(actor: str, state: str, made: dict) -> AccountRequest:
+    owner = actor if actor in OWNERS else "requester"
+    return made[owner, state]

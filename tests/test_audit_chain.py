@@ -1,0 +1,359 @@
+"""The HMAC chain: verify_audit_chain finds an edited, a deleted and an inserted event.
+
+Rows are corrupted with raw SQL after switching the append-only triggers off,
+as someone with the database's owner account could.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections
+
+from accounts_app.audit import (
+    MAX_BREAKS,
+    Origin,
+    VerifyReport,
+    _ChainWalker,
+    _walk_split,
+    chain_signer,
+    permit_test_flush,
+    record_event,
+    verify_chain,
+)
+from accounts_app.models import AuditChainHead, AuditEvent
+
+migration = importlib.import_module("accounts_app.migrations.0003_audit_append_only_triggers")
+TABLE = AuditEvent._meta.db_table
+EVENTS = 60
+
+
+def seed(events: int = EVENTS) -> None:
+    call_command("seed_audit", events=events, batch_size=25, stdout=io.StringIO())
+
+
+@contextmanager
+def triggers_off() -> Iterator:
+    """What the database owner can do: switch the append-only triggers off."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # ALTER TABLE refuses while this transaction's foreign key checks wait.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+        else:
+            for sql in migration.SQLITE_BACKWARD:
+                cursor.execute(sql)
+    yield
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+        else:
+            for sql in migration.SQLITE_FORWARD:
+                cursor.execute(sql)
+
+
+def tamper(sql: str, params=()) -> None:
+    with triggers_off(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def edit_comment():
+    tamper(f"UPDATE {TABLE} SET comment = 'nothing happened' WHERE seq = 20")  # noqa: S608
+
+
+def edit_time():
+    event = AuditEvent.objects.get(seq=20)
+    earlier = event.created_at - timedelta(minutes=5)
+    tamper(
+        f"UPDATE {TABLE} SET created_at = %s WHERE seq = 20",  # noqa: S608
+        [connection.ops.adapt_datetimefield_value(earlier)],
+    )
+
+
+def delete_one():
+    tamper(f"DELETE FROM {TABLE} WHERE seq = 20")  # noqa: S608
+
+
+def delete_three():
+    tamper(f"DELETE FROM {TABLE} WHERE seq BETWEEN 20 AND 22")  # noqa: S608
+
+
+def delete_newest():
+    tamper(f"DELETE FROM {TABLE} WHERE seq = %s", [EVENTS])  # noqa: S608
+
+
+def insert_in_the_middle():
+    """Make room after seq 20 and slip a forged event in, linked to the real 20.
+
+    Without the key the forger cannot sign it; a plain SHA-256 is their best try.
+    """
+    real = AuditEvent.objects.get(seq=20)
+    with triggers_off(), connection.cursor() as cursor:
+        # Two steps, so that no moment has two rows with the same seq.
+        cursor.execute(f"UPDATE {TABLE} SET seq = -seq - 1 WHERE seq > 20")  # noqa: S608
+        cursor.execute(f"UPDATE {TABLE} SET seq = -seq WHERE seq < 0")  # noqa: S608
+    forged = AuditEvent(
+        seq=21,
+        created_at=real.created_at,
+        actor_name="mallory",
+        action=AuditEvent.Action.ACCOUNT_CREATED,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        instance_id="r-bp1backdoor",
+        account_name="backdoor",
+        prev_hash=real.hash,
+        hash=hashlib.sha256(b"account_created backdoor").hexdigest(),
+    )
+    with triggers_off():
+        AuditEvent.objects.bulk_create([forged])
+
+
+def append_forged():
+    newest = AuditEvent.objects.get(seq=EVENTS)
+    forged = AuditEvent(
+        seq=EVENTS + 1,
+        created_at=newest.created_at,
+        actor_name="mallory",
+        action=AuditEvent.Action.LOGIN,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        prev_hash=newest.hash,
+        hash="f" * 64,
+    )
+    AuditEvent.objects.bulk_create([forged])
+
+
+def rewind_head():
+    """Delete the newest event and move the chain head back to match it."""
+    delete_newest()
+    previous = AuditEvent.objects.get(seq=EVENTS - 1)
+    AuditChainHead.objects.filter(pk=1).update(seq=previous.seq, hash=previous.hash)
+
+
+TAMPERING: dict[str, tuple[Callable[[], None], int, str]] = {
+    "edited comment": (edit_comment, 20, "does not match its HMAC"),
+    "edited time": (edit_time, 20, "does not match its HMAC"),
+    "deleted event": (delete_one, 20, "event 20 missing"),
+    "three deleted events": (delete_three, 20, "events 20 to 22 missing"),
+    "deleted newest event": (delete_newest, EVENTS, "newest were deleted"),
+    "inserted event": (insert_in_the_middle, 21, "does not match its HMAC"),
+    "appended forged event": (append_forged, EVENTS + 1, "does not match its HMAC"),
+}
+
+
+@pytest.mark.django_db
+def test_a_seeded_chain_verifies():
+    seed()
+
+    report = verify_chain(batch_size=7)
+
+    assert report.ok, report.breaks
+    assert (report.checked, report.head_seq) == (EVENTS, EVENTS)
+
+
+@pytest.mark.django_db
+def test_seeded_and_recorded_events_make_one_chain():
+    record_event(action="login", outcome="success", origin=Origin.system("before"))
+    seed(30)
+    record_event(action="logout", outcome="success", origin=Origin.system("after"))
+
+    report = verify_chain(batch_size=10)
+
+    assert report.ok, report.breaks
+    assert report.checked == 32
+
+
+@pytest.mark.django_db
+def test_an_empty_log_verifies():
+    assert verify_chain().ok
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_verify_finds_the_first_broken_event(case):
+    seed()
+    corrupt, broken_seq, reason = TAMPERING[case]
+    corrupt()
+
+    report = verify_chain(batch_size=7)
+
+    assert not report.ok
+    assert report.first_break.seq == broken_seq, report.breaks
+    assert reason in report.first_break.reason
+
+
+@pytest.mark.django_db
+def test_an_inserted_event_also_breaks_the_next_link():
+    seed()
+    insert_in_the_middle()
+
+    report = verify_chain()
+
+    # Every later event moved up one seq, which its HMAC covers too.
+    assert [b.seq for b in report.breaks[:3]] == [21, 22, 22]
+    assert "prev_hash" in report.breaks[1].reason
+
+
+@pytest.mark.django_db
+def test_an_appended_forged_event_is_also_beyond_the_head():
+    seed()
+    append_forged()
+
+    report = verify_chain()
+
+    assert [(b.seq, "not in the chain head" in b.reason) for b in report.breaks] == [
+        (EVENTS + 1, False),
+        (EVENTS + 1, True),
+    ]
+
+
+@pytest.mark.django_db
+def test_a_rewound_head_is_beyond_what_the_chain_alone_can_see():
+    """The documented limit: delete the newest events *and* rewind the head.
+
+    Only an outside copy of the head (verify_audit_chain's output) shows it.
+    """
+    seed()
+    rewind_head()
+
+    report = verify_chain()
+
+    assert report.ok
+    assert report.head_seq == EVENTS - 1
+
+
+@pytest.mark.django_db
+def test_an_anchor_kept_from_an_earlier_run_shows_the_rewound_head(capsys):
+    seed()
+    call_command("verify_audit_chain")
+    anchor = capsys.readouterr().out.split("Chain head: ")[1].strip()
+    rewind_head()
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("verify_audit_chain", anchor=anchor)
+
+    assert exit_info.value.code == 1
+    assert f"First break: seq {EVENTS}: the anchored event is gone" in capsys.readouterr().err
+    call_command("verify_audit_chain", anchor=f"{EVENTS - 1}:{AuditChainHead.objects.get().hash}")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_a_walk_split_in_parts_finds_the_same_breaks(case):
+    seed()
+    TAMPERING[case][0]()
+    sequential = verify_chain(batch_size=7).breaks
+
+    for parts in (2, 3, 7):
+        report = VerifyReport()
+        walker = _ChainWalker(report, sign=chain_signer(), max_breaks=MAX_BREAKS)
+        _walk_split(walker, head_seq=EVENTS, parts=parts, batch_size=4)
+        head_seq, head_hash = AuditChainHead.objects.values_list("seq", "hash").get()
+        if head_seq > report.last_seq:
+            # What verify_chain() does next when the newest events are gone.
+            walker.add(report.last_seq + 1, "missing")
+        else:
+            walker.check_head(head_seq, head_hash)
+        assert [b.seq for b in report.breaks] == [b.seq for b in sequential], parts
+
+
+@pytest.mark.django_db
+def test_the_command_reports_an_intact_chain(capsys):
+    seed()
+
+    call_command("verify_audit_chain")
+
+    out = capsys.readouterr().out
+    assert f"Checked {EVENTS} events" in out
+    assert "intact" in out
+
+
+@pytest.mark.django_db
+def test_the_command_fails_and_names_the_edited_event(capsys):
+    seed()
+    edit_comment()
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("verify_audit_chain")
+
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "First break: seq 20: content does not match its HMAC" in err
+
+
+# --- PostgreSQL: real processes and real concurrent writers -------------------
+
+
+# serialized_rollback: the chain head row (and the groups) come from a data
+# migration, which the flush after a transactional test removes.
+committed = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture
+def committed_db():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (CI runs the suite there too)")
+    # The flush after a transactional test must pass the TRUNCATE trigger.
+    permit_test_flush()
+
+
+@pytest.mark.postgres
+@committed
+def test_forked_workers_verify_a_chain_and_find_a_break(committed_db):
+    seed(400)
+    assert verify_chain(batch_size=25, workers=3).ok
+
+    with connection.cursor() as cursor:
+        # The database owner's way round the triggers, outside any transaction.
+        cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+        cursor.execute(f"UPDATE {TABLE} SET comment = 'x' WHERE seq IN (134, 300)")  # noqa: S608
+        cursor.execute(f"DELETE FROM {TABLE} WHERE seq = 201")  # noqa: S608
+        cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+
+    report = verify_chain(batch_size=25, workers=3)
+
+    assert [b.seq for b in report.breaks] == [134, 201, 300]
+    assert report.checked == 399
+
+
+@pytest.mark.postgres
+@committed
+def test_concurrent_writers_never_fork_the_chain(committed_db):
+    writers, events_each = 8, 25
+    barrier = threading.Barrier(writers)
+    failures = []
+
+    def write(index: int) -> None:
+        try:
+            barrier.wait()
+            for n in range(events_each):
+                record_event(
+                    action=AuditEvent.Action.LOGIN,
+                    outcome=AuditEvent.Outcome.SUCCESS,
+                    origin=Origin.system(f"writer-{index}"),
+                    comment=str(n),
+                )
+        except Exception as error:
+            failures.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert not failures
+    report = verify_chain()
+    assert report.ok, report.breaks
+    assert report.checked == writers * events_each
+    seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, writers * events_each + 1))

@@ -1,0 +1,120 @@
+"""On PostgreSQL: concurrent clicks never make a second CreateAccount call.
+
+Each trial starts 8 threads, each with its own database connection, that all
+try to execute (or approve) the same request at once.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+from django.utils import timezone
+
+from accounts_app.audit import Origin
+from accounts_app.models import AccountRequest, Decision, Instance
+from accounts_app.services import workflow
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 8
+TRIALS = 100
+HEALTHY = "r-bp1ord5x0c9kq2m7wa"
+
+
+@pytest.fixture(autouse=True)
+def postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrency is proven on PostgreSQL (CI runs the suite there too)")
+
+
+def run_together(target, count=THREADS):
+    barrier = threading.Barrier(count)
+    outcomes = []
+
+    def worker(index):
+        try:
+            barrier.wait()
+            outcomes.append(("ok", target(index)))
+        except workflow.TransitionError as error:
+            outcomes.append(("refused", error))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def fresh_instance(estate, trial: int) -> Instance:
+    """One instance per trial, so a hundred new accounts never meet the 18-account limit."""
+    instance_id = f"r-bp1load{trial:04d}"
+    estate.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou", EngineVersion="6.0")
+    return Instance.objects.create(
+        instance_id=instance_id,
+        region_id="cn-hangzhou",
+        engine_version="6.0",
+        architecture_type="standard",
+        status="Normal",
+        account_count=0,
+        synced_at=timezone.now(),
+    )
+
+
+def new_request(requester, instance, name, privilege="RoleReadOnly"):
+    return AccountRequest.objects.create(
+        requester=requester,
+        instance=instance,
+        account_name=name,
+        account_privilege=privilege,
+        justification="load test",
+        approvals_required=1 if privilege != "RoleRepl" else 2,
+    )
+
+
+def test_concurrent_executions_make_exactly_one_call(estate, requester, approver):
+    client = estate.client()
+    origin = Origin(actor=requester, actor_name=requester.username)
+    for trial in range(TRIALS):
+        account_request = new_request(requester, fresh_instance(estate, trial), "load_user")
+        workflow.request_approve(
+            request_id=account_request.pk, approver=approver, comment="", origin=origin
+        )
+        estate.clear_calls()
+        outcomes = run_together(
+            lambda _i, pk=account_request.pk: workflow.request_execute(
+                request_id=pk,
+                user=requester,
+                account_password="Str0ng-Passw0rd",
+                origin=origin,
+                client=client,
+            )
+        )
+        assert len(estate.calls("CreateAccount")) == 1, f"trial {trial}"
+        assert sum(1 for kind, _ in outcomes if kind == "ok") == 1
+        account_request.refresh_from_db()
+        assert account_request.status == AccountRequest.Status.CREATED
+
+
+def test_concurrent_approvals_by_one_approver_count_once(estate, requester, approver):
+    for trial in range(TRIALS):
+        account_request = new_request(
+            requester, Instance.objects.get(instance_id=HEALTHY), f"repl_{trial}", "RoleRepl"
+        )
+        run_together(
+            lambda _i, pk=account_request.pk: workflow.request_approve(
+                request_id=pk,
+                approver=approver,
+                comment="",
+                origin=Origin(actor=approver, actor_name=approver.username),
+            )
+        )
+        account_request.refresh_from_db()
+        assert Decision.objects.filter(request=account_request).count() == 1
+        assert account_request.status == AccountRequest.Status.PENDING
+        account_request.status = AccountRequest.Status.CANCELLED
+        account_request.save(update_fields=["status"])

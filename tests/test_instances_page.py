@@ -1,0 +1,322 @@
+"""The instances list, its sync button and the instance page."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts_app.models import AccountRequest, AuditEvent, Instance
+
+pytestmark = pytest.mark.django_db
+
+HEALTHY = "r-bp1ord5x0c9kq2m7wa"
+OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
+CHANGING = "r-bp1inv5h5q9ta2d7ks"
+FULL = "r-uf6pay6s6w3rc8e1vn"
+VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+CLUSTER_6 = "r-bp1ses6c1u8vh3n5tz"
+
+
+def signed_in(user, **kwargs) -> Client:
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
+
+
+def page(user, **params) -> str:
+    response = signed_in(user).get(reverse("instances"), params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def listed(html: str) -> list[str]:
+    return re.findall(r'<tr data-instance="([^"]+)"', html)
+
+
+def row(html: str, instance_id: str) -> str:
+    start = html.index(f'<tr data-instance="{instance_id}"')
+    return html[start : html.index("</tr>", start)]
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user("root", superuser=True)
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(estate, client):
+    response = client.get(reverse("instances"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_any_signed_in_user_sees_every_instance(estate, outsider):
+    html = page(outsider)
+    assert len(listed(html)) == 10
+    assert "Last synced at" in html
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"q": "r-uf6"}, {FULL, VPC_OPEN, "r-uf6ana6c8j4xl1t6wd", "r-uf6rep4c9d7vg3s2me"}),
+        ({"q": "CACHE"}, {HEALTHY, OLD_ENGINE, FULL, "r-uf6rep4c9d7vg3s2me"}),
+        ({"q": "ses6c1"}, {CLUSTER_6}),
+        ({"region": "cn-shanghai", "engine": "6.0"}, {FULL, "r-uf6ana6c8j4xl1t6wd"}),
+        ({"architecture": "rwsplit"}, {"r-bp1cat7r2w6jd4p8ye"}),
+        ({"status": "Changing"}, {CHANGING}),
+        ({"q": "nothing-like-this"}, set()),
+    ],
+)
+def test_search_and_filters_narrow_the_list(estate, requester, params, expected):
+    assert set(listed(page(requester, **params))) == expected
+
+
+def test_filter_choices_are_the_values_present(estate, requester):
+    html = page(requester)
+    for value in ("cn-hangzhou", "cn-shanghai", "2.8", "7.0", "rwsplit", "Changing"):
+        assert f'<option value="{value}"' in html
+
+
+def test_an_unknown_filter_value_is_reported(estate, requester):
+    html = page(requester, engine="9.9")
+    assert "Some filters are not valid" in html
+    assert listed(html) == []
+
+
+def test_gone_instances_are_hidden_unless_asked_for(estate, requester):
+    Instance.objects.filter(instance_id=HEALTHY).update(is_gone=True)
+
+    assert HEALTHY not in listed(page(requester))
+    html = page(requester, gone="1")
+    assert HEALTHY in listed(html)
+    assert "no longer exists" in row(html, HEALTHY)
+
+
+@pytest.mark.parametrize(
+    ("instance_id", "reason"),
+    [
+        (CHANGING, "not running (status: Changing)"),
+        (OLD_ENGINE, "Redis 2.8"),
+        (FULL, "already has 18 accounts"),
+    ],
+)
+def test_each_blocked_instance_shows_its_reason_as_a_badge(estate, requester, instance_id, reason):
+    html = row(page(requester), instance_id)
+    badges = re.findall(r'<span class="badge badge-bad" data-reason>([^<]+)</span>', html)
+    assert len(badges) == 1
+    assert reason in badges[0]
+
+
+def test_password_free_vpc_access_shows_a_warning_badge(estate, requester):
+    html = row(page(requester), VPC_OPEN)
+    assert "badge-warn" in html
+    assert "badge-bad" not in html
+
+
+def test_a_healthy_instance_has_no_blocker_and_shows_its_usage(estate, requester):
+    html = page(requester)
+    assert "badge-bad" not in row(html, HEALTHY)
+    assert "3 / 18" in row(html, HEALTHY)
+    assert "18 / 18" in row(html, FULL)
+
+
+def test_htmx_gets_only_the_rows(estate, requester):
+    response = signed_in(requester).get(
+        reverse("instances"), {"q": "orders"}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert "<html" not in html
+    assert html.strip().startswith('<section id="instance-rows"')
+    assert listed(html) == [HEALTHY]
+    assert "HX-Request" in response["Vary"]
+
+
+def test_the_filter_form_searches_as_the_user_types(estate, requester):
+    html = page(requester)
+    form = html[html.index('role="search"') - 200 : html.index('role="search"') + 400]
+    assert 'hx-trigger="input changed delay:300ms, change"' in form
+    assert 'hx-push-url="true"' in form
+    assert 'method="get"' in form
+
+
+def many_instances(count: int) -> None:
+    now = timezone.now()
+    engines = ["2.8", "4.0", "5.0", "6.0", "7.0"]
+    Instance.objects.bulk_create(
+        Instance(
+            instance_id=f"r-bulk{number:06d}",
+            name=f"bulk-{number}",
+            region_id=("cn-hangzhou", "cn-shanghai", "cn-beijing")[number % 3],
+            engine_version=engines[number % 5],
+            architecture_type=("standard", "cluster", "rwsplit")[number % 3],
+            status="Normal" if number % 7 else "Changing",
+            vpc_auth_mode="Open" if number % 11 == 0 else "Close",
+            account_count=number % 19,
+            synced_at=now,
+        )
+        for number in range(count)
+    )
+
+
+def queries_for_page(client: Client, **params) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(reverse("instances"), params).status_code == 200
+    return len(queries)
+
+
+def test_the_page_costs_the_same_queries_with_5000_instances(
+    requester, django_assert_max_num_queries
+):
+    client = signed_in(requester)
+    many_instances(10)
+    with_ten = queries_for_page(client)
+    Instance.objects.all().delete()
+    many_instances(5000)
+
+    with django_assert_max_num_queries(with_ten):
+        response = client.get(reverse("instances"))
+    assert queries_for_page(client, q="bulk-1", engine="5.0", page="2") <= with_ten
+    assert len(listed(response.content.decode())) == 100
+    assert "5000 instances" in response.content.decode()
+
+
+def test_the_page_renders_5000_instances_quickly(requester):
+    many_instances(5000)
+    client = signed_in(requester)
+    client.get(reverse("instances"))  # warm the template cache
+    timings = []
+    for _ in range(5):
+        started = time.perf_counter()
+        client.get(reverse("instances"))
+        timings.append(time.perf_counter() - started)
+    best = min(timings)
+    print(f"\ninstances page, 5000 rows: best {best * 1000:.1f} ms of {len(timings)}")
+    # Generous for a shared CI machine; the target is 50 ms (see the benchmark figure).
+    assert best < 0.5
+
+
+def test_pages_hold_100_instances_and_link_to_the_next(requester):
+    many_instances(250)
+    html = page(requester)
+    assert len(listed(html)) == 100
+    assert 'href="?page=2"' in html
+    assert len(listed(page(requester, page="3"))) == 50
+
+
+def test_only_staff_see_the_sync_button(estate, approver, staff):
+    assert "Sync now" not in page(approver)
+    assert "Sync now" in page(staff)
+
+
+def test_staff_sync_and_get_a_summary(kvstore, staff):
+    client = signed_in(staff, enforce_csrf_checks=True)
+    client.get(reverse("instances"))
+    token = client.cookies["csrftoken"].value
+
+    response = client.post(reverse("instance_sync"), {"csrfmiddlewaretoken": token}, follow=True)
+
+    assert response.redirect_chain == [(reverse("instances"), 302)]
+    html = response.content.decode()
+    assert "Synced 10 instances: 10 new, 0 changed, 0 gone." in html
+    assert len(listed(html)) == 10
+    event = AuditEvent.objects.get(action=AuditEvent.Action.INSTANCES_SYNCED)
+    assert event.actor_name == "root"
+
+
+def test_a_sync_with_failures_says_what_failed(kvstore, staff, settings):
+    settings.KVSTORE_MAX_ATTEMPTS = 1
+    settings.KVSTORE_REGIONS = ["cn-hangzhou", "cn-shanghai"]
+    kvstore.add_fault("http503", action="DescribeInstances", count=1)
+
+    response = signed_in(staff).post(reverse("instance_sync"), follow=True)
+
+    html = response.content.decode()
+    assert "message-warning" in html
+    assert "cn-hangzhou: ServiceUnavailable" in html
+
+
+def test_others_may_not_sync_and_the_refusal_is_audited(kvstore, approver):
+    response = signed_in(approver).post(reverse("instance_sync"))
+
+    assert response.status_code == 403
+    assert not Instance.objects.exists()
+    assert not kvstore.calls()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.PERMISSION_DENIED)
+    assert event.actor_name == "bob"
+    assert "needs staff status" in event.comment
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.INSTANCES_SYNCED).exists()
+
+
+def test_sync_is_post_only(estate, staff):
+    assert signed_in(staff).get(reverse("instance_sync")).status_code == 405
+
+
+def test_the_instance_page_lists_accounts_live(estate, requester):
+    estate.add_account(HEALTHY, "late_reader", privilege="RoleReadOnly", description="added")
+
+    response = signed_in(requester).get(reverse("instance_detail", args=[HEALTHY]))
+
+    html = response.content.decode()
+    for name in ("orders_app", "reporting_ro", "late_reader"):
+        assert f"<code>{name}</code>" in html
+    assert "RoleReadOnly" in html
+    assert "BI-dashboards" in html
+    assert "4 / 18" in html  # the row was corrected on the way
+    assert Instance.objects.get(instance_id=HEALTHY).account_count == 4
+
+
+def test_the_instance_page_shows_its_blockers(estate, requester):
+    html = signed_in(requester).get(reverse("instance_detail", args=[FULL])).content.decode()
+    assert "already has 18 accounts" in html
+
+
+def test_the_instance_page_explains_when_the_api_is_unreachable(estate, requester, settings):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.KVSTORE_ENDPOINT = f"http://127.0.0.1:{port}"
+    settings.KVSTORE_MAX_ATTEMPTS = 1
+
+    response = signed_in(requester).get(reverse("instance_detail", args=[HEALTHY]))
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "callout-bad" in html
+    assert "could not connect to the Alibaba Cloud API" in html
+
+
+def test_the_instance_page_lists_the_requests_the_user_may_see(
+    estate, requester, other_requester, approver
+):
+    instance = Instance.objects.get(instance_id=HEALTHY)
+    mine, theirs = (
+        AccountRequest.objects.create(
+            requester=user,
+            instance=instance,
+            account_name=name,
+            account_privilege="RoleReadOnly",
+            justification="reports",
+            approvals_required=1,
+        )
+        for user, name in ((requester, "mine_ro"), (other_requester, "theirs_ro"))
+    )
+    url = reverse("instance_detail", args=[HEALTHY])
+
+    html = signed_in(requester).get(url).content.decode()
+    assert reverse("request_detail", args=[mine.pk]) in html
+    assert reverse("request_detail", args=[theirs.pk]) not in html
+    html = signed_in(approver).get(url).content.decode()
+    assert reverse("request_detail", args=[theirs.pk]) in html
+
+
+def test_an_unknown_instance_is_404(estate, requester):
+    response = signed_in(requester).get(reverse("instance_detail", args=["r-nope"]))
+    assert response.status_code == 404

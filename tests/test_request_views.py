@@ -1,0 +1,184 @@
+"""The workflow's pages, through Django's test client and the real simulator."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts_app.models import AccountRequest, AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+HEALTHY = "r-bp1ord5x0c9kq2m7wa"
+OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
+STANDARD_6 = "r-uf6flg7s7y2nf5k9pb"
+PASSWORD = "Str0ng-Passw0rd"
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def request_form(**overrides) -> dict:
+    data = {
+        "instance_id": HEALTHY,
+        "account_name": "app_reader",
+        "account_privilege": "RoleReadOnly",
+        "account_description": "reporting",
+        "account_type": "Normal",
+        "justification": "Nightly reports.",
+    }
+    data.update(overrides)
+    return data
+
+
+def submit(user, **overrides):
+    return signed_in(user).post(reverse("request_new"), request_form(**overrides))
+
+
+def test_the_request_form_lists_synced_instances_with_reasons(estate, requester):
+    page = signed_in(requester).get(reverse("request_new")).content.decode()
+    assert HEALTHY in page
+    assert 'id="kvstore-rules"' in page
+    # The 2.8 instance is offered, but disabled with its reason.
+    option = page[
+        page.index(f'value="{OLD_ENGINE}"') - 200 : page.index(f'value="{OLD_ENGINE}"') + 400
+    ]
+    assert "disabled" in option
+
+
+def test_a_valid_request_is_submitted_and_redirects_to_its_page(estate, requester):
+    response = submit(requester)
+    account_request = AccountRequest.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("request_detail", args=[account_request.pk])
+    assert account_request.status == AccountRequest.Status.PENDING
+
+
+def test_bad_input_gets_a_message_at_the_field_keeps_the_values_and_changes_nothing(
+    estate, requester
+):
+    response = submit(requester, account_name="Admin", justification="keep me")
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert "account_name" in form.errors
+    page = response.content.decode()
+    assert 'value="Admin"' in page
+    assert "keep me" in page
+    assert not AccountRequest.objects.exists()
+
+
+def test_replication_is_refused_where_the_instance_does_not_allow_it(estate, requester):
+    response = submit(requester, instance_id=STANDARD_6, account_privilege="RoleRepl")
+    assert "account_privilege" in response.context["form"].errors
+    assert not AccountRequest.objects.exists()
+
+
+def test_an_instance_that_cannot_take_an_account_is_refused(estate, requester):
+    response = submit(requester, instance_id=OLD_ENGINE)
+    assert "instance_id" in response.context["form"].errors
+    assert not AccountRequest.objects.exists()
+
+
+def test_the_live_preflight_answers_for_the_form(estate, requester):
+    response = signed_in(requester).get(
+        reverse("request_preflight"),
+        {"instance_id": HEALTHY, "account_name": "app_reader", "account_privilege": "RoleReadOnly"},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == 200
+    assert b"<html" not in response.content
+
+
+def approved(requester, approver) -> AccountRequest:
+    submit(requester)
+    account_request = AccountRequest.objects.get()
+    signed_in(approver).post(
+        reverse("request_approve", args=[account_request.pk]), {"comment": "fine"}
+    )
+    account_request.refresh_from_db()
+    assert account_request.status == AccountRequest.Status.APPROVED
+    return account_request
+
+
+def test_the_whole_flow_through_the_pages(estate, requester, approver):
+    account_request = approved(requester, approver)
+    client = signed_in(requester)
+    page = client.get(reverse("request_execute", args=[account_request.pk]))
+    assert page.status_code == 200
+    response = client.post(
+        reverse("request_execute", args=[account_request.pk]),
+        {"account_password": PASSWORD, "account_password_confirm": PASSWORD},
+    )
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "The account was created" in body
+    assert "AUTH app_reader:" in body
+    assert PASSWORD not in body
+    account_request.refresh_from_db()
+    assert account_request.status == AccountRequest.Status.CREATED
+
+
+def test_a_mismatched_confirmation_is_refused_and_the_password_not_rendered_back(
+    estate, requester, approver
+):
+    account_request = approved(requester, approver)
+    response = signed_in(requester).post(
+        reverse("request_execute", args=[account_request.pk]),
+        {"account_password": PASSWORD, "account_password_confirm": PASSWORD + "x"},
+    )
+    assert "account_password_confirm" in response.context["form"].errors
+    assert PASSWORD not in response.content.decode()
+    assert not estate.calls("CreateAccount")
+
+
+def test_the_requester_cannot_approve_and_the_refusal_is_audited(estate, make_user):
+    both = make_user("frank", "Approvers")
+    submit(both)
+    account_request = AccountRequest.objects.get()
+    signed_in(both).post(reverse("request_approve", args=[account_request.pk]), {"comment": ""})
+    account_request.refresh_from_db()
+    assert account_request.status == AccountRequest.Status.PENDING
+
+
+def test_a_requester_cannot_open_the_approvals_page(estate, requester):
+    response = signed_in(requester).get(reverse("approvals"))
+    assert response.status_code == 403
+    assert b"Approver" in response.content
+    assert AuditEvent.objects.filter(action="permission_denied", actor=requester).exists()
+
+
+def test_another_requester_cannot_see_a_request(estate, requester, other_requester):
+    submit(requester)
+    account_request = AccountRequest.objects.get()
+    response = signed_in(other_requester).get(reverse("request_detail", args=[account_request.pk]))
+    assert response.status_code == 403
+
+
+def test_an_auditor_reads_a_request_but_cannot_act(estate, requester, auditor):
+    submit(requester)
+    account_request = AccountRequest.objects.get()
+    client = signed_in(auditor)
+    assert client.get(reverse("request_detail", args=[account_request.pk])).status_code == 200
+    assert client.post(reverse("request_approve", args=[account_request.pk])).status_code == 403
+    assert client.post(reverse("request_cancel", args=[account_request.pk])).status_code == 403
+
+
+def test_copy_into_a_new_request_prefills_the_form(estate, requester):
+    submit(requester)
+    account_request = AccountRequest.objects.get()
+    signed_in(requester).post(reverse("request_cancel", args=[account_request.pk]))
+    page = signed_in(requester).get(reverse("request_new"), {"copy": account_request.pk})
+    assert page.context["form"].initial["account_name"] == "app_reader"
+
+
+def test_the_dashboard_lists_my_requests_and_those_waiting_for_me(estate, requester, approver):
+    submit(requester)
+    mine = signed_in(requester).get(reverse("dashboard"))
+    assert len(mine.context["my_requests"]) == 1
+    theirs = signed_in(approver).get(reverse("dashboard"), headers={"HX-Request": "true"})
+    assert len(theirs.context["waiting"]) == 1
+    assert b"<html" not in theirs.content

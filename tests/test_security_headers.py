@@ -1,0 +1,262 @@
+"""Security headers and cookies on every page, under the production settings.
+
+The settings are those config/settings.py gives with HTTPS on (read from the file
+itself, not copied here), so a change there that weakens production is caught. Every
+route of the URLconf is visited, as a user who may see it, over HTTPS.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import runpy
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts_app import selectors
+from accounts_app.models import AccountRequest, Instance
+from tests.conftest import DEMO_TEST_PASSWORD
+from tests.security_support import PARAM_VALUES, make_actors, request_in_state, walk_routes
+
+pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[1]
+SECURITY_SETTINGS = re.compile(r"^(SECURE_|SESSION_COOKIE_|CSRF_COOKIE_|LANGUAGE_COOKIE_)")
+NONCE = re.compile(r"'nonce-([^']+)'")
+
+
+def production_settings(monkeypatch) -> dict:
+    """The security settings config/settings.py yields in production (HTTPS on)."""
+    for name, value in {
+        "ENV_FILE": os.devnull,
+        "DEBUG": "false",
+        "HTTPS": "true",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+    }.items():
+        monkeypatch.setenv(name, value)
+    values = runpy.run_path(str(ROOT / "config" / "settings.py"))
+    return {name: value for name, value in values.items() if SECURITY_SETTINGS.match(name)}
+
+
+@pytest.fixture
+def production(settings, monkeypatch):
+    for name, value in production_settings(monkeypatch).items():
+        setattr(settings, name, value)
+    assert settings.SECURE_SSL_REDIRECT and settings.SECURE_HSTS_SECONDS >= 31536000
+    return settings
+
+
+@pytest.fixture
+def pages(estate, make_user):
+    """(label, user, url) of every route's GET, as an actor allowed to see it."""
+    actors = make_actors(make_user)
+    superuser = actors["superuser_requester"]
+    instance = Instance.objects.get(instance_id=PARAM_VALUES["instance_id"])
+    own = request_in_state(superuser, AccountRequest.Status.APPROVED, "hdr_case", instance)
+    visits = []
+    for route in walk_routes():
+        url = route.url(**PARAM_VALUES, pk=own.pk)
+        # The superuser holds every role; the sign-in page is for the signed-out.
+        visits.append((route.name, None if route.name == "login" else superuser, url))
+    visits.append(("not found", superuser, "/no-such-page/"))
+    visits.append(("forbidden", actors["outsider"], reverse("approvals")))
+    return visits
+
+
+def header_problems(response, *, signed_in: bool) -> list[str]:
+    problems = []
+    expected = {
+        "Strict-Transport-Security": "max-age=31536000; includeSubDomains; preload",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "X-Frame-Options": "DENY",
+    }
+    for name, value in expected.items():
+        if response.get(name) != value:
+            problems.append(f"{name} is {response.get(name)!r}, expected {value!r}")
+    if signed_in and "no-store" not in response.get("Cache-Control", ""):
+        problems.append(f"Cache-Control is {response.get('Cache-Control')!r}, without no-store")
+    if response.get("Content-Type", "").startswith("text/html"):
+        problems += csp_problems(response)
+    return problems
+
+
+def csp_problems(response) -> list[str]:
+    policy = response.get("Content-Security-Policy", "")
+    directives = {part.split()[0]: part.split()[1:] for part in policy.split(";") if part.strip()}
+    problems = [
+        f"CSP {name} is {directives.get(name)}, expected ['{value}']"
+        for name, value in {
+            "object-src": "'none'",
+            "base-uri": "'none'",
+            "frame-ancestors": "'none'",
+        }.items()
+        if directives.get(name) != [f"{value}"]
+    ]
+    script_src = directives.get("script-src", [])
+    if "'unsafe-inline'" in script_src or "'unsafe-eval'" in script_src:
+        problems.append(f"CSP script-src allows inline code: {script_src}")
+    nonces = NONCE.findall(" ".join(script_src))
+    body = response.content.decode()
+    # Data blocks (json_script) are not run, so the CSP does not apply to them.
+    scripts = [
+        tag for tag in re.findall(r"<script\b[^>]*>", body) if 'type="application/json"' not in tag
+    ]
+    if scripts and len(nonces) != 1:
+        return [*problems, f"a page with scripts, and no nonce in its CSP: {policy!r}"]
+    for tag in scripts:
+        if f'nonce="{nonces[0]}"' not in tag:
+            problems.append(f"a script without this response's nonce: {tag}")
+    if re.search(r"<style\b|\sstyle=\"", body):
+        problems.append("an inline style, which style-src 'self' blocks")
+    if re.search(r"\son[a-z]+=\"", body):
+        problems.append("an inline event handler, which the CSP blocks")
+    return problems
+
+
+def test_every_page_sends_the_security_headers_over_https(production, pages):
+    problems = []
+    nonces = set()
+    for label, user, url in pages:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        response = client.get(url, secure=True)
+        if response.status_code >= 500 or response.status_code in (301, 308):
+            problems.append(f"{label}: {response.status_code}")
+        problems += [f"{label}: {p}" for p in header_problems(response, signed_in=bool(user))]
+        nonces.update(NONCE.findall(response.get("Content-Security-Policy", "")))
+    assert not problems, "\n".join(problems)
+    assert len(nonces) >= 10, "each page with scripts gets a fresh nonce"
+
+
+def test_plain_http_is_redirected_to_https(production, pages):
+    response = Client().get(reverse("login"))
+    assert response.status_code == 301
+    assert response["Location"].startswith("https://")
+
+
+def cookie_problems(response) -> list[str]:
+    problems = []
+    for name, morsel in response.cookies.items():
+        if not morsel.value:
+            continue  # a deletion
+        if not name.startswith("__Host-"):
+            problems.append(f"cookie {name} lacks the __Host- prefix")
+        if not morsel["secure"]:
+            problems.append(f"cookie {name} is not Secure")
+        if not morsel["httponly"]:
+            problems.append(f"cookie {name} is not HttpOnly")
+        if morsel["samesite"] not in ("Lax", "Strict"):
+            problems.append(f"cookie {name} has SameSite={morsel['samesite']!r}")
+        if morsel["domain"] or morsel["path"] != "/":
+            problems.append(f"cookie {name} has a Domain or a Path other than /")
+    return problems
+
+
+def test_sign_in_sets_only_host_prefixed_secure_httponly_samesite_cookies(production, requester):
+    client = Client()
+    page = client.get(reverse("login"), secure=True)
+    signed = client.post(
+        reverse("login"),
+        {"username": requester.username, "password": DEMO_TEST_PASSWORD},
+        secure=True,
+    )
+    language = client.post("/i18n/setlang/", {"language": "zh-hans", "next": "/"}, secure=True)
+    assert signed.status_code == 302
+    names = set(page.cookies) | set(signed.cookies) | set(language.cookies)
+    assert {"__Host-sessionid", "__Host-csrftoken", "__Host-language"} <= names
+    assert cookie_problems(page) + cookie_problems(signed) + cookie_problems(language) == []
+
+
+def test_the_header_check_fails_when_a_header_is_missing(production, requester):
+    """Deliberate regression: a page without HSTS or nosniff is caught."""
+    client = Client()
+    client.force_login(requester)
+    response = client.get(reverse("dashboard"), secure=True)
+    del response["Strict-Transport-Security"]
+    response["Content-Security-Policy"] = "default-src 'self'; script-src 'self' 'unsafe-inline'"
+    problems = header_problems(response, signed_in=True)
+    assert any(p.startswith("Strict-Transport-Security") for p in problems)
+    assert any("object-src" in p for p in problems)
+    assert any("inline code" in p for p in problems)
+
+
+# --- Error pages --------------------------------------------------------------------
+
+
+def assert_error_page(response, status: int) -> None:
+    assert response.status_code == status
+    correlation_id = response["X-Correlation-Id"]
+    body = response.content.decode()
+    assert re.fullmatch(r"[0-9a-f]{12}", correlation_id)
+    assert correlation_id in body
+    for trace in ("Traceback", 'File "', "django.", "accounts_app", "Exception Value"):
+        assert trace not in body
+
+
+def test_a_missing_page_is_a_404_with_a_reference_and_no_trace(requester):
+    client = Client()
+    client.force_login(requester)
+    assert_error_page(client.get("/no-such-page/"), 404)
+
+
+def test_a_refusal_is_a_403_with_a_reference_and_no_trace(outsider):
+    client = Client()
+    client.force_login(outsider)
+    assert_error_page(client.get(reverse("approvals")), 403)
+
+
+def test_a_bad_request_is_a_400_with_a_reference_and_no_trace(requester):
+    response = Client().get(reverse("login"), headers={"host": "evil.example.com"})
+    assert_error_page(response, 400)
+
+
+def test_a_crash_is_a_500_with_a_reference_and_no_trace(requester, settings, monkeypatch):
+    settings.DEBUG = False
+
+    def crash(user):
+        raise RuntimeError("forced failure for the error page test")
+
+    monkeypatch.setattr(selectors, "my_requests", crash)
+    client = Client(raise_request_exception=False)
+    client.force_login(requester)
+    response = client.get(reverse("dashboard"))
+    assert_error_page(response, 500)
+    assert "forced failure" not in response.content.decode()
+
+
+# --- Deployment checks --------------------------------------------------------------
+
+
+def test_check_deploy_passes_with_production_settings_and_nothing_silenced():
+    # Test tools set this for themselves; production never has it (async.E001).
+    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    env = {
+        **inherited,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ENV_FILE": os.devnull,
+        "DEBUG": "false",
+        "HTTPS": "true",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "redis-accounts.example.com",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(0 silenced)" in result.stdout

@@ -1,0 +1,240 @@
+"""Who may do what: every route of the URLconf x every actor x every request state x GET/POST.
+
+The table below is the whole authorization policy, written out. A route missing from
+it fails the test, so a new view cannot slip in unreviewed. Each combination runs in
+a savepoint that is rolled back, so every one starts from the same rows.
+
+- A refusal is a 403 and a PERMISSION_DENIED audit event (or, for the anonymous
+  visitor, a redirect to the sign-in page).
+- A permitted combination gets its answer, and changes the request only as the
+  workflow allows (TRANSITIONS).
+- A GET changes no AccountRequest or Decision row.
+"""
+
+from __future__ import annotations
+
+from copy import deepcopy
+
+import pytest
+from django.db import transaction
+from django.urls import reverse
+
+from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from tests.security_support import (
+    ACTORS,
+    OWNERS,
+    PARAM_VALUES,
+    STATES,
+    VALID_PASSWORD,
+    make_actors,
+    request_for,
+    requests_by_owner_and_state,
+    signed_in,
+    walk_routes,
+)
+
+pytestmark = pytest.mark.django_db
+
+Status = AccountRequest.Status
+
+EVERYONE = frozenset(ACTORS)
+SIGNED_IN = EVERYONE - {"anonymous"}
+REQUESTERS = frozenset(
+    {"requester", "other_requester", "approver", "approver_requester", "superuser_requester"}
+)
+APPROVERS = frozenset({"approver", "approver_requester", "superuser_requester"})
+VIEWERS = frozenset({"approver", "approver_requester", "auditor", "superuser_requester"})
+STAFF = frozenset({"superuser_requester"})
+# Approvers deciding on someone else's request: four eyes, superusers included.
+DECIDERS = APPROVERS - OWNERS
+
+OK = "ok"  # a 2xx, or a redirect that is not to the sign-in page
+
+# (route, method) -> (actors who get past authorization, what they get).
+# Every other signed-in actor gets 403 and an audit event; the anonymous visitor
+# gets the sign-in page.
+LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
+    ("dashboard", "GET"): (SIGNED_IN, OK),
+    ("dashboard", "POST"): (SIGNED_IN, OK),
+    ("healthz", "GET"): (EVERYONE, OK),
+    ("healthz", "POST"): (EVERYONE, 405),
+    ("login", "GET"): (EVERYONE, OK),
+    ("login", "POST"): (EVERYONE, OK),
+    ("logout", "GET"): (SIGNED_IN, 405),
+    ("logout", "POST"): (SIGNED_IN, OK),
+    ("reauth", "GET"): (SIGNED_IN, OK),
+    ("reauth", "POST"): (SIGNED_IN, OK),
+    ("preferences", "GET"): (SIGNED_IN, OK),
+    ("preferences", "POST"): (SIGNED_IN, OK),
+    ("request_new", "GET"): (REQUESTERS, OK),
+    ("request_new", "POST"): (REQUESTERS, OK),
+    ("request_preflight", "GET"): (REQUESTERS, OK),
+    ("request_preflight", "POST"): (REQUESTERS, 405),
+    ("request_detail", "GET"): (OWNERS | VIEWERS, OK),
+    ("request_detail", "POST"): (OWNERS | VIEWERS, OK),
+    ("request_approve", "GET"): (APPROVERS, 405),
+    ("request_approve", "POST"): (DECIDERS, OK),
+    ("request_reject", "GET"): (APPROVERS, 405),
+    ("request_reject", "POST"): (DECIDERS, OK),
+    ("request_cancel", "GET"): (SIGNED_IN, 405),
+    ("request_cancel", "POST"): (OWNERS, OK),
+    ("request_execute", "GET"): (OWNERS, OK),
+    ("request_execute", "POST"): (OWNERS, OK),
+    ("request_reconcile", "GET"): (SIGNED_IN, 405),
+    ("request_reconcile", "POST"): (OWNERS | APPROVERS, OK),
+    ("approvals", "GET"): (APPROVERS, OK),
+    ("approvals", "POST"): (APPROVERS, OK),
+    ("instances", "GET"): (SIGNED_IN, OK),
+    ("instances", "POST"): (SIGNED_IN, 405),
+    ("instance_sync", "GET"): (SIGNED_IN, 405),
+    ("instance_sync", "POST"): (STAFF, OK),
+    ("instance_detail", "GET"): (SIGNED_IN, OK),
+    ("instance_detail", "POST"): (SIGNED_IN, 405),
+    ("audit", "GET"): (VIEWERS, OK),
+    ("audit", "POST"): (VIEWERS, 405),
+    ("audit_export", "GET"): (VIEWERS, OK),
+    ("audit_export", "POST"): (VIEWERS, 405),
+    ("created_accounts", "GET"): (VIEWERS, OK),
+    ("created_accounts", "POST"): (VIEWERS, 405),
+}
+
+# What a permitted POST does to the request, by state; any other state stays as it was.
+TRANSITIONS = {
+    "request_approve": {Status.PENDING: Status.APPROVED},
+    "request_reject": {Status.PENDING: Status.REJECTED},
+    "request_cancel": {Status.PENDING: Status.CANCELLED, Status.APPROVED: Status.CANCELLED},
+    "request_execute": {Status.APPROVED: Status.CREATED},
+    # The simulator has no such account: nothing was created, the approval stands.
+    "request_reconcile": {Status.NEEDS_RECONCILIATION: Status.APPROVED},
+}
+
+POST_DATA = {
+    "request_approve": {"comment": "fine"},
+    "request_reject": {"comment": "no"},
+    "request_execute": {
+        "account_password": VALID_PASSWORD,
+        "account_password_confirm": VALID_PASSWORD,
+    },
+}
+
+
+def rows_snapshot() -> tuple[list, list]:
+    return (
+        list(AccountRequest.objects.order_by("pk").values()),
+        list(Decision.objects.order_by("pk").values()),
+    )
+
+
+def denied_events() -> int:
+    return AuditEvent.objects.filter(action=AuditEvent.Action.PERMISSION_DENIED).count()
+
+
+class Sweep:
+    """Runs one combination in a rolled-back savepoint and notes what went wrong."""
+
+    def __init__(self, actors: dict, clients: dict) -> None:
+        self.actors = actors
+        self.clients = clients
+        self.cookies = {name: deepcopy(client.cookies) for name, client in clients.items()}
+        self.problems: list[str] = []
+        self.count = 0
+
+    def run(self, route, method: str, actor: str, state: str | None, made: dict) -> None:
+        allowed, answer = LEGAL[route.name, method]
+        account_request = request_for(actor, state, made) if state else None
+        url = route.url(**PARAM_VALUES, **({"pk": account_request.pk} if account_request else {}))
+        client = self.clients[actor]
+        label = f"{method} {route.name} as {actor}" + (f" on a {state} request" if state else "")
+        with transaction.atomic():
+            before = rows_snapshot() if method == "GET" else None
+            denied_before = denied_events()
+            if method == "GET":
+                response = client.get(url)
+            else:
+                response = client.post(url, POST_DATA.get(route.name, {}))
+            self.count += 1
+            self._check_answer(label, response, actor, allowed, answer, denied_before)
+            if method == "GET" and rows_snapshot() != before:
+                self.problems.append(f"{label}: a GET changed AccountRequest or Decision rows")
+            if account_request is not None and method == "POST":
+                self._check_transition(label, route.name, actor, allowed, answer, account_request)
+            transaction.set_rollback(True)
+        client.cookies = deepcopy(self.cookies[actor])
+
+    def _check_answer(self, label, response, actor, allowed, answer, denied_before) -> None:
+        status = response.status_code
+        location = response.get("Location", "")
+        new_denials = denied_events() - denied_before
+        # The sign-in page asked for a page: what LoginRequiredMiddleware answers.
+        to_login = status == 302 and location.startswith(reverse("login") + "?next=")
+        if actor not in allowed:
+            if actor == "anonymous":
+                if not to_login:
+                    self.problems.append(f"{label}: {status} {location}, not the sign-in page")
+            elif status != 403 or new_denials != 1:
+                self.problems.append(
+                    f"{label}: expected 403 with one audit event, got {status} with {new_denials}"
+                )
+            return
+        if new_denials:
+            self.problems.append(f"{label}: permitted, yet a PERMISSION_DENIED event was written")
+        if answer == OK:
+            if not (200 <= status < 400) or to_login:
+                self.problems.append(f"{label}: expected success, got {status} {location}")
+        elif status != answer:
+            self.problems.append(f"{label}: expected {answer}, got {status}")
+
+    def _check_transition(self, label, name, actor, allowed, answer, account_request) -> None:
+        was = account_request.status
+        now = AccountRequest.objects.get(pk=account_request.pk).status
+        expected = was
+        if actor in allowed and answer == OK:
+            expected = TRANSITIONS.get(name, {}).get(was, was)
+        if now != expected:
+            self.problems.append(f"{label}: the request went {was} -> {now}, expected {expected}")
+
+
+def test_the_table_covers_every_route_of_the_urlconf():
+    names = {route.name for route in walk_routes()}
+    missing = sorted(f"{name} {method}" for name in names for method in ("GET", "POST"))
+    missing = [entry for entry in missing if tuple(entry.split()) not in LEGAL]
+    assert not missing, f"Add these routes to LEGAL in {__file__}: {missing}"
+    stale = sorted({name for name, _ in LEGAL} - names)
+    assert not stale, f"LEGAL lists routes the URLconf no longer has: {stale}"
+
+
+def test_every_actor_on_every_route_in_every_state_gets_only_what_the_table_allows(
+    estate, make_user
+):
+    actors = make_actors(make_user)
+    made = requests_by_owner_and_state(
+        actors, Instance.objects.get(instance_id=PARAM_VALUES["instance_id"])
+    )
+    clients = {name: signed_in(user) for name, user in actors.items()}
+    sweep = Sweep(actors, clients)
+    for route in walk_routes():
+        for method in ("GET", "POST"):
+            for actor in ACTORS:
+                for state in STATES if route.has_request else (None,):
+                    sweep.run(route, method, actor, state, made)
+    assert not sweep.problems, f"{len(sweep.problems)} of {sweep.count}:\n" + "\n".join(
+        sweep.problems
+    )
+    assert sweep.count >= len(LEGAL) * len(ACTORS)
+
+
+def test_the_sweep_fails_when_a_view_forgets_its_permission_check(estate, make_user, monkeypatch):
+    """Deliberate regression: the approvals page without its role check is caught."""
+    from accounts_app import roles
+
+    actors = make_actors(make_user)
+    made = requests_by_owner_and_state(
+        actors, Instance.objects.get(instance_id=PARAM_VALUES["instance_id"])
+    )
+    monkeypatch.setattr(roles, "deny", lambda request, perm: None)
+    sweep = Sweep(actors, {"outsider": signed_in(actors["outsider"])})
+    route = next(route for route in walk_routes() if route.name == "approvals")
+    sweep.run(route, "GET", "outsider", None, made)
+    assert sweep.problems == [
+        "GET approvals as outsider: expected 403 with one audit event, got 200 with 0"
+    ]
