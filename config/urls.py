@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
+from django.views.i18n import set_language
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("i18n/", include("django.conf.urls.i18n")),
+    # The language switcher is on the sign-in page too.
+    path("i18n/setlang/", login_not_required(set_language), name="set_language"),
     path("", include("accounts_app.urls")),
 ]
 

@@ -157,3 +157,10 @@ def test_a_missing_secret_stops_the_server_and_names_the_variable(missing):
     )
     assert result.returncode != 0
     assert f"Set the environment variable {missing}" in result.stderr
+
+
+def test_the_language_can_be_switched_before_signing_in(client):
+    response = client.post(reverse("set_language"), {"language": "zh-hans", "next": "/login/"})
+    assert response.status_code == 302
+    assert response["Location"] == "/login/"
+    assert response.cookies["django_language"].value == "zh-hans"
