@@ -10,6 +10,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import rules
+from accounts_app.instance_selectors import instance_blockers
 from accounts_app.models import Instance
 
 
@@ -37,7 +38,7 @@ class InstanceSelect(forms.Select):
         instance = self.instances.get(str(value))
         if instance is None:
             return option
-        blockers = instance_blocker_messages(instance)
+        blockers = instance_blockers(instance)
         option["attrs"].update(
             rules.instance_option_attrs(
                 architecture_type=instance.architecture_type,
@@ -51,17 +52,6 @@ class InstanceSelect(forms.Select):
             option["attrs"]["disabled"] = True
             option["label"] = f"{label} — {'; '.join(blockers)}"
         return option
-
-
-def instance_blocker_messages(instance: Instance) -> list[str]:
-    if instance.is_gone:
-        return [str(_("no longer exists"))]
-    violations = rules.instance_blockers(
-        instance_status=instance.status,
-        engine_version=instance.engine_version,
-        account_count=instance.account_count or 0,
-    )
-    return [violation.message for violation in violations]
 
 
 class AccountRequestForm(DescribedFieldsMixin, forms.Form):
@@ -138,7 +128,7 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
         instance = cleaned.get("instance_id")
         if instance is None:
             return cleaned
-        for message in instance_blocker_messages(instance):
+        for message in instance_blockers(instance):
             self.add_error("instance_id", message)
         privilege = cleaned.get("account_privilege")
         if privilege and not rules.privilege_allowed(
