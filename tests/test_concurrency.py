@@ -118,3 +118,27 @@ def test_concurrent_approvals_by_one_approver_count_once(estate, requester, appr
         assert account_request.status == AccountRequest.Status.PENDING
         account_request.status = AccountRequest.Status.CANCELLED
         account_request.save(update_fields=["status"])
+
+
+def test_concurrent_approvals_by_different_approvers_approve_exactly_once(
+    estate, requester, make_user
+):
+    approvers = [make_user(f"approver{i}", "Approvers") for i in range(THREADS)]
+    instance = Instance.objects.get(instance_id=HEALTHY)
+    for trial in range(TRIALS // 2):
+        account_request = new_request(requester, instance, f"pair_{trial}", "RoleRepl")
+        outcomes = run_together(
+            lambda i, pk=account_request.pk: workflow.request_approve(
+                request_id=pk,
+                approver=approvers[i],
+                comment="",
+                origin=Origin(actor=approvers[i], actor_name=approvers[i].username),
+            )
+        )
+        account_request.refresh_from_db()
+        # Two approvals are needed; the others arrive after the request left "pending".
+        assert account_request.status == AccountRequest.Status.APPROVED
+        assert Decision.objects.filter(request=account_request).count() == 2
+        assert sum(1 for kind, _ in outcomes if kind == "ok") == 2
+        account_request.status = AccountRequest.Status.CANCELLED
+        account_request.save(update_fields=["status"])
