@@ -41,7 +41,7 @@ class AuditFilterForm(forms.Form):
         label=_("Search"),
         required=False,
         max_length=64,
-        help_text=_("Start of an account name or instance ID."),
+        # Explained once, under the form, with the time zone.
         widget=forms.TextInput(attrs={"type": "search"}),
     )
     size = forms.IntegerField(

@@ -285,6 +285,7 @@ class AuditEvent(models.Model):
         indexes = [
             models.Index(fields=["action", "-seq"]),
             models.Index(fields=["actor", "-seq"]),
+            models.Index(fields=["actor_name", "-seq"]),
             models.Index(fields=["instance_id", "-seq"]),
             models.Index(fields=["account_name", "-seq"]),
             models.Index(fields=["outcome", "-seq"]),

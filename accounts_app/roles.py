@@ -49,11 +49,19 @@ ROLE_LABELS = {
 
 
 def role_names(user) -> list[str]:
+    """The user's roles, for the navigation. Read from the permissions already
+    loaded for the page (RoleBackend), so showing them costs no query."""
     if not user.is_authenticated:
         return []
-    names = [group.name for group in user.groups.all()]
     if user.is_superuser:
-        names.append("Superuser")
+        return [str(_("Superuser"))]
+    names = []
+    if user.has_perm(APPROVE_REQUEST):
+        names.append(str(_("Approver")))
+    elif user.has_perm(REQUEST_ACCOUNT):
+        names.append(str(_("Requester")))
+    if user.has_perm(VIEW_EVERYTHING) and not user.has_perm(APPROVE_REQUEST):
+        names.append(str(_("Auditor")))
     return names
 
 

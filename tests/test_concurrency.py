@@ -16,7 +16,12 @@ from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, Decision, Instance
 from accounts_app.services import workflow
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: the flush after these tests must not leave later tests
+# without the groups, policies and content types the migrations created.
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 THREADS = 8
 TRIALS = 100

@@ -20,6 +20,13 @@ as well drop the triggers: the HMAC chain is what proves nothing was changed.
 Table rebuilds on SQLite (some AlterField operations) drop the table's
 triggers: a later migration that rebuilds accounts_app_auditevent must create
 them again (tests/test_audit_triggers.py fails if it does not).
+
+Also on PostgreSQL: the two columns the audit page searches by prefix
+(instance_id, account_name) get the bytewise "C" collation, so that the range
+[q, q + U+10FFFF) the search uses means "starts with q" whatever the database's
+default collation (en_US.UTF-8 sorts punctuation and case its own way). Both
+hold ASCII identifiers. An AlterField on either column resets the collation:
+tests/test_audit_page.py checks it.
 """
 
 from django.db import migrations
@@ -28,7 +35,14 @@ TABLE = "accounts_app_auditevent"
 PERMIT_TABLE = "accounts_app_audit_flush_permit"
 MESSAGE = "audit events are append-only"
 
+SEARCHED_COLUMNS = {"instance_id": 64, "account_name": 64}
+
 POSTGRESQL_FORWARD = [
+    f"ALTER TABLE {TABLE} "
+    + ", ".join(
+        f'ALTER COLUMN {name} TYPE varchar({length}) COLLATE "C"'
+        for name, length in SEARCHED_COLUMNS.items()
+    ),
     f"""
     CREATE FUNCTION accounts_app_audit_append_only() RETURNS trigger
     LANGUAGE plpgsql AS $$
@@ -57,6 +71,11 @@ POSTGRESQL_BACKWARD = [
     f"DROP TRIGGER IF EXISTS auditevent_no_truncate ON {TABLE}",
     f"DROP TRIGGER IF EXISTS auditevent_no_update_or_delete ON {TABLE}",
     "DROP FUNCTION IF EXISTS accounts_app_audit_append_only()",
+    f"ALTER TABLE {TABLE} "
+    + ", ".join(
+        f'ALTER COLUMN {name} TYPE varchar({length}) COLLATE "default"'
+        for name, length in SEARCHED_COLUMNS.items()
+    ),
 ]
 
 SQLITE_FORWARD = [

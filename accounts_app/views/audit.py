@@ -181,8 +181,10 @@ CREATED_ACCOUNTS_PAGE_SIZE = 50
 @require_GET
 def created_accounts(request):
     before = request.GET.get("before", "")
+    # isdigit() alone lets "²" and 5,000-digit numbers through to int(): a 500.
+    cursor = int(before) if before.isascii() and before.isdigit() and len(before) < 19 else None
     rows, next_before = audit_selectors.created_accounts(
-        before=int(before) if before.isdigit() else None, size=CREATED_ACCOUNTS_PAGE_SIZE
+        before=cursor, size=CREATED_ACCOUNTS_PAGE_SIZE
     )
     return render(
         request,

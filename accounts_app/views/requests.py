@@ -56,7 +56,8 @@ def request_new(request):
 def _copied_values(request) -> dict:
     """Values of an earlier request, for "copy into a new request"."""
     source_id = request.GET.get("copy")
-    if not source_id or not source_id.isdigit():
+    # isdigit() alone lets "²" and 5,000-digit numbers through to int(): a 500.
+    if not source_id or not (source_id.isascii() and source_id.isdigit()) or len(source_id) > 18:
         return {}
     source = (
         AccountRequest.objects.select_related("instance")
@@ -80,8 +81,10 @@ def _copied_values(request) -> dict:
 @require_GET
 def request_preflight(request):
     """Live pre-flight for the request form (htmx): what the API would say now."""
+    instance_id = request.GET.get("instance_id", "")
+    # PostgreSQL refuses a NUL in a query parameter with an error: a 500, not "no instance".
     instance = Instance.objects.filter(
-        instance_id=request.GET.get("instance_id", ""), is_gone=False
+        instance_id=instance_id.replace("\x00", "\ufffd"), is_gone=False
     ).first()
     preflight = None
     if instance is not None:

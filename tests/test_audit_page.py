@@ -1,0 +1,509 @@
+"""The audit page, its export, and the created-accounts view."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, timedelta
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.http import StreamingHttpResponse
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts_app import audit_selectors
+from accounts_app.audit import Origin, record_event
+from accounts_app.middleware import TIME_ZONE_KEY
+from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from accounts_app.views import audit as audit_views
+
+pytestmark = pytest.mark.django_db
+
+Action = AuditEvent.Action
+Outcome = AuditEvent.Outcome
+AUDIT_URL = "/audit/"
+
+
+def event(action=Action.REQUEST_SUBMITTED, outcome=Outcome.SUCCESS, *, at=None, **fields):
+    """Record one event by `actor` (alice by default), at the time `at` when set."""
+    origin = Origin(actor_name=fields.pop("actor", "alice"))
+    with mock.patch("django.utils.timezone.now", return_value=at or timezone.now()):
+        return record_event(action=action, outcome=outcome, origin=origin, **fields)
+
+
+def seed(events: int) -> None:
+    call_command("seed_audit", events=events, stdout=io.StringIO())
+
+
+def seqs_in(response) -> list[int]:
+    return [e.seq for e in response.context["page"].events]
+
+
+@pytest.fixture
+def auditor_client(client, auditor):
+    client.force_login(auditor)
+    return client
+
+
+# --- Who may see it ----------------------------------------------------------
+
+
+def test_it_requires_sign_in(client):
+    response = client.get(AUDIT_URL)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("url", [AUDIT_URL, "/audit/export.csv", "/audit/accounts/"])
+def test_a_requester_is_refused_and_the_refusal_is_audited(client, requester, url):
+    client.force_login(requester)
+
+    response = client.get(url)
+
+    assert response.status_code == 403
+    denial = AuditEvent.objects.get(action=Action.PERMISSION_DENIED)
+    assert (denial.actor, denial.outcome) == (requester, Outcome.DENIED)
+    assert url in denial.comment
+    assert not AuditEvent.objects.filter(action=Action.EXPORT_DOWNLOADED).exists()
+
+
+@pytest.mark.parametrize("url", [AUDIT_URL, "/audit/accounts/"])
+@pytest.mark.parametrize("who", ["auditor", "approver"])
+def test_auditors_and_approvers_may_read_it(client, request, who, url):
+    client.force_login(request.getfixturevalue(who))
+
+    assert client.get(url).status_code == 200
+
+
+# --- The page ----------------------------------------------------------------
+
+
+def test_it_shows_every_column(auditor_client, requester):
+    instance = make_instance()
+    account_request = make_request(requester, instance, "app_reader")
+    event(
+        Action.ACCOUNT_CREATED,
+        request=account_request,
+        alibaba_request_id="7F2C-REQ",
+        comment="ticket 42",
+    )
+    event(Action.EXECUTION_FAILED, Outcome.FAILURE, error_code="Throttling.User")
+
+    html = auditor_client.get(AUDIT_URL).content.decode()
+
+    for text in [
+        "Account created",
+        f'href="/requests/{account_request.pk}/"',
+        "r-bp1audit000000001",
+        "app_reader",
+        "RoleReadOnly",
+        "7F2C-REQ",
+        "Throttling.User",
+        "ticket 42",
+        "Failure",
+    ]:
+        assert text in html, text
+
+
+def test_every_value_is_escaped(auditor_client):
+    event(
+        comment="<script>alert(1)</script>",
+        account_name='x"><img src=x onerror=alert(2)>',
+        actor="<b>eve</b>",
+    )
+
+    html = auditor_client.get(AUDIT_URL).content.decode()
+
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html and "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert "<b>eve</b>" not in html and "&lt;b&gt;eve&lt;/b&gt;" in html
+
+
+def sign_in_from_shanghai(client, user):
+    """Sign in (which records an event, now) with the Asia/Shanghai time zone."""
+    client.force_login(user)
+    session = client.session
+    session[TIME_ZONE_KEY] = "Asia/Shanghai"
+    session.save()
+    return client
+
+
+def test_times_show_in_the_viewers_time_zone(client, auditor):
+    event(at=datetime(2025, 3, 1, 17, 30, tzinfo=UTC))
+
+    html = sign_in_from_shanghai(client, auditor).get(AUDIT_URL).content.decode()
+
+    assert "2025-03-02 01:30:00" in html
+    assert "Asia/Shanghai" in html
+
+
+def test_newest_first_fifty_per_page_by_default(auditor_client):
+    seed(60)
+
+    response = auditor_client.get(AUDIT_URL)
+
+    newest = AuditEvent.objects.order_by("-seq").first().seq
+    assert seqs_in(response) == list(range(newest, newest - 50, -1))
+
+
+@pytest.mark.parametrize("size", [10, 25, 100])
+def test_the_page_size_can_be_chosen(auditor_client, size):
+    seed(120)
+
+    assert len(seqs_in(auditor_client.get(AUDIT_URL, {"size": size}))) == size
+
+
+@pytest.mark.parametrize("size", ["9", "101", "ten"])
+def test_a_page_size_out_of_range_is_an_error_not_a_huge_page(auditor_client, size):
+    response = auditor_client.get(AUDIT_URL, {"size": size})
+
+    assert response.status_code == 200
+    assert response.context["page"] is None
+    assert "Some filters are not valid" in response.content.decode()
+
+
+def test_keyset_pages_walk_back_and_forth(auditor_client):
+    seed(45)
+    newest = AuditEvent.objects.order_by("-seq").first().seq
+
+    first = auditor_client.get(AUDIT_URL, {"size": 20})
+    older = first.context["page"].older_than
+    second = auditor_client.get(AUDIT_URL, {"size": 20, "before": older})
+    third = auditor_client.get(AUDIT_URL, {"size": 20, "before": second.context["page"].older_than})
+    back = auditor_client.get(AUDIT_URL, {"size": 20, "after": second.context["page"].newer_than})
+
+    assert seqs_in(first) == list(range(newest, newest - 20, -1))
+    assert seqs_in(second) == list(range(newest - 20, newest - 40, -1))
+    assert seqs_in(third) == list(range(newest - 40, 0, -1))
+    assert third.context["page"].older_than is None
+    assert seqs_in(back) == seqs_in(first)
+    assert back.context["page"].newer_than is None
+
+
+def test_pages_are_stable_while_events_arrive(auditor_client):
+    seed(30)
+    older = auditor_client.get(AUDIT_URL, {"size": 10}).context["page"].older_than
+    second_page = seqs_in(auditor_client.get(AUDIT_URL, {"size": 10, "before": older}))
+
+    seed(7)
+
+    assert seqs_in(auditor_client.get(AUDIT_URL, {"size": 10, "before": older})) == second_page
+
+
+def test_page_links_keep_the_filters_and_work_without_javascript(auditor_client):
+    for n in range(12):
+        event(Action.LOGIN, comment=str(n))
+
+    html = auditor_client.get(AUDIT_URL, {"action": "login", "size": 10}).content.decode()
+
+    assert 'href="?action=login&amp;size=10&amp;before=' in html
+    assert 'hx-get="?action=login&amp;size=10&amp;before=' in html
+    assert 'hx-push-url="true"' in html
+
+
+def test_an_htmx_request_gets_only_the_results(auditor_client):
+    event()
+
+    partial = auditor_client.get(AUDIT_URL, headers={"HX-Request": "true"})
+    restore = auditor_client.get(
+        AUDIT_URL, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
+
+    html = partial.content.decode()
+    assert 'id="audit-results"' in html
+    assert "<html" not in html and 'role="search"' not in html
+    assert "<html" in restore.content.decode()
+    assert "HX-Request" in partial["Vary"]
+
+
+# --- Filters -----------------------------------------------------------------
+
+
+@pytest.fixture
+def mixed_events():
+    return {
+        "logout": event(Action.LOGOUT, actor="bob"),
+        "denied": event(Action.PERMISSION_DENIED, Outcome.DENIED, actor="mallory"),
+        "orders": event(instance_id="r-bp1orders", account_name="app_orders", actor="alice"),
+        "reports": event(instance_id="r-bp1reports", account_name="bi_reports", actor="alice"),
+        "app_reports": event(instance_id="r-uf6payments", account_name="app_pay", actor="carol"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"action": "logout"}, ["logout"]),
+        ({"outcome": "denied"}, ["denied"]),
+        ({"actor": "alice"}, ["reports", "orders"]),
+        ({"instance_id": "r-bp1orders"}, ["orders"]),
+        ({"account_name": "bi_reports"}, ["reports"]),
+        ({"q": "app_"}, ["app_reports", "orders"]),
+        ({"q": "r-bp1"}, ["reports", "orders"]),
+        ({"q": "r-bp1rep"}, ["reports"]),
+        ({"q": "bi"}, ["reports"]),
+        ({"q": "pay"}, []),  # a prefix search: the middle of a name does not match
+        ({"actor": "alice", "q": "app"}, ["orders"]),
+    ],
+)
+def test_each_filter_narrows_the_events(auditor_client, mixed_events, params, expected):
+    response = auditor_client.get(AUDIT_URL, params)
+
+    assert seqs_in(response) == [mixed_events[name].seq for name in expected]
+
+
+@pytest.mark.postgres
+def test_searched_columns_compare_bytewise_on_postgresql():
+    """The prefix range means "starts with" only under the C collation (migration 0003)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite compares bytewise (BINARY) already")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT column_name, collation_name FROM information_schema.columns "
+            "WHERE table_name = %s AND column_name IN ('instance_id', 'account_name')",
+            [AuditEvent._meta.db_table],
+        )
+        assert dict(cursor.fetchall()) == {"instance_id": "C", "account_name": "C"}
+
+
+def test_dates_are_whole_days_in_the_viewers_time_zone(client, auditor):
+    # 2025-03-01 23:30 and 2025-03-02 00:30 in Shanghai.
+    late = event(at=datetime(2025, 3, 1, 15, 30, tzinfo=UTC))
+    early = event(at=datetime(2025, 3, 1, 16, 30, tzinfo=UTC))
+    later = event(at=datetime(2025, 3, 3, 2, 0, tzinfo=UTC))
+    sign_in_from_shanghai(client, auditor)
+
+    def seqs(**params):
+        return seqs_in(client.get(AUDIT_URL, params))
+
+    assert seqs(date_from="2025-03-02", date_to="2025-03-02") == [early.seq]
+    assert seqs(date_to="2025-03-01") == [late.seq]
+    assert seqs(date_from="2025-03-02") == [
+        *AuditEvent.objects.filter(seq__gt=later.seq).values_list("seq", flat=True),
+        later.seq,
+        early.seq,
+    ]
+    assert seqs(date_from="2030-01-01") == []
+
+
+def test_an_end_date_before_the_start_is_refused(auditor_client):
+    response = auditor_client.get(AUDIT_URL, {"date_from": "2025-03-02", "date_to": "2025-03-01"})
+
+    assert response.context["page"] is None
+    assert "The end date is before the start date." in response.content.decode()
+
+
+# --- Query count -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [10, 50])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"action": "login"}, {"q": "app"}, {"date_from": "2020-01-01", "date_to": "2040-01-01"}],
+    ids=["no filter", "action", "search", "dates"],
+)
+def test_a_page_takes_at_most_four_queries(
+    auditor_client, django_assert_max_num_queries, size, params
+):
+    seed(120)
+    auditor_client.get(AUDIT_URL)  # the first request after sign-in writes the session
+    older = auditor_client.get(AUDIT_URL, {"size": size}).context["page"].older_than
+
+    for query in [{"size": size, **params}, {"size": size, "before": older, **params}]:
+        with django_assert_max_num_queries(4):
+            response = auditor_client.get(AUDIT_URL, query)
+        assert response.status_code == 200
+
+
+@pytest.mark.parametrize("size", [10, 50])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"actor": "bob"}, {"q": "app"}, {"date_from": "2020-01-01", "date_to": "2040-01-01"}],
+    ids=["no filter", "actor", "search", "dates"],
+)
+def test_the_page_itself_reads_the_log_once(auditor_client, size, params):
+    """The other queries are the session, the user and the roles, on every page."""
+    seed(120)
+    older = auditor_client.get(AUDIT_URL, {"size": size}).context["page"].older_than
+
+    for query in [{"size": size, **params}, {"size": size, "before": older, **params}]:
+        with CaptureQueriesContext(connection) as queries:
+            auditor_client.get(AUDIT_URL, query)
+        log_reads = [q["sql"] for q in queries if AuditEvent._meta.db_table in q["sql"]]
+        assert len(log_reads) == 1, log_reads
+        assert "COUNT(" not in log_reads[0].upper() and "OFFSET" not in log_reads[0].upper()
+
+
+# --- Export --------------------------------------------------------------------
+
+
+def read_stream(response) -> str:
+    assert isinstance(response, StreamingHttpResponse)
+    return b"".join(response.streaming_content).decode()
+
+
+def test_csv_export_streams_the_current_filter_and_is_audited(auditor_client, auditor):
+    event(Action.LOGIN, actor="bob")
+    wanted = event(account_name="app_orders", comment='=HYPERLINK("http://evil")')
+    response = auditor_client.get("/audit/export.csv", {"q": "app", "size": 10, "before": 999})
+
+    # Audited before a single row is sent.
+    export = AuditEvent.objects.get(action=Action.EXPORT_DOWNLOADED)
+    assert (export.actor, export.comment) == (auditor, "csv: q=app")
+    rows = list(csv.DictReader(io.StringIO(read_stream(response))))
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    assert [int(row["seq"]) for row in rows] == [wanted.seq]
+    assert rows[0]["comment"] == '\'=HYPERLINK("http://evil")'
+    assert rows[0]["hash"] == wanted.hash
+
+
+def test_jsonl_export_has_one_event_per_line(auditor_client):
+    seed(30)
+
+    text = read_stream(auditor_client.get("/audit/export.jsonl"))
+
+    records = [json.loads(line) for line in text.splitlines()]
+    assert [r["seq"] for r in records] == list(
+        AuditEvent.objects.order_by("-seq").values_list("seq", flat=True)
+    )
+    assert records[0]["action"] == "export_downloaded"
+    assert records[0]["comment"] == "jsonl: all events"
+    assert datetime.fromisoformat(records[-1]["created_at"]).tzinfo is not None
+
+
+def test_the_export_reads_in_batches(auditor_client, monkeypatch, django_assert_num_queries):
+    seed(25)
+    monkeypatch.setattr(audit_selectors, "EXPORT_BATCH_SIZE", 10)
+    response = auditor_client.get("/audit/export.csv", {"action": "login"})
+    logins = AuditEvent.objects.filter(action=Action.LOGIN).count()
+
+    with django_assert_num_queries(logins // 10 + 1):
+        lines = read_stream(response).splitlines()
+
+    assert len(lines) == logins + 1
+
+
+def test_an_unknown_export_format_is_not_found(auditor_client):
+    assert auditor_client.get("/audit/export.xml").status_code == 404
+    assert not AuditEvent.objects.filter(action=Action.EXPORT_DOWNLOADED).exists()
+
+
+def test_an_export_with_a_bad_filter_is_refused_and_not_audited(auditor_client):
+    response = auditor_client.get("/audit/export.csv", {"date_from": "yesterday"})
+
+    assert response.status_code == 400
+    assert not AuditEvent.objects.filter(action=Action.EXPORT_DOWNLOADED).exists()
+
+
+# --- Created accounts ------------------------------------------------------------
+
+
+def make_instance(instance_id="r-bp1audit000000001") -> Instance:
+    return Instance.objects.create(
+        instance_id=instance_id,
+        region_id="cn-hangzhou",
+        engine_version="6.0",
+        architecture_type="standard",
+        status="Normal",
+        synced_at=timezone.now(),
+    )
+
+
+def make_request(requester, instance, name, status=AccountRequest.Status.PENDING, **kw):
+    return AccountRequest.objects.create(
+        requester=requester,
+        instance=instance,
+        account_name=name,
+        account_privilege="RoleReadOnly",
+        account_description=f"{name} description",
+        justification="reports",
+        approvals_required=1,
+        status=status,
+        **kw,
+    )
+
+
+def created(requester, instance, name, approvers, minutes_ago, rejecter=None):
+    account_request = make_request(
+        requester,
+        instance,
+        name,
+        status=AccountRequest.Status.CREATED,
+        finished_at=timezone.now() - timedelta(minutes=minutes_ago),
+        alibaba_request_id=f"REQ-{name}",
+    )
+    for approver in approvers:
+        Decision.objects.create(
+            request=account_request, approver=approver, requester=requester, verdict="approve"
+        )
+    if rejecter is not None:
+        Decision.objects.create(
+            request=account_request, approver=rejecter, requester=requester, verdict="reject"
+        )
+    return account_request
+
+
+def test_created_accounts_lists_who_asked_and_who_approved(
+    auditor_client, requester, approver, second_approver, make_user
+):
+    instance = make_instance()
+    older = created(requester, instance, "app_old", [approver], minutes_ago=60)
+    newer = created(
+        requester, instance, "app_new", [approver, second_approver], 5, make_user("zoe")
+    )
+    make_request(requester, instance, "app_pending")
+
+    response = auditor_client.get("/audit/accounts/")
+
+    assert response.context["rows"] == [newer, older]
+    html = response.content.decode()
+    for text in [
+        "app_new",
+        "REQ-app_new",
+        "app_new description",
+        "cn-hangzhou",
+        "alice",
+        "bob, erin",
+    ]:
+        assert text in html, text
+    assert "zoe" not in html
+    assert "app_pending" not in html
+
+
+def test_created_accounts_costs_the_same_queries_for_any_number(
+    auditor_client, requester, approver
+):
+    def queries_for_the_page() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert auditor_client.get("/audit/accounts/").status_code == 200
+        return len(queries)
+
+    created(requester, make_instance(), "app_first", [approver], 1)
+    auditor_client.get("/audit/accounts/")  # the first request after sign-in writes the session
+    with_one = queries_for_the_page()
+    for n in range(8):
+        created(requester, make_instance(f"r-bp1more{n}"), f"app_{n}", [approver], n + 2)
+
+    assert queries_for_the_page() == with_one
+
+
+def test_created_accounts_pages_by_creation_time(auditor_client, requester, approver, monkeypatch):
+    monkeypatch.setattr(audit_views, "CREATED_ACCOUNTS_PAGE_SIZE", 3)
+    instance = make_instance()
+    rows = [created(requester, instance, f"app_{n}", [approver], minutes_ago=n) for n in range(7)]
+
+    first = auditor_client.get("/audit/accounts/")
+    second = auditor_client.get("/audit/accounts/", {"before": first.context["next_before"]})
+    third = auditor_client.get("/audit/accounts/", {"before": second.context["next_before"]})
+
+    assert first.context["rows"] == rows[:3]
+    assert second.context["rows"] == rows[3:6]
+    assert third.context["rows"] == rows[6:]
+    assert third.context["next_before"] is None
