@@ -86,9 +86,33 @@ class Origin:
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    # REMOTE_ADDR only: X-Forwarded-For is set by whoever sends the request, so
-    # trusting it would let anyone write any IP into the audit log.
-    return normalized_ip(request.META.get("REMOTE_ADDR"))
+    return normalized_ip(trusted_client_ip(request))
+
+
+def trusted_client_ip(request: HttpRequest) -> str | None:
+    """The client's address, for the audit log and the login lockout.
+
+    REMOTE_ADDR, unless TRUSTED_PROXY_COUNT reverse proxies stand in front of us. Each
+    proxy appends the address it received the request from to X-Forwarded-For, so
+    with N trusted proxies the client is the N-th entry from the right. Entries left
+    of it were written by the client itself and could name anyone: taking the
+    left-most would let an attacker pick a fresh "IP" for every attempt.
+    """
+    remote_addr = request.META.get("REMOTE_ADDR")
+    proxies = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0)
+    if proxies <= 0:
+        return remote_addr
+    hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")
+    forwarded = [hop.strip() for hop in hops if hop.strip()]
+    if len(forwarded) < proxies:
+        # Fewer hops than proxies: the request did not come through them all.
+        return remote_addr
+    candidate = forwarded[-proxies]
+    try:
+        validate_ipv46_address(candidate)
+    except ValidationError:
+        return remote_addr
+    return candidate
 
 
 def normalized_ip(value: str | None) -> str | None:

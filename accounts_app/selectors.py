@@ -27,9 +27,12 @@ def waiting_for_approval(user) -> QuerySet[AccountRequest]:
     )
 
 
-def needing_reconciliation() -> QuerySet[AccountRequest]:
-    return requests_with_instance().filter(status=Status.NEEDS_RECONCILIATION)
+def needing_reconciliation(*, requester=None) -> QuerySet[AccountRequest]:
+    """Requests of unknown outcome: everyone's, or one requester's."""
+    requests = requests_with_instance().filter(status=Status.NEEDS_RECONCILIATION)
+    return requests.filter(requester=requester) if requester is not None else requests
 
 
-def recently_created() -> QuerySet[AccountRequest]:
-    return requests_with_instance().filter(status=Status.CREATED).order_by("-finished_at")
+def recently_created(*, requester=None) -> QuerySet[AccountRequest]:
+    requests = requests_with_instance().filter(status=Status.CREATED).order_by("-finished_at")
+    return requests.filter(requester=requester) if requester is not None else requests

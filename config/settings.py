@@ -278,6 +278,11 @@ KVSTORE_SIGNATURE_VERSION = env.str("KVSTORE_SIGNATURE_VERSION", default="v3")
 KVSTORE_CONNECT_TIMEOUT = env.float("KVSTORE_CONNECT_TIMEOUT", default=3.0)
 KVSTORE_READ_TIMEOUT = env.float("KVSTORE_READ_TIMEOUT", default=10.0)
 KVSTORE_DEADLINE = env.float("KVSTORE_DEADLINE", default=15.0)
+# Circuit breaker (accounts_app/alibaba/breaker.py): after this many transient
+# failures in a row, calls stop for the cooldown (seconds).
+KVSTORE_BREAKER_THRESHOLD = env.int("KVSTORE_BREAKER_THRESHOLD", default=5)
+KVSTORE_BREAKER_COOLDOWN = env.float("KVSTORE_BREAKER_COOLDOWN", default=30.0)
+KVSTORE_SYNC_WORKERS = env.int("KVSTORE_SYNC_WORKERS", default=8)
 
 # Workflow timing.
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=72)

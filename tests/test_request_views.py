@@ -182,3 +182,19 @@ def test_the_dashboard_lists_my_requests_and_those_waiting_for_me(estate, reques
     theirs = signed_in(approver).get(reverse("dashboard"), headers={"HX-Request": "true"})
     assert len(theirs.context["waiting"]) == 1
     assert b"<html" not in theirs.content
+
+
+def test_the_dashboard_shows_a_requester_only_their_own_created_accounts(
+    estate, requester, other_requester, approver
+):
+    account_request = approved(requester, approver)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        status=AccountRequest.Status.CREATED
+    )
+
+    def created_on_dashboard(user) -> int:
+        return len(signed_in(user).get(reverse("dashboard")).context["recently_created"])
+
+    assert created_on_dashboard(requester) == 1
+    assert created_on_dashboard(other_requester) == 0
+    assert created_on_dashboard(approver) == 1

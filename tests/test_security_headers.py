@@ -7,6 +7,7 @@ route of the URLconf is visited, as a user who may see it, over HTTPS.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import runpy
@@ -33,6 +34,8 @@ NONCE = re.compile(r"'nonce-([^']+)'")
 
 def production_settings(monkeypatch) -> dict:
     """The security settings config/settings.py yields in production (HTTPS on)."""
+    for name in ("SECURE_SSL_REDIRECT", "BEHIND_TLS_PROXY", "TRUSTED_PROXY_COUNT"):
+        monkeypatch.delenv(name, raising=False)
     for name, value in {
         "ENV_FILE": os.devnull,
         "DEBUG": "false",
@@ -238,10 +241,12 @@ def test_a_crash_is_a_500_with_a_reference_and_no_trace(requester, settings, mon
 
 
 def test_check_deploy_passes_with_production_settings_and_nothing_silenced():
-    # Test tools set this for themselves; production never has it (async.E001).
-    inherited = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    # A clean environment: what earlier tests or test tools left in os.environ
+    # (DJANGO_ALLOW_ASYNC_UNSAFE, a demo EMAIL_URL) is not production.
     env = {
-        **inherited,
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "EMAIL_URL": "smtp+tls://dashboard@smtp.example.com:587",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "ENV_FILE": os.devnull,
         "DEBUG": "false",
@@ -260,3 +265,24 @@ def test_check_deploy_passes_with_production_settings_and_nothing_silenced():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "(0 silenced)" in result.stdout
+
+
+# --- The RAM policy -----------------------------------------------------------------
+
+
+def test_the_ram_policy_grants_exactly_the_four_operations_the_client_calls():
+    policy = json.loads((ROOT / "docs" / "ram-policy.json").read_text())
+    granted = set()
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"]
+        granted |= {actions} if isinstance(actions, str) else set(actions)
+    assert granted == {
+        "kvstore:CreateAccount",
+        "kvstore:DescribeAccounts",
+        "kvstore:DescribeInstances",
+        "kvstore:DescribeInstanceAttribute",
+    }
+    source = (ROOT / "accounts_app" / "alibaba" / "client.py").read_text()
+    called = set(re.findall(r'self\._call\(\s*"(\w+)"', source))
+    assert {f"kvstore:{action}" for action in called} == granted

@@ -22,13 +22,15 @@ DASHBOARD_LIST_SIZE = 10
 
 def dashboard(request):
     user = request.user
+    # Other people's requests only for those who may read every request.
+    visible = None if roles.can_view_everything(user) else user
     context = {
         "my_requests": selectors.my_requests(user)[:DASHBOARD_LIST_SIZE],
         "waiting": selectors.waiting_for_approval(user)[:DASHBOARD_LIST_SIZE]
         if roles.can_approve(user)
         else [],
-        "reconciliation": selectors.needing_reconciliation()[:DASHBOARD_LIST_SIZE],
-        "recently_created": selectors.recently_created()[:DASHBOARD_LIST_SIZE],
+        "reconciliation": selectors.needing_reconciliation(requester=visible)[:DASHBOARD_LIST_SIZE],
+        "recently_created": selectors.recently_created(requester=visible)[:DASHBOARD_LIST_SIZE],
     }
     template = "dashboard.html"
     if request.htmx:

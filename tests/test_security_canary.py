@@ -1,0 +1,619 @@
+"""The canary suite: an account password never comes to rest anywhere.
+
+A fresh random password, valid under the API's rules, is driven through every path of
+the execute step: success, every fault mode of the simulator, every validation error,
+a mismatched confirmation, an expired approval, a concurrent second click, a stale
+sign-in, an open circuit breaker, and an unhandled exception with DEBUG off and error
+mails to the admins. Meanwhile every log record of every logger is kept at DEBUG
+(SQL with its parameters included), and every response. Then the whole database is
+dumped (SQLite's iterdump, PostgreSQL's pg_dump), the sessions decoded, the cache
+unpickled, the mails and the console output read, and all of it is searched for the
+password raw and encoded: zero hits.
+
+Positive control: the simulator received the password exactly on the calls meant to
+carry it, in the body, never in the URL. And a deliberate leak (a log line, a session
+value, a cache entry) is found, so the search is shown to work.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import logging
+import pickle
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email import message_from_string
+from urllib.parse import quote, quote_plus
+
+import pytest
+from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.core.cache import caches
+from django.db import connection, connections
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import escape as django_escape
+
+from accounts_app import rules
+from accounts_app.alibaba import signing
+from accounts_app.audit import Origin, permit_test_flush
+from accounts_app.models import AccountRequest, CircuitBreaker, Instance
+from accounts_app.services import workflow
+
+# Committed, so that pg_dump (another connection) sees every row. serialized_rollback
+# brings back the migrations' rows (groups, the audit chain head) the flush removes.
+committed = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+Status = AccountRequest.Status
+SPECIALS = "!@#$%^&*()_+-="
+
+
+# --- The canary -------------------------------------------------------------------------
+
+
+def make_canary(length: int = 24) -> str:
+    """A random password the API accepts, with characters that every encoding changes."""
+    pools = ["ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnpqrstuvwxyz", "23456789", SPECIALS]
+    chars = [secrets.choice(pool) for pool in pools]
+    # "&" changes under HTML escaping, "+" and "%" under URL quoting.
+    chars += ["&", "+", "%"]
+    alphabet = "".join(pools)
+    chars += [secrets.choice(alphabet) for _ in range(length - len(chars))]
+    secrets.SystemRandom().shuffle(chars)
+    canary = "".join(chars)
+    assert not rules.validate("AccountPassword", canary), canary
+    return canary
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- The search ---------------------------------------------------------------------------
+
+
+def base64_cores(data: bytes) -> set[str]:
+    """What the base64 of `data` looks like inside any longer base64 text.
+
+    Embedded at each of the three byte alignments, the characters that encode only
+    `data` are the same whatever surrounds it: drop the edge groups, keep the core.
+    """
+    cores = set()
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(b"\0" * pad + data + b"\0\0\0").decode()
+            start = 4 if pad else 0
+            core = text[start : len(text) - 8]
+            if len(core) >= 12:
+                cores.add(core)
+    return cores
+
+
+def variants(secret: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(case-insensitive variants, case-sensitive variants) of a secret, by label."""
+    quoted = quote(secret, safe="")
+    insensitive = {
+        "raw": secret,
+        "URL-quoted": quoted,
+        "URL-quoted, / kept": quote(secret),
+        "form-encoded (quote_plus)": quote_plus(secret),
+        "URL-quoted twice": quote(quoted, safe=""),
+        "JSON-escaped": json.dumps(secret)[1:-1],
+        "JSON-escaped, ASCII only": json.dumps(secret, ensure_ascii=True)[1:-1],
+        "HTML-escaped": html.escape(secret),
+        "HTML-escaped by Django": str(django_escape(secret)),
+        "hex": secret.encode().hex(),
+        "SHA-256": sha256(secret),
+    }
+    sensitive = {}
+    if len(secret) >= 12:
+        for index, core in enumerate(sorted(base64_cores(secret.encode()))):
+            sensitive[f"base64 #{index}"] = core
+    return {label: value.lower() for label, value in insensitive.items()}, sensitive
+
+
+@dataclass
+class Evidence:
+    """Everything the application wrote, said or kept, by where it was found."""
+
+    items: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, where: str, text: str) -> None:
+        with self.lock:
+            self.items.append((where, text))
+
+    def kinds(self) -> set[str]:
+        return {where.split(":")[0] for where, _ in self.items}
+
+
+def find_leaks(secrets_by_label: dict[str, str], evidence: Evidence) -> list[str]:
+    searches = [(label, *variants(secret)) for label, secret in secrets_by_label.items()]
+    hits = []
+    for where, text in evidence.items:
+        lowered = text.lower()
+        for label, insensitive, sensitive in searches:
+            for form, needle in insensitive.items():
+                if needle in lowered:
+                    hits.append(f"{label} ({form}) in {where}")
+            for form, needle in sensitive.items():
+                if needle in text:
+                    hits.append(f"{label} ({form}) in {where}")
+    return hits
+
+
+# --- Capture ------------------------------------------------------------------------------
+
+
+class CaptureHandler(logging.Handler):
+    def __init__(self, evidence: Evidence) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.evidence = evidence
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+        try:
+            message = record.getMessage()
+        except Exception as error:  # a broken format must not hide the record
+            message = f"{record.msg!r} % {record.args!r} ({error})"
+        parts = [message, repr(record.__dict__)]
+        if record.exc_info:
+            parts.append(logging.Formatter().formatException(record.exc_info))
+        if record.stack_info:
+            parts.append(record.stack_info)
+        self.evidence.add(f"log:{record.name}", "\n".join(parts))
+
+
+@pytest.fixture
+def every_log_record():
+    """Every logger at DEBUG, propagating to one capturing handler on the root."""
+    evidence = Evidence()
+    handler = CaptureHandler(evidence)
+    root = logging.getLogger()
+    saved = [(root, root.level, root.propagate)]
+    for logger in logging.Logger.manager.loggerDict.values():
+        if isinstance(logger, logging.Logger):
+            saved.append((logger, logger.level, logger.propagate))
+            logger.setLevel(logging.DEBUG)
+            logger.propagate = True
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    logging.disable(logging.NOTSET)
+    # SQL and its parameters, whatever settings.DEBUG says.
+    connection.force_debug_cursor = True
+    try:
+        yield evidence, handler
+    finally:
+        root.removeHandler(handler)
+        connection.force_debug_cursor = False
+        for logger, level, propagate in saved:
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+class RecordingClient(Client):
+    """A test client that keeps every response: status, headers, cookies, body."""
+
+    def __init__(self, evidence: Evidence, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.evidence = evidence
+
+    def request(self, **request):
+        response = super().request(**request)
+        where = f"response:{request.get('REQUEST_METHOD')} {request.get('PATH_INFO')}"
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        self.evidence.add(
+            where,
+            "\n".join(
+                [
+                    str(response.status_code),
+                    response.serialize_headers().decode("latin-1"),
+                    response.cookies.output(),
+                    body.decode("utf-8", "replace"),
+                ]
+            ),
+        )
+        return response
+
+
+@pytest.fixture
+def committed_db():
+    # The flush after this transactional test must pass the audit log's triggers.
+    permit_test_flush()
+
+
+# --- After the run: everything at rest -----------------------------------------------------
+
+
+def database_dump() -> str:
+    if connection.vendor == "sqlite":
+        connection.ensure_connection()
+        return "\n".join(connection.connection.iterdump())
+    if connection.vendor == "postgresql":
+        params = connection.settings_dict
+        command = ["pg_dump", "--no-owner", "-h", params["HOST"] or "127.0.0.1"]
+        command += ["-p", str(params["PORT"] or 5432), "-U", params["USER"], params["NAME"]]
+        env = {"PGPASSWORD": params.get("PASSWORD") or "", "PATH": "/usr/bin:/bin"}
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+    raise AssertionError(f"teach the canary suite to dump {connection.vendor}")
+
+
+def sessions_decoded() -> Iterable[tuple[str, str]]:
+    for session in Session.objects.all():
+        yield (
+            f"session:{session.session_key[:8]}",
+            repr(SessionStore().decode(session.session_data)),
+        )
+
+
+def cache_contents() -> Iterable[tuple[str, str]]:
+    for alias in settings.CACHES:
+        backend = caches[alias]
+        store = getattr(backend, "_cache", None)
+        assert isinstance(store, dict), f"teach the canary suite to read the {alias} cache"
+        yield f"cache:{alias}", f"{len(store)} entries"
+        for key, value in list(store.items()):
+            yield f"cache:{alias}", f"{key!r} {value!r} {unpickled(value)!r}"
+
+
+def unpickled(value):
+    try:
+        return pickle.loads(value)  # noqa: S301 (this process's own cache)
+    except Exception as error:
+        return f"(not a pickle: {error})"
+
+
+def mail_contents() -> Iterable[tuple[str, str]]:
+    for index, message in enumerate(mail.outbox):
+        parts = [message.subject, message.body, repr(message.extra_headers), str(message.to)]
+        parts += [str(content) for content, _ in getattr(message, "alternatives", [])]
+        parts += [repr(attachment) for attachment in message.attachments]
+        wire = message.message().as_string()
+        parts.append(wire)
+        for part in message_from_string(wire).walk():
+            payload = part.get_payload(decode=True)
+            if payload:
+                parts.append(payload.decode("utf-8", "replace"))
+        yield f"mail:{index}:{message.subject[:60]}", "\n".join(parts)
+
+
+def collect_at_rest(evidence: Evidence, capfd) -> None:
+    evidence.add("db:dump", database_dump())
+    for where, text in (*sessions_decoded(), *cache_contents(), *mail_contents()):
+        evidence.add(where, text)
+    out, err = capfd.readouterr()
+    evidence.add("console:stdout", out)
+    evidence.add("console:stderr", err)
+
+
+# --- Scenarios ----------------------------------------------------------------------------
+
+
+class Run:
+    """One requester, one approver, and a fresh instance and request per scenario."""
+
+    def __init__(self, estate, requester, approver, evidence: Evidence) -> None:
+        self.estate = estate
+        self.requester = requester
+        self.approver = approver
+        self.evidence = evidence
+        self.client = self.signed_in_client()
+        self.expected_calls: dict[str, int] = {}
+        self.count = 0
+
+    def signed_in_client(self, **kwargs) -> RecordingClient:
+        client = RecordingClient(self.evidence, **kwargs)
+        client.force_login(self.requester)
+        return client
+
+    def approved_request(self, scenario: str) -> AccountRequest:
+        self.count += 1
+        instance_id = f"r-canary{self.count:04d}q"
+        self.estate.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou")
+        instance = Instance.objects.create(
+            instance_id=instance_id,
+            region_id="cn-hangzhou",
+            engine_version="6.0",
+            architecture_type="standard",
+            status="Normal",
+            account_count=0,
+            synced_at=timezone.now(),
+        )
+        account_request = workflow.request_submit(
+            requester=self.requester,
+            instance=instance,
+            account_name=f"canary{self.count}",
+            account_privilege="RoleReadOnly",
+            account_description="canary",
+            account_type="Normal",
+            justification=f"canary scenario {scenario}",
+            origin=Origin.system("canary"),
+        )
+        workflow.request_approve(
+            request_id=account_request.pk,
+            approver=self.approver,
+            comment="",
+            origin=Origin.system("canary"),
+        )
+        return account_request
+
+    def execute(self, account_request, password, confirm=None, *, client=None):
+        return (client or self.client).post(
+            reverse("request_execute", args=[account_request.pk]),
+            {
+                "account_password": password,
+                "account_password_confirm": password if confirm is None else confirm,
+            },
+        )
+
+    def expect(self, account_request, calls: int) -> None:
+        self.expected_calls[account_request.instance.instance_id] = calls
+
+
+def drive_every_path(run: Run, canary: str, extra_secrets: dict[str, str], settings) -> None:
+    estate = run.estate
+
+    # Success.
+    ok = run.approved_request("success")
+    assert "The account was created" in run.execute(ok, canary).content.decode()
+    run.expect(ok, 1)
+
+    # Every fault mode of the simulator, on CreateAccount.
+    # Retried up to three attempts: answers that prove nothing was created.
+    repeated = {"throttle": 3, "http500": 3, "http503": 3}
+    # Never retried: the call may have arrived, so it is reconciled instead.
+    once = {
+        "html": 1,
+        "reset": 1,
+        "slow": 1,
+        "drip": 1,
+        "drip_headers": 1,
+        "commit_then_timeout": 1,
+        "malformed": 1,
+    }
+    delays = {"slow": 0.5, "commit_then_timeout": 3.0}
+    for mode, calls in {**repeated, **once}.items():
+        account_request = run.approved_request(mode)
+        estate.add_fault(
+            mode,
+            action="CreateAccount",
+            instance_id=account_request.instance.instance_id,
+            count=0 if mode in repeated else 1,
+            delay=delays.get(mode),
+        )
+        response = run.execute(account_request, canary)
+        assert response.status_code == 200, mode
+        run.expect(account_request, calls)
+    estate.clear_faults()
+
+    # Every validation error of the form, and a mismatched confirmation.
+    invalid = run.approved_request("validation")
+    for password, confirm in [
+        (extra_secrets["too short"], None),
+        (canary + canary[:10], None),  # too long
+        (extra_secrets["one kind of character"], None),
+        (canary + "~", None),  # a character the API refuses
+        (canary + " ", None),
+        (canary + "\x00", None),
+        (canary + "密", None),
+        ("", canary),  # no password
+        (canary, ""),  # no confirmation
+        (canary, extra_secrets["another password"]),  # mismatched confirmation
+    ]:
+        response = run.execute(invalid, password, confirm)
+        assert response.status_code == 200
+        assert response.context["form"].errors
+    run.expect(invalid, 0)
+
+    # An expired approval.
+    expired = run.approved_request("expired")
+    AccountRequest.objects.filter(pk=expired.pk).update(
+        approved_at=timezone.now() - timedelta(hours=settings.APPROVAL_TTL_HOURS + 1)
+    )
+    assert "expired" in run.execute(expired, canary).content.decode()
+    run.expect(expired, 0)
+
+    # A concurrent second click: the first is still waiting for Alibaba.
+    clicked = run.approved_request("double click")
+    estate.add_fault(
+        "slow", action="CreateAccount", instance_id=clicked.instance.instance_id, delay=1.0
+    )
+    first = threading.Thread(target=click_in_thread, args=(run, clicked, canary))
+    first.start()
+    deadline = time.monotonic() + 5
+    while not estate.calls("CreateAccount") or not any(
+        c["instance_id"] == clicked.instance.instance_id for c in estate.calls("CreateAccount")
+    ):
+        assert time.monotonic() < deadline, "the first click never reached the simulator"
+        time.sleep(0.02)
+    second = run.execute(clicked, canary)
+    assert "nothing to create" in second.content.decode()
+    first.join(timeout=10)
+    clicked.refresh_from_db()
+    assert clicked.status == Status.CREATED
+    run.expect(clicked, 1)
+
+    # A stale sign-in, a signed-out visitor and someone else's request.
+    stale = run.approved_request("stale sign-in")
+    session = run.client.session
+    session["authenticated_at"] = time.time() - 3600
+    session.save()
+    assert run.execute(stale, canary).status_code == 302
+    run.client = run.signed_in_client()
+    assert run.execute(stale, canary, client=RecordingClient(run.evidence)).status_code == 302
+    other = RecordingClient(run.evidence)
+    other.force_login(run.approver)
+    assert run.execute(stale, canary, client=other).status_code == 403
+    run.expect(stale, 0)
+
+    # The circuit breaker is open.
+    unavailable = run.approved_request("breaker open")
+    CircuitBreaker.objects.update_or_create(
+        name="kvstore",
+        defaults={"consecutive_failures": 99, "open_until": timezone.now() + timedelta(minutes=1)},
+    )
+    assert "unavailable right now" in run.execute(unavailable, canary).content.decode()
+    CircuitBreaker.objects.all().delete()
+    run.expect(unavailable, 0)
+
+
+def click_in_thread(run: Run, account_request, canary: str) -> None:
+    connection.force_debug_cursor = True
+    try:
+        client = RecordingClient(run.evidence)
+        client.cookies = run.client.cookies
+        run.execute(account_request, canary, client=client)
+    finally:
+        connections.close_all()
+
+
+def crash_inside_the_execute_view(run: Run, canary: str, settings, monkeypatch) -> None:
+    """An unhandled exception deep in the call, the password in every frame's locals."""
+    settings.DEBUG = False
+    settings.ADMINS = ["ops@example.com"]
+    crashing = run.approved_request("crash")
+
+    def crash(params):
+        raise RuntimeError("forced failure inside the signing of CreateAccount")
+
+    client = run.signed_in_client(raise_request_exception=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(signing, "form_encode", crash)
+        response = run.execute(crashing, canary, client=client)
+    assert response.status_code == 500
+    run.expect(crashing, 0)
+    reports = [m for m in mail.outbox if "ERROR" in m.subject and m.to == settings.ADMINS]
+    assert reports, "the admins got no error report"
+    html_report = next(
+        content
+        for report in reports
+        for content, kind in getattr(report, "alternatives", [])
+        if kind == "text/html"
+    )
+    # The report is a real one: the frames of the call are in it, their values hidden.
+    assert "form_encode" in html_report and "sensitive_variables_wrapper" in html_report
+    assert "********************" in html_report
+
+
+def positive_control(run: Run, canary: str) -> None:
+    """Each call meant to carry the password carried it once, in the body."""
+    digest = sha256(canary)
+    calls = run.estate.calls()
+    creates = [call for call in calls if call["action"] == "CreateAccount"]
+    by_instance: dict[str, int] = {}
+    for call in creates:
+        by_instance[call["instance_id"]] = by_instance.get(call["instance_id"], 0) + 1
+        assert call["params"].get("AccountPasswordSha256") == digest
+        assert "AccountPassword" in call["body_keys"]
+        assert "AccountPassword" not in call["query_keys"]
+    expected = {instance: n for instance, n in run.expected_calls.items() if n}
+    assert by_instance == expected
+    for call in calls:
+        if call["action"] != "CreateAccount":
+            assert "AccountPasswordSha256" not in call["params"], call["action"]
+            assert digest not in json.dumps(call)
+
+
+# --- The tests ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def canary_run(committed_db, estate, requester, approver, every_log_record, settings):
+    settings.KVSTORE_BREAKER_THRESHOLD = 1000  # the faults below must all reach the simulator
+    evidence, handler = every_log_record
+    return Run(estate, requester, approver, evidence), handler
+
+
+@committed
+def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch, capfd):
+    run, handler = canary_run
+    canary = make_canary()
+    extra = {
+        "too short": make_canary(24)[:7],
+        "one kind of character": "".join(
+            secrets.choice("abcdefghjkmnpqrstuvwxyz") for _ in range(20)
+        ),
+        "another password": make_canary(),
+    }
+    drive_every_path(run, canary, extra, settings)
+    crash_inside_the_execute_view(run, canary, settings, monkeypatch)
+    positive_control(run, canary)
+    collect_at_rest(run.evidence, capfd)
+
+    # The capture saw what it should have: SQL with parameters, the client, the error.
+    assert {"log", "response", "db", "session", "mail", "cache"} <= run.evidence.kinds()
+    wheres = {where for where, _ in run.evidence.items}
+    for logger in ("log:django.db.backends", "log:django.request", "log:urllib3.connectionpool"):
+        assert logger in wheres, f"nothing captured from {logger}"
+    assert handler.count > 1000
+
+    leaks = find_leaks({"the canary": canary, **extra}, run.evidence)
+    assert leaks == [], "\n".join(leaks)
+
+
+@committed
+def test_the_search_finds_a_password_that_is_logged_or_kept(
+    canary_run, settings, monkeypatch, capfd
+):
+    """Deliberate regression: a build that logs or keeps the password fails the suite."""
+    run, _ = canary_run
+    canary = make_canary()
+    real_execute = workflow.request_execute
+
+    def leaky_execute(**kwargs):
+        password = kwargs["account_password"]
+        logging.getLogger("accounts_app.services.workflow").debug("password=%s", password)
+        session = SessionStore()
+        session["debug"] = password.encode().hex()
+        session.save()
+        caches["default"].set("last", base64.b64encode(b"pw:" + password.encode()).decode())
+        return real_execute(**kwargs)
+
+    monkeypatch.setattr(workflow, "request_execute", leaky_execute)
+    account_request = run.approved_request("leaky")
+    assert "The account was created" in run.execute(account_request, canary).content.decode()
+    collect_at_rest(run.evidence, capfd)
+
+    leaks = find_leaks({"the canary": canary}, run.evidence)
+    assert any("(raw) in log:accounts_app.services.workflow" in leak for leak in leaks), leaks
+    assert any("(hex) in session:" in leak for leak in leaks), leaks
+    assert any("(base64" in leak and "in cache:default" in leak for leak in leaks), leaks
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: f"before {s} after",
+        lambda s: f"/path?p={quote(s, safe='')}&x=1",
+        lambda s: f"AccountPassword={quote_plus(s)}",
+        lambda s: quote(quote(s, safe=""), safe=""),
+        lambda s: json.dumps({"p": s}),
+        lambda s: f"<p>{html.escape(s)}</p>",
+        lambda s: s.encode().hex().upper(),
+        lambda s: base64.b64encode(b"x" + s.encode() + b"yz").decode(),
+        lambda s: base64.urlsafe_b64encode(b"xy" + s.encode()).decode(),
+        lambda s: base64.b64encode(s.encode()).decode(),
+        lambda s: sha256(s),
+    ],
+)
+def test_the_search_recognises_every_encoding(encode):
+    canary = make_canary()
+    evidence = Evidence()
+    evidence.add("sample", encode(canary))
+    evidence.add("clean", encode(make_canary()))
+    hits = find_leaks({"the canary": canary}, evidence)
+    assert hits and all(hit.endswith("in sample") for hit in hits)
