@@ -62,3 +62,26 @@ class NoStoreForSignedInMiddleware:
         if request.user.is_authenticated and "Cache-Control" not in response:
             response["Cache-Control"] = "no-store"
         return response
+
+
+class RejectNulBytesMiddleware:
+    """A NUL byte in the path or the query string is a 400.
+
+    No identifier or filter here can contain one, and PostgreSQL refuses NUL in
+    text parameters: without this, a lookup with one fails as a 500 on
+    PostgreSQL while it is a plain "not found" on SQLite. Form fields refuse
+    NUL on their own (Django's ProhibitNullCharactersValidator).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            from accounts_app.views.errors import bad_request
+
+            return bad_request(request)
+        return self.get_response(request)

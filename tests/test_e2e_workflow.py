@@ -8,20 +8,11 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts_app.models import AccountRequest, AuditEvent
-from tests.conftest import DEMO_TEST_PASSWORD
+from tests.conftest import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 HEALTHY = "r-bp1ord5x0c9kq2m7wa"
-
-
-def sign_in(page, base_url, username):
-    page.context.clear_cookies()
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(DEMO_TEST_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def test_request_approve_and_create_in_a_real_browser(

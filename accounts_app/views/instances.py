@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from accounts_app import instance_selectors, rules
+from accounts_app import api_labels, instance_selectors, rules
 from accounts_app.alibaba.errors import AlibabaApiError
 from accounts_app.audit import Origin, record_event
 from accounts_app.instance_selectors import InstanceFilter
@@ -38,10 +38,20 @@ class InstanceFilterForm(forms.Form):
     status = forms.ChoiceField(label=_("Status"), required=False)
     gone = forms.BooleanField(label=_("Include gone instances"), required=False)
 
+    # The API's values, shown under their translated names (accounts_app.api_labels).
+    CHOICE_LABELS = {
+        "architecture": api_labels.architecture_label,
+        "status": api_labels.instance_status_label,
+    }
+
     def __init__(self, data, *, choices: dict[str, list[str]]) -> None:
         super().__init__(data)
         for name, values in choices.items():
-            self.fields[name].choices = [("", _("Any")), *((value, value) for value in values)]
+            label = self.CHOICE_LABELS.get(name, str)
+            self.fields[name].choices = [
+                ("", _("Any")),
+                *((value, label(value)) for value in values),
+            ]
 
     def instance_filter(self) -> InstanceFilter:
         return InstanceFilter(**self.cleaned_data)

@@ -81,10 +81,8 @@ def _copied_values(request) -> dict:
 @require_GET
 def request_preflight(request):
     """Live pre-flight for the request form (htmx): what the API would say now."""
-    instance_id = request.GET.get("instance_id", "")
-    # PostgreSQL refuses a NUL in a query parameter with an error: a 500, not "no instance".
     instance = Instance.objects.filter(
-        instance_id=instance_id.replace("\x00", "\ufffd"), is_gone=False
+        instance_id=request.GET.get("instance_id", ""), is_gone=False
     ).first()
     preflight = None
     if instance is not None:

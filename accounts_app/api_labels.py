@@ -1,0 +1,88 @@
+"""Display names of the values the R-KVStore API returns (statuses, architectures...).
+
+Pages show these instead of the raw API value, so a Chinese user reads 运行中 where the
+API says `Normal`, as in the Alibaba Cloud console; the English names stay the API's own
+words. A value not listed here (a status Alibaba adds later) is shown as it came.
+The messages of accounts_app.rules keep the raw value: they name what the API checks.
+
+Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-describeinstances-redis
+(InstanceStatus, ArchitectureType, EditionType) and
+https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-describeaccounts-redis
+(AccountStatus, AccountType).
+"""
+
+from __future__ import annotations
+
+from django.utils.functional import Promise
+from django.utils.translation import pgettext_lazy
+
+from accounts_app.rules import ACCOUNT_TYPE_CHOICES, PRIVILEGE_CHOICES
+
+INSTANCE_STATUSES: dict[str, Promise] = {
+    "Normal": pgettext_lazy("instance status", "Normal"),
+    "Creating": pgettext_lazy("instance status", "Creating"),
+    "Changing": pgettext_lazy("instance status", "Changing"),
+    "Inactive": pgettext_lazy("instance status", "Inactive"),
+    "Flushing": pgettext_lazy("instance status", "Flushing"),
+    "Released": pgettext_lazy("instance status", "Released"),
+    "Transforming": pgettext_lazy("instance status", "Transforming"),
+    "Unavailable": pgettext_lazy("instance status", "Unavailable"),
+    "Error": pgettext_lazy("instance status", "Error"),
+    "Migrating": pgettext_lazy("instance status", "Migrating"),
+    "BackupRecovering": pgettext_lazy("instance status", "BackupRecovering"),
+    "MinorVersionUpgrading": pgettext_lazy("instance status", "MinorVersionUpgrading"),
+    "MajorVersionUpgrading": pgettext_lazy("instance status", "MajorVersionUpgrading"),
+    "NetworkModifying": pgettext_lazy("instance status", "NetworkModifying"),
+    "SSLModifying": pgettext_lazy("instance status", "SSLModifying"),
+}
+
+ARCHITECTURES: dict[str, Promise] = {
+    "standard": pgettext_lazy("architecture", "standard"),
+    "cluster": pgettext_lazy("architecture", "cluster"),
+    "rwsplit": pgettext_lazy("architecture", "rwsplit"),
+}
+
+EDITIONS: dict[str, Promise] = {
+    "Community": pgettext_lazy("edition", "Community"),
+    "Enterprise": pgettext_lazy("edition", "Enterprise"),
+}
+
+ACCOUNT_STATUSES: dict[str, Promise] = {
+    "Available": pgettext_lazy("account status", "Available"),
+    "Unavailable": pgettext_lazy("account status", "Unavailable"),
+}
+
+ACCOUNT_TYPES: dict[str, Promise] = {
+    **dict(ACCOUNT_TYPE_CHOICES),
+    "Super": pgettext_lazy("account type", "Super"),
+}
+
+PRIVILEGES: dict[str, Promise] = dict(PRIVILEGE_CHOICES)
+
+
+def _label(labels: dict[str, Promise], value: str) -> str:
+    return str(labels.get(value, value))
+
+
+def instance_status_label(value: str) -> str:
+    return _label(INSTANCE_STATUSES, value)
+
+
+def architecture_label(value: str) -> str:
+    return _label(ARCHITECTURES, value)
+
+
+def edition_label(value: str) -> str:
+    return _label(EDITIONS, value)
+
+
+def account_status_label(value: str) -> str:
+    return _label(ACCOUNT_STATUSES, value)
+
+
+def account_type_label(value: str) -> str:
+    return _label(ACCOUNT_TYPES, value)
+
+
+def privilege_label(value: str) -> str:
+    return _label(PRIVILEGES, value)
