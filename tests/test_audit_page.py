@@ -102,7 +102,7 @@ def test_it_shows_every_column(auditor_client, requester):
         f'href="/requests/{account_request.pk}/"',
         "r-bp1audit000000001",
         "app_reader",
-        "RoleReadOnly",
+        "Read-only (RoleReadOnly)",
         "7F2C-REQ",
         "Throttling.User",
         "ticket 42",

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from accounts_app import audit_selectors, roles
+from accounts_app.api_labels import privilege_label
 from accounts_app.audit import Origin, record_event
 from accounts_app.forms_audit import AuditFilterForm
 from accounts_app.models import AuditEvent
@@ -89,7 +90,10 @@ def _event_row(event: AuditEvent, zone, action_labels: dict, outcome_labels: dic
         request_link,
         instance,
         _code(event.account_name),
-        escape(event.account_privilege),
+        # The label in the reader's language, and the API's own code as evidence.
+        escape(f"{privilege_label(event.account_privilege)} ({event.account_privilege})")
+        if event.account_privilege
+        else "",
         f'<span class="badge {badge}">{escape(outcome)}</span>',
         _code(event.alibaba_request_id),
         _code(event.error_code),
