@@ -152,6 +152,8 @@ class AccountRequest(models.Model):
         indexes = [
             models.Index(fields=["requester", "-created_at"]),
             models.Index(fields=["status", "-created_at"]),
+            # "Recently created accounts" on the dashboard.
+            models.Index(fields=["status", "-finished_at"]),
         ]
 
     def __str__(self) -> str:
