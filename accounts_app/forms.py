@@ -37,22 +37,21 @@ class InstanceSelect(forms.Select):
     seconds with thousands of instances.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.instances: dict[str, Instance] = {}
-
     def render(self, name, value, attrs=None, renderer=None):
         select_attrs = self.build_attrs(self.attrs, attrs)
         select_attrs["name"] = name
         selected = "" if value is None else str(value)
-        options = [self._option(str(choice), label, selected) for choice, label in self.choices]
+        # The choices are read here, when the page is drawn, not when a form is
+        # only validated: each value carries its Instance (ModelChoiceIteratorValue).
+        options = [self._option(choice, label, selected) for choice, label in self.choices]
         return mark_safe(f"<select{flatatt(select_attrs)}>{''.join(options)}</select>")  # noqa: S308 (every part escaped)
 
-    def _option(self, value: str, label, selected: str) -> str:
+    def _option(self, choice, label, selected: str) -> str:
+        value = str(choice)
         attrs = {"value": value}
         if value == selected:
             attrs["selected"] = True
-        instance = self.instances.get(value)
+        instance = getattr(choice, "instance", None)
         if instance is not None:
             attrs.update(
                 rules.instance_option_attrs(
@@ -80,10 +79,16 @@ def _html_attrs(attrs: dict) -> str:
     )
 
 
+class InstanceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Instance) -> str:
+        name = f" {obj.name}" if obj.name else ""
+        return f"{obj.instance_id}{name} · {obj.region_id} · Redis {obj.engine_version}"
+
+
 class AccountRequestForm(DescribedFieldsMixin, forms.Form):
-    instance_id = forms.ModelChoiceField(
+    instance_id = InstanceChoiceField(
         label=_("Instance"),
-        queryset=Instance.objects.filter(is_gone=False),
+        queryset=Instance.objects.filter(is_gone=False).order_by("region_id", "instance_id"),
         to_field_name="instance_id",
         widget=InstanceSelect,
         empty_label=_("Choose an instance"),
@@ -122,20 +127,6 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.instances = {
-            instance.instance_id: instance
-            for instance in Instance.objects.filter(is_gone=False).order_by(
-                "region_id", "instance_id"
-            )
-        }
-        # The widget renders from the same rows the field validates against:
-        # one query, whatever the number of instances.
-        self.fields["instance_id"].queryset = Instance.objects.filter(is_gone=False)
-        self.fields["instance_id"].widget.instances = self.instances
-        self.fields["instance_id"].choices = [("", _("Choose an instance"))] + [
-            (instance_id, _instance_label(instance))
-            for instance_id, instance in self.instances.items()
-        ]
         for name, param in FIELD_RULES.items():
             self.fields[name].widget.attrs.update(rules.widget_attrs(param))
         self.fields["instance_id"].widget.attrs.update(
@@ -178,11 +169,6 @@ FIELD_RULES = {
     "account_description": "AccountDescription",
     "account_privilege": "AccountPrivilege",
 }
-
-
-def _instance_label(instance: Instance) -> str:
-    name = f" {instance.name}" if instance.name else ""
-    return f"{instance.instance_id}{name} · {instance.region_id} · Redis {instance.engine_version}"
 
 
 class ExecuteForm(DescribedFieldsMixin, forms.Form):
