@@ -100,3 +100,25 @@ def sign_in(page, base_url: str, username: str) -> None:
     page.get_by_label("Password").fill(DEMO_TEST_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def empty_instance(simulator, instance_id: str):
+    """A healthy 6.0 instance with no account, on the simulator and in the inventory.
+
+    One per trial or scenario, so that many new accounts never meet the
+    18-account limit of a demo instance.
+    """
+    from django.utils import timezone
+
+    from accounts_app.models import Instance
+
+    simulator.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou", EngineVersion="6.0")
+    return Instance.objects.create(
+        instance_id=instance_id,
+        region_id="cn-hangzhou",
+        engine_version="6.0",
+        architecture_type="standard",
+        status="Normal",
+        account_count=0,
+        synced_at=timezone.now(),
+    )

@@ -11,11 +11,11 @@ import threading
 
 import pytest
 from django.db import connections
-from django.utils import timezone
 
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, Decision, Instance
 from accounts_app.services import workflow
+from tests.conftest import empty_instance
 
 # serialized_rollback: the flush after these tests must not leave later tests
 # without the groups, policies and content types the migrations created.
@@ -56,21 +56,6 @@ def run_together(target, count=THREADS):
     return outcomes
 
 
-def fresh_instance(estate, trial: int) -> Instance:
-    """One instance per trial, so a hundred new accounts never meet the 18-account limit."""
-    instance_id = f"r-bp1load{trial:04d}"
-    estate.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou", EngineVersion="6.0")
-    return Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        account_count=0,
-        synced_at=timezone.now(),
-    )
-
-
 def new_request(requester, instance, name, privilege="RoleReadOnly"):
     return AccountRequest.objects.create(
         requester=requester,
@@ -86,7 +71,9 @@ def test_concurrent_executions_make_exactly_one_call(estate, requester, approver
     client = estate.client()
     origin = Origin(actor=requester, actor_name=requester.username)
     for trial in range(TRIALS):
-        account_request = new_request(requester, fresh_instance(estate, trial), "load_user")
+        account_request = new_request(
+            requester, empty_instance(estate, f"r-bp1load{trial:04d}"), "load_user"
+        )
         workflow.request_approve(
             request_id=account_request.pk, approver=approver, comment="", origin=origin
         )

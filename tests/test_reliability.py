@@ -37,12 +37,12 @@ import requests
 from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
-from django.utils import timezone
 
 from accounts_app.audit import Origin, permit_test_flush, verify_chain
-from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from accounts_app.models import AccountRequest, AuditEvent, Decision
 from accounts_app.services import workflow
 from accounts_app.services.inventory import sync_instances
+from tests.conftest import empty_instance
 from tests.fixtures.simulator import SimulatorHandle, _start
 
 pytestmark = [
@@ -182,17 +182,7 @@ def post(session: requests.Session, url: str, data: dict) -> requests.Response:
 
 
 def fresh_request(simulator, requester, trial: str, approvals_required: int = 1):
-    instance_id = f"r-bp1rel{trial}"
-    simulator.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou", EngineVersion="6.0")
-    instance = Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        account_count=0,
-        synced_at=timezone.now(),
-    )
+    instance = empty_instance(simulator, f"r-bp1rel{trial}")
     return AccountRequest.objects.create(
         requester=requester,
         instance=instance,

@@ -48,8 +48,9 @@ from django.utils.html import escape as django_escape
 from accounts_app import rules
 from accounts_app.alibaba import signing
 from accounts_app.audit import Origin, permit_test_flush
-from accounts_app.models import AccountRequest, CircuitBreaker, Instance
+from accounts_app.models import AccountRequest, CircuitBreaker
 from accounts_app.services import workflow
+from tests.conftest import empty_instance
 
 # Committed, so that pg_dump (another connection) sees every row. serialized_rollback
 # brings back the migrations' rows (groups, the audit chain head) the flush removes.
@@ -322,17 +323,7 @@ class Run:
 
     def approved_request(self, scenario: str) -> AccountRequest:
         self.count += 1
-        instance_id = f"r-canary{self.count:04d}q"
-        self.estate.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou")
-        instance = Instance.objects.create(
-            instance_id=instance_id,
-            region_id="cn-hangzhou",
-            engine_version="6.0",
-            architecture_type="standard",
-            status="Normal",
-            account_count=0,
-            synced_at=timezone.now(),
-        )
+        instance = empty_instance(self.estate, f"r-canary{self.count:04d}q")
         account_request = workflow.request_submit(
             requester=self.requester,
             instance=instance,
