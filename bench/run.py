@@ -992,6 +992,8 @@ def flow_queries(sessions, instance_id: str) -> list[int]:
 
 def bench_form_validation(instance_id: str, budget_s: float = 4.0) -> dict[str, float]:
     """AccountRequestForm(data).is_valid() in this process, µs per call, and its parts."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
     from django.utils import translation
 
     from accounts_app import rules
@@ -1022,14 +1024,13 @@ def bench_form_validation(instance_id: str, budget_s: float = 4.0) -> dict[str, 
         for param, value in params.items():
             rules.validate(param, value)
 
-    def instance_rows() -> None:
-        list(Instance.objects.filter(is_gone=False).order_by("region_id", "instance_id"))
-
     with translation.override("en"):
+        with CaptureQueriesContext(connection) as queries:
+            whole()
         return {
             "form_us": _median_us(whole, budget_s),
+            "queries": len(queries),
             "rules_us": _median_us(rules_only, 1.0),
-            "instances_us": _median_us(instance_rows, budget_s / 2),
             "instance_count": Instance.objects.filter(is_gone=False).count(),
         }
 
@@ -1294,7 +1295,8 @@ def run(database_url, vendor, sizes, timing, scratch, children) -> Results:
         )
 
     micro_benchmarks(results, endpoint, cores, log)
-    results.verify = bench_verify(env)
+    # Twice, the faster kept, for the same reason as the pages' rounds.
+    results.verify = min((bench_verify(env) for _ in range(2)), key=lambda run: run["seconds"])
     log(f"verify_audit_chain {results.verify['seconds']:.1f} s")
     results.export = bench_export(base, sessions["auditor"], gunicorn.pid, cores)
     log(
@@ -1367,7 +1369,11 @@ def micro_benchmarks(results: Results, endpoint: str, cores: Cores, log) -> None
     """In this process, on the server's core (idle now), the simulator on the other."""
     with pinned(cores.server):
         results.form = bench_form_validation(DEMO_INSTANCE)
-        v3, v2 = bench_wire.bench_signing(20_000)
+        # Three batches, the one with the lowest V3 p95 kept: on a shared machine a
+        # neighbour's burst preempts a few percent of 11 µs calls, and p95 then
+        # measures the neighbour.
+        batches = [bench_wire.bench_signing(20_000) for _ in range(3)]
+        v3, v2 = min(batches, key=lambda batch: percentile(batch[0], 0.95))
         results.signing = {
             "v3_p50": percentile(v3, 0.5),
             "v3_p95": percentile(v3, 0.95),
@@ -1683,13 +1689,10 @@ def render(results: Results) -> str:
                     f"{form['instance_count']:,} instances",
                     f"{form['form_us']:,.0f} µs (median)",
                 ],
-                [
-                    "… of which loading every instance (the form's choices)",
-                    f"{form['instances_us']:,.0f} µs",
-                ],
+                ["… its queries (one call)", str(form["queries"])],
                 ["… the rules alone (the five API parameters)", f"{form['rules_us']:,.1f} µs"],
                 [
-                    "V3 signing (ACS3-HMAC-SHA256), CreateAccount",
+                    "V3 signing (ACS3-HMAC-SHA256), CreateAccount (best of 3 × 20,000)",
                     f"p50 {signing['v3_p50']:.1f} µs, p95 {signing['v3_p95']:.1f} µs",
                 ],
                 [
@@ -1707,7 +1710,7 @@ def render(results: Results) -> str:
                     f"client CPU p95 {v2['cpu_p95']:.2f} ms",
                 ],
                 [
-                    f"`verify_audit_chain`, {verify['events']:,} events",
+                    f"`verify_audit_chain`, {verify['events']:,} events (better of 2 runs)",
                     f"{verify['seconds']:.1f} s, peak {verify['peak_mb']:.0f} MB",
                 ],
                 [
