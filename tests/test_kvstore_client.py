@@ -41,7 +41,7 @@ LEGACY_40 = "r-bp1leg4s3f5kx7b1qa"  # 4.0 standard: RoleRepl allowed
 OLD_28 = "r-bp1old2e4g8mz6c3hr"
 CHANGING = "r-bp1inv5h5q9ta2d7ks"
 FULL = "r-uf6pay6s6w3rc8e1vn"  # 18 accounts
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"
 CLUSTER_40 = "r-uf6rep4c9d7vg3s2me"
 PASSWORD = "Canary-Pass-42"
 
@@ -166,13 +166,15 @@ def test_describe_instances_reads_the_fields_and_filters(kvstore_client):
 
 
 def test_describe_instance_attribute_reports_password_free_vpc_access(kvstore_client):
-    attribute = kvstore_client.describe_instance_attribute(region_id=SH, instance_id=VPC_OPEN)
+    # VpcAuthMode "Close": password authentication off, password-free access on.
+    attribute = kvstore_client.describe_instance_attribute(region_id=SH, instance_id=PASSWORD_FREE)
     assert isinstance(attribute, InstanceAttribute)
-    assert attribute.vpc_auth_mode == "Open"
+    assert attribute.vpc_auth_mode == "Close"
     assert attribute.password_free_vpc_access
-    closed = kvstore_client.describe_instance_attribute(region_id=HZ, instance_id=ORDERS)
-    assert closed.vpc_auth_mode == "Close"
-    assert not closed.password_free_vpc_access
+    # "Open", the default: a password is required.
+    required = kvstore_client.describe_instance_attribute(region_id=HZ, instance_id=ORDERS)
+    assert required.vpc_auth_mode == "Open"
+    assert not required.password_free_vpc_access
 
 
 # --- Errors and their human messages -------------------------------------------------------------

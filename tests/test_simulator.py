@@ -38,7 +38,7 @@ LEGACY_40 = "r-bp1leg4s3f5kx7b1qa"
 OLD_28 = "r-bp1old2e4g8mz6c3hr"
 CHANGING = "r-bp1inv5h5q9ta2d7ks"
 FULL = "r-uf6pay6s6w3rc8e1vn"
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"
 TAIR = "r-uf6ana6c8j4xl1t6wd"
 CLUSTER_40 = "r-uf6rep4c9d7vg3s2me"
 PASSWORD = "Canary-Sim-77"
@@ -425,7 +425,8 @@ def test_an_instance_that_is_not_running_refuses(wire):
 
 
 def test_the_nineteenth_account_is_refused(wire, simulator):
-    assert len(simulator.accounts(FULL)) == 18
+    accounts = simulator.accounts(FULL)
+    assert len([a for a in accounts if a["AccountType"] == "Normal"]) == 18
     assert_error(wire.create(instance_id=FULL), "AccountLimitExceeded")
 
 
@@ -541,7 +542,7 @@ def ids(body):
 def test_describe_instances_filters(wire):
     assert ids(describe_instances(wire, InstanceIds=f"{ORDERS}, {OLD_28}")) == {ORDERS, OLD_28}
     assert ids(describe_instances(wire, InstanceStatus="Changing")) == {CHANGING}
-    assert ids(describe_instances(wire, InstanceIds=VPC_OPEN)) == set()  # another region
+    assert ids(describe_instances(wire, InstanceIds=PASSWORD_FREE)) == set()  # another region
     too_many = ",".join(f"r-x{n}" for n in range(31))
     assert (
         wire.v3("DescribeInstances", {"RegionId": HZ, "InstanceIds": too_many}).status_code == 400
@@ -553,9 +554,9 @@ def test_describe_instances_filters(wire):
 def test_vpc_auth_mode_is_reported_by_instance_attribute_only(wire):
     listed = describe_instances(wire)["Instances"]["KVStoreInstance"]
     assert all("VpcAuthMode" not in item for item in listed)
-    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": VPC_OPEN})
+    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": PASSWORD_FREE})
     [attribute] = response.json()["Instances"]["DBInstanceAttribute"]
-    assert attribute["VpcAuthMode"] == "Open"
+    assert attribute["VpcAuthMode"] == "Close"  # password-free access is on
     assert attribute["RegionId"] == SH
 
 
@@ -570,8 +571,9 @@ def test_the_demo_estate_covers_every_case(simulator):
     assert instances[LEGACY_40]["ArchitectureType"] == "standard"
     assert instances[OLD_28]["EngineVersion"] == "2.8"
     assert instances[CHANGING]["InstanceStatus"] != "Normal"
-    assert len(simulator.accounts(FULL)) == 18
-    assert instances[VPC_OPEN]["VpcAuthMode"] == "Open"
+    assert len([a for a in simulator.accounts(FULL) if a["AccountType"] == "Normal"]) == 18
+    # Password required (Open, the default) everywhere but on one instance.
+    assert [i for i, item in instances.items() if item["VpcAuthMode"] == "Close"] == [PASSWORD_FREE]
     assert instances[TAIR]["EditionType"] == "Enterprise"
     assert instances[CATALOG_70_RWSPLIT]["ArchitectureType"] == "rwsplit"
     for instance_id, instance in instances.items():
@@ -595,7 +597,7 @@ def test_state_survives_a_restart(simulator, wire):
 def test_the_state_file_is_written_atomically_and_never_holds_a_password(simulator, wire):
     assert wire.create().status_code == 200
     data = simulator.state_path.read_bytes()
-    assert json.loads(data)["format"] == 1
+    assert json.loads(data)["format"] == 2
     assert PASSWORD.encode() not in data
     assert [p.name for p in simulator.state_path.parent.iterdir()] == [simulator.state_path.name]
 
@@ -688,8 +690,9 @@ def test_the_control_api_adds_instances_and_accounts_and_resets(simulator, wire)
     assert response.status_code == 201
     [seeded] = describe_account(wire, "seeded", "r-bp1added000000000")
     assert seeded["AccountStatus"] == "Unavailable"
-    assert control(simulator, "POST", "config", {"activation_delay": 0}).json() == {
-        "activation_delay": 0.0
+    assert control(simulator, "POST", "config", {"activation_seconds": 0}).json() == {
+        "activation_seconds": 0.0,
+        "activation_delay": 0.0,
     }
     state = control(simulator, "GET", "state").json()
     assert "r-bp1added000000000" in state["instances"]
