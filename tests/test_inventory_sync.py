@@ -247,3 +247,45 @@ def test_the_command_fails_when_a_region_fails(kvstore, settings, capsys):
 
     assert f"FAILED {HANGZHOU}" in capsys.readouterr().err
     assert Instance.objects.filter(region_id=SHANGHAI).count() == 4
+
+
+def test_redis_2_8_is_listed_without_asking_for_its_accounts(kvstore):
+    kvstore.clear_calls()
+
+    sync()
+
+    asked = {call["instance_id"] for call in kvstore.calls("DescribeAccounts")}
+    assert OLD_ENGINE not in asked
+    assert HEALTHY in asked
+    old = Instance.objects.get(instance_id=OLD_ENGINE)
+    assert not old.is_gone
+    assert old.account_count is None
+
+
+def test_the_edition_comes_from_the_listing_and_survives_a_live_refresh(kvstore):
+    sync()
+    tair = Instance.objects.get(instance_id="r-uf6ana6c8j4xl1t6wd")
+    assert tair.edition_type == "Enterprise"
+
+    refresh_instance(tair)  # DescribeInstanceAttribute has no EditionType
+
+    assert Instance.objects.get(instance_id="r-uf6ana6c8j4xl1t6wd").edition_type == "Enterprise"
+
+
+def test_an_instance_listed_but_without_attribute_is_gone_not_a_failure(kvstore):
+    sync()
+    kvstore.add_instance(InstanceId="r-bp1halfgone000000", RegionId=HANGZHOU)
+    sync()
+    # Released between DescribeInstances and DescribeInstanceAttribute.
+    original = kvstore.simulator._describe_instances
+
+    def listing_still_has_it(params):
+        answer = original(params)
+        kvstore.simulator.store._data["instances"].pop("r-bp1halfgone000000", None)
+        return answer
+
+    kvstore.simulator._describe_instances = listing_still_has_it
+    report = sync(client=kvstore.client())
+
+    assert report.failures == {}
+    assert Instance.objects.get(instance_id="r-bp1halfgone000000").is_gone

@@ -842,3 +842,129 @@ def _swallow(function):
         function()
     except requests.RequestException:
         pass
+
+
+# --- Round 2 of the API model: busy instances, built-in accounts, formats -----------------------
+
+
+def test_the_instance_refuses_the_next_account_while_one_is_being_created(simulator, wire):
+    simulator.set_activation_delay(60)
+    assert wire.create(name="first_one").status_code == 200
+
+    assert_error(
+        wire.create(name="second_one"),
+        "IncorrectDBInstanceState",
+        403,
+        "Current DB instance state does not support this operation.",
+    )
+    assert "second_one" not in simulator.account_names(ORDERS)
+
+    simulator.clock.advance(61)
+    assert wire.create(name="second_one").status_code == 200
+
+
+def test_the_activation_time_is_a_flag_with_the_real_default():
+    parser = kvstore_simulator.server.build_parser()
+    assert parser.parse_args([]).activation_delay == 60.0
+    assert parser.parse_args(["--activation-seconds", "2"]).activation_delay == 2.0
+
+
+def test_describe_accounts_lists_the_built_in_accounts_as_super(wire):
+    accounts = wire.v3("DescribeAccounts", {"InstanceId": TAIR}).json()["Accounts"]["Account"]
+    types = {a["AccountName"]: a["AccountType"] for a in accounts}
+    # 6.0: one named after the instance, and "default".
+    assert types == {TAIR: "Super", "default": "Super", "analyst_ro": "Normal"}
+    legacy = wire.v3("DescribeAccounts", {"InstanceId": LEGACY_40}).json()["Accounts"]["Account"]
+    assert [a["AccountName"] for a in legacy if a["AccountType"] == "Super"] == [LEGACY_40]
+
+
+def test_built_in_accounts_do_not_count_toward_the_limit_of_18(simulator, wire):
+    simulator.add_instance(InstanceId="r-bp1limit000000000", RegionId=HZ, EngineVersion="6.0")
+    simulator.add_account("r-bp1limit000000000", "r-bp1limit000000000", account_type="Super")
+    simulator.add_account("r-bp1limit000000000", "default", account_type="Super")
+    for number in range(17):
+        simulator.add_account("r-bp1limit000000000", f"user{number:02d}")
+
+    assert wire.create(name="user17", instance_id="r-bp1limit000000000").status_code == 200
+    assert_error(
+        wire.create(name="user18", instance_id="r-bp1limit000000000"), "AccountLimitExceeded"
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "extra"),
+    [
+        ("DeleteAccount", {}),
+        ("ResetAccountPassword", {"AccountPassword": PASSWORD}),
+        ("GrantAccountPrivilege", {"AccountPrivilege": "RoleReadOnly"}),
+    ],
+)
+def test_a_built_in_account_cannot_be_deleted_reset_or_re_privileged(
+    simulator, wire, action, extra
+):
+    params = {"InstanceId": ORDERS, "AccountName": ORDERS, **extra}
+    response = wire.v3(action, params)
+    assert response.status_code == 400
+    assert response.json()["Code"] == "IncorrectAccount"
+    assert ORDERS in simulator.account_names(ORDERS)
+
+    # A user's account can.
+    user = wire.v3(action, {**params, "AccountName": "reporting_ro"})
+    assert user.status_code == 200, user.text
+
+
+def test_instance_attribute_has_no_edition_type_but_the_listing_has(wire):
+    listed = {
+        item["InstanceId"]: item
+        for item in describe_instances(wire, RegionId=SH)["Instances"]["KVStoreInstance"]
+    }
+    assert listed[TAIR]["EditionType"] == "Enterprise"
+    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": TAIR})
+    [attribute] = response.json()["Instances"]["DBInstanceAttribute"]
+    assert "EditionType" not in attribute
+
+
+def test_an_unknown_instance_has_an_empty_attribute_list(wire):
+    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": "r-bp1nothere00000000"})
+    assert response.status_code == 200
+    assert response.json()["Instances"] == {"DBInstanceAttribute": []}
+
+
+def test_redis_28_has_no_accounts_to_describe(wire):
+    response = wire.v3("DescribeAccounts", {"InstanceId": OLD_28})
+    assert response.json()["Code"] == "InvalidEngineVersion.Format"
+
+
+def _v2_xml(wire, action, params):
+    signed = wire.v2_params(action, params)
+    signed["Format"] = "XML"
+    del signed["Signature"]
+    signed["Signature"] = signing.v2_signature("POST", signed, wire.handle.access_key_secret)
+    return wire.send_v2(signed)
+
+
+def test_a_v2_call_asking_for_xml_is_answered_in_xml(wire):
+    import xml.etree.ElementTree as ElementTree
+
+    response = _v2_xml(wire, "DescribeAccounts", {"InstanceId": ORDERS, "RegionId": HZ})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    root = ElementTree.fromstring(response.content)  # noqa: S314 (our own simulator)
+    assert root.tag == "DescribeAccountsResponse"
+    assert root.findtext("RequestId")
+    names = [a.findtext("AccountName") for a in root.findall("./Accounts/Account")]
+    assert names == [ORDERS, "orders_app", "reporting_ro"]
+    privileges = root.findall("./Accounts/Account/DatabasePrivileges/DatabasePrivilege")
+    assert privileges[1].findtext("AccountPrivilege") == "RoleReadWrite"
+
+    refused = _v2_xml(wire, "DescribeAccounts", {"RegionId": HZ})
+    error = ElementTree.fromstring(refused.content)  # noqa: S314
+    assert (refused.status_code, error.tag) == (400, "Error")
+    assert error.findtext("Code") == "MissingParameter"
+    assert error.findtext("RequestId")
+
+
+def test_an_error_fault_answers_the_code_it_names(simulator, wire):
+    simulator.add_fault("error", action="CreateAccount", code="LockTimeout")
+    assert_error(wire.create(), "LockTimeout", 400, "Operation lock timeout, please retry later.")
+    assert "sim_new" not in simulator.account_names(ORDERS)

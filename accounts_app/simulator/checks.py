@@ -78,6 +78,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
     "Forbidden.RAM": (403, "User not authorized to operate on the specified resource."),
     "Throttling.User": (400, "Request was denied due to user flow control."),
+    "Rejected.Throttling": (400, "Request was denied due to flow control."),
     "ServiceUnavailable": (503, "The request has failed due to a temporary failure of the server."),
     "InternalError": (
         500,

@@ -34,7 +34,8 @@ loopback only):
     Add a fault: ``{"mode": M, "action": "CreateAccount" (optional, any action if absent),
     "instance_id": "r-..." (optional; matches InstanceId or an entry of InstanceIds),
     "count": N (calls it applies to, default 1; 0 = until cleared), "delay": seconds
-    (optional), "retry_after_ms": ms (throttle only: sets ``x-acs-retry-after``)}``.
+    (optional), "retry_after_ms": ms (throttle only: sets ``x-acs-retry-after``), "code":
+    an Alibaba code (mode ``error`` only)}``.
     Answers 201 with the fault. Modes, applied after the signature is verified:
 
     - ``throttle``: 400 ``Throttling.User``; nothing done.
@@ -49,6 +50,9 @@ loopback only):
     - ``commit_then_timeout``: does the call, then waits ``delay`` (default 30 s) before
       answering, longer than any sane client timeout.
     - ``malformed``: does the call, then answers 200 with a truncated JSON body.
+    - ``error``: answers the Alibaba error ``code`` (one the simulator knows, with its
+      status and message, e.g. ``OperationDeniedDBStatus``, ``LockTimeout``,
+      ``Rejected.Throttling``); nothing done.
 ``GET /_simulator/faults`` / ``DELETE /_simulator/faults``
     List / clear the faults.
 ``GET /_simulator/calls[?action=CreateAccount]`` / ``DELETE /_simulator/calls``
@@ -130,6 +134,7 @@ FAULT_MODES = (
     "drip_headers",
     "commit_then_timeout",
     "malformed",
+    "error",
 )
 DEFAULT_FAULT_DELAYS = {"slow": 2.0, "drip": 0.2, "drip_headers": 0.2, "commit_then_timeout": 30.0}
 MUTATING_ACTIONS = frozenset(
@@ -199,6 +204,7 @@ class Fault:
     delay: float | None = None
     retry_after_ms: int | None = None
     used: int = 0
+    code: str | None = None  # mode "error": the Alibaba code to answer
 
     def matches(self, action: str, params: Mapping[str, str]) -> bool:
         if self.action and self.action != action:
@@ -287,14 +293,19 @@ class Simulator:
         count: int = 1,
         delay: float | None = None,
         retry_after_ms: int | None = None,
+        code: str | None = None,
     ) -> Fault:
         if mode not in FAULT_MODES:
             raise ValueError(f"Unknown fault mode {mode!r}; one of {', '.join(FAULT_MODES)}.")
+        if (mode == "error") != (code is not None) or (code and code not in checks.ERRORS):
+            raise ValueError("Mode 'error', and only it, takes a known Alibaba code.")
         if count < 0:
             raise ValueError("count must be 0 (until cleared) or more.")
         with self._lock:
             self._fault_ids += 1
-            fault = Fault(self._fault_ids, mode, action, instance_id, count, delay, retry_after_ms)
+            fault = Fault(
+                self._fault_ids, mode, action, instance_id, count, delay, retry_after_ms, code=code
+            )
             self._faults.append(fault)
             return fault
 
@@ -448,6 +459,8 @@ class Simulator:
         if fault.mode in ("http500", "http503"):
             code = "InternalError" if fault.mode == "http500" else "ServiceUnavailable"
             return self._error_reply(checks.error(code), request_id, "")
+        if fault.mode == "error" and fault.code:
+            return self._error_reply(checks.error(fault.code), request_id, "")
         if fault.mode == "html":
             return Reply(502, HTML_ERROR_PAGE, content_type="text/html")
         if fault.mode == "reset":
@@ -868,6 +881,7 @@ class Simulator:
             count=int(payload.get("count", 1)),
             delay=float(payload["delay"]) if payload.get("delay") is not None else None,
             retry_after_ms=payload.get("retry_after_ms"),
+            code=payload.get("code"),
         )
         return json_reply(201, {"fault": asdict(fault)})
 
