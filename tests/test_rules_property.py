@@ -4,7 +4,7 @@
 2. the browser, static/js/rules.js in Chromium, a few hundred inputs per page.evaluate
    (keys and messages);
 3. the simulator's own checks, accounts_app/simulator/checks.py, written separately from
-   the reference so that a mistake shared by the app's two sides still shows (verdicts
+   Alibaba's pages so that a mistake shared by the app's two sides still shows (verdicts
    only: the simulator answers with an Alibaba error code, not our messages).
 """
 
@@ -29,7 +29,7 @@ SIMULATOR_CHECKS: dict[str, Callable[[str], object]] = {
     "AccountPrivilege": simulator.check_account_privilege,
     "AccountType": simulator.check_account_type,
 }
-# Reference §1, "Required": an empty optional parameter is simply not sent.
+# docs/alibaba-api.md, "CreateAccount": an empty optional parameter is simply not sent.
 OPTIONAL_PARAMS = {"AccountPrivilege", "AccountDescription", "AccountType"}
 
 

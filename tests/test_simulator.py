@@ -1,8 +1,8 @@
-"""The simulator behaves like the reference says Alibaba's server does.
+"""The simulator behaves as Alibaba's pages say its server does (docs/alibaba-api.md).
 
 Requests are built by hand here (signed with the client's signing module, sent with a
 plain ``requests`` call) so the gateway's refusals can be provoked one by one. The
-expected codes, messages and statuses are copied from the reference, not imported from
+expected codes, messages and statuses are copied from Alibaba's pages, not imported from
 the simulator.
 """
 
@@ -44,7 +44,7 @@ CLUSTER_40 = "r-uf6rep4c9d7vg3s2me"
 PASSWORD = "Canary-Sim-77"
 ROOT = Path(__file__).resolve().parent.parent
 
-# From the reference, §1 (CreateAccount's table and the codes seen in practice).
+# From Alibaba's CreateAccount page and the codes seen in practice (docs/alibaba-api.md).
 EXPECTED = {
     "InvalidAccountName.Duplicate": (
         400,

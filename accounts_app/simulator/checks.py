@@ -1,4 +1,4 @@
-"""The simulator's own checks, written from the reference, not shared with the dashboard.
+"""The simulator's own checks, written from Alibaba's pages, not shared with the dashboard.
 
 The simulator stands in for Alibaba's server, so it must not import the app's rules
 module or its signing code: a mistake shared by both would then pass unnoticed. Every
@@ -33,7 +33,7 @@ class ApiError(Exception):
         self.message = message
 
 
-# --- Errors, exactly as the reference lists them ---------------------------------------------
+# --- Errors, exactly as Alibaba lists them ---------------------------------------------
 
 # code -> (HTTP status, message). CreateAccount's table, the codes seen in practice, the
 # related operations' codes, and the gateway's common errors (docs/alibaba-api.md, "Errors").
@@ -102,7 +102,7 @@ def missing_parameter(name: str) -> ApiError:
 
 
 def invalid_parameter(name: str) -> ApiError:
-    # Not in the reference's table; the gateway's usual wording for a bad value.
+    # Not in CreateAccount's table; the gateway's usual wording for a bad value.
     return ApiError(400, "InvalidParameter", f"Specified parameter {name} is not valid.")
 
 
