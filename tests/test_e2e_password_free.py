@@ -15,7 +15,7 @@ PASSWORD_REQUIRED = "r-bp1ord5x0c9kq2m7wa"  # VpcAuthMode Open, the default
 
 WARNING = {
     "en": "Password-free access from the VPC is on for this instance (VpcAuthMode Close)",
-    "zh-hans": "该实例已开启专有网络（VPC）免密访问（VpcAuthMode 为 Close）",
+    "zh-hans": "该实例已开启专有网络（VPC）免密访问（VpcAuthMode Close）",
 }
 BADGE = {"en": "Password-free VPC access is on", "zh-hans": "已开启 VPC 免密访问"}
 SWITCH = {"en": "Switch", "zh-hans": "切换"}

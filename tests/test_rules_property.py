@@ -115,7 +115,11 @@ def test_the_simulator_agrees_on_the_instance_and_privilege_tables():
         instance = {"InstanceStatus": case["status"], "EngineVersion": case["engine"]}
         try:
             simulator.check_instance_accepts_accounts(instance)
-            simulator.check_room_for("newname", ["acct"] * case["account_count"])
+            existing = [
+                {"AccountName": f"acct{n}", "AccountType": "Normal"}
+                for n in range(case["account_count"])
+            ]
+            simulator.check_room_for("newname", existing)
         except simulator.ApiError:
             accepted = False
         else:

@@ -968,3 +968,14 @@ def test_an_error_fault_answers_the_code_it_names(simulator, wire):
     simulator.add_fault("error", action="CreateAccount", code="LockTimeout")
     assert_error(wire.create(), "LockTimeout", 400, "Operation lock timeout, please retry later.")
     assert "sim_new" not in simulator.account_names(ORDERS)
+
+
+def test_a_state_file_of_the_first_format_is_replaced_by_the_demo_estate(tmp_path):
+    # Format 1 had VpcAuthMode backwards and no "default" accounts: not worth keeping.
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"format": 1, "instances": {}, "accounts": {}}))
+
+    simulator = Simulator(state_path=path, access_key_id="k", access_key_secret="s")
+
+    assert PASSWORD_FREE in [i["InstanceId"] for i in simulator.store.instances()]
+    assert json.loads(path.read_text())["format"] == 2

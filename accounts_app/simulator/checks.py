@@ -183,7 +183,7 @@ def check_account_password(password: str) -> None:
 
 def check_account_description(description: str) -> None:
     # The URL prefixes could never match the character rule anyway (":" and "/"), but the
-    # reference names them, so they are refused explicitly.
+    # CreateAccount page names them, so they are refused explicitly.
     if description.startswith(("http://", "https://")):
         raise error("InvalidAccountDescription.Format")
     if not _DESCRIPTION_RE.fullmatch(description):
