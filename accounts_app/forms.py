@@ -61,7 +61,7 @@ class InstanceSelect(forms.Select):
                     account_count=instance.account_count or 0,
                 )
             )
-            attrs["data-vpc-open"] = "true" if instance.vpc_auth_open else "false"
+            attrs["data-password-free"] = "true" if instance.password_free else "false"
             blockers = instance_blockers(instance)
             if blockers:
                 attrs["disabled"] = True

@@ -42,7 +42,7 @@ class InstanceRow:
 
     instance: Instance
     blockers: list[str]
-    vpc_open: bool
+    password_free: bool
 
     @property
     def account_usage(self) -> str:
@@ -96,7 +96,7 @@ def instance_rows(instances: list[Instance]) -> list[InstanceRow]:
         InstanceRow(
             instance=instance,
             blockers=instance_blockers(instance),
-            vpc_open=instance.vpc_auth_open,
+            password_free=instance.password_free,
         )
         for instance in instances
     ]

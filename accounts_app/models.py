@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from accounts_app.alibaba import vpc_auth
 from accounts_app.rules import PRIVILEGE_CHOICES
 
 
@@ -28,9 +29,13 @@ class Instance(models.Model):
     instance_class = models.CharField(_("class"), max_length=64, blank=True)
     connection_domain = models.CharField(_("connection domain"), max_length=255, blank=True)
     port = models.PositiveIntegerField(_("port"), null=True, blank=True)
-    # "Open" means password-free access from the VPC: any client there is the
-    # default read/write account, so a read-only account isolates nothing.
-    vpc_auth_mode = models.CharField(_("password-free VPC access"), max_length=16, blank=True)
+    # DescribeInstanceAttribute's word, as the API says it: "Open" = a password is
+    # required (the default), "Close" = password-free access from the VPC; empty until a
+    # sync has asked (accounts_app/alibaba/vpc_auth.py).
+    vpc_auth_mode = models.CharField(_("VPC authentication mode"), max_length=16, blank=True)
+    # Accounts a user created (AccountType Normal), the ones CreateAccount's limit of 18
+    # counts; built-in Super accounts are not counted. None: not known (not synced since
+    # the upgrade, or an engine older than 4.0, which has no accounts to list).
     account_count = models.PositiveSmallIntegerField(_("accounts"), null=True, blank=True)
     is_gone = models.BooleanField(_("gone"), default=False)
     synced_at = models.DateTimeField(_("last synced"))
@@ -48,8 +53,13 @@ class Instance(models.Model):
         return f"{self.instance_id} ({self.name})" if self.name else self.instance_id
 
     @property
-    def vpc_auth_open(self) -> bool:
-        return self.vpc_auth_mode == "Open"
+    def password_free(self) -> bool:
+        """Password-free access from the VPC is on (VpcAuthMode ``Close``)."""
+        return vpc_auth.is_password_free(self.vpc_auth_mode)
+
+    @property
+    def vpc_auth_known(self) -> bool:
+        return vpc_auth.is_known(self.vpc_auth_mode)
 
 
 class ApprovalPolicy(models.Model):

@@ -5,7 +5,7 @@ browser gets the same constraints from `browser_spec()`, rendered into the page 
 `json_script`, and `static/js/rules.js` interprets them with the same algorithm. No
 rule is written twice: the JavaScript knows the constraint *kinds*, never a parameter.
 
-Reference: ../shared/reference/kvstore-api.md, section 2 "Rules this project enforces"
+Reference: docs/alibaba-api.md, "Rules" (the rules this project enforces)
 (the user's seed of the CreateAccount page, plus reserved names and Chinese descriptions).
 Alibaba doc: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-createaccount-redis
 
@@ -58,7 +58,8 @@ PRIVILEGE_CHOICES = [
     ("RoleRepl", _("Replication")),
 ]
 ACCOUNT_TYPE_CHOICES = [("Normal", pgettext_lazy("account type", "Normal"))]
-# RoleRepl only on a standard-architecture instance running Redis 4.0 (reference §2).
+# RoleRepl only on a standard-architecture instance running Redis 4.0
+# (docs/alibaba-api.md, "Rules").
 # Both compared exactly as DescribeInstances writes them ("standard", "4.0").
 REPL_ARCHITECTURES = ("standard",)
 REPL_ENGINE_VERSIONS = ("4.0",)
@@ -72,7 +73,7 @@ PARAMS = (
     "AccountType",
 )
 
-# The console's list (reference §2), compared case-insensitively (ASCII).
+# The console's list (docs/alibaba-api.md, "Rules"), compared case-insensitively (ASCII).
 RESERVED_WORDS = frozenset(
     """
     add admin all alter analyze and as asc asensitive aurora before between bigint binary blob
@@ -128,7 +129,7 @@ LIST_SEPARATOR = pgettext_lazy("list separator", ", ")
 
 
 # Inside a class, JavaScript's `v` flag (what Chromium uses for `pattern`) needs these
-# escaped (reference §2, browser note); each is also a valid escape under the `u` flag.
+# escaped (docs/alibaba-api.md, "Rules"); each is also a valid escape under the `u` flag.
 _JS_CLASS_ESCAPE = frozenset("()[]{}/-\\|^")
 _ASCII_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 
@@ -483,7 +484,7 @@ def _pattern(start: CharClass | None, allowed: CharClass) -> str:
     return f"{start.js_source() if start else ''}{allowed.js_source()}*"
 
 
-# --- The rules of each parameter (reference §2) ----------------------------------------
+# --- The rules of each parameter (docs/alibaba-api.md, "Rules") ------------------------
 
 _NAME_CHARS = LOWER | DIGIT | CharClass.chars("_")
 _PASSWORD_CHARS = UPPER | LOWER | DIGIT | SPECIAL
@@ -524,7 +525,8 @@ RULES: dict[str, ParamRules] = {
         required=True,
         required_message=_("Enter an account name."),
         constraints=(
-            # The seed's limit of 16; the current API allows more, the seed wins (§2).
+            # The seed's limit of 16; the current API allows more, the seed wins
+            # (docs/alibaba-api.md, "Rules").
             MaxLength("too_long", MSG_TOO_LONG, max=16),
             StartsWith("start", MSG_START_LOWER, chars=LOWER),
             AllowedChars(
@@ -745,7 +747,7 @@ MSG_REPL_UNAVAILABLE = _(
 MSG_REPL_REQUIREMENT = _(
     "%(privilege)s is only available on an instance with the standard architecture and Redis 4.0."
 )
-# RoleRepl is the only privilege with requirements (reference §2).
+# RoleRepl is the only privilege with requirements (docs/alibaba-api.md, "Rules").
 PRIVILEGE_REQUIREMENTS = {
     "RoleRepl": {"architectures": REPL_ARCHITECTURES, "engines": REPL_ENGINE_VERSIONS},
 }
@@ -801,7 +803,8 @@ MSG_NOT_RUNNING = _(
 MSG_ENGINE_TOO_OLD = _("The instance runs Redis %(engine)s; accounts need Redis 4.0 or later.")
 MSG_ACCOUNT_LIMIT = _("The instance already has %(count)s accounts; the maximum is %(max)s.")
 
-# Checked in this order by instance_blockers() and rules.js (reference §1, preconditions).
+# Checked in this order by instance_blockers() and rules.js (docs/alibaba-api.md,
+# "CreateAccount").
 INSTANCE_BLOCKERS: tuple[tuple[str, str, Promise], ...] = (
     ("instance_not_running", "status", MSG_NOT_RUNNING),
     ("engine_too_old", "engine", MSG_ENGINE_TOO_OLD),
@@ -856,8 +859,8 @@ def widget_attrs(param: str, *, select: bool = False) -> dict[str, Any]:
     """HTML attributes for the field of `param`: the browser's own checks plus
     `data-rule`, which rules.js uses to attach the full checks.
 
-    `pattern` is written for the `v` flag Chromium compiles it with (the reference's
-    browser note): an unescaped `(` `)` or `-` in a class would make it invalid, and
+    `pattern` is written for the `v` flag Chromium compiles it with (docs/alibaba-api.md,
+    "Rules"): an unescaped `(` `)` or `-` in a class would make it invalid, and
     the browser would then silently accept anything. With `select=True` only the
     attributes a `<select>` accepts are returned.
     """

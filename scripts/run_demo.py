@@ -48,6 +48,11 @@ def main() -> None:
             str(args.simulator_port),
             "--state",
             str(ROOT / ".simulator-state.json"),
+            # A new account stays Unavailable (and the instance refuses the next one) for
+            # 15 s, not the real minute: long enough to see both in the demo, short
+            # enough not to stall a walk-through.
+            "--activation-seconds",
+            "15",
         ],
         env=env,
     )

@@ -38,7 +38,8 @@ ALLOWED_API_VALUES = frozenset(
     NetworkModifying SSLModifying standard cluster rwsplit
     """.split()
 )
-ALLOWED_PHRASES = ("JSON Lines", "ApsaraDB for Redis")
+# The API's own words for the VPC authentication mode, quoted as the console shows them.
+ALLOWED_PHRASES = ("JSON Lines", "ApsaraDB for Redis", "VpcAuthMode Open", "VpcAuthMode Close")
 
 # Words: two or more Latin letters (single letters are ranges such as "a–z").
 WORD = re.compile(r"[A-Za-z][A-Za-z_'’-]*[A-Za-z]")

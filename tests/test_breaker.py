@@ -13,7 +13,12 @@ from django.utils import timezone
 
 from accounts_app.alibaba import breaker as breaker_module
 from accounts_app.alibaba.breaker import Breaker, BreakerOpen, GuardedClient, is_transient
-from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
+from accounts_app.alibaba.errors import (
+    AlibabaApiError,
+    ApiUnreachable,
+    InstanceNotFound,
+    OutcomeUnknown,
+)
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, AuditEvent, CircuitBreaker, Instance
 from accounts_app.services import workflow
@@ -151,6 +156,9 @@ def test_without_its_database_row_the_breaker_lets_calls_through(kvstore, guarde
         (OutcomeUnknown("Client.Timeout"), True),
         (AlibabaApiError("InternalError", http_status=500), True),
         (AlibabaApiError("Throttling.User", http_status=400), True),
+        (AlibabaApiError("Rejected.Throttling", http_status=400), True),
+        (AlibabaApiError("IncorrectDBInstanceState", http_status=403), False),
+        (InstanceNotFound("InvalidInstanceId.NotFound"), False),
         (AlibabaApiError("InvalidAccountName.Duplicate", http_status=400), False),
         (BreakerOpen(), False),
         (ValueError("a bug is not an outage"), False),
@@ -241,3 +249,15 @@ def test_the_execute_page_recovers_by_itself_after_the_cooldown(
     assert "The account was created" in response.content.decode()
     assert len(estate.calls("CreateAccount")) == 1
     assert not breaker_module.api_breaker().is_open()
+
+
+def test_an_instance_that_does_not_exist_is_an_answer_not_a_failure(kvstore, guarded):
+    client = guarded()
+    for _ in range(5):
+        with pytest.raises(InstanceNotFound):
+            client.describe_instance_attribute(
+                region_id="cn-hangzhou", instance_id="r-bp1gone0000000000"
+            )
+
+    assert not client.breaker.is_open()
+    assert CircuitBreaker.objects.get(name=client.breaker.name).consecutive_failures == 0

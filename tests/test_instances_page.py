@@ -21,7 +21,7 @@ HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
 CHANGING = "r-bp1inv5h5q9ta2d7ks"
 FULL = "r-uf6pay6s6w3rc8e1vn"
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"
 CLUSTER_6 = "r-bp1ses6c1u8vh3n5tz"
 
 
@@ -66,7 +66,7 @@ def test_any_signed_in_user_sees_every_instance(estate, outsider):
 @pytest.mark.parametrize(
     ("params", "expected"),
     [
-        ({"q": "r-uf6"}, {FULL, VPC_OPEN, "r-uf6ana6c8j4xl1t6wd", "r-uf6rep4c9d7vg3s2me"}),
+        ({"q": "r-uf6"}, {FULL, PASSWORD_FREE, "r-uf6ana6c8j4xl1t6wd", "r-uf6rep4c9d7vg3s2me"}),
         ({"q": "CACHE"}, {HEALTHY, OLD_ENGINE, FULL, "r-uf6rep4c9d7vg3s2me"}),
         ({"q": "ses6c1"}, {CLUSTER_6}),
         ({"region": "cn-shanghai", "engine": "6.0"}, {FULL, "r-uf6ana6c8j4xl1t6wd"}),
@@ -116,7 +116,7 @@ def test_each_blocked_instance_shows_its_reason_as_a_badge(estate, requester, in
 
 
 def test_password_free_vpc_access_shows_a_warning_badge(estate, requester):
-    html = row(page(requester), VPC_OPEN)
+    html = row(page(requester), PASSWORD_FREE)
     assert "badge-warn" in html
     assert "badge-bad" not in html
 
@@ -124,7 +124,7 @@ def test_password_free_vpc_access_shows_a_warning_badge(estate, requester):
 def test_a_healthy_instance_has_no_blocker_and_shows_its_usage(estate, requester):
     html = page(requester)
     assert "badge-bad" not in row(html, HEALTHY)
-    assert "3 / 18" in row(html, HEALTHY)
+    assert "2 / 18" in row(html, HEALTHY)  # user accounts; the built-in one is not counted
     assert "18 / 18" in row(html, FULL)
 
 
@@ -269,8 +269,8 @@ def test_the_instance_page_lists_accounts_live(estate, requester):
         assert f"<code>{name}</code>" in html
     assert "RoleReadOnly" in html
     assert "BI-dashboards" in html
-    assert "4 / 18" in html  # the row was corrected on the way
-    assert Instance.objects.get(instance_id=HEALTHY).account_count == 4
+    assert "3 / 18" in html  # the row was corrected on the way
+    assert Instance.objects.get(instance_id=HEALTHY).account_count == 3
 
 
 def test_the_instance_page_shows_its_blockers(estate, requester):

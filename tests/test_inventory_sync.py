@@ -17,7 +17,7 @@ HANGZHOU, SHANGHAI = "cn-hangzhou", "cn-shanghai"
 HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 CHANGING = "r-bp1inv5h5q9ta2d7ks"
 FULL = "r-uf6pay6s6w3rc8e1vn"
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close
 OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
 ORIGIN = Origin.system("test")
 
@@ -68,12 +68,15 @@ def test_a_sync_stores_every_instance_of_every_region(kvstore):
     )
     assert healthy.connection_domain == f"{HEALTHY}.redis.rds.aliyuncs.com"
     assert healthy.port == 6379
-    assert healthy.account_count == 3  # the default account and two more
-    assert healthy.vpc_auth_mode == "Close"
-    assert Instance.objects.get(instance_id=VPC_OPEN).vpc_auth_mode == "Open"
+    assert healthy.account_count == 2  # two user accounts; the built-in one is not counted
+    assert healthy.vpc_auth_mode == "Open"
+    assert not healthy.password_free
+    assert Instance.objects.get(instance_id=PASSWORD_FREE).vpc_auth_mode == "Close"
+    assert Instance.objects.get(instance_id=PASSWORD_FREE).password_free
     assert Instance.objects.get(instance_id=FULL).account_count == 18
     assert Instance.objects.get(instance_id=CHANGING).status == "Changing"
-    assert Instance.objects.get(instance_id=OLD_ENGINE).account_count == 0
+    # Redis 2.8 has no accounts: not asked, so not known, and still listed.
+    assert Instance.objects.get(instance_id=OLD_ENGINE).account_count is None
 
 
 def test_a_second_sync_changes_nothing(kvstore):
@@ -97,7 +100,7 @@ def test_a_sync_records_what_changed_since_the_last_one(kvstore):
     report = sync()
 
     assert (report.created, report.updated, report.unchanged) == (0, 2, 8)
-    assert Instance.objects.get(instance_id=HEALTHY).account_count == 4
+    assert Instance.objects.get(instance_id=HEALTHY).account_count == 3
     assert Instance.objects.get(instance_id=CHANGING).status == "Normal"
 
 
@@ -121,7 +124,7 @@ def test_a_region_that_fails_keeps_its_rows_and_is_reported(kvstore):
     sync()
     before = snapshot()
     release(kvstore, HEALTHY)
-    kvstore.add_account(VPC_OPEN, "flags_rw")
+    kvstore.add_account(PASSWORD_FREE, "flags_rw")
     # One failure, no retry: Hangzhou is asked first and fails, Shanghai answers.
     kvstore.add_fault("http503", action="DescribeInstances", count=1)
 
@@ -134,13 +137,13 @@ def test_a_region_that_fails_keeps_its_rows_and_is_reported(kvstore):
     hangzhou = {key: row for key, row in after.items() if row["region_id"] == HANGZHOU}
     assert hangzhou == {key: row for key, row in before.items() if row["region_id"] == HANGZHOU}
     assert not after[HEALTHY]["is_gone"]  # its region did not answer: nothing is known
-    assert after[VPC_OPEN]["account_count"] == before[VPC_OPEN]["account_count"] + 1
+    assert after[PASSWORD_FREE]["account_count"] == before[PASSWORD_FREE]["account_count"] + 1
 
 
 def test_an_instance_that_fails_keeps_its_row_and_is_reported(kvstore):
     sync()
     kvstore.add_account(HEALTHY, "new_reader")
-    kvstore.add_account(VPC_OPEN, "flags_rw")
+    kvstore.add_account(PASSWORD_FREE, "flags_rw")
     kvstore.add_fault("http503", action="DescribeAccounts", instance_id=HEALTHY, count=1)
 
     report = sync(client=kvstore.client(max_attempts=1))
@@ -148,9 +151,9 @@ def test_an_instance_that_fails_keeps_its_row_and_is_reported(kvstore):
     assert list(report.failures) == [HEALTHY]
     assert report.failed_regions == []
     healthy = Instance.objects.get(instance_id=HEALTHY)
-    assert healthy.account_count == 3
+    assert healthy.account_count == 2
     assert not healthy.is_gone
-    assert Instance.objects.get(instance_id=VPC_OPEN).account_count == 3
+    assert Instance.objects.get(instance_id=PASSWORD_FREE).account_count == 2
 
 
 def test_a_new_instance_that_cannot_be_described_is_not_listed_half_known(kvstore):
@@ -216,9 +219,9 @@ def test_refresh_instance_writes_the_live_count(kvstore):
 
     details = refresh_instance(instance)
 
-    assert len(details.accounts) == 4
-    assert instance.account_count == 4
-    assert Instance.objects.get(instance_id=HEALTHY).account_count == 4
+    assert len(details.accounts) == 4  # the built-in account is listed...
+    assert instance.account_count == 3  # ...but not counted
+    assert Instance.objects.get(instance_id=HEALTHY).account_count == 3
 
 
 def test_the_command_prints_the_report(kvstore, capsys):
@@ -244,3 +247,45 @@ def test_the_command_fails_when_a_region_fails(kvstore, settings, capsys):
 
     assert f"FAILED {HANGZHOU}" in capsys.readouterr().err
     assert Instance.objects.filter(region_id=SHANGHAI).count() == 4
+
+
+def test_redis_2_8_is_listed_without_asking_for_its_accounts(kvstore):
+    kvstore.clear_calls()
+
+    sync()
+
+    asked = {call["instance_id"] for call in kvstore.calls("DescribeAccounts")}
+    assert OLD_ENGINE not in asked
+    assert HEALTHY in asked
+    old = Instance.objects.get(instance_id=OLD_ENGINE)
+    assert not old.is_gone
+    assert old.account_count is None
+
+
+def test_the_edition_comes_from_the_listing_and_survives_a_live_refresh(kvstore):
+    sync()
+    tair = Instance.objects.get(instance_id="r-uf6ana6c8j4xl1t6wd")
+    assert tair.edition_type == "Enterprise"
+
+    refresh_instance(tair)  # DescribeInstanceAttribute has no EditionType
+
+    assert Instance.objects.get(instance_id="r-uf6ana6c8j4xl1t6wd").edition_type == "Enterprise"
+
+
+def test_an_instance_listed_but_without_attribute_is_gone_not_a_failure(kvstore):
+    sync()
+    kvstore.add_instance(InstanceId="r-bp1halfgone000000", RegionId=HANGZHOU)
+    sync()
+    # Released between DescribeInstances and DescribeInstanceAttribute.
+    original = kvstore.simulator._describe_instances
+
+    def listing_still_has_it(params):
+        answer = original(params)
+        kvstore.simulator.store._data["instances"].pop("r-bp1halfgone000000", None)
+        return answer
+
+    kvstore.simulator._describe_instances = listing_still_has_it
+    report = sync(client=kvstore.client())
+
+    assert report.failures == {}
+    assert Instance.objects.get(instance_id="r-bp1halfgone000000").is_gone

@@ -40,8 +40,9 @@ ORDERS = "r-bp1ord5x0c9kq2m7wa"  # 5.0 standard, healthy
 LEGACY_40 = "r-bp1leg4s3f5kx7b1qa"  # 4.0 standard: RoleRepl allowed
 OLD_28 = "r-bp1old2e4g8mz6c3hr"
 CHANGING = "r-bp1inv5h5q9ta2d7ks"
-FULL = "r-uf6pay6s6w3rc8e1vn"  # 18 accounts
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+FULL = "r-uf6pay6s6w3rc8e1vn"  # 18 user accounts
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close
+TAIR = "r-uf6ana6c8j4xl1t6wd"  # Tair enterprise edition
 CLUSTER_40 = "r-uf6rep4c9d7vg3s2me"
 PASSWORD = "Canary-Pass-42"
 
@@ -166,13 +167,15 @@ def test_describe_instances_reads_the_fields_and_filters(kvstore_client):
 
 
 def test_describe_instance_attribute_reports_password_free_vpc_access(kvstore_client):
-    attribute = kvstore_client.describe_instance_attribute(region_id=SH, instance_id=VPC_OPEN)
+    # VpcAuthMode "Close": password authentication off, password-free access on.
+    attribute = kvstore_client.describe_instance_attribute(region_id=SH, instance_id=PASSWORD_FREE)
     assert isinstance(attribute, InstanceAttribute)
-    assert attribute.vpc_auth_mode == "Open"
+    assert attribute.vpc_auth_mode == "Close"
     assert attribute.password_free_vpc_access
-    closed = kvstore_client.describe_instance_attribute(region_id=HZ, instance_id=ORDERS)
-    assert closed.vpc_auth_mode == "Close"
-    assert not closed.password_free_vpc_access
+    # "Open", the default: a password is required.
+    required = kvstore_client.describe_instance_attribute(region_id=HZ, instance_id=ORDERS)
+    assert required.vpc_auth_mode == "Open"
+    assert not required.password_free_vpc_access
 
 
 # --- Errors and their human messages -------------------------------------------------------------
@@ -302,6 +305,52 @@ def test_throttling_until_the_last_attempt_raises_unreachable_with_the_last_code
     assert len(simulator.calls("CreateAccount")) == 3
     assert "orders_new" not in simulator.account_names(ORDERS)
     assert "Nothing was created" in str(caught.value.human_message)
+
+
+def test_rejected_throttling_is_throttling_retried_then_unreachable(simulator, kvstore_client):
+    simulator.add_fault("error", action="CreateAccount", code="Rejected.Throttling", count=0)
+
+    with pytest.raises(ApiUnreachable) as caught:
+        create(kvstore_client)
+
+    assert caught.value.code == "Rejected.Throttling"
+    assert len(simulator.calls("CreateAccount")) == 3  # retried like Throttling.User
+    assert "limiting the rate" in str(caught.value.human_message)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("IncorrectDBInstanceState", 403), ("OperationDeniedDBStatus", 403), ("LockTimeout", 400)],
+)
+def test_a_busy_instance_is_a_final_answer_that_says_nothing_was_created(
+    simulator, kvstore_client, code, status
+):
+    simulator.add_fault("error", action="CreateAccount", code=code)
+
+    with pytest.raises(AlibabaApiError) as caught:
+        create(kvstore_client)
+
+    assert (caught.value.code, caught.value.http_status) == (code, status)
+    assert not isinstance(caught.value, ApiUnreachable | OutcomeUnknown)
+    assert errors.is_instance_busy(caught.value.code)
+    assert "Nothing was created" in str(caught.value.human_message)
+    assert len(simulator.calls("CreateAccount")) == 1
+
+
+def test_an_empty_instance_attribute_means_the_instance_does_not_exist(simulator, kvstore_client):
+    with pytest.raises(errors.InstanceNotFound) as caught:
+        kvstore_client.describe_instance_attribute(region_id=HZ, instance_id="r-bp1gone0000000000")
+
+    assert caught.value.code == "InvalidInstanceId.NotFound"
+    assert not isinstance(caught.value, ApiUnreachable)
+    assert len(simulator.calls("DescribeInstanceAttribute")) == 1  # an answer: not retried
+
+
+def test_the_edition_comes_from_describe_instances_only(kvstore_client):
+    [tair] = kvstore_client.describe_instances(region_id=SH, instance_ids=[TAIR])
+    assert tair.edition_type == "Enterprise"
+    attribute = kvstore_client.describe_instance_attribute(region_id=SH, instance_id=TAIR)
+    assert attribute.edition_type == ""
 
 
 def test_max_attempts_bounds_the_retries(simulator):

@@ -26,7 +26,7 @@ from aliyunsdkr_kvstore.request.v20150101.DescribeInstancesRequest import Descri
 
 HZ, SH = "cn-hangzhou", "cn-shanghai"
 ORDERS = "r-bp1ord5x0c9kq2m7wa"
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close
 PASSWORD = "Sdk-Pass-2024"
 
 
@@ -96,12 +96,39 @@ def test_v3_sdk_describes(simulator, v3_sdk):
 
     instances = v3_sdk.describe_instances(v3_models.DescribeInstancesRequest(region_id=SH))
     assert instances.body.total_count == 4
-    assert VPC_OPEN in [i.instance_id for i in instances.body.instances.kvstore_instance]
+    assert PASSWORD_FREE in [i.instance_id for i in instances.body.instances.kvstore_instance]
 
     attribute = v3_sdk.describe_instance_attribute(
-        v3_models.DescribeInstanceAttributeRequest(instance_id=VPC_OPEN)
+        v3_models.DescribeInstanceAttributeRequest(instance_id=PASSWORD_FREE)
     )
-    assert attribute.body.instances.dbinstance_attribute[0].vpc_auth_mode == "Open"
+    assert attribute.body.instances.dbinstance_attribute[0].vpc_auth_mode == "Close"
+    orders = v3_sdk.describe_instance_attribute(
+        v3_models.DescribeInstanceAttributeRequest(instance_id=ORDERS)
+    )
+    assert orders.body.instances.dbinstance_attribute[0].vpc_auth_mode == "Open"
+
+
+def test_v3_sdk_sees_the_built_in_accounts(v3_sdk):
+    accounts = v3_sdk.describe_accounts(
+        v3_models.DescribeAccountsRequest(instance_id=PASSWORD_FREE)
+    ).body.accounts.account
+    types = {a.account_name: a.account_type for a in accounts}
+    assert types == {PASSWORD_FREE: "Super", "default": "Super", "flags_ro": "Normal"}
+
+
+def test_v3_sdk_sees_an_account_being_created_and_the_busy_instance(simulator, v3_sdk):
+    simulator.set_activation_delay(60)
+    v3_create(v3_sdk, "sdk_first")
+    [first] = v3_sdk.describe_accounts(
+        v3_models.DescribeAccountsRequest(instance_id=ORDERS, account_name="sdk_first")
+    ).body.accounts.account
+    assert first.account_status == "Unavailable"
+
+    with pytest.raises(ClientException) as caught:
+        v3_create(v3_sdk, "sdk_second")
+    assert caught.value.code == "IncorrectDBInstanceState"
+    assert caught.value.status_code == 403
+    assert "sdk_second" not in simulator.account_names(ORDERS)
 
 
 def test_v3_sdk_with_a_wrong_secret_is_refused(simulator):
@@ -176,7 +203,31 @@ def test_v2_sdk_describes(v2_sdk):
     request = local(DescribeInstanceAttributeRequest())
     request.set_InstanceId(ORDERS)
     attribute = json.loads(v2_sdk.do_action_with_exception(request))
-    assert attribute["Instances"]["DBInstanceAttribute"][0]["VpcAuthMode"] == "Close"
+    assert attribute["Instances"]["DBInstanceAttribute"][0]["VpcAuthMode"] == "Open"
+
+
+def test_v2_sdk_sees_the_built_in_accounts(v2_sdk):
+    request = local(DescribeAccountsRequest())
+    request.set_InstanceId(ORDERS)
+    accounts = json.loads(v2_sdk.do_action_with_exception(request))["Accounts"]["Account"]
+    types = {a["AccountName"]: a["AccountType"] for a in accounts}
+    assert types == {ORDERS: "Super", "orders_app": "Normal", "reporting_ro": "Normal"}
+
+
+def test_v2_sdk_sees_an_account_being_created_and_the_busy_instance(simulator, v2_sdk):
+    simulator.set_activation_delay(60)
+    v2_create(v2_sdk, "sdk_first")
+    request = local(DescribeAccountsRequest())
+    request.set_InstanceId(ORDERS)
+    request.set_AccountName("sdk_first")
+    [first] = json.loads(v2_sdk.do_action_with_exception(request))["Accounts"]["Account"]
+    assert first["AccountStatus"] == "Unavailable"
+
+    with pytest.raises(ServerException) as caught:
+        v2_create(v2_sdk, "sdk_second")
+    assert caught.value.get_error_code() == "IncorrectDBInstanceState"
+    assert caught.value.get_http_status() == 403
+    assert "sdk_second" not in simulator.account_names(ORDERS)
 
 
 def test_v2_sdk_recognises_a_wrong_secret_from_the_string_to_sign(simulator):

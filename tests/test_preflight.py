@@ -17,8 +17,8 @@ HEALTHY = "r-bp1ord5x0c9kq2m7wa"  # 5.0 standard
 REPL_OK = "r-bp1leg4s3f5kx7b1qa"  # 4.0 standard
 OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"  # 2.8
 CHANGING = "r-bp1inv5h5q9ta2d7ks"  # status Changing
-FULL = "r-uf6pay6s6w3rc8e1vn"  # 18 accounts
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Open
+FULL = "r-uf6pay6s6w3rc8e1vn"  # 18 user accounts
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close: password-free access
 CLUSTER_4 = "r-uf6rep4c9d7vg3s2me"  # 4.0 cluster
 
 
@@ -51,7 +51,8 @@ def test_a_healthy_instance_passes_every_check_live(estate):
         "privilege": "ok",
         "vpc_auth_mode": "ok",
     }
-    assert "3 of 18 accounts" in result.check("account_count").message
+    # Two accounts a user created; the built-in Super account is not counted.
+    assert "2 of 18 accounts" in result.check("account_count").message
 
 
 def test_the_checks_ask_the_api_each_time(estate):
@@ -93,7 +94,7 @@ def test_a_name_already_on_the_instance_is_blocked_although_the_last_sync_did_no
 
 
 def test_the_live_answer_corrects_the_synced_row(estate):
-    for number in range(15):
+    for number in range(16):  # with the two already there: 18 user accounts
         estate.add_account(HEALTHY, f"extra{number:02d}")
     estate.add_instance(InstanceId=CHANGING, RegionId="cn-hangzhou", InstanceStatus="Normal")
 
@@ -147,7 +148,7 @@ def test_replication_is_allowed_only_on_standard_redis_4_0(estate, instance_id, 
 
 
 def test_password_free_vpc_access_is_a_warning_not_a_blocker(estate):
-    result = preflight(VPC_OPEN)
+    result = preflight(PASSWORD_FREE)
 
     assert result.can_proceed
     assert [check.key for check in result.warnings] == ["vpc_auth_mode"]
@@ -228,7 +229,7 @@ def test_the_partial_renders_each_check_and_the_note(estate, settings):
 
     settings.KVSTORE_ENDPOINT = f"http://127.0.0.1:{free_port()}"
     settings.KVSTORE_MAX_ATTEMPTS = 1
-    stale = render_to_string("instances/_preflight.html", {"preflight": preflight(VPC_OPEN)})
+    stale = render_to_string("instances/_preflight.html", {"preflight": preflight(PASSWORD_FREE)})
     assert 'data-live="false"' in stale
     assert 'class="warning" data-check="vpc_auth_mode"' in stale
     assert "could not be reached" in stale

@@ -247,7 +247,7 @@ def test_widget_attrs_give_the_browser_its_own_limits_and_the_rule_name():
 
 
 def test_the_pattern_escapes_what_the_v_flag_needs_escaped():
-    # Reference §2, browser note: `(`, `)` and `-` inside a class must be escaped.
+    # docs/alibaba-api.md, "Rules": `(`, `)` and `-` inside a class must be escaped.
     assert rules.widget_attrs("AccountPassword")["pattern"] == r"[A-Za-z0-9!@#$%\^&*\(\)_+\-=]*"
     assert rules.widget_attrs("AccountName")["pattern"] == "[a-z][a-z0-9_]*"
 

@@ -4,7 +4,7 @@
 2. the browser, static/js/rules.js in Chromium, a few hundred inputs per page.evaluate
    (keys and messages);
 3. the simulator's own checks, accounts_app/simulator/checks.py, written separately from
-   the reference so that a mistake shared by the app's two sides still shows (verdicts
+   Alibaba's pages so that a mistake shared by the app's two sides still shows (verdicts
    only: the simulator answers with an Alibaba error code, not our messages).
 """
 
@@ -29,7 +29,7 @@ SIMULATOR_CHECKS: dict[str, Callable[[str], object]] = {
     "AccountPrivilege": simulator.check_account_privilege,
     "AccountType": simulator.check_account_type,
 }
-# Reference §1, "Required": an empty optional parameter is simply not sent.
+# docs/alibaba-api.md, "CreateAccount": an empty optional parameter is simply not sent.
 OPTIONAL_PARAMS = {"AccountPrivilege", "AccountDescription", "AccountType"}
 
 
@@ -115,7 +115,11 @@ def test_the_simulator_agrees_on_the_instance_and_privilege_tables():
         instance = {"InstanceStatus": case["status"], "EngineVersion": case["engine"]}
         try:
             simulator.check_instance_accepts_accounts(instance)
-            simulator.check_room_for("newname", ["acct"] * case["account_count"])
+            existing = [
+                {"AccountName": f"acct{n}", "AccountType": "Normal"}
+                for n in range(case["account_count"])
+            ]
+            simulator.check_room_for("newname", existing)
         except simulator.ApiError:
             accepted = False
         else:

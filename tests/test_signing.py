@@ -1,6 +1,6 @@
 """Signing reproduces Alibaba's published vectors and agrees with Alibaba's own code.
 
-Vectors: ``/work/shared/reference/kvstore-api.md`` §5. Agreement: ``alibabacloud_openapi_util``
+Vectors: docs/alibaba-api.md, "Signing". Agreement: ``alibabacloud_openapi_util``
 (the V3 SDK's helper) and ``aliyunsdkcore`` (the V2 SDK), test-only dependencies.
 """
 

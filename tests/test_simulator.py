@@ -1,8 +1,8 @@
-"""The simulator behaves like the reference says Alibaba's server does.
+"""The simulator behaves as Alibaba's pages say its server does (docs/alibaba-api.md).
 
 Requests are built by hand here (signed with the client's signing module, sent with a
 plain ``requests`` call) so the gateway's refusals can be provoked one by one. The
-expected codes, messages and statuses are copied from the reference, not imported from
+expected codes, messages and statuses are copied from Alibaba's pages, not imported from
 the simulator.
 """
 
@@ -38,13 +38,13 @@ LEGACY_40 = "r-bp1leg4s3f5kx7b1qa"
 OLD_28 = "r-bp1old2e4g8mz6c3hr"
 CHANGING = "r-bp1inv5h5q9ta2d7ks"
 FULL = "r-uf6pay6s6w3rc8e1vn"
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
+PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"
 TAIR = "r-uf6ana6c8j4xl1t6wd"
 CLUSTER_40 = "r-uf6rep4c9d7vg3s2me"
 PASSWORD = "Canary-Sim-77"
 ROOT = Path(__file__).resolve().parent.parent
 
-# From the reference, §1 (CreateAccount's table and the codes seen in practice).
+# From Alibaba's CreateAccount page and the codes seen in practice (docs/alibaba-api.md).
 EXPECTED = {
     "InvalidAccountName.Duplicate": (
         400,
@@ -425,7 +425,8 @@ def test_an_instance_that_is_not_running_refuses(wire):
 
 
 def test_the_nineteenth_account_is_refused(wire, simulator):
-    assert len(simulator.accounts(FULL)) == 18
+    accounts = simulator.accounts(FULL)
+    assert len([a for a in accounts if a["AccountType"] == "Normal"]) == 18
     assert_error(wire.create(instance_id=FULL), "AccountLimitExceeded")
 
 
@@ -541,7 +542,7 @@ def ids(body):
 def test_describe_instances_filters(wire):
     assert ids(describe_instances(wire, InstanceIds=f"{ORDERS}, {OLD_28}")) == {ORDERS, OLD_28}
     assert ids(describe_instances(wire, InstanceStatus="Changing")) == {CHANGING}
-    assert ids(describe_instances(wire, InstanceIds=VPC_OPEN)) == set()  # another region
+    assert ids(describe_instances(wire, InstanceIds=PASSWORD_FREE)) == set()  # another region
     too_many = ",".join(f"r-x{n}" for n in range(31))
     assert (
         wire.v3("DescribeInstances", {"RegionId": HZ, "InstanceIds": too_many}).status_code == 400
@@ -553,9 +554,9 @@ def test_describe_instances_filters(wire):
 def test_vpc_auth_mode_is_reported_by_instance_attribute_only(wire):
     listed = describe_instances(wire)["Instances"]["KVStoreInstance"]
     assert all("VpcAuthMode" not in item for item in listed)
-    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": VPC_OPEN})
+    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": PASSWORD_FREE})
     [attribute] = response.json()["Instances"]["DBInstanceAttribute"]
-    assert attribute["VpcAuthMode"] == "Open"
+    assert attribute["VpcAuthMode"] == "Close"  # password-free access is on
     assert attribute["RegionId"] == SH
 
 
@@ -570,8 +571,9 @@ def test_the_demo_estate_covers_every_case(simulator):
     assert instances[LEGACY_40]["ArchitectureType"] == "standard"
     assert instances[OLD_28]["EngineVersion"] == "2.8"
     assert instances[CHANGING]["InstanceStatus"] != "Normal"
-    assert len(simulator.accounts(FULL)) == 18
-    assert instances[VPC_OPEN]["VpcAuthMode"] == "Open"
+    assert len([a for a in simulator.accounts(FULL) if a["AccountType"] == "Normal"]) == 18
+    # Password required (Open, the default) everywhere but on one instance.
+    assert [i for i, item in instances.items() if item["VpcAuthMode"] == "Close"] == [PASSWORD_FREE]
     assert instances[TAIR]["EditionType"] == "Enterprise"
     assert instances[CATALOG_70_RWSPLIT]["ArchitectureType"] == "rwsplit"
     for instance_id, instance in instances.items():
@@ -595,7 +597,7 @@ def test_state_survives_a_restart(simulator, wire):
 def test_the_state_file_is_written_atomically_and_never_holds_a_password(simulator, wire):
     assert wire.create().status_code == 200
     data = simulator.state_path.read_bytes()
-    assert json.loads(data)["format"] == 1
+    assert json.loads(data)["format"] == 2
     assert PASSWORD.encode() not in data
     assert [p.name for p in simulator.state_path.parent.iterdir()] == [simulator.state_path.name]
 
@@ -688,8 +690,9 @@ def test_the_control_api_adds_instances_and_accounts_and_resets(simulator, wire)
     assert response.status_code == 201
     [seeded] = describe_account(wire, "seeded", "r-bp1added000000000")
     assert seeded["AccountStatus"] == "Unavailable"
-    assert control(simulator, "POST", "config", {"activation_delay": 0}).json() == {
-        "activation_delay": 0.0
+    assert control(simulator, "POST", "config", {"activation_seconds": 0}).json() == {
+        "activation_seconds": 0.0,
+        "activation_delay": 0.0,
     }
     state = control(simulator, "GET", "state").json()
     assert "r-bp1added000000000" in state["instances"]
@@ -839,3 +842,140 @@ def _swallow(function):
         function()
     except requests.RequestException:
         pass
+
+
+# --- Round 2 of the API model: busy instances, built-in accounts, formats -----------------------
+
+
+def test_the_instance_refuses_the_next_account_while_one_is_being_created(simulator, wire):
+    simulator.set_activation_delay(60)
+    assert wire.create(name="first_one").status_code == 200
+
+    assert_error(
+        wire.create(name="second_one"),
+        "IncorrectDBInstanceState",
+        403,
+        "Current DB instance state does not support this operation.",
+    )
+    assert "second_one" not in simulator.account_names(ORDERS)
+
+    simulator.clock.advance(61)
+    assert wire.create(name="second_one").status_code == 200
+
+
+def test_the_activation_time_is_a_flag_with_the_real_default():
+    parser = kvstore_simulator.server.build_parser()
+    assert parser.parse_args([]).activation_delay == 60.0
+    assert parser.parse_args(["--activation-seconds", "2"]).activation_delay == 2.0
+
+
+def test_describe_accounts_lists_the_built_in_accounts_as_super(wire):
+    accounts = wire.v3("DescribeAccounts", {"InstanceId": TAIR}).json()["Accounts"]["Account"]
+    types = {a["AccountName"]: a["AccountType"] for a in accounts}
+    # 6.0: one named after the instance, and "default".
+    assert types == {TAIR: "Super", "default": "Super", "analyst_ro": "Normal"}
+    legacy = wire.v3("DescribeAccounts", {"InstanceId": LEGACY_40}).json()["Accounts"]["Account"]
+    assert [a["AccountName"] for a in legacy if a["AccountType"] == "Super"] == [LEGACY_40]
+
+
+def test_built_in_accounts_do_not_count_toward_the_limit_of_18(simulator, wire):
+    simulator.add_instance(InstanceId="r-bp1limit000000000", RegionId=HZ, EngineVersion="6.0")
+    simulator.add_account("r-bp1limit000000000", "r-bp1limit000000000", account_type="Super")
+    simulator.add_account("r-bp1limit000000000", "default", account_type="Super")
+    for number in range(17):
+        simulator.add_account("r-bp1limit000000000", f"user{number:02d}")
+
+    assert wire.create(name="user17", instance_id="r-bp1limit000000000").status_code == 200
+    assert_error(
+        wire.create(name="user18", instance_id="r-bp1limit000000000"), "AccountLimitExceeded"
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "extra"),
+    [
+        ("DeleteAccount", {}),
+        ("ResetAccountPassword", {"AccountPassword": PASSWORD}),
+        ("GrantAccountPrivilege", {"AccountPrivilege": "RoleReadOnly"}),
+    ],
+)
+def test_a_built_in_account_cannot_be_deleted_reset_or_re_privileged(
+    simulator, wire, action, extra
+):
+    params = {"InstanceId": ORDERS, "AccountName": ORDERS, **extra}
+    response = wire.v3(action, params)
+    assert response.status_code == 400
+    assert response.json()["Code"] == "IncorrectAccount"
+    assert ORDERS in simulator.account_names(ORDERS)
+
+    # A user's account can.
+    user = wire.v3(action, {**params, "AccountName": "reporting_ro"})
+    assert user.status_code == 200, user.text
+
+
+def test_instance_attribute_has_no_edition_type_but_the_listing_has(wire):
+    listed = {
+        item["InstanceId"]: item
+        for item in describe_instances(wire, RegionId=SH)["Instances"]["KVStoreInstance"]
+    }
+    assert listed[TAIR]["EditionType"] == "Enterprise"
+    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": TAIR})
+    [attribute] = response.json()["Instances"]["DBInstanceAttribute"]
+    assert "EditionType" not in attribute
+
+
+def test_an_unknown_instance_has_an_empty_attribute_list(wire):
+    response = wire.v3("DescribeInstanceAttribute", {"InstanceId": "r-bp1nothere00000000"})
+    assert response.status_code == 200
+    assert response.json()["Instances"] == {"DBInstanceAttribute": []}
+
+
+def test_redis_28_has_no_accounts_to_describe(wire):
+    response = wire.v3("DescribeAccounts", {"InstanceId": OLD_28})
+    assert response.json()["Code"] == "InvalidEngineVersion.Format"
+
+
+def _v2_xml(wire, action, params):
+    signed = wire.v2_params(action, params)
+    signed["Format"] = "XML"
+    del signed["Signature"]
+    signed["Signature"] = signing.v2_signature("POST", signed, wire.handle.access_key_secret)
+    return wire.send_v2(signed)
+
+
+def test_a_v2_call_asking_for_xml_is_answered_in_xml(wire):
+    import xml.etree.ElementTree as ElementTree
+
+    response = _v2_xml(wire, "DescribeAccounts", {"InstanceId": ORDERS, "RegionId": HZ})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/xml")
+    root = ElementTree.fromstring(response.content)  # noqa: S314 (our own simulator)
+    assert root.tag == "DescribeAccountsResponse"
+    assert root.findtext("RequestId")
+    names = [a.findtext("AccountName") for a in root.findall("./Accounts/Account")]
+    assert names == [ORDERS, "orders_app", "reporting_ro"]
+    privileges = root.findall("./Accounts/Account/DatabasePrivileges/DatabasePrivilege")
+    assert privileges[1].findtext("AccountPrivilege") == "RoleReadWrite"
+
+    refused = _v2_xml(wire, "DescribeAccounts", {"RegionId": HZ})
+    error = ElementTree.fromstring(refused.content)  # noqa: S314
+    assert (refused.status_code, error.tag) == (400, "Error")
+    assert error.findtext("Code") == "MissingParameter"
+    assert error.findtext("RequestId")
+
+
+def test_an_error_fault_answers_the_code_it_names(simulator, wire):
+    simulator.add_fault("error", action="CreateAccount", code="LockTimeout")
+    assert_error(wire.create(), "LockTimeout", 400, "Operation lock timeout, please retry later.")
+    assert "sim_new" not in simulator.account_names(ORDERS)
+
+
+def test_a_state_file_of_the_first_format_is_replaced_by_the_demo_estate(tmp_path):
+    # Format 1 had VpcAuthMode backwards and no "default" accounts: not worth keeping.
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"format": 1, "instances": {}, "accounts": {}}))
+
+    simulator = Simulator(state_path=path, access_key_id="k", access_key_secret="s")
+
+    assert PASSWORD_FREE in [i["InstanceId"] for i in simulator.store.instances()]
+    assert json.loads(path.read_text())["format"] == 2

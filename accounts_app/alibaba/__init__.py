@@ -2,5 +2,5 @@
 
 ``client.KVStoreClient`` / ``client.get_client()`` is what the services call;
 ``errors`` holds the exceptions and their human messages; ``signing`` the V3 and V2
-signature methods. Facts: ``/work/shared/reference/kvstore-api.md``.
+signature methods; ``vpc_auth`` what VpcAuthMode means. Facts: docs/alibaba-api.md.
 """

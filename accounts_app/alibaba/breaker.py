@@ -34,7 +34,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts_app.models import CircuitBreaker
 
 from .client import KVStoreClient, get_client
-from .errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
+from .errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown, is_throttling
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,17 @@ def unavailable_message() -> Promise:
 
 
 def is_transient(error: BaseException) -> bool:
-    """Failures that say the API is unwell, as opposed to answers that say no."""
+    """Failures that say the API is unwell, as opposed to answers that say no.
+
+    An instance that does not exist (an empty DescribeInstanceAttribute) and a busy
+    instance are answers: they keep the breaker closed.
+    """
     if isinstance(error, BreakerOpen):
         return False
     if isinstance(error, ApiUnreachable | OutcomeUnknown):
         return True
     if isinstance(error, AlibabaApiError):
-        return (error.http_status or 0) >= 500 or error.code.startswith("Throttling")
+        return (error.http_status or 0) >= 500 or is_throttling(error.code)
     return False
 
 

@@ -1,8 +1,8 @@
 """A small, typed client for the R-KVStore (ApsaraDB for Redis / Tair) API, 2015-01-01.
 
 One method per remote operation, signed like Alibaba's own SDKs (V3 by default, V2 by
-setting), over one ``requests.Session`` per process. Facts: ``/work/shared/reference/
-kvstore-api.md``.
+setting), over one ``requests.Session`` per process. The API facts this module relies
+on, with Alibaba's pages: docs/alibaba-api.md.
 
 Safety rules this module keeps:
 
@@ -11,7 +11,8 @@ Safety rules this module keeps:
 - Neither the secret, the STS token nor a password appears in a log line, an exception
   (message, ``repr`` or chained cause) or a ``repr``; functions that hold them are marked
   with ``sensitive_variables()`` so Django's error reports hide their locals.
-- ``CreateAccount`` is retried only when nothing can have been created (reference §6).
+- ``CreateAccount`` is retried only when nothing can have been created
+  (docs/alibaba-api.md, "Retries").
   When the request may have arrived and no clear answer came back, the caller gets
   ``OutcomeUnknown`` and must reconcile with ``describe_accounts``.
 - Each attempt has a wall-clock deadline: the body is read in small pieces with the
@@ -42,8 +43,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import errors, signing
-from .errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
+from . import errors, signing, vpc_auth
+from .errors import AlibabaApiError, ApiUnreachable, InstanceNotFound, OutcomeUnknown
 
 __all__ = [
     "Account",
@@ -59,7 +60,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 API_VERSION = "2015-01-01"
-# The newest SDK maps only cn-hangzhou to the central host (reference §4).
+# The newest SDK maps only cn-hangzhou to the central host (docs/alibaba-api.md, "Endpoints").
 CENTRAL_ENDPOINT = "r-kvstore.aliyuncs.com"
 PAGE_SIZE = 50  # DescribeInstances allows up to 50 per page.
 MAX_PAGES = 1000
@@ -102,7 +103,7 @@ class InstanceSummary:
     zone_id: str = ""
     engine_version: str = ""
     architecture_type: str = ""  # standard / cluster / rwsplit
-    edition_type: str = ""
+    edition_type: str = ""  # DescribeInstances only
     instance_type: str = ""
     instance_status: str = ""  # Normal, Changing, ...
     instance_class: str = ""
@@ -114,11 +115,14 @@ class InstanceSummary:
 
 @dataclass(frozen=True)
 class InstanceAttribute(InstanceSummary):
-    vpc_auth_mode: str = ""  # Open: password-free access from the VPC; Close
+    # "Open": a password is required (the default); "Close": password-free access from
+    # the VPC is on (docs/alibaba-api.md, "VpcAuthMode"). DescribeInstanceAttribute has
+    # no EditionType: edition_type stays empty here.
+    vpc_auth_mode: str = ""
 
     @property
     def password_free_vpc_access(self) -> bool:
-        return self.vpc_auth_mode == "Open"
+        return vpc_auth.is_password_free(self.vpc_auth_mode)
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -468,7 +472,7 @@ class KVStoreClient:
             secrets=(account_password,),
         )
         # "AcountName" is misspelled in every generation of the API; newer answers also
-        # carry "AccountName" (reference §1).
+        # carry "AccountName" (docs/alibaba-api.md, "CreateAccount").
         return CreateAccountResult(
             request_id=str(data.get("RequestId", "")),
             instance_id=str(data.get("InstanceId") or instance_id),
@@ -518,17 +522,30 @@ class KVStoreClient:
 
     # Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-describeinstanceattribute-redis
     def describe_instance_attribute(self, *, region_id: str, instance_id: str) -> InstanceAttribute:
+        """Raises InstanceNotFound when the answer lists no instance."""
         params = {"RegionId": region_id, "InstanceId": instance_id}
         data = self._call(
             "DescribeInstanceAttribute",
             region_id,
             params,
-            expects=lambda d: bool((d.get("Instances") or {}).get("DBInstanceAttribute")),
+            expects=lambda d: isinstance(
+                (d.get("Instances") or {}).get("DBInstanceAttribute"), list
+            ),
         )
-        item = data["Instances"]["DBInstanceAttribute"][0]
-        return InstanceAttribute(
-            **_instance_fields(item), vpc_auth_mode=str(item.get("VpcAuthMode") or "")
-        )
+        items = data["Instances"]["DBInstanceAttribute"]
+        if not items:
+            # An empty list is how the API says the instance does not exist: an answer,
+            # not an outage (docs/alibaba-api.md, "DescribeInstanceAttribute").
+            raise InstanceNotFound(
+                errors.INSTANCE_NOT_FOUND,
+                "DescribeInstanceAttribute listed no instance.",
+                request_id=_text(data.get("RequestId")),
+                action="DescribeInstanceAttribute",
+            )
+        item = items[0]
+        fields = _instance_fields(item)
+        fields["edition_type"] = ""
+        return InstanceAttribute(**fields, vpc_auth_mode=str(item.get("VpcAuthMode") or ""))
 
     # --- The call loop ------------------------------------------------------------------
 
@@ -777,9 +794,9 @@ def _retry_after(headers: Mapping[str, str], cap: float) -> float | None:
 
 
 def _is_retryable(code: str, http_status: int) -> bool:
-    # Reference §6: only what cannot have created anything.
+    # Only what cannot have created anything (docs/alibaba-api.md, "Retries").
     return (
-        code.startswith("Throttling")
+        errors.is_throttling(code)
         or code in ("ServiceUnavailable", "InternalError")
         or http_status >= 500
     )
@@ -828,7 +845,7 @@ def _interpret(
     if not code:
         raise _AttemptFailed(error, "ambiguous")
     if error.code == "ServiceTimeout" or answer.status == 504:
-        # A gateway timeout: the backend may have done the work (not a §6 retry case).
+        # A gateway timeout: the backend may have done the work (not a retry case).
         raise _AttemptFailed(error, "ambiguous")
     if _is_retryable(error.code, answer.status):
         retry_after = _retry_after(answer.headers, retry_after_cap)

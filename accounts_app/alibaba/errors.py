@@ -1,8 +1,8 @@
 """Typed errors of the R-KVStore client, each with a sentence a DBA can act on.
 
 Codes and messages are Alibaba's (CreateAccount error table and the gateway's common
-errors, see ``/work/shared/reference/kvstore-api.md`` §1). Codes starting with
-``Client.`` are this client's own, for failures where no Alibaba answer was read.
+errors: docs/alibaba-api.md, "Errors"). Codes starting with ``Client.`` are this
+client's own, for failures where no Alibaba answer was read.
 
 Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-createaccount-redis
 """
@@ -20,10 +20,37 @@ TIMEOUT = "Client.Timeout"  # sent, no complete answer before the read timeout o
 CONNECTION_LOST = "Client.ConnectionLost"  # sent, then the connection broke
 MALFORMED_RESPONSE = "Client.MalformedResponse"  # not JSON, HTML page, unexpected shape
 INVALID_ENDPOINT = "Client.InvalidEndpoint"
+INSTANCE_NOT_FOUND = "InvalidInstanceId.NotFound"
+DUPLICATE_NAME = "InvalidAccountName.Duplicate"
+
+# The instance is busy (an account still being created, a configuration change, another
+# operation holding its lock): nothing was created, and the same call can succeed a
+# minute later (docs/alibaba-api.md, "Busy instances").
+INSTANCE_BUSY_CODES = frozenset(
+    {"IncorrectDBInstanceState", "OperationDeniedDBStatus", "LockTimeout"}
+)
+# Every spelling of throttling (docs/alibaba-api.md, "Retries").
+THROTTLING_CODES = frozenset(
+    {"Throttling", "Throttling.User", "Throttling.Api", "Rejected.Throttling"}
+)
+
+
+def is_throttling(code: str) -> bool:
+    return code in THROTTLING_CODES or code.startswith("Throttling")
+
+
+def is_instance_busy(code: str) -> bool:
+    return code in INSTANCE_BUSY_CODES
+
 
 _THROTTLED = _(
     "Alibaba Cloud is limiting the rate of API calls for this account. Nothing was "
     "created. Wait a minute and try again."
+)
+_BUSY = _(
+    "The instance is busy: an account on it is still being created (that takes about a "
+    "minute) or its configuration is changing. Nothing was created and the approval "
+    "still stands: try again in a minute."
 )
 _SERVER_TROUBLE = _(
     "Alibaba Cloud had a temporary failure and nothing was created. Try again in a few "
@@ -69,11 +96,10 @@ HUMAN_MESSAGES: dict[str, Promise] = {
         "The instance already has the maximum of 18 accounts. Delete an unused account "
         "before creating a new one."
     ),
-    # Seen from CreateAccount in practice (the Terraform provider handles them).
-    "IncorrectDBInstanceState": _(
-        "The instance is not running (it may be changing configuration, restarting or "
-        "being created). Wait until its status is Normal, then try again."
-    ),
+    # Seen from CreateAccount in practice (the Terraform provider retries them).
+    "IncorrectDBInstanceState": _BUSY,
+    "OperationDeniedDBStatus": _BUSY,
+    "LockTimeout": _BUSY,
     "InvalidInstanceId.NotFound": _(
         "The instance does not exist in this region. Check the instance ID and region; "
         "it may have been released."
@@ -134,6 +160,7 @@ HUMAN_MESSAGES: dict[str, Promise] = {
     "Throttling": _THROTTLED,
     "Throttling.User": _THROTTLED,
     "Throttling.Api": _THROTTLED,
+    "Rejected.Throttling": _THROTTLED,
     "ServiceUnavailable": _SERVER_TROUBLE,
     "InternalError": _SERVER_TROUBLE,
     # This client's own codes.
@@ -173,10 +200,10 @@ _OUTCOME_UNKNOWN = _(
 
 
 def human_message_for(code: str, message: str = "") -> Promise:
-    """The sentence for a code; the ``Throttling`` family shares one."""
+    """The sentence for a code; every throttling code shares one."""
     if code in HUMAN_MESSAGES:
         return HUMAN_MESSAGES[code]
-    if code.startswith("Throttling"):
+    if is_throttling(code):
         return _THROTTLED
     return format_lazy(_GENERIC, code=code, message=message or "-")
 
@@ -237,9 +264,19 @@ class ApiUnreachable(AlibabaApiError):
 class OutcomeUnknown(AlibabaApiError):
     """A CreateAccount request may have reached the server and no clear answer came back.
 
-    Never retry blindly: ask DescribeAccounts whether the account exists (reference §6).
+    Never retry blindly: ask DescribeAccounts whether the account exists
+    (docs/alibaba-api.md, "Retries").
     """
 
     @property
     def human_message(self) -> Promise:
         return _OUTCOME_UNKNOWN
+
+
+class InstanceNotFound(AlibabaApiError):
+    """The instance does not exist: an answer, not an outage.
+
+    DescribeInstanceAttribute says so with an empty ``DBInstanceAttribute`` list; other
+    operations with ``InvalidInstanceId.NotFound`` (docs/alibaba-api.md,
+    "DescribeInstanceAttribute").
+    """

@@ -1,13 +1,16 @@
 """The instance inventory: what DescribeInstances says exists, kept in the Instance table.
 
-`sync_instances()` lists every configured region (all pages), then asks each instance
-for its attribute (VpcAuthMode is only there) and its accounts (the count that
-CreateAccount's limit of 18 applies to). What answered is written in one transaction
-with its audit event; what failed is reported and its rows are left as they were, so a
-partial outage never makes the list lie in either direction.
+`sync_instances()` lists every configured region (all pages; EditionType is only
+there), then asks each instance for its attribute (VpcAuthMode is only there) and its
+accounts (the user-created ones are what CreateAccount's limit of 18 counts; an engine
+older than 4.0 has no accounts, so DescribeAccounts is not called for it). What answered
+is written in one transaction with its audit event; what failed is reported and its rows
+are left as they were, so a partial outage never makes the list lie in either direction.
+An instance whose DescribeInstanceAttribute lists nothing no longer exists: it is marked
+gone.
 
-Reference: ../shared/reference/kvstore-api.md, section 3 (DescribeInstances,
-DescribeInstanceAttribute, DescribeAccounts).
+The API facts: docs/alibaba-api.md (DescribeInstances, DescribeInstanceAttribute,
+DescribeAccounts).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from accounts_app.alibaba.client import (
     KVStoreClient,
     get_client,
 )
-from accounts_app.alibaba.errors import AlibabaApiError
+from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AuditEvent, Instance
 
@@ -55,29 +58,61 @@ SYNCED_FIELDS = (
 DEFAULT_SYNC_WORKERS = 8
 
 
+# Account management needs Redis 4.0 or later; DescribeAccounts is not called below it.
+MIN_ACCOUNTS_ENGINE = (4, 0)
+
+
+def supports_accounts(engine_version: str) -> bool:
+    try:
+        version = tuple(int(part) for part in engine_version.split("."))
+    except ValueError:
+        return True  # an unknown spelling: ask, and let the API say
+    return version >= MIN_ACCOUNTS_ENGINE
+
+
 @dataclass(frozen=True)
 class InstanceDetails:
-    """One instance as its own Describe* calls describe it, now."""
+    """One instance as its own Describe* calls describe it, now.
+
+    ``accounts`` is None for an engine without accounts (DescribeAccounts not called);
+    ``edition_type`` comes from DescribeInstances, None when that was not called (the
+    row keeps what the last sync wrote).
+    """
 
     attribute: InstanceAttribute
-    accounts: list[Account]
+    accounts: list[Account] | None
+    edition_type: str | None = None
+
+    @property
+    def normal_accounts(self) -> list[Account] | None:
+        """The accounts a user created: what the limit of 18 counts."""
+        if self.accounts is None:
+            return None
+        return [account for account in self.accounts if account.account_type != "Super"]
+
+    @property
+    def accounts_being_created(self) -> list[Account]:
+        return [a for a in self.accounts or [] if a.account_status == "Unavailable"]
 
     def field_values(self) -> dict[str, object]:
         attribute = self.attribute
-        return {
+        normal = self.normal_accounts
+        values: dict[str, object] = {
             "name": attribute.instance_name,
             "region_id": attribute.region_id,
             "engine_version": attribute.engine_version,
             "architecture_type": attribute.architecture_type,
-            "edition_type": attribute.edition_type,
             "instance_type": attribute.instance_type,
             "status": attribute.instance_status,
             "instance_class": attribute.instance_class,
             "connection_domain": attribute.connection_domain,
             "port": attribute.port,
             "vpc_auth_mode": attribute.vpc_auth_mode,
-            "account_count": len(self.accounts),
+            "account_count": None if normal is None else len(normal),
         }
+        if self.edition_type is not None:
+            values["edition_type"] = self.edition_type
+        return values
 
 
 @dataclass
@@ -117,22 +152,37 @@ class SyncReport:
         return text
 
 
-def fetch_details(instance_id: str, region_id: str, client: KVStoreClient) -> InstanceDetails:
-    """DescribeInstanceAttribute and DescribeAccounts of one instance; raises AlibabaApiError."""
+def fetch_details(
+    instance_id: str, region_id: str, client: KVStoreClient, *, edition_type: str | None = None
+) -> InstanceDetails:
+    """DescribeInstanceAttribute, then DescribeAccounts if the engine has accounts.
+
+    Raises AlibabaApiError; InstanceNotFound when the instance no longer exists.
+    """
     attribute = client.describe_instance_attribute(region_id=region_id, instance_id=instance_id)
-    accounts = client.describe_accounts(region_id=region_id, instance_id=instance_id)
-    return InstanceDetails(attribute=attribute, accounts=accounts)
+    accounts = None
+    if supports_accounts(attribute.engine_version):
+        accounts = client.describe_accounts(region_id=region_id, instance_id=instance_id)
+    return InstanceDetails(attribute=attribute, accounts=accounts, edition_type=edition_type)
 
 
 def refresh_instance(instance: Instance, *, client: KVStoreClient | None = None) -> InstanceDetails:
     """Ask the API about one instance now and write to its row what changed.
 
-    Raises AlibabaApiError when the API does not answer; the row is then untouched.
+    Raises AlibabaApiError when the API does not answer; the row is then untouched. An
+    instance the API says does not exist is marked gone, then InstanceNotFound is raised.
     Writes only when something differs: pre-flight calls this on every keystroke.
     """
-    details = fetch_details(
-        instance.instance_id, instance.region_id, client or get_guarded_client()
-    )
+    try:
+        details = fetch_details(
+            instance.instance_id, instance.region_id, client or get_guarded_client()
+        )
+    except InstanceNotFound:
+        if not instance.is_gone:
+            now = timezone.now()
+            Instance.objects.filter(pk=instance.pk).update(is_gone=True, synced_at=now)
+            instance.is_gone, instance.synced_at = True, now
+        raise
     changed = {
         name: value
         for name, value in details.field_values().items()
@@ -175,7 +225,12 @@ def _fetch_all(
 
     def fetch(summary: InstanceSummary) -> InstanceDetails | AlibabaApiError:
         try:
-            return fetch_details(summary.instance_id, summary.region_id, client)
+            return fetch_details(
+                summary.instance_id,
+                summary.region_id,
+                client,
+                edition_type=summary.edition_type,
+            )
         except AlibabaApiError as error:
             return error
 
@@ -183,6 +238,10 @@ def _fetch_all(
     results = _map(fetch, summaries, workers)
     fetched = []
     for summary, result in zip(summaries, results, strict=True):
+        if isinstance(result, InstanceNotFound):
+            # Released between the listing and its own call: not listed, so _write()
+            # marks it gone; not a failure.
+            continue
         if isinstance(result, AlibabaApiError):
             report.failures[summary.instance_id] = str(result)
         else:

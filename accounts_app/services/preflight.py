@@ -1,11 +1,13 @@
 """Pre-flight: would CreateAccount succeed now, and if not, why.
 
-Checks what the API checks before it creates an account (reference §1 and §2 of
-../shared/reference/kvstore-api.md): the instance is running, runs Redis 4.0 or later,
-has fewer than 18 accounts and no account of that name, and the privilege is allowed
+Checks what the API checks before it creates an account (docs/alibaba-api.md,
+"CreateAccount"): the instance is running, runs Redis 4.0 or later, has fewer than 18
+accounts a user created (built-in Super accounts are not counted) and no account of
+that name, no account on it is still being created (the API refuses the next
+CreateAccount with IncorrectDBInstanceState meanwhile), and the privilege is allowed
 there; plus what only this dashboard knows (another open request for the same name)
-and what the API does not refuse but should worry an approver (password-free VPC
-access, which makes a new account isolate nothing).
+and what the API does not refuse but should worry an approver (password-free access
+from the VPC, VpcAuthMode ``Close``, which makes a new account isolate nothing).
 
 The instance's facts come live from DescribeInstanceAttribute and DescribeAccounts.
 When the API cannot answer, the last synced facts are used and the result says so;
@@ -21,9 +23,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts_app import rules
+from accounts_app.alibaba import vpc_auth
 from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.alibaba.client import KVStoreClient
-from accounts_app.alibaba.errors import AlibabaApiError
+from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.services.inventory import refresh_instance
 
@@ -70,8 +73,9 @@ class _Facts:
     engine_version: str
     architecture_type: str
     vpc_auth_mode: str
-    account_count: int | None
+    account_count: int | None  # Normal accounts only
     account_names: frozenset[str] | None  # None: not known (API unreachable)
+    being_created: frozenset[str] | None = None  # accounts still Unavailable; None: unknown
 
 
 def run_preflight(
@@ -81,7 +85,13 @@ def run_preflight(
     privilege: str = "",
     exclude_request_id: int | None = None,
     client: KVStoreClient | None = None,
+    at_execute: bool = False,
 ) -> PreflightResult:
+    """The checks, live when the API answers.
+
+    ``at_execute``: the account is about to be created, so an account still being
+    created on the instance blocks (elsewhere it is a warning: it passes in a minute).
+    """
     if instance.is_gone:
         return PreflightResult(
             checks=[Check("instance", BLOCKED, _gone_message())],
@@ -92,7 +102,7 @@ def run_preflight(
     try:
         details = refresh_instance(instance, client=client or get_guarded_client())
     except AlibabaApiError as error:
-        if error.code == NOT_FOUND_CODE:
+        if isinstance(error, InstanceNotFound) or error.code == NOT_FOUND_CODE:
             return PreflightResult(
                 checks=[Check("instance", BLOCKED, _gone_message())],
                 live=True,
@@ -106,18 +116,23 @@ def run_preflight(
         ) % {"reason": error.human_message, "time": _when(instance)}
     else:
         attribute = details.attribute
+        normal = details.normal_accounts
         facts = _Facts(
             status=attribute.instance_status,
             engine_version=attribute.engine_version,
             architecture_type=attribute.architecture_type,
             vpc_auth_mode=attribute.vpc_auth_mode,
-            account_count=len(details.accounts),
-            account_names=frozenset(account.account_name for account in details.accounts),
+            account_count=None if normal is None else len(normal),
+            # Built-in names count too: CreateAccount refuses a duplicate of any account.
+            account_names=frozenset(a.account_name for a in details.accounts or []),
+            being_created=frozenset(a.account_name for a in details.accounts_being_created),
         )
         live = True
         note = _("Checked live with Alibaba Cloud.")
     exists = _("The instance exists.") if live else _("The last sync listed the instance.")
     checks = [Check("instance", OK, exists), *_instance_checks(facts)]
+    if facts.being_created:
+        checks.append(_being_created_check(facts.being_created, at_execute))
     if account_name:
         checks.append(_name_check(facts, account_name))
         checks.append(_open_request_check(instance, account_name, exclude_request_id))
@@ -166,6 +181,8 @@ def _instance_checks(facts: _Facts) -> list[Check]:
     for key, what, _message in rules.INSTANCE_BLOCKERS:
         if key in blockers:
             checks.append(Check(what, BLOCKED, blockers[key]))
+        elif what == "account_count" and "engine_too_old" in blockers:
+            continue  # no accounts below Redis 4.0: the engine check says why
         elif what == "account_count" and facts.account_count is None:
             checks.append(
                 Check(what, WARNING, _("The number of accounts on the instance is not known."))
@@ -225,14 +242,18 @@ def _privilege_check(facts: _Facts, privilege: str) -> Check:
     )
 
 
+def _being_created_check(names: frozenset[str], at_execute: bool) -> Check:
+    message = _(
+        "Another account is being created on this instance (%(names)s). Alibaba Cloud "
+        "refuses a new account until it is available, in about a minute: wait, then try "
+        "again."
+    ) % {"names": ", ".join(sorted(names))}
+    return Check("account_in_progress", BLOCKED if at_execute else WARNING, message)
+
+
 def _vpc_check(facts: _Facts) -> Check:
-    if facts.vpc_auth_mode == "Open":
-        return Check(
-            "vpc_auth_mode",
-            WARNING,
-            _(
-                "Password-free VPC access is on: any client in the VPC is the default "
-                "read/write account, so a new account isolates nothing."
-            ),
-        )
-    return Check("vpc_auth_mode", OK, _("Password-free VPC access is off."))
+    if vpc_auth.is_password_free(facts.vpc_auth_mode):
+        return Check("vpc_auth_mode", WARNING, str(vpc_auth.PASSWORD_FREE_WARNING))
+    if vpc_auth.is_known(facts.vpc_auth_mode):
+        return Check("vpc_auth_mode", OK, str(vpc_auth.PASSWORD_REQUIRED_NOTE))
+    return Check("vpc_auth_mode", WARNING, str(vpc_auth.UNKNOWN_NOTE))

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts_app import notifications
+from accounts_app.alibaba import errors
 from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
@@ -50,6 +51,11 @@ class ExecutionResult:
     request: AccountRequest
     created: bool
     error: AlibabaApiError | None = None
+
+    @property
+    def instance_busy(self) -> bool:
+        """Refused because the instance was busy: nothing created, the approval stands."""
+        return self.error is not None and errors.is_instance_busy(self.error.code)
 
 
 # Used where the admin-editable ApprovalPolicy has no row for a privilege.
@@ -313,6 +319,7 @@ def request_execute(
         privilege=account_request.account_privilege,
         exclude_request_id=account_request.pk,
         client=client,
+        at_execute=True,
     )
     if not preflight.can_proceed:
         raise TransitionError(
@@ -354,6 +361,12 @@ def request_execute(
         reconciled = reconcile(account_request=account_request, origin=origin, client=client)
         return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
     except AlibabaApiError as error:
+        if error.code == errors.DUPLICATE_NAME and _had_unknown_outcome(account_request):
+            # An earlier send of this request may have created the account after all
+            # (docs/alibaba-api.md, "Retries"): ask DescribeAccounts, do not fail it.
+            _record_outcome_unknown(account_request, error, origin)
+            reconciled = reconcile(account_request=account_request, origin=origin, client=client)
+            return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
         _record_failure(account_request, error, origin)
         return ExecutionResult(account_request, False, error)
 
@@ -394,11 +407,18 @@ def _record_created(
     notifications.request_finished(account_request)
 
 
+def _had_unknown_outcome(account_request: AccountRequest) -> bool:
+    return AuditEvent.objects.filter(
+        request_id=account_request.pk, action=Action.OUTCOME_UNKNOWN
+    ).exists()
+
+
 def _record_failure(account_request, error: AlibabaApiError, origin) -> None:
     # Nothing can have been created: a definite error from Alibaba, or a call
     # that never left (unreachable, throttled until we gave up). Errors that
-    # retrying later can cure keep the approval; the others end the request.
-    retryable = isinstance(error, ApiUnreachable)
+    # retrying later can cure keep the approval (a busy instance among them: the
+    # refused attempt is in the audit log); the others end the request.
+    retryable = isinstance(error, ApiUnreachable) or errors.is_instance_busy(error.code)
     new_status = Status.APPROVED if retryable else Status.FAILED
     with transaction.atomic():
         fields = {

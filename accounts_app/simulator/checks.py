@@ -1,10 +1,10 @@
-"""The simulator's own checks, written from the reference, not shared with the dashboard.
+"""The simulator's own checks, written from Alibaba's pages, not shared with the dashboard.
 
 The simulator stands in for Alibaba's server, so it must not import the app's rules
 module or its signing code: a mistake shared by both would then pass unnoticed. Every
-rule here comes from ``/work/shared/reference/kvstore-api.md`` (§1 CreateAccount,
-§2 rules this project enforces, §5 signing); codes, messages and HTTP statuses are the
-reference's, exactly.
+rule here comes from Alibaba's pages as docs/alibaba-api.md retells them (CreateAccount,
+the rules this project enforces, signing); codes, messages and HTTP statuses are
+Alibaba's, exactly.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ class ApiError(Exception):
         self.message = message
 
 
-# --- Errors, exactly as the reference lists them ---------------------------------------------
+# --- Errors, exactly as Alibaba lists them ---------------------------------------------
 
-# code -> (HTTP status, message). CreateAccount's table, the two codes seen in practice, the
-# related operations' codes, and the gateway's common errors (reference §1 and §3).
+# code -> (HTTP status, message). CreateAccount's table, the codes seen in practice, the
+# related operations' codes, and the gateway's common errors (docs/alibaba-api.md, "Errors").
 ERRORS: dict[str, tuple[int, str]] = {
     "InvalidAccountName.Duplicate": (400, "Specified AccountName already exists in this instance."),
     "InvalidAccountName.Format": (400, "Specified AccountName is not valid."),
@@ -53,6 +53,12 @@ ERRORS: dict[str, tuple[int, str]] = {
     # Undocumented status for CreateAccount: 403 as on the sister RDS API, 404 for unknown.
     "IncorrectDBInstanceState": (403, "Current DB instance state does not support this operation."),
     "InvalidInstanceId.NotFound": (404, "The specified instance is not found."),
+    # A busy instance (an account still being created, a change in progress); nothing done.
+    "OperationDeniedDBStatus": (403, "The operation is not permitted due to status of instance."),
+    "LockTimeout": (400, "Operation lock timeout, please retry later."),
+    # Built-in (Super) accounts: GrantAccountPrivilege's code, used for every change to one.
+    "IncorrectAccount": (400, "Current account does not support this operation."),
+    "InvalidAccountPrivilege.Format": (400, "Specified account privilege is not valid."),
     "InvalidAccountName.NotFound": (404, "Specified account name does not exist in this instance."),
     "OperationDenied.AccountStatus": (
         403,
@@ -72,6 +78,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     ),
     "Forbidden.RAM": (403, "User not authorized to operate on the specified resource."),
     "Throttling.User": (400, "Request was denied due to user flow control."),
+    "Rejected.Throttling": (400, "Request was denied due to flow control."),
     "ServiceUnavailable": (503, "The request has failed due to a temporary failure of the server."),
     "InternalError": (
         500,
@@ -95,7 +102,7 @@ def missing_parameter(name: str) -> ApiError:
 
 
 def invalid_parameter(name: str) -> ApiError:
-    # Not in the reference's table; the gateway's usual wording for a bad value.
+    # Not in CreateAccount's table; the gateway's usual wording for a bad value.
     return ApiError(400, "InvalidParameter", f"Specified parameter {name} is not valid.")
 
 
@@ -103,12 +110,12 @@ def signature_does_not_match(string_to_sign: str | None = None) -> ApiError:
     mismatch = error("SignatureDoesNotMatch")
     if string_to_sign is not None:
         # The real V2 gateway appends its StringToSign; aliyunsdkcore parses the text after
-        # the colon to tell a wrong secret from a wrong signature (reference §1).
+        # the colon to tell a wrong secret from a wrong signature (docs/alibaba-api.md).
         mismatch.message += f" server string to sign is:{string_to_sign}"
     return mismatch
 
 
-# --- CreateAccount parameter rules (reference §2) ---------------------------------------------
+# --- CreateAccount parameter rules (docs/alibaba-api.md, "Rules") --------------------------------
 
 # The console's reserved names, compared case-insensitively.
 RESERVED_ACCOUNT_NAMES = frozenset(
@@ -176,7 +183,7 @@ def check_account_password(password: str) -> None:
 
 def check_account_description(description: str) -> None:
     # The URL prefixes could never match the character rule anyway (":" and "/"), but the
-    # reference names them, so they are refused explicitly.
+    # CreateAccount page names them, so they are refused explicitly.
     if description.startswith(("http://", "https://")):
         raise error("InvalidAccountDescription.Format")
     if not _DESCRIPTION_RE.fullmatch(description):
@@ -201,7 +208,7 @@ def engine_version_tuple(version: str) -> tuple[int, ...]:
 
 
 def check_instance_accepts_accounts(instance: Mapping[str, object]) -> None:
-    """Preconditions on the instance itself (reference §1)."""
+    """Preconditions on the instance itself (docs/alibaba-api.md, "CreateAccount")."""
     if instance.get("InstanceStatus") != "Normal":
         raise error("IncorrectDBInstanceState")
     if engine_version_tuple(str(instance.get("EngineVersion", ""))) < MIN_ENGINE_VERSION:
@@ -209,21 +216,36 @@ def check_instance_accepts_accounts(instance: Mapping[str, object]) -> None:
 
 
 def check_privilege_on_instance(privilege: str, instance: Mapping[str, object]) -> None:
-    """RoleRepl only on a standard-architecture Redis 4.0 instance (reference §2)."""
+    """RoleRepl only on a standard-architecture Redis 4.0 instance (docs/alibaba-api.md)."""
     if privilege != "RoleRepl":
         return
     if instance.get("ArchitectureType") != "standard" or instance.get("EngineVersion") != "4.0":
         raise error("InvalidAccountPrivilege.Malformed")
 
 
-def check_room_for(name: str, existing_names: list[str]) -> None:
-    if name in existing_names:
+def check_room_for(name: str, existing: list[Mapping[str, object]]) -> None:
+    """No account of that name (built-in ones included); fewer than 18 created by users.
+
+    The limit counts ``Normal`` accounts only: the built-in ``Super`` ones are not counted.
+    """
+    if any(account["AccountName"] == name for account in existing):
         raise error("InvalidAccountName.Duplicate")
-    if len(existing_names) >= MAX_ACCOUNTS_PER_INSTANCE:
+    normal = [account for account in existing if account["AccountType"] == "Normal"]
+    if len(normal) >= MAX_ACCOUNTS_PER_INSTANCE:
         raise error("AccountLimitExceeded")
 
 
-# --- Signatures (reference §5), verified with this module's own code -------------------------
+def accounts_supported(instance: Mapping[str, object]) -> bool:
+    return engine_version_tuple(str(instance.get("EngineVersion", ""))) >= MIN_ENGINE_VERSION
+
+
+def check_changeable(account: Mapping[str, object]) -> None:
+    """Built-in accounts are never deleted, reset or re-privileged."""
+    if account["AccountType"] == "Super":
+        raise error("IncorrectAccount")
+
+
+# --- Signatures (docs/alibaba-api.md, "Signing"), verified with this module's own code -----------
 
 
 def encode(value: str) -> str:

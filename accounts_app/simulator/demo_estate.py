@@ -1,21 +1,23 @@
 """The demo estate: ten instances across cn-hangzhou and cn-shanghai.
 
-Every case a DBA meets when creating accounts (reference §1-§3):
+Every case a DBA meets when creating accounts (docs/alibaba-api.md):
 
 - r-bp1ord5x0c9kq2m7wa  5.0 standard, healthy: the everyday case
 - r-bp1ses6c1u8vh3n5tz  6.0 cluster, healthy
 - r-bp1cat7r2w6jd4p8ye  7.0 rwsplit (read/write splitting), healthy
 - r-bp1leg4s3f5kx7b1qa  4.0 standard: the one that allows RoleRepl
-- r-bp1old2e4g8mz6c3hr  2.8: InvalidEngineVersion.Format
+- r-bp1old2e4g8mz6c3hr  2.8: InvalidEngineVersion.Format, no accounts to list
 - r-bp1inv5h5q9ta2d7ks  5.0, status Changing: IncorrectDBInstanceState
-- r-uf6pay6s6w3rc8e1vn  6.0 standard, already 18 accounts: AccountLimitExceeded
-- r-uf6flg7s7y2nf5k9pb  7.0 standard, VpcAuthMode Open (password-free access from the VPC)
+- r-uf6pay6s6w3rc8e1vn  6.0 standard, already 18 user accounts: AccountLimitExceeded
+- r-uf6flg7s7y2nf5k9pb  7.0 standard, VpcAuthMode Close: password-free access from the
+  VPC is on (the only one; every other instance is Open, the default: password required)
 - r-uf6ana6c8j4xl1t6wd  6.0 cluster, Tair enterprise edition
 - r-uf6rep4c9d7vg3s2me  4.0 cluster: 4.0 but not standard, so no RoleRepl
 
 The first six are in cn-hangzhou (ids ``r-bp1...``), the rest in cn-shanghai (``r-uf6...``).
-Instances with accounts have their default account (named after the instance, type
-Super), as on the real service.
+Instances with accounts have their built-in accounts (type Super), as on the real service:
+one named after the instance, and on 6.0 and later also ``default``. They are not
+counted in the limit of 18.
 """
 
 from __future__ import annotations
@@ -43,11 +45,12 @@ def make_instance(
     status: str = "Normal",
     edition_type: str = "Community",
     instance_type: str = "Redis",
-    vpc_auth_mode: str = "Close",
+    vpc_auth_mode: str = "Open",
     capacity: int = 1024,
     **extra: Any,
 ) -> dict[str, Any]:
-    """An instance record with the API's field names (DescribeInstanceAttribute's set)."""
+    """An instance record with the API's field names (DescribeInstances' and
+    DescribeInstanceAttribute's together: each answer leaves out what it lacks)."""
     instance = {
         "InstanceId": instance_id,
         "InstanceName": name,
@@ -95,8 +98,15 @@ def make_account(
     }
 
 
-def _default_account(instance_id: str) -> dict[str, Any]:
-    return make_account(instance_id, instance_id, "RoleReadWrite", account_type="Super")
+def builtin_accounts(instance_id: str, engine_version: str) -> list[dict[str, Any]]:
+    """The instance's built-in accounts: none below 4.0, two from 6.0 on."""
+    version = tuple(int(part) for part in engine_version.split("."))
+    if version < (4, 0):
+        return []
+    names = [instance_id, "default"] if version >= (6, 0) else [instance_id]
+    return [
+        make_account(instance_id, name, "RoleReadWrite", account_type="Super") for name in names
+    ]
 
 
 def demo_estate() -> State:
@@ -127,7 +137,7 @@ def demo_estate() -> State:
             sh,
             "cn-shanghai-f",
             "7.0",
-            vpc_auth_mode="Open",
+            vpc_auth_mode="Close",
         ),
         make_instance(
             "r-uf6ana6c8j4xl1t6wd",
@@ -146,8 +156,9 @@ def demo_estate() -> State:
     ]
     accounts: dict[str, list[dict[str, Any]]] = {item["InstanceId"]: [] for item in instances}
     for item in instances:
-        if item["EngineVersion"] != "2.8":
-            accounts[item["InstanceId"]].append(_default_account(item["InstanceId"]))
+        accounts[item["InstanceId"]].extend(
+            builtin_accounts(item["InstanceId"], item["EngineVersion"])
+        )
 
     def add(instance_id: str, name: str, privilege: str, description: str = "") -> None:
         accounts[instance_id].append(make_account(instance_id, name, privilege, description))
@@ -160,7 +171,7 @@ def demo_estate() -> State:
     add("r-bp1inv5h5q9ta2d7ks", "inventory_rw", "RoleReadWrite")
     add("r-uf6flg7s7y2nf5k9pb", "flags_ro", "RoleReadOnly", "feature-flag-readers")
     add("r-uf6ana6c8j4xl1t6wd", "analyst_ro", "RoleReadOnly", "数据分析")
-    for number in range(1, 18):  # with the default account: 18, the limit
+    for number in range(1, 19):  # 18 user accounts, the limit (Super ones not counted)
         add("r-uf6pay6s6w3rc8e1vn", f"payments_svc{number:02d}", "RoleReadWrite")
     return {
         "format": STATE_FORMAT,

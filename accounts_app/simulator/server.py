@@ -1,21 +1,28 @@
 """A local stand-in for Alibaba Cloud's R-KVStore API (2015-01-01), stdlib only.
 
-Speaks the wire protocol of ``/work/shared/reference/kvstore-api.md``: RPC-style calls
+Speaks the wire protocol docs/alibaba-api.md describes: RPC-style calls
 ``POST`` (or ``GET``) to ``/`` with parameters in the query string and/or a form body,
 signed with V3 (``ACS3-HMAC-SHA256``) or V2 (``HMAC-SHA1``), verified against the one
 access key pair it was started with. Alibaba's official SDKs work against it unchanged.
 
 Operations: CreateAccount, DescribeAccounts, DescribeInstances (RegionId, InstanceIds,
-InstanceStatus, PageNumber, PageSize up to 50), DescribeInstanceAttribute (with
-VpcAuthMode) and DeleteAccount. Gateway errors: MissingParameter, IncompleteSignature,
-SignatureDoesNotMatch (V2 with the " server string to sign is:..." suffix),
-InvalidTimeStamp.Expired/.Format (15 minutes), SignatureNonceUsed,
-InvalidAccessKeyId.NotFound, InvalidVersion, InvalidAction.NotFound. Every answer is JSON
-with a ``RequestId`` (an upper-case UUID), whatever the V2 ``Format``. STS tokens
-(``x-acs-security-token`` / ``SecurityToken``) are accepted and recorded (hashed), not
-validated.
+InstanceStatus, PageNumber, PageSize up to 50; the only one with EditionType),
+DescribeInstanceAttribute (with VpcAuthMode, no EditionType; an empty list for an
+unknown instance), DeleteAccount, ResetAccountPassword and GrantAccountPrivilege.
+Gateway errors: MissingParameter, IncompleteSignature, SignatureDoesNotMatch (V2 with
+the " server string to sign is:..." suffix), InvalidTimeStamp.Expired/.Format (15
+minutes), SignatureNonceUsed, InvalidAccessKeyId.NotFound, InvalidVersion,
+InvalidAction.NotFound. Every answer has a ``RequestId`` (an upper-case UUID); V3 answers
+and V2 answers with ``Format=JSON`` are JSON, other V2 answers XML (the gateway's
+default). STS tokens (``x-acs-security-token`` / ``SecurityToken``) are accepted and
+recorded (hashed), not validated.
 
-New accounts are ``Unavailable`` for ``activation_delay`` seconds, then ``Available``.
+New accounts are ``Unavailable`` for ``activation_delay`` seconds (``--activation-seconds``,
+60 by default, like the real service), then ``Available``; meanwhile the instance refuses
+the next CreateAccount with ``IncorrectDBInstanceState``. DescribeAccounts lists the
+built-in ``Super`` accounts; they are not counted in the limit of 18 and cannot be
+deleted, reset or re-privileged (``IncorrectAccount``). DescribeAccounts of an engine
+older than 4.0 answers ``InvalidEngineVersion.Format``.
 No password is ever kept: not in the state file, the call log, or a log line.
 
 Control API (JSON, same server, under ``/_simulator/``; no authentication, so bind it to
@@ -27,7 +34,8 @@ loopback only):
     Add a fault: ``{"mode": M, "action": "CreateAccount" (optional, any action if absent),
     "instance_id": "r-..." (optional; matches InstanceId or an entry of InstanceIds),
     "count": N (calls it applies to, default 1; 0 = until cleared), "delay": seconds
-    (optional), "retry_after_ms": ms (throttle only: sets ``x-acs-retry-after``)}``.
+    (optional), "retry_after_ms": ms (throttle only: sets ``x-acs-retry-after``), "code":
+    an Alibaba code (mode ``error`` only)}``.
     Answers 201 with the fault. Modes, applied after the signature is verified:
 
     - ``throttle``: 400 ``Throttling.User``; nothing done.
@@ -42,6 +50,9 @@ loopback only):
     - ``commit_then_timeout``: does the call, then waits ``delay`` (default 30 s) before
       answering, longer than any sane client timeout.
     - ``malformed``: does the call, then answers 200 with a truncated JSON body.
+    - ``error``: answers the Alibaba error ``code`` (one the simulator knows, with its
+      status and message, e.g. ``OperationDeniedDBStatus``, ``LockTimeout``,
+      ``Rejected.Throttling``); nothing done.
 ``GET /_simulator/faults`` / ``DELETE /_simulator/faults``
     List / clear the faults.
 ``GET /_simulator/calls[?action=CreateAccount]`` / ``DELETE /_simulator/calls``
@@ -63,7 +74,7 @@ loopback only):
     Add an account directly: ``InstanceId``, ``AccountName``, optional ``AccountPrivilege``,
     ``AccountType``, ``AccountDescription``, ``AccountStatus`` (``Available`` by default).
 ``POST /_simulator/config``
-    ``{"activation_delay": seconds}``.
+    ``{"activation_seconds": seconds}`` (``activation_delay`` is the older name).
 
 Run it with ``python manage.py kvstore_simulator`` or ``python -m
 accounts_app.simulator.server`` (``--help`` for the flags).
@@ -86,6 +97,7 @@ import sys
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ElementTree
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -108,7 +120,7 @@ CONTROL_PREFIX = "/_simulator/"
 MAX_BODY_BYTES = 1024 * 1024
 CALL_LOG_SIZE = 10_000
 NONCE_TTL_SECONDS = checks.TIMESTAMP_TOLERANCE_SECONDS
-DEFAULT_ACTIVATION_DELAY = 3.0
+DEFAULT_ACTIVATION_DELAY = 60.0  # about a minute, like the real service
 NEVER = 4102444800.0  # 2100-01-01: an account set up as Unavailable stays so
 
 FAULT_MODES = (
@@ -122,9 +134,12 @@ FAULT_MODES = (
     "drip_headers",
     "commit_then_timeout",
     "malformed",
+    "error",
 )
 DEFAULT_FAULT_DELAYS = {"slow": 2.0, "drip": 0.2, "drip_headers": 0.2, "commit_then_timeout": 30.0}
-MUTATING_ACTIONS = frozenset({"CreateAccount", "DeleteAccount"})
+MUTATING_ACTIONS = frozenset(
+    {"CreateAccount", "DeleteAccount", "ResetAccountPassword", "GrantAccountPrivilege"}
+)
 V3_REQUIRED_HEADERS = (
     "x-acs-action",
     "x-acs-version",
@@ -189,6 +204,7 @@ class Fault:
     delay: float | None = None
     retry_after_ms: int | None = None
     used: int = 0
+    code: str | None = None  # mode "error": the Alibaba code to answer
 
     def matches(self, action: str, params: Mapping[str, str]) -> bool:
         if self.action and self.action != action:
@@ -277,14 +293,19 @@ class Simulator:
         count: int = 1,
         delay: float | None = None,
         retry_after_ms: int | None = None,
+        code: str | None = None,
     ) -> Fault:
         if mode not in FAULT_MODES:
             raise ValueError(f"Unknown fault mode {mode!r}; one of {', '.join(FAULT_MODES)}.")
+        if (mode == "error") != (code is not None) or (code and code not in checks.ERRORS):
+            raise ValueError("Mode 'error', and only it, takes a known Alibaba code.")
         if count < 0:
             raise ValueError("count must be 0 (until cleared) or more.")
         with self._lock:
             self._fault_ids += 1
-            fault = Fault(self._fault_ids, mode, action, instance_id, count, delay, retry_after_ms)
+            fault = Fault(
+                self._fault_ids, mode, action, instance_id, count, delay, retry_after_ms, code=code
+            )
             self._faults.append(fault)
             return fault
 
@@ -378,10 +399,13 @@ class Simulator:
         # Logged on arrival, so a call still being served (a slow fault) is already visible.
         self._record_arrival(entry)
         reply: Reply | None = None
+        xml_root: str | None = None
         try:
             query, body = self._parameters(request)
             # Recorded before authentication too, so a refused call still shows what it was.
             merged = {**query, **body}
+            if _wants_xml(request, merged):
+                xml_root = f"{merged.get('Action', '')}Response"
             entry.update(
                 query_keys=sorted(query),
                 body_keys=sorted(body),
@@ -408,7 +432,7 @@ class Simulator:
             reply = self._error_reply(checks.error("InternalError"), request_id, "")
         finally:
             self._record(entry, reply, started)
-        return reply
+        return _as_xml(reply, xml_root) if xml_root else reply
 
     def _answer(
         self, call: Authenticated, fault: Fault | None, request_id: str, entry: dict[str, Any]
@@ -435,6 +459,8 @@ class Simulator:
         if fault.mode in ("http500", "http503"):
             code = "InternalError" if fault.mode == "http500" else "ServiceUnavailable"
             return self._error_reply(checks.error(code), request_id, "")
+        if fault.mode == "error" and fault.code:
+            return self._error_reply(checks.error(fault.code), request_id, "")
         if fault.mode == "html":
             return Reply(502, HTML_ERROR_PAGE, content_type="text/html")
         if fault.mode == "reset":
@@ -538,7 +564,8 @@ class Simulator:
         query: dict[str, str],
         body: dict[str, str],
     ) -> Authenticated:
-        # Reference §5, V3. Checks in the gateway's order: shape, key, time, signature, nonce.
+        # docs/alibaba-api.md, "Signing", V3. Checks in the gateway's order: shape, key,
+        # time, signature, nonce.
         for name in V3_REQUIRED_HEADERS:
             if not request.header(name):
                 raise checks.missing_parameter(name)
@@ -591,7 +618,7 @@ class Simulator:
             raise checks.signature_does_not_match()
 
     def _authenticate_v2(self, request: IncomingRequest, params: dict[str, str]) -> Authenticated:
-        # Reference §5, V2.
+        # docs/alibaba-api.md, "Signing", V2.
         for name in V2_REQUIRED_PARAMS:
             if name not in params:
                 raise checks.missing_parameter(name)
@@ -641,6 +668,8 @@ class Simulator:
             "DescribeAccounts": self._describe_accounts,
             "DescribeInstances": self._describe_instances,
             "DescribeInstanceAttribute": self._describe_instance_attribute,
+            "ResetAccountPassword": self._reset_account_password,
+            "GrantAccountPrivilege": self._grant_account_privilege,
         }
         operation = operations.get(action)
         if operation is None:
@@ -663,7 +692,7 @@ class Simulator:
         return instance
 
     def _create_account(self, params: dict[str, str]) -> dict[str, Any]:
-        # Reference §1 and §2: parameter formats first, then the instance's state.
+        # Parameter formats first, then the instance's state (docs/alibaba-api.md).
         instance_id = self._require(params, "InstanceId")
         name = self._require(params, "AccountName")
         password = self._require(params, "AccountPassword")
@@ -679,7 +708,10 @@ class Simulator:
             instance = self._instance(params)
             checks.check_instance_accepts_accounts(instance)
             checks.check_privilege_on_instance(privilege, instance)
-            existing = [a["AccountName"] for a in self.store.accounts(instance_id)]
+            existing = self.store.accounts(instance_id)
+            if any(self.clock() < account["AvailableAt"] for account in existing):
+                # The previous account is still being created: the instance is busy.
+                raise checks.error("IncorrectDBInstanceState")
             checks.check_room_for(name, existing)
             account = make_account(
                 instance_id, name, privilege, description,
@@ -698,13 +730,43 @@ class Simulator:
             accounts = {a["AccountName"]: a for a in self.store.accounts(instance["InstanceId"])}
             if name not in accounts:
                 raise checks.error("InvalidAccountName.NotFound")
+            checks.check_changeable(accounts[name])
             if self.clock() < accounts[name]["AvailableAt"]:
                 raise checks.error("OperationDenied.AccountStatus")
             self.store.remove_account(instance["InstanceId"], name)
         return {}
 
+    def _changeable_account(self, params: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+        name = self._require(params, "AccountName")
+        instance = self._instance(params)
+        if not checks.accounts_supported(instance):
+            raise checks.error("InvalidEngineVersion.Format")
+        accounts = {a["AccountName"]: a for a in self.store.accounts(instance["InstanceId"])}
+        if name not in accounts:
+            raise checks.error("InvalidAccountName.NotFound")
+        checks.check_changeable(accounts[name])
+        return instance["InstanceId"], accounts[name]
+
+    def _reset_account_password(self, params: dict[str, str]) -> dict[str, Any]:
+        checks.check_account_password(self._require(params, "AccountPassword"))
+        with self.store.lock:
+            self._changeable_account(params)
+        return {}
+
+    def _grant_account_privilege(self, params: dict[str, str]) -> dict[str, Any]:
+        privilege = self._require(params, "AccountPrivilege")
+        if privilege not in ("RoleReadOnly", "RoleReadWrite"):
+            raise checks.error("InvalidAccountPrivilege.Format")
+        with self.store.lock:
+            instance_id, account = self._changeable_account(params)
+            name = account["AccountName"]
+            self.store.update_account(instance_id, name, AccountPrivilege=privilege)
+        return {}
+
     def _describe_accounts(self, params: dict[str, str]) -> dict[str, Any]:
         instance = self._instance(params)
+        if not checks.accounts_supported(instance):
+            raise checks.error("InvalidEngineVersion.Format")
         wanted = params.get("AccountName")
         accounts = [
             self._account_view(account, instance["InstanceId"])
@@ -749,7 +811,16 @@ class Simulator:
         }
 
     def _describe_instance_attribute(self, params: dict[str, str]) -> dict[str, Any]:
-        return {"Instances": {"DBInstanceAttribute": [self._instance(params)]}}
+        # No EditionType here (only DescribeInstances has it), and an unknown instance is
+        # an empty list, not an error.
+        try:
+            instance = self._instance(params)
+        except ApiError as error:
+            if error.code != "InvalidInstanceId.NotFound":
+                raise
+            return {"Instances": {"DBInstanceAttribute": []}}
+        attribute = {k: v for k, v in instance.items() if k != "EditionType"}
+        return {"Instances": {"DBInstanceAttribute": [attribute]}}
 
     # --- Control API ---------------------------------------------------------------------
 
@@ -785,9 +856,16 @@ class Simulator:
         if (method, route) == ("POST", "accounts"):
             return json_reply(201, {"account": self._control_add_account(payload)})
         if (method, route) == ("POST", "config"):
-            if "activation_delay" in payload:
-                self.activation_delay = float(payload["activation_delay"])
-            return json_reply(200, {"activation_delay": self.activation_delay})
+            for key in ("activation_seconds", "activation_delay"):
+                if key in payload:
+                    self.activation_delay = float(payload[key])
+            return json_reply(
+                200,
+                {
+                    "activation_seconds": self.activation_delay,
+                    "activation_delay": self.activation_delay,
+                },
+            )
         return json_reply(404, {"error": f"No control route {method} /_simulator/{route}"})
 
     def _control_faults(self, method: str, payload: dict[str, Any]) -> Reply:
@@ -803,6 +881,7 @@ class Simulator:
             count=int(payload.get("count", 1)),
             delay=float(payload["delay"]) if payload.get("delay") is not None else None,
             retry_after_ms=payload.get("retry_after_ms"),
+            code=payload.get("code"),
         )
         return json_reply(201, {"fault": asdict(fault)})
 
@@ -815,6 +894,40 @@ class Simulator:
             description=payload.get("AccountDescription", ""),
             status=payload.get("AccountStatus", "Available"),
         )
+
+
+def _wants_xml(request: IncomingRequest, params: Mapping[str, str]) -> bool:
+    """A V2 call answers in its ``Format``, XML when absent (the gateway's default)."""
+    if (request.header("authorization") or "").startswith("ACS3-") or "Signature" not in params:
+        return False
+    return (params.get("Format") or "XML").upper() == "XML"
+
+
+def _as_xml(reply: Reply, root: str) -> Reply:
+    """The JSON answer in Alibaba's XML shape: lists repeat their element's name."""
+    if reply.reset or not reply.content_type.startswith("application/json"):
+        return reply
+    data = json.loads(reply.body)
+    element = ElementTree.Element("Error" if "Code" in data and reply.status >= 400 else root)
+    _xml_children(element, data)
+    text = ElementTree.tostring(element, encoding="unicode")
+    reply.body = ("<?xml version='1.0' encoding='UTF-8'?>" + text).encode("utf-8")
+    reply.content_type = "text/xml;charset=utf-8"
+    return reply
+
+
+def _xml_children(parent: ElementTree.Element, value: Any) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, list):
+                for entry in item:
+                    _xml_children(ElementTree.SubElement(parent, key), entry)
+            else:
+                _xml_children(ElementTree.SubElement(parent, key), item)
+    elif isinstance(value, bool):
+        parent.text = "true" if value else "false"
+    elif value is not None:
+        parent.text = str(value)
 
 
 def _int_param(params: Mapping[str, str], name: str, *, default: int, low: int, high: int) -> int:
@@ -1100,10 +1213,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "--access-key-secret", default=None, help="default: $ALIBABA_CLOUD_ACCESS_KEY_SECRET"
     )
     parser.add_argument(
+        "--activation-seconds",
         "--activation-delay",
+        dest="activation_delay",
         type=float,
         default=DEFAULT_ACTIVATION_DELAY,
-        help="seconds a new account stays Unavailable",
+        help="seconds a new account stays Unavailable (default: 60, like the real service)",
     )
     return parser
 

@@ -19,7 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-STATE_FORMAT = 1
+# 2: VpcAuthMode the right way round, built-in Super accounts, 18 Normal accounts on the
+# full instance. A state file of an older format is replaced by the demo estate.
+STATE_FORMAT = 2
 
 State = dict[str, Any]
 
@@ -41,9 +43,14 @@ class StateStore:
         with self.lock:
             if self.path is not None and self.path.exists():
                 data = json.loads(self.path.read_text(encoding="utf-8"))
-                if data.get("format") != STATE_FORMAT:
+                found = data.get("format")
+                if not isinstance(found, int) or not 1 <= found <= STATE_FORMAT:
                     raise ValueError(f"{self.path} is not a simulator state file.")
-                self._data = data
+                if found < STATE_FORMAT:
+                    self._data = self._seed()
+                    self.save()
+                else:
+                    self._data = data
             else:
                 self._data = self._seed()
                 self.save()
@@ -98,6 +105,13 @@ class StateStore:
     def add_account(self, instance_id: str, account: dict[str, Any]) -> None:
         with self.lock:
             self._data["accounts"].setdefault(instance_id, []).append(dict(account))
+            self.save()
+
+    def update_account(self, instance_id: str, account_name: str, **fields: Any) -> None:
+        with self.lock:
+            for account in self._data["accounts"].get(instance_id, []):
+                if account["AccountName"] == account_name:
+                    account.update(fields)
             self.save()
 
     def remove_account(self, instance_id: str, account_name: str) -> bool:

@@ -227,6 +227,7 @@ def request_execute(request, pk: int):
             account_name=account_request.account_name,
             privilege=account_request.account_privilege,
             exclude_request_id=account_request.pk,
+            at_execute=True,
         )
     return render(
         request,
