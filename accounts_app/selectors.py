@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from accounts_app.models import AccountRequest
+from accounts_app import policy
+from accounts_app.models import AccountRequest, Decision
 
 Status = AccountRequest.Status
 
@@ -18,21 +19,31 @@ def my_requests(user) -> QuerySet[AccountRequest]:
 
 
 def waiting_for_approval(user) -> QuerySet[AccountRequest]:
-    """Pending requests this approver may still decide: not theirs, not yet decided by them."""
-    return (
-        requests_with_instance()
-        .filter(status=Status.PENDING)
-        .exclude(requester=user)
-        .exclude(decisions__approver=user)
+    """Pending requests this approver may still decide (policy.may_decide)."""
+    return policy.decidable_requests(user, requests_with_instance())
+
+
+def needing_reconciliation(user) -> QuerySet[AccountRequest]:
+    """Requests of unknown outcome that this user may see."""
+    return policy.visible_requests(
+        user, requests_with_instance().filter(status=Status.NEEDS_RECONCILIATION)
     )
 
 
-def needing_reconciliation(*, requester=None) -> QuerySet[AccountRequest]:
-    """Requests of unknown outcome: everyone's, or one requester's."""
-    requests = requests_with_instance().filter(status=Status.NEEDS_RECONCILIATION)
-    return requests.filter(requester=requester) if requester is not None else requests
-
-
-def recently_created(*, requester=None) -> QuerySet[AccountRequest]:
+def recently_created(user) -> QuerySet[AccountRequest]:
     requests = requests_with_instance().filter(status=Status.CREATED).order_by("-finished_at")
-    return requests.filter(requester=requester) if requester is not None else requests
+    return policy.visible_requests(user, requests)
+
+
+def visible_request(user, pk: int) -> AccountRequest | None:
+    """The request, with what its page shows, if this user may see it; else None.
+    Raises DoesNotExist when there is no such request."""
+    account_request = (
+        requests_with_instance()
+        .select_related("executed_by")
+        .prefetch_related(
+            Prefetch("decisions", queryset=Decision.objects.select_related("approver"))
+        )
+        .get(pk=pk)
+    )
+    return account_request if policy.may_see_request(user, account_request) else None

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts_app import roles, selectors
+from accounts_app import policy, selectors
 from accounts_app.middleware import TIME_ZONE_KEY
 from accounts_app.models import UserPreference
 
@@ -22,15 +22,13 @@ DASHBOARD_LIST_SIZE = 10
 
 def dashboard(request):
     user = request.user
-    # Other people's requests only for those who may read every request.
-    visible = None if roles.can_view_everything(user) else user
     context = {
         "my_requests": selectors.my_requests(user)[:DASHBOARD_LIST_SIZE],
         "waiting": selectors.waiting_for_approval(user)[:DASHBOARD_LIST_SIZE]
-        if roles.can_approve(user)
+        if policy.may_approve(user)
         else [],
-        "reconciliation": selectors.needing_reconciliation(requester=visible)[:DASHBOARD_LIST_SIZE],
-        "recently_created": selectors.recently_created(requester=visible)[:DASHBOARD_LIST_SIZE],
+        "reconciliation": selectors.needing_reconciliation(user)[:DASHBOARD_LIST_SIZE],
+        "recently_created": selectors.recently_created(user)[:DASHBOARD_LIST_SIZE],
     }
     template = "dashboard.html"
     if request.htmx:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from accounts_app import api_labels, instance_selectors, rules
+from accounts_app import api_labels, instance_selectors, policy, roles, rules
 from accounts_app.alibaba.errors import AlibabaApiError
-from accounts_app.audit import Origin, record_event
+from accounts_app.audit import Origin
 from accounts_app.instance_selectors import InstanceFilter
-from accounts_app.models import AuditEvent, Instance
+from accounts_app.models import Instance
 from accounts_app.services import inventory
 
 PAGE_SIZE = 100
@@ -77,15 +75,17 @@ def instance_list(request):
         "page": page,
         "rows": rows,
         "last_synced": instance_selectors.last_synced(),
-        "can_sync": request.user.is_staff,
+        "can_sync": policy.may_sync_inventory(request.user),
     }
     return render(request, template, context)
 
 
 @require_POST
 def instance_sync(request):
-    if not request.user.is_staff:
-        _deny_sync(request)
+    if not policy.may_sync_inventory(request.user):
+        roles.deny(
+            request, "staff status", message=_("Only administrators can sync the instance list.")
+        )
     report = inventory.sync_instances(origin=Origin.from_request(request))
     counts = {
         "seen": report.seen,
@@ -107,18 +107,6 @@ def instance_sync(request):
             % {"synced": synced, "failed": failed},
         )
     return redirect("instances")
-
-
-def _deny_sync(request) -> None:
-    """Audit the refusal, then 403: syncing is for administrators (staff) only."""
-    with transaction.atomic():
-        record_event(
-            action=AuditEvent.Action.PERMISSION_DENIED,
-            outcome=AuditEvent.Outcome.DENIED,
-            origin=Origin.from_request(request),
-            comment=f"{request.method} {request.path[:200]} needs staff status",
-        )
-    raise PermissionDenied(_("Only administrators can sync the instance list."))
 
 
 @require_GET

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts_app import roles, rules, selectors
+from accounts_app import policy, roles, rules, selectors
 from accounts_app.audit import Origin
 from accounts_app.forms import AccountRequestForm, DecisionForm, ExecuteForm
 from accounts_app.models import AccountRequest, Instance
@@ -96,45 +97,26 @@ def request_preflight(request):
 
 
 def _visible_request(request, pk: int) -> AccountRequest:
-    account_request = get_object_or_404(
-        AccountRequest.objects.select_related("instance", "requester", "executed_by"), pk=pk
-    )
-    if account_request.requester_id != request.user.pk and not roles.can_view_everything(
-        request.user
-    ):
+    try:
+        account_request = selectors.visible_request(request.user, pk)
+    except AccountRequest.DoesNotExist as error:
+        raise Http404 from error
+    if account_request is None:
         roles.deny(request, roles.VIEW_EVERYTHING)
     return account_request
 
 
 def request_detail(request, pk: int):
     account_request = _visible_request(request, pk)
-    user = request.user
-    preflight = None
-    if account_request.status in (Status.PENDING, Status.APPROVED):
-        preflight = run_preflight(
-            instance=account_request.instance,
-            account_name=account_request.account_name,
-            privilege=account_request.account_privilege,
-            exclude_request_id=account_request.pk,
-        )
-    decisions = list(account_request.decisions.select_related("approver"))
-    is_requester = account_request.requester_id == user.pk
     context = {
         "account_request": account_request,
-        "decisions": decisions,
+        "decisions": account_request.decisions.all(),
         "events": account_request.events.order_by("seq"),
-        "preflight": preflight,
-        "approvals": sum(1 for d in decisions if d.verdict == "approve"),
-        "can_decide": account_request.status == Status.PENDING
-        and roles.can_approve(user)
-        and not is_requester
-        and all(d.approver_id != user.pk for d in decisions),
-        "can_cancel": is_requester and account_request.status in (Status.PENDING, Status.APPROVED),
-        "can_execute": is_requester and account_request.status == Status.APPROVED,
-        "can_reconcile": account_request.status == Status.NEEDS_RECONCILIATION
-        and (is_requester or roles.can_approve(user)),
-        "can_copy": is_requester and roles.can_request(user),
-        "is_requester": is_requester,
+        "preflight": workflow.preflight_for(account_request)
+        if account_request.awaits_creation
+        else None,
+        "may": policy.request_actions(request.user, account_request),
+        "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
         "decision_form": DecisionForm(),
     }
     return render(request, "requests/detail.html", context)
@@ -154,7 +136,7 @@ def request_reject(request, pk: int):
 
 def _decide(request, pk, service, success_message):
     account_request = get_object_or_404(AccountRequest, pk=pk)
-    if account_request.requester_id == request.user.pk:
+    if not policy.may_decide_on(request.user, account_request):
         # Four eyes: deciding one's own request is refused like any missing right.
         roles.deny(
             request,
@@ -183,7 +165,7 @@ def _decide(request, pk, service, success_message):
 @require_POST
 def request_cancel(request, pk: int):
     account_request = _visible_request(request, pk)
-    if account_request.requester_id != request.user.pk:
+    if not policy.owns(request.user, account_request):
         roles.deny(request, roles.REQUEST_ACCOUNT)
     try:
         workflow.request_cancel(
@@ -203,9 +185,9 @@ def request_cancel(request, pk: int):
 def request_execute(request, pk: int):
     """The one request in which the password exists: typed, sent to CreateAccount, forgotten."""
     account_request = _visible_request(request, pk)
-    if account_request.requester_id != request.user.pk:
+    if not policy.owns(request.user, account_request):
         roles.deny(request, roles.REQUEST_ACCOUNT)
-    if request.method == "GET" and account_request.status != Status.APPROVED:
+    if request.method == "GET" and not account_request.is_approved:
         return redirect("request_detail", pk=pk)
     form = ExecuteForm(request.POST or None)
     preflight = result = None
@@ -221,13 +203,8 @@ def request_execute(request, pk: int):
             form.add_error(None, error.message)
             preflight = error.preflight
         account_request.refresh_from_db()
-    if result is None and preflight is None and account_request.status == Status.APPROVED:
-        preflight = run_preflight(
-            instance=account_request.instance,
-            account_name=account_request.account_name,
-            privilege=account_request.account_privilege,
-            exclude_request_id=account_request.pk,
-        )
+    if result is None and preflight is None and account_request.is_approved:
+        preflight = workflow.preflight_for(account_request)
     return render(
         request,
         "requests/execute.html",
@@ -246,7 +223,7 @@ def request_execute(request, pk: int):
 @require_POST
 def request_reconcile(request, pk: int):
     account_request = _visible_request(request, pk)
-    if account_request.requester_id != request.user.pk and not roles.can_approve(request.user):
+    if not policy.may_reconcile_on(request.user, account_request):
         roles.deny(request, roles.APPROVE_REQUEST)
     try:
         account_request = workflow.reconcile_request(
