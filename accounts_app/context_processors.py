@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from accounts_app import policy, roles, selectors
+from accounts_app import policy, roles
+from accounts_app.selectors import requests as selectors
 
 
 def navigation(request):

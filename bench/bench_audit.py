@@ -213,8 +213,8 @@ def deep_cursor(params: dict, depth: float = 0.9) -> int | None:
 
     Found with COUNT and OFFSET, which only this setup step may use.
     """
-    from accounts_app import audit_selectors
-    from accounts_app.forms_audit import AuditFilterForm
+    from accounts_app.forms.audit import AuditFilterForm
+    from accounts_app.selectors import audit as audit_selectors
 
     form = AuditFilterForm(params)
     assert form.is_valid(), form.errors

@@ -997,7 +997,7 @@ def bench_form_validation(instance_id: str, budget_s: float = 4.0) -> dict[str, 
     from django.utils import translation
 
     from accounts_app import rules
-    from accounts_app.forms import AccountRequestForm
+    from accounts_app.forms.requests import AccountRequestForm
     from accounts_app.models import Instance
 
     data = {

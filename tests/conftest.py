@@ -13,7 +13,7 @@ DEMO_TEST_PASSWORD = "Correct-Horse-7"
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """Let the test flush empty the append-only audit table (migration 0003)."""
-    from accounts_app.audit import permit_test_flush
+    from accounts_app.audit.testing import permit_test_flush
 
     with django_db_blocker.unblock():
         permit_test_flush()

@@ -11,13 +11,8 @@ from django.db import DatabaseError, transaction
 from django.test import RequestFactory
 from django.utils import timezone
 
-from accounts_app.audit import (
-    GENESIS_HASH,
-    Origin,
-    event_digest,
-    event_values,
-    record_event,
-)
+from accounts_app.audit import Origin, record_event
+from accounts_app.audit.chain import GENESIS_HASH, event_digest, event_values
 from accounts_app.models import (
     AppendOnlyError,
     AuditChainHead,

@@ -16,10 +16,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts_app import audit_selectors
 from accounts_app.audit import Origin, record_event
-from accounts_app.middleware import TIME_ZONE_KEY
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from accounts_app.selectors import audit as audit_selectors
+from accounts_app.services.preferences import TIME_ZONE_KEY
 from accounts_app.views import audit as audit_views
 
 pytestmark = pytest.mark.django_db

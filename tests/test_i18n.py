@@ -26,8 +26,8 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts_app import notifications, rules
-from accounts_app.middleware import TIME_ZONE_KEY
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance, UserPreference
+from accounts_app.services.preferences import TIME_ZONE_KEY
 from accounts_app.simulator.demo_estate import demo_estate
 from tests.i18n_support import (
     ROOT,

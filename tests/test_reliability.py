@@ -38,7 +38,8 @@ from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
 
-from accounts_app.audit import Origin, permit_test_flush, verify_chain
+from accounts_app.audit import Origin, verify_chain
+from accounts_app.audit.testing import permit_test_flush
 from accounts_app.models import AccountRequest, AuditEvent, Decision
 from accounts_app.services import workflow
 from accounts_app.services.inventory import sync_instances

@@ -266,7 +266,7 @@ def test_a_body_over_the_upload_limit_is_a_400(world):
 
 def test_the_fuzzer_finds_a_view_that_crashes_on_odd_input(world, monkeypatch):
     """Deliberate regression: a form that trusts its input is caught."""
-    from accounts_app.forms import DecisionForm
+    from accounts_app.forms.requests import DecisionForm
 
     def fragile_clean(self):
         return int(self.data.get("comment", "no number"))

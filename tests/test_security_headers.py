@@ -20,8 +20,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts_app import selectors
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.selectors import requests as selectors
 from tests.conftest import DEMO_TEST_PASSWORD
 from tests.security_support import PARAM_VALUES, make_actors, request_in_state, walk_routes
 

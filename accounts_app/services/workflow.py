@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from accounts_app import notifications, policy
+from accounts_app import notifications, policy, rules
 from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
@@ -121,6 +121,19 @@ def preflight_for(account_request: AccountRequest, *, client=None) -> PreflightR
         privilege=account_request.account_privilege,
         exclude_request_id=account_request.pk,
         client=client,
+    )
+
+
+def preflight_for_form(*, instance_id: str, account_name: str, privilege: str):
+    """The request form's live pre-flight: None until an existing instance is chosen.
+    An account name the rules refuse is left out (the form says why)."""
+    instance = Instance.objects.filter(instance_id=instance_id, is_gone=False).first()
+    if instance is None:
+        return None
+    return run_preflight(
+        instance=instance,
+        account_name=account_name if not rules.validate("AccountName", account_name) else "",
+        privilege=privilege,
     )
 
 

@@ -47,3 +47,11 @@ def visible_request(user, pk: int) -> AccountRequest | None:
         .get(pk=pk)
     )
     return account_request if policy.may_see_request(user, account_request) else None
+
+
+def copy_source(user, source_id: str | None) -> AccountRequest | None:
+    """The user's own earlier request named by ?copy=, for "copy into a new request"."""
+    # isdigit() alone lets "²" and 5,000-digit numbers through to int(): a 500.
+    if not source_id or not (source_id.isascii() and source_id.isdigit()) or len(source_id) > 18:
+        return None
+    return requests_with_instance().filter(pk=int(source_id), requester=user).first()
