@@ -238,16 +238,6 @@ class AccountRequest(models.Model):
         prefetched decisions when the caller loaded them."""
         return sum(1 for d in self.decisions.all() if d.verdict == Decision.Verdict.APPROVE)
 
-    @property
-    def error_explanation(self) -> str:
-        """The error in the reader's language, built from its code when known;
-        error_message keeps the words of the moment, in the executor's language."""
-        from accounts_app.alibaba.errors import human_message_for
-
-        if not self.error_code:
-            return self.error_message
-        return str(human_message_for(self.error_code, self.error_message))
-
 
 class Decision(models.Model):
     """One approver's approval or rejection of a request."""

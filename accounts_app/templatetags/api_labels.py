@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import template
 
 from accounts_app import api_labels
+from accounts_app.alibaba.errors import human_message_for
 
 register = template.Library()
 
@@ -14,3 +15,12 @@ register.filter("edition", api_labels.edition_label)
 register.filter("account_status", api_labels.account_status_label)
 register.filter("account_type", api_labels.account_type_label)
 register.filter("privilege", api_labels.privilege_label)
+
+
+@register.filter
+def error_explanation(account_request) -> str:
+    """The request's error in the reader's language, built from its code when known;
+    error_message keeps the words of the moment, in the executor's language."""
+    if not account_request.error_code:
+        return account_request.error_message
+    return str(human_message_for(account_request.error_code, account_request.error_message))
