@@ -40,34 +40,52 @@ def make_user(django_user_model):
     return make
 
 
+# The named actors every test shares: part -> (username, groups, superuser).
+CAST = {
+    "requester": ("alice", (roles.REQUESTERS,), False),
+    "other_requester": ("dave", (roles.REQUESTERS,), False),
+    "approver": ("bob", (roles.APPROVERS,), False),
+    "second_approver": ("erin", (roles.APPROVERS,), False),
+    "approver_requester": ("frank", (roles.APPROVERS,), False),
+    "auditor": ("carol", (roles.AUDITORS,), False),
+    "outsider": ("mallory", (), False),
+    "superuser_requester": ("root", (), True),
+}
+
+
+def cast_member(make_user, part: str):
+    username, groups, superuser = CAST[part]
+    return make_user(username, *groups, superuser=superuser)
+
+
 @pytest.fixture
 def requester(make_user):
-    return make_user("alice", roles.REQUESTERS)
+    return cast_member(make_user, "requester")
 
 
 @pytest.fixture
 def other_requester(make_user):
-    return make_user("dave", roles.REQUESTERS)
+    return cast_member(make_user, "other_requester")
 
 
 @pytest.fixture
 def approver(make_user):
-    return make_user("bob", roles.APPROVERS)
+    return cast_member(make_user, "approver")
 
 
 @pytest.fixture
 def second_approver(make_user):
-    return make_user("erin", roles.APPROVERS)
+    return cast_member(make_user, "second_approver")
 
 
 @pytest.fixture
 def auditor(make_user):
-    return make_user("carol", roles.AUDITORS)
+    return cast_member(make_user, "auditor")
 
 
 @pytest.fixture
 def outsider(make_user):
-    return make_user("mallory")
+    return cast_member(make_user, "outsider")
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from accounts_app.models import (
     AuditEvent,
     Instance,
 )
+from tests.conftest import cast_member
 
 pytestmark = pytest.mark.django_db
 
@@ -211,7 +212,7 @@ def test_the_queryset_refuses_bulk_changes(change):
 
 
 def test_the_admin_offers_no_add_change_or_delete(make_user):
-    superuser = make_user("root", superuser=True)
+    superuser = cast_member(make_user, "superuser_requester")
     request = RequestFactory().get("/admin/")
     request.user = superuser
     model_admin = admin.site._registry[AuditEvent]
@@ -224,7 +225,7 @@ def test_the_admin_offers_no_add_change_or_delete(make_user):
 
 def test_the_admin_refuses_to_change_an_event_through_http(client, make_user):
     event = record("original")
-    client.force_login(make_user("root", superuser=True))
+    client.force_login(cast_member(make_user, "superuser_requester"))
     change_url = f"/admin/accounts_app/auditevent/{event.pk}/change/"
 
     assert client.get(change_url).status_code == 200  # read-only view

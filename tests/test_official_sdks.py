@@ -24,9 +24,9 @@ from aliyunsdkr_kvstore.request.v20150101.DescribeInstanceAttributeRequest impor
 )
 from aliyunsdkr_kvstore.request.v20150101.DescribeInstancesRequest import DescribeInstancesRequest
 
+from tests.demo_instances import HEALTHY, VPC_OPEN
+
 HZ, SH = "cn-hangzhou", "cn-shanghai"
-ORDERS = "r-bp1ord5x0c9kq2m7wa"
-VPC_OPEN = "r-uf6flg7s7y2nf5k9pb"
 PASSWORD = "Sdk-Pass-2024"
 
 
@@ -54,7 +54,7 @@ def v3_sdk(simulator):
 
 def v3_create(sdk, name, password=PASSWORD):
     request = v3_models.CreateAccountRequest(
-        instance_id=ORDERS,
+        instance_id=HEALTHY,
         account_name=name,
         account_password=password,
         account_privilege="RoleReadOnly",
@@ -67,11 +67,11 @@ def test_v3_sdk_creates_an_account(simulator, v3_sdk):
     response = v3_create(v3_sdk, "sdk_v3")
     assert response.status_code == 200
     assert response.body.acount_name == "sdk_v3"
-    assert response.body.instance_id == ORDERS
+    assert response.body.instance_id == HEALTHY
     assert response.body.request_id
     [call] = simulator.calls("CreateAccount")
     assert call["signature_version"] == "v3"
-    assert "sdk_v3" in simulator.account_names(ORDERS)
+    assert "sdk_v3" in simulator.account_names(HEALTHY)
 
 
 def test_v3_sdk_sees_a_duplicate_name(v3_sdk):
@@ -90,7 +90,7 @@ def test_v3_sdk_sees_a_bad_password(v3_sdk):
 
 
 def test_v3_sdk_describes(simulator, v3_sdk):
-    accounts = v3_sdk.describe_accounts(v3_models.DescribeAccountsRequest(instance_id=ORDERS))
+    accounts = v3_sdk.describe_accounts(v3_models.DescribeAccountsRequest(instance_id=HEALTHY))
     names = [a.account_name for a in accounts.body.accounts.account]
     assert "orders_app" in names
 
@@ -132,7 +132,7 @@ def local(request):
 
 def v2_create(sdk, name, password=PASSWORD):
     request = local(CreateAccountRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     request.set_AccountName(name)
     request.set_AccountPassword(password)
     request.set_AccountPrivilege("RoleReadWrite")
@@ -142,7 +142,7 @@ def v2_create(sdk, name, password=PASSWORD):
 def test_v2_sdk_creates_an_account(simulator, v2_sdk):
     body = v2_create(v2_sdk, "sdk_v2")
     assert body["AcountName"] == "sdk_v2"
-    assert body["InstanceId"] == ORDERS
+    assert body["InstanceId"] == HEALTHY
     [call] = simulator.calls("CreateAccount")
     assert call["signature_version"] == "v2"
 
@@ -164,7 +164,7 @@ def test_v2_sdk_sees_a_bad_password(v2_sdk):
 
 def test_v2_sdk_describes(v2_sdk):
     request = local(DescribeAccountsRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     accounts = json.loads(v2_sdk.do_action_with_exception(request))["Accounts"]["Account"]
     assert "reporting_ro" in [a["AccountName"] for a in accounts]
 
@@ -174,7 +174,7 @@ def test_v2_sdk_describes(v2_sdk):
     assert instances["TotalCount"] == 6  # the client's region, cn-hangzhou
 
     request = local(DescribeInstanceAttributeRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     attribute = json.loads(v2_sdk.do_action_with_exception(request))
     assert attribute["Instances"]["DBInstanceAttribute"][0]["VpcAuthMode"] == "Close"
 
