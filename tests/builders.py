@@ -32,6 +32,31 @@ APPROVED_ONCE = (
 FINISHED = (Status.REJECTED, Status.CANCELLED, Status.EXPIRED, Status.CREATED, Status.FAILED)
 
 
+def instance_row(instance_id: str, **fields) -> Instance:
+    """A healthy 6.0 standard instance in the inventory, as a sync would have written it."""
+    defaults = {
+        "region_id": "cn-hangzhou",
+        "engine_version": "6.0",
+        "architecture_type": "standard",
+        "status": "Normal",
+        "synced_at": timezone.now(),
+    }
+    return Instance.objects.create(instance_id=instance_id, **{**defaults, **fields})
+
+
+def request_form_data(**overrides) -> dict:
+    """What the request form posts for an account on the healthy demo instance."""
+    return {
+        "instance_id": HEALTHY,
+        "account_name": "app_reader",
+        "account_privilege": "RoleReadOnly",
+        "account_description": "reporting",
+        "account_type": "Normal",
+        "justification": "Nightly reports.",
+        **overrides,
+    }
+
+
 def origin_of(user) -> Origin:
     return Origin(actor=user, actor_name=user.username, source_ip="127.0.0.1")
 
@@ -57,14 +82,18 @@ def submitted_request(
     )
 
 
-def approved_request(requester, approver, *, name: str = "app_reader") -> AccountRequest:
-    account_request = submitted_request(requester, name=name)
-    workflow.request_approve(
+def approve(account_request: AccountRequest, approver, comment: str = "ok") -> AccountRequest:
+    return workflow.request_approve(
         request_id=account_request.pk,
         approver=approver,
-        comment="ok",
+        comment=comment,
         origin=origin_of(approver),
     )
+
+
+def approved_request(requester, approver, *, name: str = "app_reader") -> AccountRequest:
+    account_request = submitted_request(requester, name=name)
+    approve(account_request, approver)
     account_request.refresh_from_db()
     assert account_request.status == Status.APPROVED
     return account_request

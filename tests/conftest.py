@@ -58,34 +58,21 @@ def cast_member(make_user, part: str):
     return make_user(username, *groups, superuser=superuser)
 
 
-@pytest.fixture
-def requester(make_user):
-    return cast_member(make_user, "requester")
+def actor_fixture(part: str):
+    """The fixture of one member of the cast, named after the part."""
+
+    def actor(make_user):
+        return cast_member(make_user, part)
+
+    return pytest.fixture(actor, name=part)
 
 
-@pytest.fixture
-def other_requester(make_user):
-    return cast_member(make_user, "other_requester")
-
-
-@pytest.fixture
-def approver(make_user):
-    return cast_member(make_user, "approver")
-
-
-@pytest.fixture
-def second_approver(make_user):
-    return cast_member(make_user, "second_approver")
-
-
-@pytest.fixture
-def auditor(make_user):
-    return cast_member(make_user, "auditor")
-
-
-@pytest.fixture
-def outsider(make_user):
-    return cast_member(make_user, "outsider")
+requester = actor_fixture("requester")
+other_requester = actor_fixture("other_requester")
+approver = actor_fixture("approver")
+second_approver = actor_fixture("second_approver")
+auditor = actor_fixture("auditor")
+outsider = actor_fixture("outsider")
 
 
 @pytest.fixture
@@ -126,17 +113,7 @@ def empty_instance(simulator, instance_id: str):
     One per trial or scenario, so that many new accounts never meet the
     18-account limit of a demo instance.
     """
-    from django.utils import timezone
-
-    from accounts_app.models import Instance
+    from tests.builders import instance_row
 
     simulator.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou", EngineVersion="6.0")
-    return Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        account_count=0,
-        synced_at=timezone.now(),
-    )
+    return instance_row(instance_id, account_count=0)

@@ -9,7 +9,6 @@ import pytest
 from django.contrib import admin
 from django.db import DatabaseError, transaction
 from django.test import RequestFactory
-from django.utils import timezone
 
 from accounts_app.audit import Origin, record_event
 from accounts_app.audit.chain import GENESIS_HASH, event_digest, event_values
@@ -19,6 +18,7 @@ from accounts_app.models import (
     AuditEvent,
     Instance,
 )
+from tests.builders import instance_row
 from tests.conftest import cast_member
 
 pytestmark = pytest.mark.django_db
@@ -38,14 +38,7 @@ def record(comment: str = "", **kwargs) -> AuditEvent:
 
 
 def make_instance(instance_id: str = "r-bp1audit000000001") -> Instance:
-    return Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        synced_at=timezone.now(),
-    )
+    return instance_row(instance_id)
 
 
 def test_events_form_one_chain_from_the_genesis_hash():

@@ -21,7 +21,7 @@ from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
 from accounts_app.selectors import audit as audit_selectors
 from accounts_app.services.preferences import TIME_ZONE_KEY
 from accounts_app.views import audit as audit_views
-from tests.builders import request_row
+from tests.builders import instance_row, request_row
 
 pytestmark = pytest.mark.django_db
 
@@ -407,14 +407,7 @@ def test_an_export_with_a_bad_filter_is_refused_and_not_audited(auditor_client):
 
 
 def make_instance(instance_id="r-bp1audit000000001") -> Instance:
-    return Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        synced_at=timezone.now(),
-    )
+    return instance_row(instance_id)
 
 
 def created(requester, instance, name, approvers, minutes_ago, rejecter=None):

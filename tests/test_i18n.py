@@ -29,7 +29,7 @@ from accounts_app import notifications, rules
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance, UserPreference
 from accounts_app.services.preferences import TIME_ZONE_KEY
 from accounts_app.simulator.demo_estate import demo_estate
-from tests.builders import request_row
+from tests.builders import request_form_data, request_row
 from tests.demo_instances import CHANGING, CLUSTER_60, HEALTHY, OLD_ENGINE
 from tests.i18n_support import (
     ROOT,
@@ -169,15 +169,7 @@ def chinese_client(user=None) -> Client:
 
 
 def submit(client: Client, **overrides) -> AccountRequest:
-    data = {
-        "instance_id": HEALTHY,
-        "account_name": "app_reader",
-        "account_privilege": "RoleReadOnly",
-        "account_description": "reporting",
-        "account_type": "Normal",
-        "justification": "Nightly reports.",
-        **overrides,
-    }
+    data = request_form_data(**overrides)
     response = client.post(reverse("request_new"), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     return AccountRequest.objects.latest("pk")

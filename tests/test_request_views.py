@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts_app.models import AccountRequest, AuditEvent
-from tests.builders import approved_request
+from tests.builders import approved_request, request_form_data
 from tests.conftest import cast_member
 from tests.demo_instances import HEALTHY, OLD_ENGINE, VPC_OPEN
 
@@ -22,21 +22,8 @@ def signed_in(user) -> Client:
     return client
 
 
-def request_form(**overrides) -> dict:
-    data = {
-        "instance_id": HEALTHY,
-        "account_name": "app_reader",
-        "account_privilege": "RoleReadOnly",
-        "account_description": "reporting",
-        "account_type": "Normal",
-        "justification": "Nightly reports.",
-    }
-    data.update(overrides)
-    return data
-
-
 def submit(user, **overrides):
-    return signed_in(user).post(reverse("request_new"), request_form(**overrides))
+    return signed_in(user).post(reverse("request_new"), request_form_data(**overrides))
 
 
 def test_the_request_form_lists_synced_instances_with_reasons(estate, requester):

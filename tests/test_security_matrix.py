@@ -18,10 +18,10 @@ from copy import deepcopy
 import pytest
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from tests.builders import instance_row
 from tests.security_support import (
     ACTORS,
     OWNERS,
@@ -267,14 +267,7 @@ def _allowed_in_state(route: str, actor: str, state: str) -> bool:
 
 def test_the_policy_answers_as_the_table_allows(make_user):
     actors = make_actors(make_user)
-    instance = Instance.objects.create(
-        instance_id=PARAM_VALUES["instance_id"],
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        synced_at=timezone.now(),
-    )
+    instance = instance_row(PARAM_VALUES["instance_id"])
     made = requests_by_owner_and_state(actors, instance)
     problems = []
     for actor, user in actors.items():

@@ -12,22 +12,13 @@ from django.utils import timezone
 
 from accounts_app.models import AccountRequest, AuditEvent, Decision
 from accounts_app.services import workflow
-from tests.builders import approved_request, origin_of, submitted_request
+from tests.builders import approve, approved_request, origin_of, submitted_request
 from tests.demo_instances import HEALTHY, REPL_OK
 
 pytestmark = pytest.mark.django_db
 
 VALID_PASSWORD = "Str0ng-Passw0rd"
 Status = AccountRequest.Status
-
-
-def approve(account_request, approver, comment="ok"):
-    return workflow.request_approve(
-        request_id=account_request.pk,
-        approver=approver,
-        comment=comment,
-        origin=origin_of(approver),
-    )
 
 
 def execute(account_request, user, client, password=VALID_PASSWORD):

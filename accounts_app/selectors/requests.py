@@ -35,17 +35,14 @@ def recently_created(user) -> QuerySet[AccountRequest]:
     return policy.visible_requests(user, requests)
 
 
-def visible_request(user, pk: int) -> AccountRequest | None:
+def visible_request(user, pk: int, *, with_decisions: bool = False) -> AccountRequest | None:
     """The request, with what its page shows, if this user may see it; else None.
     Raises DoesNotExist when there is no such request."""
-    account_request = (
-        requests_with_instance()
-        .select_related("executed_by")
-        .prefetch_related(
-            Prefetch("decisions", queryset=Decision.objects.select_related("approver"))
-        )
-        .get(pk=pk)
-    )
+    requests = requests_with_instance().select_related("executed_by")
+    if with_decisions:
+        decisions = Decision.objects.select_related("approver")
+        requests = requests.prefetch_related(Prefetch("decisions", queryset=decisions))
+    account_request = requests.get(pk=pk)
     return account_request if policy.may_see_request(user, account_request) else None
 
 

@@ -55,9 +55,9 @@ def request_preflight(request):
     return render(request, "instances/_preflight.html", {"preflight": preflight})
 
 
-def _visible_request(request, pk: int) -> AccountRequest:
+def _visible_request(request, pk: int, *, with_decisions: bool = False) -> AccountRequest:
     try:
-        account_request = selectors.visible_request(request.user, pk)
+        account_request = selectors.visible_request(request.user, pk, with_decisions=with_decisions)
     except AccountRequest.DoesNotExist as error:
         raise Http404 from error
     if account_request is None:
@@ -73,7 +73,7 @@ def _own_request(request, pk: int) -> AccountRequest:
 
 
 def request_detail(request, pk: int):
-    account_request = _visible_request(request, pk)
+    account_request = _visible_request(request, pk, with_decisions=True)
     context = {
         "account_request": account_request,
         "decisions": account_request.decisions.all(),
