@@ -86,7 +86,11 @@ def test_concurrent_executions_make_exactly_one_call(estate, requester, approver
 def test_concurrent_approvals_by_one_approver_count_once(estate, requester, approver):
     for trial in range(TRIALS):
         account_request = request_row(
-            requester, Instance.objects.get(instance_id=HEALTHY), f"repl_{trial}", "RoleRepl"
+            requester,
+            Instance.objects.get(instance_id=HEALTHY),
+            f"repl_{trial}",
+            privilege="RoleRepl",
+            approvals_required=2,
         )
         run_together(
             lambda _i, pk=account_request.pk: workflow.request_approve(
