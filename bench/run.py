@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from bench import bench_wire  # noqa: E402
+from bench.dashboard import WRK_SCRIPT, sign_in  # noqa: E402
 from bench.goals import goals  # noqa: E402
 from bench.measure import (  # noqa: E402
     DEMO_INSTANCE,
-    WRK_SCRIPT,
     bench_export,
     bench_form_validation,
     bench_verify,
@@ -57,7 +57,6 @@ from bench.measure import (  # noqa: E402
     measure_flows,
     measure_pages,
     percentile,
-    sign_in,
     worker_pid,
 )
 from bench.processes import (  # noqa: E402
