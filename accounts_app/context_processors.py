@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from accounts_app import roles, selectors
+from accounts_app import policy, roles
+from accounts_app.selectors import requests as selectors
 
 
 def navigation(request):
@@ -9,11 +10,11 @@ def navigation(request):
         return {}
     return {
         "nav_roles": roles.role_names(user),
-        "nav_can_request": roles.can_request(user),
-        "nav_can_approve": roles.can_approve(user),
-        "nav_can_view_everything": roles.can_view_everything(user),
+        "nav_can_request": policy.may_request(user),
+        "nav_can_approve": policy.may_approve(user),
+        "nav_can_view_everything": policy.may_view_everything(user),
         # Lazy: evaluated only where the template shows it.
         "nav_waiting_count": lambda: (
-            selectors.waiting_for_approval(user).count() if roles.can_approve(user) else 0
+            selectors.waiting_for_approval(user).count() if policy.may_approve(user) else 0
         ),
     }

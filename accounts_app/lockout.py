@@ -8,11 +8,11 @@ AXES_COOLOFF_TIME (config/settings.py). Both hooks here are named in settings
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from accounts_app.audit import Origin, record_event, trusted_client_ip
+from accounts_app.audit import Origin, record_event
+from accounts_app.audit.origin import trusted_client_ip
 from accounts_app.models import AuditEvent
 
 LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -30,14 +30,13 @@ def locked_out(
 ) -> HttpResponse:
     """The answer to a sign-in attempt while locked out: audited, then a clear page."""
     username = str((credentials or {}).get("username") or request.POST.get("username") or "")
-    with transaction.atomic():
-        record_event(
-            action=AuditEvent.Action.LOGIN_FAILED,
-            outcome=AuditEvent.Outcome.FAILURE,
-            origin=Origin.from_request(request),
-            comment=f"locked out after {settings.AXES_FAILURE_LIMIT} failed sign-ins: "
-            f"username: {username[:150]}",
-        )
+    record_event(
+        action=AuditEvent.Action.LOGIN_FAILED,
+        outcome=AuditEvent.Outcome.FAILURE,
+        origin=Origin.from_request(request),
+        comment=f"locked out after {settings.AXES_FAILURE_LIMIT} failed sign-ins: "
+        f"username: {username[:150]}",
+    )
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return render(
         request,

@@ -8,12 +8,12 @@ import zoneinfo
 from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import BadRequest
 from django.utils import timezone
 
+from accounts_app.services.preferences import session_time_zone
+
 LAST_SEEN_KEY = "last_seen"
-# Copied from UserPreference at sign-in (and when changed), so that showing a
-# page in the user's time zone costs no query.
-TIME_ZONE_KEY = "time_zone"
 
 
 class UserTimezoneMiddleware:
@@ -21,7 +21,7 @@ class UserTimezoneMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        name = request.session.get(TIME_ZONE_KEY) or settings.DEFAULT_USER_TIME_ZONE
+        name = session_time_zone(request.session)
         try:
             timezone.activate(zoneinfo.ZoneInfo(name))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -81,7 +81,6 @@ class RejectNulBytesMiddleware:
             "\x00" in key or any("\x00" in value for value in values)
             for key, values in request.GET.lists()
         ):
-            from accounts_app.views.errors import bad_request
-
-            return bad_request(request)
+            # Answered by the 400 handler (views.errors.bad_request), like any BadRequest.
+            raise BadRequest("NUL byte in the path or the query string")
         return self.get_response(request)

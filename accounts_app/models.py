@@ -6,12 +6,14 @@ only inside the HTTP request that calls CreateAccount (tests/test_no_password_fi
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from accounts_app.alibaba import vpc_auth
+from accounts_app import vpc_auth
 from accounts_app.rules import PRIVILEGE_CHOICES
 
 
@@ -31,7 +33,7 @@ class Instance(models.Model):
     port = models.PositiveIntegerField(_("port"), null=True, blank=True)
     # DescribeInstanceAttribute's word, as the API says it: "Open" = a password is
     # required (the default), "Close" = password-free access from the VPC; empty until a
-    # sync has asked (accounts_app/alibaba/vpc_auth.py).
+    # sync has asked (accounts_app/vpc_auth.py).
     vpc_auth_mode = models.CharField(_("VPC authentication mode"), max_length=16, blank=True)
     # Accounts a user created (AccountType Normal), the ones CreateAccount's limit of 18
     # counts; built-in Super accounts are not counted. None: not known (not synced since
@@ -83,26 +85,64 @@ class ApprovalPolicy(models.Model):
         return f"{self.get_account_privilege_display()}: {self.approvals_required}"
 
 
+class RequestStatus(models.TextChoices):
+    PENDING = "pending", _("Pending approval")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    CANCELLED = "cancelled", _("Cancelled")
+    EXPIRED = "expired", _("Expired")
+    EXECUTING = "executing", _("Creating")
+    CREATED = "created", _("Created")
+    FAILED = "failed", _("Failed")
+    NEEDS_RECONCILIATION = "needs_reconciliation", _("Needs reconciliation")
+
+
+# A request that may still lead to CreateAccount. One open request per account
+# name and instance (the constraint below), and pre-flight counts these.
+OPEN_STATUSES = [
+    RequestStatus.PENDING,
+    RequestStatus.APPROVED,
+    RequestStatus.EXECUTING,
+    RequestStatus.NEEDS_RECONCILIATION,
+]
+# Not created yet, and it still may be: pre-flight is worth showing, and the
+# requester may cancel.
+AWAITING_CREATION_STATUSES = [RequestStatus.PENDING, RequestStatus.APPROVED]
+
+
+def stale_cutoffs(now: datetime) -> dict[str, tuple[str, datetime]]:
+    """Status -> (the field its time runs from, the oldest value still fresh).
+
+    A pending request lives REQUEST_TTL_DAYS from its submission, an approval
+    APPROVAL_TTL_HOURS from the last approval. The Python predicate
+    (AccountRequest.is_stale) and the query (AccountRequestQuerySet.stale) both
+    read this one table.
+    """
+    return {
+        RequestStatus.PENDING: ("created_at", now - timedelta(days=settings.REQUEST_TTL_DAYS)),
+        RequestStatus.APPROVED: (
+            "approved_at",
+            now - timedelta(hours=settings.APPROVAL_TTL_HOURS),
+        ),
+    }
+
+
+class AccountRequestQuerySet(models.QuerySet):
+    def open(self) -> AccountRequestQuerySet:
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def stale(self, now: datetime) -> AccountRequestQuerySet:
+        condition = Q(pk__in=[])
+        for status, (field, cutoff) in stale_cutoffs(now).items():
+            condition |= Q(status=status, **{f"{field}__lt": cutoff})
+        return self.filter(condition)
+
+
 class AccountRequest(models.Model):
     """A request for one account. Its parameters are frozen once submitted."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", _("Pending approval")
-        APPROVED = "approved", _("Approved")
-        REJECTED = "rejected", _("Rejected")
-        CANCELLED = "cancelled", _("Cancelled")
-        EXPIRED = "expired", _("Expired")
-        EXECUTING = "executing", _("Creating")
-        CREATED = "created", _("Created")
-        FAILED = "failed", _("Failed")
-        NEEDS_RECONCILIATION = "needs_reconciliation", _("Needs reconciliation")
-
-    OPEN_STATUSES = [
-        Status.PENDING,
-        Status.APPROVED,
-        Status.EXECUTING,
-        Status.NEEDS_RECONCILIATION,
-    ]
+    Status = RequestStatus
+    OPEN_STATUSES = OPEN_STATUSES
 
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -141,6 +181,8 @@ class AccountRequest(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="copies"
     )
 
+    objects = AccountRequestQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         permissions = [
@@ -153,9 +195,7 @@ class AccountRequest(models.Model):
             # the same name would race each other to CreateAccount.
             models.UniqueConstraint(
                 fields=["instance", "account_name"],
-                condition=Q(
-                    status__in=["pending", "approved", "executing", "needs_reconciliation"]
-                ),
+                condition=Q(status__in=OPEN_STATUSES),
                 name="one_open_request_per_account",
             ),
         ]
@@ -171,17 +211,42 @@ class AccountRequest(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status in self.OPEN_STATUSES
+        return self.status in OPEN_STATUSES
 
     @property
-    def error_explanation(self) -> str:
-        """The error in the reader's language, built from its code when known;
-        error_message keeps the words of the moment, in the executor's language."""
-        from accounts_app.alibaba.errors import human_message_for
+    def is_pending(self) -> bool:
+        return self.status == RequestStatus.PENDING
 
-        if not self.error_code:
-            return self.error_message
-        return str(human_message_for(self.error_code, self.error_message))
+    @property
+    def is_approved(self) -> bool:
+        return self.status == RequestStatus.APPROVED
+
+    @property
+    def is_created(self) -> bool:
+        return self.status == RequestStatus.CREATED
+
+    @property
+    def needs_reconciliation(self) -> bool:
+        return self.status == RequestStatus.NEEDS_RECONCILIATION
+
+    @property
+    def awaits_creation(self) -> bool:
+        return self.status in AWAITING_CREATION_STATUSES
+
+    @property
+    def is_cancellable(self) -> bool:
+        return self.awaits_creation
+
+    def is_stale(self, now: datetime) -> bool:
+        field, cutoff = stale_cutoffs(now).get(self.status, (None, None))
+        value = getattr(self, field) if field else None
+        return value is not None and value < cutoff
+
+    @property
+    def approval_count(self) -> int:
+        """Distinct approvals so far (decisions are unique per approver); reads
+        prefetched decisions when the caller loaded them."""
+        return sum(1 for d in self.decisions.all() if d.verdict == Decision.Verdict.APPROVE)
 
 
 class Decision(models.Model):

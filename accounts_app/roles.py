@@ -5,7 +5,6 @@ from __future__ import annotations
 from functools import wraps
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 
 REQUESTERS = "Requesters"
@@ -65,31 +64,21 @@ def role_names(user) -> list[str]:
     return names
 
 
-def can_request(user) -> bool:
-    return user.has_perm(REQUEST_ACCOUNT)
-
-
-def can_approve(user) -> bool:
-    return user.has_perm(APPROVE_REQUEST)
-
-
-def can_view_everything(user) -> bool:
-    return user.has_perm(VIEW_EVERYTHING)
-
-
 def deny(request, perm: str, *, message=None, reason: str = ""):
-    """Audit the refusal, then raise the 403 that names the role needed (or `message`)."""
+    """Audit the refusal, then raise the 403 that names the role needed (or `message`).
+
+    `perm` is what the refused action needs: a permission, or "staff status".
+    """
     from accounts_app.audit import Origin, record_event
     from accounts_app.models import AuditEvent
 
-    with transaction.atomic():
-        record_event(
-            action=AuditEvent.Action.PERMISSION_DENIED,
-            outcome=AuditEvent.Outcome.DENIED,
-            origin=Origin.from_request(request),
-            comment=f"{request.method} {request.path[:200]} needs {perm}"
-            + (f" ({reason})" if reason else ""),
-        )
+    record_event(
+        action=AuditEvent.Action.PERMISSION_DENIED,
+        outcome=AuditEvent.Outcome.DENIED,
+        origin=Origin.from_request(request),
+        comment=f"{request.method} {request.path[:200]} needs {perm}"
+        + (f" ({reason})" if reason else ""),
+    )
     raise PermissionDenied(
         message
         or _("This page needs the %(role)s role. Ask an administrator to add you to it.")

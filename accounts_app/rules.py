@@ -691,12 +691,8 @@ def django_validator(param: str) -> ParamValidator:
     return ParamValidator(param)
 
 
-instance_id_validator = ParamValidator("InstanceId")
 account_name_validator = ParamValidator("AccountName")
 account_password_validator = ParamValidator("AccountPassword")
-account_privilege_validator = ParamValidator("AccountPrivilege")
-account_description_validator = ParamValidator("AccountDescription")
-account_type_validator = ParamValidator("AccountType")
 
 
 @dataclass(frozen=True)

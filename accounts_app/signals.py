@@ -3,39 +3,34 @@
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db import transaction
 from django.dispatch import receiver
 
 from accounts_app import reauth
 from accounts_app.audit import Origin, record_event
-from accounts_app.middleware import TIME_ZONE_KEY
-from accounts_app.models import AuditEvent, UserPreference
+from accounts_app.models import AuditEvent
+from accounts_app.services import preferences
 
 
 @receiver(user_logged_in)
 def audit_login(sender, request, user, **kwargs):
     reauth.mark_signed_in(request)
-    preference = UserPreference.objects.filter(user=user).first()
-    if preference is not None:
-        request.session[TIME_ZONE_KEY] = preference.time_zone
-    with transaction.atomic():
-        record_event(
-            action=AuditEvent.Action.LOGIN,
-            outcome=AuditEvent.Outcome.SUCCESS,
-            origin=Origin.from_request(request, user=user),
-        )
+    preferences.preference_load(user=user, session=request.session)
+    record_event(
+        action=AuditEvent.Action.LOGIN,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        origin=Origin.from_request(request, user=user),
+    )
 
 
 @receiver(user_logged_out)
 def audit_logout(sender, request, user, **kwargs):
     if user is None:
         return
-    with transaction.atomic():
-        record_event(
-            action=AuditEvent.Action.LOGOUT,
-            outcome=AuditEvent.Outcome.SUCCESS,
-            origin=Origin.from_request(request, user=user),
-        )
+    record_event(
+        action=AuditEvent.Action.LOGOUT,
+        outcome=AuditEvent.Outcome.SUCCESS,
+        origin=Origin.from_request(request, user=user),
+    )
 
 
 @receiver(user_login_failed)
@@ -43,10 +38,9 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
     # credentials never include the password: Django replaces it with asterisks
     # before sending this signal; only the username is kept.
     origin = Origin.from_request(request) if request is not None else Origin()
-    with transaction.atomic():
-        record_event(
-            action=AuditEvent.Action.LOGIN_FAILED,
-            outcome=AuditEvent.Outcome.FAILURE,
-            origin=origin,
-            comment=f"username: {str(credentials.get('username', ''))[:150]}",
-        )
+    record_event(
+        action=AuditEvent.Action.LOGIN_FAILED,
+        outcome=AuditEvent.Outcome.FAILURE,
+        origin=origin,
+        comment=f"username: {str(credentials.get('username', ''))[:150]}",
+    )

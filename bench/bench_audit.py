@@ -5,14 +5,14 @@ Run from the repository root: ``.venv/bin/python bench/bench_audit.py`` (``--hel
 1. Seeds N events (default 1,000,000) into a fresh database: ``<name>_bench`` on the
    PostgreSQL server of DATABASE_URL, or a temporary SQLite file without one.
 2. ``verify_audit_chain``: wall time and peak memory of the command's process
-   (and of its worker processes). Goal: under 10 s for a million events.
+   (and of its worker processes), against VERIFY_GOAL_S of bench/goals.py.
 3. CSV and JSON Lines export of every event, through the real view in a process of
    its own: time and peak memory, next to the same process exporting nothing,
    so that the difference is what streaming a million rows costs in memory.
 4. The audit page, server time in this process through the Django test client
    (middleware, view, template; no network): the first page, a page 90 % deep,
    and each single filter (first page and 90 % deep within it), median of
-   several runs, with the query count. Goal: under 10 ms and at most 4 queries.
+   several runs, with the query count, against the goals of bench/goals.py.
    The Django admin's changelist of the same table is timed alongside, with
    the ratio.
 """
@@ -33,10 +33,11 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-PAGE_GOAL_MS = 10.0
-VERIFY_GOAL_S = 10.0
-# Goals, from the issue: a page in under 10 ms with at most 4 queries, the
-# chain of a million events checked in under 10 s.
+# The goals are make bench's (bench/goals.py): here the page's median server time in
+# this process is held to the p95 that make bench measures over HTTP.
+from bench.goals import AUDIT_P95_GOAL_MS, MAX_QUERIES, VERIFY_GOAL_S  # noqa: E402
+from bench.measure import run_measured  # noqa: E402
+
 BENCH_AUDITOR = "bench.auditor"
 BENCH_ADMIN = "bench.admin"
 
@@ -94,24 +95,6 @@ def manage(env: dict[str, str], *args: str) -> str:
     return subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
 
 
-def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """Wall time (s), peak RSS (MiB) and stdout of a command.
-
-    wait4() gives the resource use of that one child; on Linux its peak RSS also
-    covers the grandchildren it waited for (verify_audit_chain's workers).
-    """
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-    output = process.stdout.read()
-    process.stdout.close()
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise SystemExit(f"{' '.join(command)} failed with status {process.returncode}")
-    return elapsed, usage.ru_maxrss / 1024, output
-
-
 # --- Export, in a process of its own -----------------------------------------
 
 
@@ -157,7 +140,7 @@ def bench_export(env: dict[str, str], fmt: str) -> dict:
     everything = run_measured([*command, ""], env)
     one_event = run_measured([*command, "action=instances_synced&actor=nobody"], env)
     result = json.loads(everything[2])
-    result.update(rss_mib=everything[1], baseline_rss_mib=one_event[1])
+    result.update(rss_mib=everything[1] / 2**20, baseline_rss_mib=one_event[1] / 2**20)
     return result
 
 
@@ -213,8 +196,8 @@ def deep_cursor(params: dict, depth: float = 0.9) -> int | None:
 
     Found with COUNT and OFFSET, which only this setup step may use.
     """
-    from accounts_app import audit_selectors
-    from accounts_app.forms_audit import AuditFilterForm
+    from accounts_app.forms.audit import AuditFilterForm
+    from accounts_app.selectors import audit as audit_selectors
 
     form = AuditFilterForm(params)
     assert form.is_valid(), form.errors
@@ -325,8 +308,9 @@ def run(args, env: dict[str, str]) -> None:
     print_admin(bench_admin(args.runs, head), pages)
 
 
-def print_verify(verify: tuple[float, float, str]) -> None:
-    seconds, peak, output = verify
+def print_verify(verify: tuple[float, int, str]) -> None:
+    seconds, peak_bytes, output = verify
+    peak = peak_bytes / 2**20
     verdict = "ok" if seconds < VERIFY_GOAL_S else "SLOWER THAN GOAL"
     print()
     print(f"{'verify_audit_chain':44} {seconds:8.2f} s   peak {peak:7.1f} MiB   {verdict}")
@@ -350,7 +334,7 @@ def print_pages(pages: list[tuple[str, float, float, int]]) -> None:
     print()
     print(f"{'audit page, server time (ms)':44} {HEADER}")
     for label, median, worst, queries in pages:
-        flag = "" if median < PAGE_GOAL_MS and queries <= 4 else "  <- over goal"
+        flag = "" if median < AUDIT_P95_GOAL_MS and queries <= MAX_QUERIES else "  <- over goal"
         print(f"{label:44} {median:8.2f} {worst:8.2f} {queries:8d}{flag}")
 
 

@@ -13,7 +13,7 @@ DEMO_TEST_PASSWORD = "Correct-Horse-7"
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """Let the test flush empty the append-only audit table (migration 0003)."""
-    from accounts_app.audit import permit_test_flush
+    from accounts_app.audit.testing import permit_test_flush
 
     with django_db_blocker.unblock():
         permit_test_flush()
@@ -40,34 +40,39 @@ def make_user(django_user_model):
     return make
 
 
-@pytest.fixture
-def requester(make_user):
-    return make_user("alice", roles.REQUESTERS)
+# The named actors every test shares: part -> (username, groups, superuser).
+CAST = {
+    "requester": ("alice", (roles.REQUESTERS,), False),
+    "other_requester": ("dave", (roles.REQUESTERS,), False),
+    "approver": ("bob", (roles.APPROVERS,), False),
+    "second_approver": ("erin", (roles.APPROVERS,), False),
+    "approver_requester": ("frank", (roles.APPROVERS,), False),
+    "auditor": ("carol", (roles.AUDITORS,), False),
+    "outsider": ("mallory", (), False),
+    "superuser_requester": ("root", (), True),
+}
 
 
-@pytest.fixture
-def other_requester(make_user):
-    return make_user("dave", roles.REQUESTERS)
+def cast_member(make_user, part: str):
+    username, groups, superuser = CAST[part]
+    return make_user(username, *groups, superuser=superuser)
 
 
-@pytest.fixture
-def approver(make_user):
-    return make_user("bob", roles.APPROVERS)
+def actor_fixture(part: str):
+    """The fixture of one member of the cast, named after the part."""
+
+    def actor(make_user):
+        return cast_member(make_user, part)
+
+    return pytest.fixture(actor, name=part)
 
 
-@pytest.fixture
-def second_approver(make_user):
-    return make_user("erin", roles.APPROVERS)
-
-
-@pytest.fixture
-def auditor(make_user):
-    return make_user("carol", roles.AUDITORS)
-
-
-@pytest.fixture
-def outsider(make_user):
-    return make_user("mallory")
+requester = actor_fixture("requester")
+other_requester = actor_fixture("other_requester")
+approver = actor_fixture("approver")
+second_approver = actor_fixture("second_approver")
+auditor = actor_fixture("auditor")
+outsider = actor_fixture("outsider")
 
 
 @pytest.fixture
@@ -108,17 +113,7 @@ def empty_instance(simulator, instance_id: str):
     One per trial or scenario, so that many new accounts never meet the
     18-account limit of a demo instance.
     """
-    from django.utils import timezone
-
-    from accounts_app.models import Instance
+    from tests.builders import instance_row
 
     simulator.add_instance(InstanceId=instance_id, RegionId="cn-hangzhou", EngineVersion="6.0")
-    return Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        account_count=0,
-        synced_at=timezone.now(),
-    )
+    return instance_row(instance_id, account_count=0)

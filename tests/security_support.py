@@ -9,17 +9,16 @@ A route whose URL has a parameter this module cannot fill fails loudly.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
-from django.utils import timezone
 
-from accounts_app import roles
 from accounts_app.models import AccountRequest, Instance
+from tests.builders import request_row
+from tests.conftest import cast_member
+from tests.demo_instances import HEALTHY
 
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 VALID_PASSWORD = "Str0ng-Passw0rd"
 # Django's own apps, not this dashboard's views.
 EXCLUDED_PREFIXES = ("admin/", "i18n/")
@@ -94,15 +93,9 @@ OWNERS = frozenset({"requester", "approver_requester", "superuser_requester"})
 
 
 def make_actors(make_user) -> dict[str, object | None]:
+    """The actors of ACTORS, from the shared cast (tests/conftest.py)."""
     return {
-        "anonymous": None,
-        "requester": make_user("alice", roles.REQUESTERS),
-        "other_requester": make_user("dave", roles.REQUESTERS),
-        "approver": make_user("bob", roles.APPROVERS),
-        "approver_requester": make_user("frank", roles.APPROVERS),
-        "auditor": make_user("carol", roles.AUDITORS),
-        "outsider": make_user("mallory"),
-        "superuser_requester": make_user("root", superuser=True),
+        actor: None if actor == "anonymous" else cast_member(make_user, actor) for actor in ACTORS
     }
 
 
@@ -118,40 +111,13 @@ def signed_in(user, **client_options) -> Client:
 STATES = tuple(Status.values)
 
 
-def request_in_state(requester, state: str, name: str, instance: Instance) -> AccountRequest:
-    """A request as the workflow would have left it in `state` (timestamps included)."""
-    now = timezone.now()
-    finished = state in (
-        Status.REJECTED,
-        Status.CANCELLED,
-        Status.EXPIRED,
-        Status.CREATED,
-        Status.FAILED,
-    )
-    return AccountRequest.objects.create(
-        requester=requester,
-        instance=instance,
-        account_name=name,
-        account_privilege="RoleReadOnly",
-        account_description="matrix",
-        justification="security matrix",
-        status=state,
-        approvals_required=1,
-        approved_at=now - timedelta(minutes=5)
-        if state not in (Status.PENDING, Status.REJECTED)
-        else None,
-        executing_since=now if state == Status.EXECUTING else None,
-        finished_at=now if finished else None,
-    )
-
-
 def requests_by_owner_and_state(actors: dict, instance: Instance) -> dict:
     """{(owner actor, state): request}: one request per owner and state."""
     made = {}
     for owner_index, owner in enumerate(sorted(OWNERS)):
         for state_index, state in enumerate(STATES):
-            made[owner, state] = request_in_state(
-                actors[owner], state, f"m{owner_index}s{state_index}", instance
+            made[owner, state] = request_row(
+                actors[owner], instance, f"m{owner_index}s{state_index}", status=state
             )
     return made
 

@@ -18,17 +18,10 @@ import pytest
 from django.core.management import call_command
 from django.db import connection, connections
 
-from accounts_app.audit import (
-    MAX_BREAKS,
-    Origin,
-    VerifyReport,
-    _ChainWalker,
-    _walk_split,
-    chain_signer,
-    permit_test_flush,
-    record_event,
-    verify_chain,
-)
+from accounts_app.audit import Origin, VerifyReport, record_event, verify_chain
+from accounts_app.audit.chain import chain_signer
+from accounts_app.audit.testing import permit_test_flush
+from accounts_app.audit.verifier import MAX_BREAKS, _ChainWalker, _walk_split
 from accounts_app.models import AuditChainHead, AuditEvent
 
 migration = importlib.import_module("accounts_app.migrations.0003_audit_append_only_triggers")

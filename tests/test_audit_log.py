@@ -9,21 +9,17 @@ import pytest
 from django.contrib import admin
 from django.db import DatabaseError, transaction
 from django.test import RequestFactory
-from django.utils import timezone
 
-from accounts_app.audit import (
-    GENESIS_HASH,
-    Origin,
-    event_digest,
-    event_values,
-    record_event,
-)
+from accounts_app.audit import Origin, record_event
+from accounts_app.audit.chain import GENESIS_HASH, event_digest, event_values
 from accounts_app.models import (
     AppendOnlyError,
     AuditChainHead,
     AuditEvent,
     Instance,
 )
+from tests.builders import instance_row
+from tests.conftest import cast_member
 
 pytestmark = pytest.mark.django_db
 
@@ -42,14 +38,7 @@ def record(comment: str = "", **kwargs) -> AuditEvent:
 
 
 def make_instance(instance_id: str = "r-bp1audit000000001") -> Instance:
-    return Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        synced_at=timezone.now(),
-    )
+    return instance_row(instance_id)
 
 
 def test_events_form_one_chain_from_the_genesis_hash():
@@ -216,7 +205,7 @@ def test_the_queryset_refuses_bulk_changes(change):
 
 
 def test_the_admin_offers_no_add_change_or_delete(make_user):
-    superuser = make_user("root", superuser=True)
+    superuser = cast_member(make_user, "superuser_requester")
     request = RequestFactory().get("/admin/")
     request.user = superuser
     model_admin = admin.site._registry[AuditEvent]
@@ -229,7 +218,7 @@ def test_the_admin_offers_no_add_change_or_delete(make_user):
 
 def test_the_admin_refuses_to_change_an_event_through_http(client, make_user):
     event = record("original")
-    client.force_login(make_user("root", superuser=True))
+    client.force_login(cast_member(make_user, "superuser_requester"))
     change_url = f"/admin/accounts_app/auditevent/{event.pk}/change/"
 
     assert client.get(change_url).status_code == 200  # read-only view

@@ -16,11 +16,12 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts_app import audit_selectors
 from accounts_app.audit import Origin, record_event
-from accounts_app.middleware import TIME_ZONE_KEY
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from accounts_app.selectors import audit as audit_selectors
+from accounts_app.services.preferences import TIME_ZONE_KEY
 from accounts_app.views import audit as audit_views
+from tests.builders import instance_row, request_row
 
 pytestmark = pytest.mark.django_db
 
@@ -86,7 +87,7 @@ def test_auditors_and_approvers_may_read_it(client, request, who, url):
 
 def test_it_shows_every_column(auditor_client, requester):
     instance = make_instance()
-    account_request = make_request(requester, instance, "app_reader")
+    account_request = request_row(requester, instance, "app_reader")
     event(
         Action.ACCOUNT_CREATED,
         request=account_request,
@@ -406,36 +407,16 @@ def test_an_export_with_a_bad_filter_is_refused_and_not_audited(auditor_client):
 
 
 def make_instance(instance_id="r-bp1audit000000001") -> Instance:
-    return Instance.objects.create(
-        instance_id=instance_id,
-        region_id="cn-hangzhou",
-        engine_version="6.0",
-        architecture_type="standard",
-        status="Normal",
-        synced_at=timezone.now(),
-    )
-
-
-def make_request(requester, instance, name, status=AccountRequest.Status.PENDING, **kw):
-    return AccountRequest.objects.create(
-        requester=requester,
-        instance=instance,
-        account_name=name,
-        account_privilege="RoleReadOnly",
-        account_description=f"{name} description",
-        justification="reports",
-        approvals_required=1,
-        status=status,
-        **kw,
-    )
+    return instance_row(instance_id)
 
 
 def created(requester, instance, name, approvers, minutes_ago, rejecter=None):
-    account_request = make_request(
+    account_request = request_row(
         requester,
         instance,
         name,
         status=AccountRequest.Status.CREATED,
+        account_description=f"{name} description",
         finished_at=timezone.now() - timedelta(minutes=minutes_ago),
         alibaba_request_id=f"REQ-{name}",
     )
@@ -458,7 +439,7 @@ def test_created_accounts_lists_who_asked_and_who_approved(
     newer = created(
         requester, instance, "app_new", [approver, second_approver], 5, make_user("zoe")
     )
-    make_request(requester, instance, "app_pending")
+    request_row(requester, instance, "app_pending")
 
     response = auditor_client.get("/audit/accounts/")
 

@@ -12,7 +12,8 @@ import importlib
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from accounts_app.audit import Origin, permit_test_flush, record_event
+from accounts_app.audit import Origin, record_event
+from accounts_app.audit.testing import permit_test_flush
 from accounts_app.models import AuditEvent
 
 pytestmark = pytest.mark.django_db

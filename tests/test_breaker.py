@@ -19,13 +19,12 @@ from accounts_app.alibaba.errors import (
     InstanceNotFound,
     OutcomeUnknown,
 )
-from accounts_app.audit import Origin
-from accounts_app.models import AccountRequest, AuditEvent, CircuitBreaker, Instance
-from accounts_app.services import workflow
+from accounts_app.models import AccountRequest, AuditEvent, CircuitBreaker
+from tests.builders import approved_request
+from tests.demo_instances import HEALTHY
 
 pytestmark = pytest.mark.django_db
 
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 PASSWORD = "Str0ng-Passw0rd"
 Status = AccountRequest.Status
 
@@ -169,23 +168,6 @@ def test_which_errors_count_as_failures(error, transient):
 
 
 # --- Through the execute page --------------------------------------------------------
-
-
-def approved_request(requester, approver) -> AccountRequest:
-    account_request = workflow.request_submit(
-        requester=requester,
-        instance=Instance.objects.get(instance_id=HEALTHY),
-        account_name="app_reader",
-        account_privilege="RoleReadOnly",
-        account_description="reporting",
-        account_type="Normal",
-        justification="Nightly reports.",
-        origin=Origin.system("test"),
-    )
-    workflow.request_approve(
-        request_id=account_request.pk, approver=approver, comment="", origin=Origin.system("t")
-    )
-    return account_request
 
 
 def open_breaker() -> None:

@@ -15,7 +15,9 @@ from django.db import connections
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, Decision, Instance
 from accounts_app.services import workflow
+from tests.builders import request_row
 from tests.conftest import empty_instance
+from tests.demo_instances import HEALTHY
 
 # serialized_rollback: the flush after these tests must not leave later tests
 # without the groups, policies and content types the migrations created.
@@ -32,7 +34,6 @@ pytestmark = [
 
 THREADS = 8
 TRIALS = 100
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 
 
 def run_together(target, count=THREADS):
@@ -56,22 +57,11 @@ def run_together(target, count=THREADS):
     return outcomes
 
 
-def new_request(requester, instance, name, privilege="RoleReadOnly"):
-    return AccountRequest.objects.create(
-        requester=requester,
-        instance=instance,
-        account_name=name,
-        account_privilege=privilege,
-        justification="load test",
-        approvals_required=1 if privilege != "RoleRepl" else 2,
-    )
-
-
 def test_concurrent_executions_make_exactly_one_call(estate, requester, approver):
     client = estate.client()
     origin = Origin(actor=requester, actor_name=requester.username)
     for trial in range(TRIALS):
-        account_request = new_request(
+        account_request = request_row(
             requester, empty_instance(estate, f"r-bp1load{trial:04d}"), "load_user"
         )
         workflow.request_approve(
@@ -95,8 +85,12 @@ def test_concurrent_executions_make_exactly_one_call(estate, requester, approver
 
 def test_concurrent_approvals_by_one_approver_count_once(estate, requester, approver):
     for trial in range(TRIALS):
-        account_request = new_request(
-            requester, Instance.objects.get(instance_id=HEALTHY), f"repl_{trial}", "RoleRepl"
+        account_request = request_row(
+            requester,
+            Instance.objects.get(instance_id=HEALTHY),
+            f"repl_{trial}",
+            privilege="RoleRepl",
+            approvals_required=2,
         )
         run_together(
             lambda _i, pk=account_request.pk: workflow.request_approve(
@@ -119,7 +113,9 @@ def test_concurrent_approvals_by_different_approvers_approve_exactly_once(
     approvers = [make_user(f"approver{i}", "Approvers") for i in range(THREADS)]
     instance = Instance.objects.get(instance_id=HEALTHY)
     for trial in range(TRIALS // 2):
-        account_request = new_request(requester, instance, f"pair_{trial}", "RoleRepl")
+        account_request = request_row(
+            requester, instance, f"pair_{trial}", privilege="RoleRepl", approvals_required=2
+        )
         outcomes = run_together(
             lambda i, pk=account_request.pk: workflow.request_approve(
                 request_id=pk,

@@ -4,16 +4,14 @@ and back, with the browser's live checks and the server's answers."""
 from __future__ import annotations
 
 import pytest
-from django.test import Client
-from django.urls import reverse
 from playwright.sync_api import expect
 
 from accounts_app.models import AccountRequest
+from tests.builders import approved_request
 from tests.conftest import sign_in
+from tests.demo_instances import HEALTHY
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 
 
 def switch_language(page, code: str, button: str) -> None:
@@ -72,27 +70,6 @@ def test_the_request_form_speaks_chinese_and_english(live_server, page, estate, 
     )
     page.get_by_role("link", name="Instances").click()
     expect(page.get_by_role("heading", name="Instances")).to_be_visible()
-
-
-def approved_request(requester, approver) -> AccountRequest:
-    as_requester, as_approver = Client(), Client()
-    as_requester.force_login(requester)
-    as_approver.force_login(approver)
-    as_requester.post(
-        reverse("request_new"),
-        {
-            "instance_id": HEALTHY,
-            "account_name": "app_reader",
-            "account_privilege": "RoleReadOnly",
-            "account_type": "Normal",
-            "justification": "Nightly reports.",
-        },
-    )
-    account_request = AccountRequest.objects.get()
-    as_approver.post(reverse("request_approve", args=[account_request.pk]), {"comment": "ok"})
-    account_request.refresh_from_db()
-    assert account_request.status == AccountRequest.Status.APPROVED
-    return account_request
 
 
 def test_the_execute_form_speaks_chinese_and_english(

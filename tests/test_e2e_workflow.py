@@ -9,10 +9,9 @@ from playwright.sync_api import expect
 
 from accounts_app.models import AccountRequest, AuditEvent
 from tests.conftest import sign_in
+from tests.demo_instances import HEALTHY
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 
 
 def test_request_approve_and_create_in_a_real_browser(

@@ -26,9 +26,11 @@ from django.urls import reverse
 from django.utils import translation
 
 from accounts_app import notifications, rules
-from accounts_app.middleware import TIME_ZONE_KEY
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance, UserPreference
+from accounts_app.services.preferences import TIME_ZONE_KEY
 from accounts_app.simulator.demo_estate import demo_estate
+from tests.builders import request_form_data, request_row
+from tests.demo_instances import CHANGING, CLUSTER_60, HEALTHY, OLD_ENGINE
 from tests.i18n_support import (
     ROOT,
     ZH_PO,
@@ -38,10 +40,6 @@ from tests.i18n_support import (
     visible_text,
 )
 
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
-CHANGING = "r-bp1inv5h5q9ta2d7ks"
-OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
-CLUSTER = "r-bp1ses6c1u8vh3n5tz"
 PASSWORD = "Str0ng-Passw0rd"
 ZH = "zh-hans"
 PLACEHOLDER = re.compile(r"%\([a-z_]+\)s|\{[a-z_]+\}")
@@ -171,15 +169,7 @@ def chinese_client(user=None) -> Client:
 
 
 def submit(client: Client, **overrides) -> AccountRequest:
-    data = {
-        "instance_id": HEALTHY,
-        "account_name": "app_reader",
-        "account_privilege": "RoleReadOnly",
-        "account_description": "reporting",
-        "account_type": "Normal",
-        "justification": "Nightly reports.",
-        **overrides,
-    }
+    data = request_form_data(**overrides)
     response = client.post(reverse("request_new"), data)
     assert response.status_code == 302, response.content.decode()[:2000]
     return AccountRequest.objects.latest("pk")
@@ -376,7 +366,7 @@ def test_the_instance_pages_are_in_chinese(story):
     # The API's values under their Chinese names, as in the Alibaba Cloud console.
     assert "运行中" in html and "变配中" in html and "集群架构" in html
     assert_chinese(client.get(reverse("instances"), {"status": "Changing", "gone": "on"}))
-    for instance_id in (HEALTHY, CHANGING, OLD_ENGINE, CLUSTER):
+    for instance_id in (HEALTHY, CHANGING, OLD_ENGINE, CLUSTER_60):
         html = assert_chinese(client.get(reverse("instance_detail", args=[instance_id])))
     assert "可用" in html and "超级账号" in html
 
@@ -450,14 +440,7 @@ def test_the_demo_default_time_zone_is_shanghai():
 
 def _request_at(requester, when: datetime) -> AccountRequest:
     instance = Instance.objects.get(instance_id=HEALTHY)
-    account_request = AccountRequest.objects.create(
-        requester=requester,
-        instance=instance,
-        account_name="tz_probe",
-        account_privilege="RoleReadOnly",
-        justification="time zones",
-        approvals_required=1,
-    )
+    account_request = request_row(requester, instance, "tz_probe")
     AccountRequest.objects.filter(pk=account_request.pk).update(created_at=when)
     return account_request
 

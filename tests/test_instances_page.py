@@ -14,15 +14,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app.models import AccountRequest, AuditEvent, Instance
+from tests.conftest import cast_member
+from tests.demo_instances import CHANGING, CLUSTER_60, FULL, HEALTHY, OLD_ENGINE, PASSWORD_FREE
 
 pytestmark = pytest.mark.django_db
-
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
-OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
-CHANGING = "r-bp1inv5h5q9ta2d7ks"
-FULL = "r-uf6pay6s6w3rc8e1vn"
-PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"
-CLUSTER_6 = "r-bp1ses6c1u8vh3n5tz"
 
 
 def signed_in(user, **kwargs) -> Client:
@@ -48,7 +43,7 @@ def row(html: str, instance_id: str) -> str:
 
 @pytest.fixture
 def staff(make_user):
-    return make_user("root", superuser=True)
+    return cast_member(make_user, "superuser_requester")
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(estate, client):
@@ -68,7 +63,7 @@ def test_any_signed_in_user_sees_every_instance(estate, outsider):
     [
         ({"q": "r-uf6"}, {FULL, PASSWORD_FREE, "r-uf6ana6c8j4xl1t6wd", "r-uf6rep4c9d7vg3s2me"}),
         ({"q": "CACHE"}, {HEALTHY, OLD_ENGINE, FULL, "r-uf6rep4c9d7vg3s2me"}),
-        ({"q": "ses6c1"}, {CLUSTER_6}),
+        ({"q": "ses6c1"}, {CLUSTER_60}),
         ({"region": "cn-shanghai", "engine": "6.0"}, {FULL, "r-uf6ana6c8j4xl1t6wd"}),
         ({"architecture": "rwsplit"}, {"r-bp1cat7r2w6jd4p8ye"}),
         ({"status": "Changing"}, {CHANGING}),

@@ -10,15 +10,11 @@ from django.core.management import CommandError, call_command
 from accounts_app.audit import Origin
 from accounts_app.models import AuditEvent, Instance
 from accounts_app.services.inventory import refresh_instance, sync_instances
+from tests.demo_instances import CHANGING, FULL, HEALTHY, OLD_ENGINE, PASSWORD_FREE
 
 pytestmark = pytest.mark.django_db
 
 HANGZHOU, SHANGHAI = "cn-hangzhou", "cn-shanghai"
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
-CHANGING = "r-bp1inv5h5q9ta2d7ks"
-FULL = "r-uf6pay6s6w3rc8e1vn"
-PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close
-OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
 ORIGIN = Origin.system("test")
 
 

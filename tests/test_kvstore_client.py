@@ -22,6 +22,7 @@ import requests
 from django.core.exceptions import ImproperlyConfigured
 from django.views.debug import ExceptionReporter
 
+from accounts_app import vpc_auth
 from accounts_app.alibaba import client as client_module
 from accounts_app.alibaba import errors
 from accounts_app.alibaba.client import (
@@ -34,23 +35,16 @@ from accounts_app.alibaba.client import (
     shared_session,
 )
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
+from tests.demo_instances import CHANGING, FULL, HEALTHY, OLD_ENGINE, PASSWORD_FREE, REPL_OK, TAIR
 
 HZ, SH = "cn-hangzhou", "cn-shanghai"
-ORDERS = "r-bp1ord5x0c9kq2m7wa"  # 5.0 standard, healthy
-LEGACY_40 = "r-bp1leg4s3f5kx7b1qa"  # 4.0 standard: RoleRepl allowed
-OLD_28 = "r-bp1old2e4g8mz6c3hr"
-CHANGING = "r-bp1inv5h5q9ta2d7ks"
-FULL = "r-uf6pay6s6w3rc8e1vn"  # 18 user accounts
-PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close
-TAIR = "r-uf6ana6c8j4xl1t6wd"  # Tair enterprise edition
-CLUSTER_40 = "r-uf6rep4c9d7vg3s2me"
 PASSWORD = "Canary-Pass-42"
 
 
 def create(client: KVStoreClient, name: str = "orders_new", **overrides):
     options = {
         "region_id": HZ,
-        "instance_id": ORDERS,
+        "instance_id": HEALTHY,
         "account_name": name,
         "account_password": PASSWORD,
     }
@@ -75,12 +69,12 @@ def test_create_account_returns_the_account_and_it_becomes_available(simulator, 
     result = create(client)
 
     assert result.account_name == "orders_new"
-    assert result.instance_id == ORDERS
+    assert result.instance_id == HEALTHY
     assert_is_request_id(result.request_id)
-    [fresh] = client.describe_accounts(region_id=HZ, instance_id=ORDERS, account_name="orders_new")
+    [fresh] = client.describe_accounts(region_id=HZ, instance_id=HEALTHY, account_name="orders_new")
     assert fresh.account_status == "Unavailable"
     simulator.clock.advance(61)
-    [ready] = client.describe_accounts(region_id=HZ, instance_id=ORDERS, account_name="orders_new")
+    [ready] = client.describe_accounts(region_id=HZ, instance_id=HEALTHY, account_name="orders_new")
     assert ready.account_status == "Available"
     assert ready.privilege == "RoleReadWrite"
     assert ready.account_type == "Normal"
@@ -90,19 +84,19 @@ def test_create_account_sends_privilege_description_and_type(simulator, kvstore_
     create(
         kvstore_client,
         "repl_reader",
-        instance_id=LEGACY_40,
+        instance_id=REPL_OK,
         account_privilege="RoleRepl",
         account_description="dr-replication",
     )
     [account] = kvstore_client.describe_accounts(
-        region_id=HZ, instance_id=LEGACY_40, account_name="repl_reader"
+        region_id=HZ, instance_id=REPL_OK, account_name="repl_reader"
     )
     assert account == Account(
         account_name="repl_reader",
         account_status="Available",
         account_type="Normal",
         account_description="dr-replication",
-        instance_id=LEGACY_40,
+        instance_id=REPL_OK,
         privilege="RoleRepl",
     )
     params = simulator.calls("CreateAccount")[-1]["params"]
@@ -124,9 +118,9 @@ def test_create_account_reads_the_misspelled_name_when_it_is_the_only_one(
 
 
 def test_describe_accounts_lists_every_account_with_its_privilege(kvstore_client):
-    accounts = kvstore_client.describe_accounts(region_id=HZ, instance_id=ORDERS)
+    accounts = kvstore_client.describe_accounts(region_id=HZ, instance_id=HEALTHY)
     by_name = {a.account_name: a for a in accounts}
-    assert by_name[ORDERS].account_type == "Super"
+    assert by_name[HEALTHY].account_type == "Super"
     assert by_name["reporting_ro"].privilege == "RoleReadOnly"
     assert by_name["orders_app"].account_description == "orders-service"
 
@@ -150,20 +144,20 @@ def test_describe_instances_reads_every_page(simulator, kvstore_client):
 def test_describe_instances_reads_the_fields_and_filters(kvstore_client):
     instances = kvstore_client.describe_instances(region_id=HZ)
     by_id = {i.instance_id: i for i in instances}
-    assert set(by_id) >= {ORDERS, LEGACY_40, OLD_28, CHANGING}
-    orders = by_id[ORDERS]
+    assert set(by_id) >= {HEALTHY, REPL_OK, OLD_ENGINE, CHANGING}
+    orders = by_id[HEALTHY]
     assert (orders.engine_version, orders.architecture_type, orders.instance_status) == (
         "5.0",
         "standard",
         "Normal",
     )
     assert orders.port == 6379
-    assert orders.connection_domain == f"{ORDERS}.redis.rds.aliyuncs.com"
+    assert orders.connection_domain == f"{HEALTHY}.redis.rds.aliyuncs.com"
 
     changing = kvstore_client.describe_instances(region_id=HZ, instance_status="Changing")
     assert [i.instance_id for i in changing] == [CHANGING]
-    chosen = kvstore_client.describe_instances(region_id=HZ, instance_ids=[ORDERS, OLD_28])
-    assert {i.instance_id for i in chosen} == {ORDERS, OLD_28}
+    chosen = kvstore_client.describe_instances(region_id=HZ, instance_ids=[HEALTHY, OLD_ENGINE])
+    assert {i.instance_id for i in chosen} == {HEALTHY, OLD_ENGINE}
 
 
 def test_describe_instance_attribute_reports_password_free_vpc_access(kvstore_client):
@@ -171,11 +165,11 @@ def test_describe_instance_attribute_reports_password_free_vpc_access(kvstore_cl
     attribute = kvstore_client.describe_instance_attribute(region_id=SH, instance_id=PASSWORD_FREE)
     assert isinstance(attribute, InstanceAttribute)
     assert attribute.vpc_auth_mode == "Close"
-    assert attribute.password_free_vpc_access
+    assert vpc_auth.is_password_free(attribute.vpc_auth_mode)
     # "Open", the default: a password is required.
-    required = kvstore_client.describe_instance_attribute(region_id=HZ, instance_id=ORDERS)
+    required = kvstore_client.describe_instance_attribute(region_id=HZ, instance_id=HEALTHY)
     assert required.vpc_auth_mode == "Open"
-    assert not required.password_free_vpc_access
+    assert not vpc_auth.is_password_free(required.vpc_auth_mode)
 
 
 # --- Errors and their human messages -------------------------------------------------------------
@@ -187,7 +181,7 @@ CREATE_ERRORS = [
     ({"account_password": "short1A"}, 400, "InvalidAccountPassword.Format"),
     ({"account_description": "has spaces here"}, 400, "InvalidAccountDescription.Format"),
     ({"account_privilege": "RoleRepl"}, 400, "InvalidAccountPrivilege.Malformed"),
-    ({"instance_id": OLD_28}, 400, "InvalidEngineVersion.Format"),
+    ({"instance_id": OLD_ENGINE}, 400, "InvalidEngineVersion.Format"),
     ({"instance_id": FULL, "region_id": SH}, 403, "AccountLimitExceeded"),
     ({"instance_id": CHANGING}, 403, "IncorrectDBInstanceState"),
     ({"instance_id": "r-bp1doesnotexist00"}, 404, "InvalidInstanceId.NotFound"),
@@ -265,7 +259,7 @@ def test_a_body_with_a_code_on_http_200_is_an_error(simulator, kvstore_client):
 
     simulator.simulator._describe_accounts = answer_with_code
     with pytest.raises(AlibabaApiError) as caught:
-        kvstore_client.describe_accounts(region_id=HZ, instance_id=ORDERS)
+        kvstore_client.describe_accounts(region_id=HZ, instance_id=HEALTHY)
     assert caught.value.code == "InvalidInstanceId.NotFound"
     assert caught.value.http_status == 200
 
@@ -273,7 +267,7 @@ def test_a_body_with_a_code_on_http_200_is_an_error(simulator, kvstore_client):
 def test_a_json_answer_without_the_expected_result_is_malformed(simulator, kvstore_client):
     simulator.simulator._describe_accounts = lambda params: {"Unexpected": True}
     with pytest.raises(ApiUnreachable) as caught:
-        kvstore_client.describe_accounts(region_id=HZ, instance_id=ORDERS)
+        kvstore_client.describe_accounts(region_id=HZ, instance_id=HEALTHY)
     assert caught.value.code == errors.MALFORMED_RESPONSE
     assert len(simulator.calls("DescribeAccounts")) == 3
 
@@ -303,7 +297,7 @@ def test_throttling_until_the_last_attempt_raises_unreachable_with_the_last_code
     assert caught.value.code == "Throttling.User"
     assert_is_request_id(caught.value.request_id)
     assert len(simulator.calls("CreateAccount")) == 3
-    assert "orders_new" not in simulator.account_names(ORDERS)
+    assert "orders_new" not in simulator.account_names(HEALTHY)
     assert "Nothing was created" in str(caught.value.human_message)
 
 
@@ -387,7 +381,7 @@ def test_server_errors_on_create_account_are_retried(simulator, kvstore_client, 
         (500 if mode == "http500" else 503, code),
         (200, None),
     ]
-    assert simulator.account_names(ORDERS).count("orders_new") == 1
+    assert simulator.account_names(HEALTHY).count("orders_new") == 1
 
 
 def test_the_backoff_is_exponential_and_jittered():
@@ -448,9 +442,9 @@ def test_create_account_is_never_retried_when_the_outcome_is_unknown(
     assert len(simulator.calls("CreateAccount")) == 1
     assert simulator.sleeps == []
     assert caught.value.code in (errors.TIMEOUT, errors.CONNECTION_LOST, errors.MALFORMED_RESPONSE)
-    assert ("orders_new" in simulator.account_names(ORDERS)) is committed
+    assert ("orders_new" in simulator.account_names(HEALTHY)) is committed
     # The caller reconciles with DescribeAccounts, never a second CreateAccount.
-    found = client.describe_accounts(region_id=HZ, instance_id=ORDERS, account_name="orders_new")
+    found = client.describe_accounts(region_id=HZ, instance_id=HEALTHY, account_name="orders_new")
     assert bool(found) is committed
 
 
@@ -483,17 +477,17 @@ def test_read_only_calls_are_retried_after_ambiguous_failures(simulator, mode, d
     simulator.add_fault(mode, action="DescribeAccounts", delay=delay)
 
     client = simulator.client(deadline=DEADLINE)
-    accounts = client.describe_accounts(region_id=HZ, instance_id=ORDERS)
+    accounts = client.describe_accounts(region_id=HZ, instance_id=HEALTHY)
 
     assert accounts
     assert [c["fault"] for c in simulator.calls("DescribeAccounts")] == [mode, None]
 
 
 def test_faults_can_target_one_instance(simulator, kvstore_client):
-    simulator.add_fault("http503", instance_id=LEGACY_40, count=0)
-    assert kvstore_client.describe_accounts(region_id=HZ, instance_id=ORDERS)
+    simulator.add_fault("http503", instance_id=REPL_OK, count=0)
+    assert kvstore_client.describe_accounts(region_id=HZ, instance_id=HEALTHY)
     with pytest.raises(ApiUnreachable):
-        kvstore_client.describe_accounts(region_id=HZ, instance_id=LEGACY_40)
+        kvstore_client.describe_accounts(region_id=HZ, instance_id=REPL_OK)
 
 
 # --- What goes over the wire ---------------------------------------------------------------------
@@ -578,7 +572,7 @@ def test_djangos_error_report_hides_the_clients_locals(simulator, monkeypatch):
     try:
         # Called directly: a helper of this test would hold the password in its own locals.
         client.create_account(
-            region_id=HZ, instance_id=ORDERS, account_name="boom", account_password=PASSWORD
+            region_id=HZ, instance_id=HEALTHY, account_name="boom", account_password=PASSWORD
         )
     except RuntimeError:
         reporter = ExceptionReporter(None, *sys.exc_info())

@@ -24,9 +24,9 @@ from aliyunsdkr_kvstore.request.v20150101.DescribeInstanceAttributeRequest impor
 )
 from aliyunsdkr_kvstore.request.v20150101.DescribeInstancesRequest import DescribeInstancesRequest
 
+from tests.demo_instances import HEALTHY, PASSWORD_FREE
+
 HZ, SH = "cn-hangzhou", "cn-shanghai"
-ORDERS = "r-bp1ord5x0c9kq2m7wa"
-PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close
 PASSWORD = "Sdk-Pass-2024"
 
 
@@ -54,7 +54,7 @@ def v3_sdk(simulator):
 
 def v3_create(sdk, name, password=PASSWORD):
     request = v3_models.CreateAccountRequest(
-        instance_id=ORDERS,
+        instance_id=HEALTHY,
         account_name=name,
         account_password=password,
         account_privilege="RoleReadOnly",
@@ -67,11 +67,11 @@ def test_v3_sdk_creates_an_account(simulator, v3_sdk):
     response = v3_create(v3_sdk, "sdk_v3")
     assert response.status_code == 200
     assert response.body.acount_name == "sdk_v3"
-    assert response.body.instance_id == ORDERS
+    assert response.body.instance_id == HEALTHY
     assert response.body.request_id
     [call] = simulator.calls("CreateAccount")
     assert call["signature_version"] == "v3"
-    assert "sdk_v3" in simulator.account_names(ORDERS)
+    assert "sdk_v3" in simulator.account_names(HEALTHY)
 
 
 def test_v3_sdk_sees_a_duplicate_name(v3_sdk):
@@ -90,7 +90,7 @@ def test_v3_sdk_sees_a_bad_password(v3_sdk):
 
 
 def test_v3_sdk_describes(simulator, v3_sdk):
-    accounts = v3_sdk.describe_accounts(v3_models.DescribeAccountsRequest(instance_id=ORDERS))
+    accounts = v3_sdk.describe_accounts(v3_models.DescribeAccountsRequest(instance_id=HEALTHY))
     names = [a.account_name for a in accounts.body.accounts.account]
     assert "orders_app" in names
 
@@ -103,7 +103,7 @@ def test_v3_sdk_describes(simulator, v3_sdk):
     )
     assert attribute.body.instances.dbinstance_attribute[0].vpc_auth_mode == "Close"
     orders = v3_sdk.describe_instance_attribute(
-        v3_models.DescribeInstanceAttributeRequest(instance_id=ORDERS)
+        v3_models.DescribeInstanceAttributeRequest(instance_id=HEALTHY)
     )
     assert orders.body.instances.dbinstance_attribute[0].vpc_auth_mode == "Open"
 
@@ -120,7 +120,7 @@ def test_v3_sdk_sees_an_account_being_created_and_the_busy_instance(simulator, v
     simulator.set_activation_delay(60)
     v3_create(v3_sdk, "sdk_first")
     [first] = v3_sdk.describe_accounts(
-        v3_models.DescribeAccountsRequest(instance_id=ORDERS, account_name="sdk_first")
+        v3_models.DescribeAccountsRequest(instance_id=HEALTHY, account_name="sdk_first")
     ).body.accounts.account
     assert first.account_status == "Unavailable"
 
@@ -128,7 +128,7 @@ def test_v3_sdk_sees_an_account_being_created_and_the_busy_instance(simulator, v
         v3_create(v3_sdk, "sdk_second")
     assert caught.value.code == "IncorrectDBInstanceState"
     assert caught.value.status_code == 403
-    assert "sdk_second" not in simulator.account_names(ORDERS)
+    assert "sdk_second" not in simulator.account_names(HEALTHY)
 
 
 def test_v3_sdk_with_a_wrong_secret_is_refused(simulator):
@@ -159,7 +159,7 @@ def local(request):
 
 def v2_create(sdk, name, password=PASSWORD):
     request = local(CreateAccountRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     request.set_AccountName(name)
     request.set_AccountPassword(password)
     request.set_AccountPrivilege("RoleReadWrite")
@@ -169,7 +169,7 @@ def v2_create(sdk, name, password=PASSWORD):
 def test_v2_sdk_creates_an_account(simulator, v2_sdk):
     body = v2_create(v2_sdk, "sdk_v2")
     assert body["AcountName"] == "sdk_v2"
-    assert body["InstanceId"] == ORDERS
+    assert body["InstanceId"] == HEALTHY
     [call] = simulator.calls("CreateAccount")
     assert call["signature_version"] == "v2"
 
@@ -191,7 +191,7 @@ def test_v2_sdk_sees_a_bad_password(v2_sdk):
 
 def test_v2_sdk_describes(v2_sdk):
     request = local(DescribeAccountsRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     accounts = json.loads(v2_sdk.do_action_with_exception(request))["Accounts"]["Account"]
     assert "reporting_ro" in [a["AccountName"] for a in accounts]
 
@@ -201,24 +201,24 @@ def test_v2_sdk_describes(v2_sdk):
     assert instances["TotalCount"] == 6  # the client's region, cn-hangzhou
 
     request = local(DescribeInstanceAttributeRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     attribute = json.loads(v2_sdk.do_action_with_exception(request))
     assert attribute["Instances"]["DBInstanceAttribute"][0]["VpcAuthMode"] == "Open"
 
 
 def test_v2_sdk_sees_the_built_in_accounts(v2_sdk):
     request = local(DescribeAccountsRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     accounts = json.loads(v2_sdk.do_action_with_exception(request))["Accounts"]["Account"]
     types = {a["AccountName"]: a["AccountType"] for a in accounts}
-    assert types == {ORDERS: "Super", "orders_app": "Normal", "reporting_ro": "Normal"}
+    assert types == {HEALTHY: "Super", "orders_app": "Normal", "reporting_ro": "Normal"}
 
 
 def test_v2_sdk_sees_an_account_being_created_and_the_busy_instance(simulator, v2_sdk):
     simulator.set_activation_delay(60)
     v2_create(v2_sdk, "sdk_first")
     request = local(DescribeAccountsRequest())
-    request.set_InstanceId(ORDERS)
+    request.set_InstanceId(HEALTHY)
     request.set_AccountName("sdk_first")
     [first] = json.loads(v2_sdk.do_action_with_exception(request))["Accounts"]["Account"]
     assert first["AccountStatus"] == "Unavailable"
@@ -227,7 +227,7 @@ def test_v2_sdk_sees_an_account_being_created_and_the_busy_instance(simulator, v
         v2_create(v2_sdk, "sdk_second")
     assert caught.value.get_error_code() == "IncorrectDBInstanceState"
     assert caught.value.get_http_status() == 403
-    assert "sdk_second" not in simulator.account_names(ORDERS)
+    assert "sdk_second" not in simulator.account_names(HEALTHY)
 
 
 def test_v2_sdk_recognises_a_wrong_secret_from_the_string_to_sign(simulator):

@@ -10,16 +10,17 @@ from django.template.loader import render_to_string
 
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.services.preflight import run_preflight
+from tests.demo_instances import (
+    CHANGING,
+    CLUSTER_40,
+    FULL,
+    HEALTHY,
+    OLD_ENGINE,
+    PASSWORD_FREE,
+    REPL_OK,
+)
 
 pytestmark = pytest.mark.django_db
-
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"  # 5.0 standard
-REPL_OK = "r-bp1leg4s3f5kx7b1qa"  # 4.0 standard
-OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"  # 2.8
-CHANGING = "r-bp1inv5h5q9ta2d7ks"  # status Changing
-FULL = "r-uf6pay6s6w3rc8e1vn"  # 18 user accounts
-PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"  # VpcAuthMode Close: password-free access
-CLUSTER_4 = "r-uf6rep4c9d7vg3s2me"  # 4.0 cluster
 
 
 def instance(instance_id: str) -> Instance:
@@ -138,7 +139,7 @@ def test_a_closed_request_for_the_same_name_does_not_block(estate, requester):
 
 @pytest.mark.parametrize(
     ("instance_id", "allowed"),
-    [(REPL_OK, True), (HEALTHY, False), (CLUSTER_4, False)],
+    [(REPL_OK, True), (HEALTHY, False), (CLUSTER_40, False)],
 )
 def test_replication_is_allowed_only_on_standard_redis_4_0(estate, instance_id, allowed):
     result = preflight(instance_id, name="replicator1", privilege="RoleRepl")

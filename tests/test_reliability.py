@@ -38,11 +38,13 @@ from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
 
-from accounts_app.audit import Origin, permit_test_flush, verify_chain
+from accounts_app.audit import Origin, verify_chain
+from accounts_app.audit.testing import permit_test_flush
 from accounts_app.models import AccountRequest, AuditEvent, Decision
 from accounts_app.services import workflow
 from accounts_app.services.inventory import sync_instances
-from tests.conftest import empty_instance
+from tests.builders import request_row
+from tests.conftest import cast_member, empty_instance
 from tests.fixtures.simulator import SimulatorHandle, _start
 
 pytestmark = [
@@ -152,9 +154,9 @@ def world(servers, module_simulator, settings, make_user):
     report = sync_instances(origin=Origin.system("test"))
     assert not report.failures
     users = {
-        "requester": make_user("alice", "Requesters"),
-        "bob": make_user("bob", "Approvers"),
-        "erin": make_user("erin", "Approvers"),
+        "requester": cast_member(make_user, "requester"),
+        "bob": cast_member(make_user, "approver"),
+        "erin": cast_member(make_user, "second_approver"),
     }
     return servers, module_simulator, users
 
@@ -183,14 +185,7 @@ def post(session: requests.Session, url: str, data: dict) -> requests.Response:
 
 def fresh_request(simulator, requester, trial: str, approvals_required: int = 1):
     instance = empty_instance(simulator, f"r-bp1rel{trial}")
-    return AccountRequest.objects.create(
-        requester=requester,
-        instance=instance,
-        account_name=f"rel{trial}",
-        account_privilege="RoleReadOnly",
-        justification="reliability",
-        approvals_required=approvals_required,
-    )
+    return request_row(requester, instance, f"rel{trial}", approvals_required=approvals_required)
 
 
 def all_at_once(jobs: list) -> list:

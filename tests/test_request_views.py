@@ -7,12 +7,12 @@ from django.test import Client
 from django.urls import reverse
 
 from accounts_app.models import AccountRequest, AuditEvent
+from tests.builders import approved_request, request_form_data
+from tests.conftest import cast_member
+from tests.demo_instances import HEALTHY, OLD_ENGINE, PASSWORD_FREE
 
 pytestmark = pytest.mark.django_db
 
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
-OLD_ENGINE = "r-bp1old2e4g8mz6c3hr"
-STANDARD_6 = "r-uf6flg7s7y2nf5k9pb"
 PASSWORD = "Str0ng-Passw0rd"
 
 
@@ -22,21 +22,8 @@ def signed_in(user) -> Client:
     return client
 
 
-def request_form(**overrides) -> dict:
-    data = {
-        "instance_id": HEALTHY,
-        "account_name": "app_reader",
-        "account_privilege": "RoleReadOnly",
-        "account_description": "reporting",
-        "account_type": "Normal",
-        "justification": "Nightly reports.",
-    }
-    data.update(overrides)
-    return data
-
-
 def submit(user, **overrides):
-    return signed_in(user).post(reverse("request_new"), request_form(**overrides))
+    return signed_in(user).post(reverse("request_new"), request_form_data(**overrides))
 
 
 def test_the_request_form_lists_synced_instances_with_reasons(estate, requester):
@@ -72,7 +59,7 @@ def test_bad_input_gets_a_message_at_the_field_keeps_the_values_and_changes_noth
 
 
 def test_replication_is_refused_where_the_instance_does_not_allow_it(estate, requester):
-    response = submit(requester, instance_id=STANDARD_6, account_privilege="RoleRepl")
+    response = submit(requester, instance_id=PASSWORD_FREE, account_privilege="RoleRepl")
     assert "account_privilege" in response.context["form"].errors
     assert not AccountRequest.objects.exists()
 
@@ -93,7 +80,7 @@ def test_the_live_preflight_answers_for_the_form(estate, requester):
     assert b"<html" not in response.content
 
 
-def approved(requester, approver) -> AccountRequest:
+def test_the_whole_flow_through_the_pages(estate, requester, approver):
     submit(requester)
     account_request = AccountRequest.objects.get()
     signed_in(approver).post(
@@ -101,11 +88,6 @@ def approved(requester, approver) -> AccountRequest:
     )
     account_request.refresh_from_db()
     assert account_request.status == AccountRequest.Status.APPROVED
-    return account_request
-
-
-def test_the_whole_flow_through_the_pages(estate, requester, approver):
-    account_request = approved(requester, approver)
     client = signed_in(requester)
     page = client.get(reverse("request_execute", args=[account_request.pk]))
     assert page.status_code == 200
@@ -125,7 +107,7 @@ def test_the_whole_flow_through_the_pages(estate, requester, approver):
 def test_a_mismatched_confirmation_is_refused_and_the_password_not_rendered_back(
     estate, requester, approver
 ):
-    account_request = approved(requester, approver)
+    account_request = approved_request(requester, approver)
     response = signed_in(requester).post(
         reverse("request_execute", args=[account_request.pk]),
         {"account_password": PASSWORD, "account_password_confirm": PASSWORD + "x"},
@@ -136,7 +118,7 @@ def test_a_mismatched_confirmation_is_refused_and_the_password_not_rendered_back
 
 
 def test_the_requester_cannot_approve_and_the_refusal_is_audited(estate, make_user):
-    both = make_user("frank", "Approvers")
+    both = cast_member(make_user, "approver_requester")
     submit(both)
     account_request = AccountRequest.objects.get()
     signed_in(both).post(reverse("request_approve", args=[account_request.pk]), {"comment": ""})
@@ -187,7 +169,7 @@ def test_the_dashboard_lists_my_requests_and_those_waiting_for_me(estate, reques
 def test_the_dashboard_shows_a_requester_only_their_own_created_accounts(
     estate, requester, other_requester, approver
 ):
-    account_request = approved(requester, approver)
+    account_request = approved_request(requester, approver)
     AccountRequest.objects.filter(pk=account_request.pk).update(
         status=AccountRequest.Status.CREATED
     )

@@ -47,7 +47,8 @@ from django.utils.html import escape as django_escape
 
 from accounts_app import rules
 from accounts_app.alibaba import signing
-from accounts_app.audit import Origin, permit_test_flush
+from accounts_app.audit import Origin
+from accounts_app.audit.testing import permit_test_flush
 from accounts_app.models import AccountRequest, CircuitBreaker
 from accounts_app.services import workflow
 from tests.conftest import empty_instance

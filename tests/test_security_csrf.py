@@ -16,10 +16,10 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts_app.models import AccountRequest, Instance
+from tests.builders import request_row
 from tests.security_support import (
     PARAM_VALUES,
     make_actors,
-    request_in_state,
     walk_routes,
 )
 
@@ -81,8 +81,8 @@ def csrf_sweep(user, foreign_token: str, urls: dict[str, str]) -> list[str]:
 def urls(estate, make_user):
     actors = make_actors(make_user)
     instance = Instance.objects.get(instance_id=PARAM_VALUES["instance_id"])
-    account_request = request_in_state(
-        actors["requester"], AccountRequest.Status.PENDING, "csrf_case", instance
+    account_request = request_row(
+        actors["requester"], instance, "csrf_case", status=AccountRequest.Status.PENDING
     )
     routes = {
         route.name: route.url(**PARAM_VALUES, pk=account_request.pk) for route in walk_routes()

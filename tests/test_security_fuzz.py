@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from accounts_app.models import AccountRequest, Decision, Instance, UserPreference
+from tests.builders import request_row
 from tests.security_support import (
     PARAM_VALUES,
     make_actors,
-    request_in_state,
     walk_routes,
 )
 
@@ -150,8 +150,8 @@ def world(estate, make_user):
     superuser = actors["superuser_requester"]
     # States in which no input can make the workflow move on: a pending request the
     # requester cannot execute, a finished one nobody can decide, cancel or reconcile.
-    pending = request_in_state(superuser, Status.PENDING, "fuzz_pending", instance)
-    finished = request_in_state(actors["requester"], Status.CREATED, "fuzz_done", instance)
+    pending = request_row(superuser, instance, "fuzz_pending", status=Status.PENDING)
+    finished = request_row(actors["requester"], instance, "fuzz_done", status=Status.CREATED)
     targets = {
         "request_execute": pending,
         "request_approve": finished,
@@ -266,7 +266,7 @@ def test_a_body_over_the_upload_limit_is_a_400(world):
 
 def test_the_fuzzer_finds_a_view_that_crashes_on_odd_input(world, monkeypatch):
     """Deliberate regression: a form that trusts its input is caught."""
-    from accounts_app.forms import DecisionForm
+    from accounts_app.forms.requests import DecisionForm
 
     def fragile_clean(self):
         return int(self.data.get("comment", "no number"))

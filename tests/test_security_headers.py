@@ -20,10 +20,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts_app import selectors
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.selectors import requests as selectors
+from tests.builders import request_row
 from tests.conftest import DEMO_TEST_PASSWORD
-from tests.security_support import PARAM_VALUES, make_actors, request_in_state, walk_routes
+from tests.security_support import PARAM_VALUES, make_actors, walk_routes
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +63,7 @@ def pages(estate, make_user):
     actors = make_actors(make_user)
     superuser = actors["superuser_requester"]
     instance = Instance.objects.get(instance_id=PARAM_VALUES["instance_id"])
-    own = request_in_state(superuser, AccountRequest.Status.APPROVED, "hdr_case", instance)
+    own = request_row(superuser, instance, "hdr_case", status=AccountRequest.Status.APPROVED)
     visits = []
     for route in walk_routes():
         url = route.url(**PARAM_VALUES, pk=own.pk)

@@ -19,7 +19,9 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
+from accounts_app import policy
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from tests.builders import instance_row
 from tests.security_support import (
     ACTORS,
     OWNERS,
@@ -238,3 +240,55 @@ def test_the_sweep_fails_when_a_view_forgets_its_permission_check(estate, make_u
     assert sweep.problems == [
         "GET approvals as outsider: expected 403 with one audit event, got 200 with 0"
     ]
+
+
+# The policy's answers, question by question, against the same table: what a
+# button or a list shows is what the route then allows.
+POLICY_ON_A_REQUEST = {
+    policy.may_see_request: "request_detail",
+    policy.may_decide: "request_approve",
+    policy.may_cancel: "request_cancel",
+    policy.may_execute: "request_execute",
+    policy.may_reconcile: "request_reconcile",
+}
+POLICY_ON_A_USER = {
+    policy.may_request: ("request_new", "GET"),
+    policy.may_approve: ("approvals", "GET"),
+    policy.may_view_everything: ("audit", "GET"),
+    policy.may_sync_inventory: ("instance_sync", "POST"),
+}
+
+
+def _allowed_in_state(route: str, actor: str, state: str) -> bool:
+    method = "GET" if route == "request_detail" else "POST"
+    allowed, _answer = LEGAL[route, method]
+    return actor in allowed and (route not in TRANSITIONS or state in TRANSITIONS[route])
+
+
+def test_the_policy_answers_as_the_table_allows(make_user):
+    actors = make_actors(make_user)
+    instance = instance_row(PARAM_VALUES["instance_id"])
+    made = requests_by_owner_and_state(actors, instance)
+    problems = []
+    for actor, user in actors.items():
+        if user is None:
+            continue
+        for question, (route, method) in POLICY_ON_A_USER.items():
+            if question(user) != (actor in LEGAL[route, method][0]):
+                problems.append(f"{question.__name__}({actor})")
+        for state in STATES:
+            account_request = request_for(actor, state, made)
+            for question, route in POLICY_ON_A_REQUEST.items():
+                if question(user, account_request) != _allowed_in_state(route, actor, state):
+                    problems.append(f"{question.__name__}({actor}, {state})")
+            pk = account_request.pk
+            everyone = AccountRequest.objects.all()
+            if policy.visible_requests(user, everyone).filter(pk=pk).exists() != (
+                policy.may_see_request(user, account_request)
+            ):
+                problems.append(f"visible_requests({actor}, {state})")
+            if policy.decidable_requests(user, everyone).filter(pk=pk).exists() != (
+                policy.may_decide(user, account_request)
+            ):
+                problems.append(f"decidable_requests({actor}, {state})")
+    assert not problems, problems

@@ -21,14 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app import lockout, middleware, reauth
-from accounts_app.audit import Origin
-from accounts_app.models import AccountRequest, AuditEvent, Instance
-from accounts_app.services import workflow
+from accounts_app.models import AccountRequest, AuditEvent
+from tests.builders import approved_request
 from tests.conftest import DEMO_TEST_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
 PASSWORD = "Str0ng-Passw0rd"
 LOGIN_FAILED = AuditEvent.Action.LOGIN_FAILED
 
@@ -129,20 +127,7 @@ def test_without_a_pinned_expiry_the_session_would_slide(requester, clock, monke
 
 @pytest.fixture
 def approved(estate, requester, approver) -> AccountRequest:
-    account_request = workflow.request_submit(
-        requester=requester,
-        instance=Instance.objects.get(instance_id=HEALTHY),
-        account_name="app_reader",
-        account_privilege="RoleReadOnly",
-        account_description="reporting",
-        account_type="Normal",
-        justification="Nightly reports.",
-        origin=Origin.system("test"),
-    )
-    workflow.request_approve(
-        request_id=account_request.pk, approver=approver, comment="", origin=Origin.system("t")
-    )
-    return account_request
+    return approved_request(requester, approver)
 
 
 def test_an_old_sign_in_must_confirm_the_password_before_executing(

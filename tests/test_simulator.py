@@ -29,18 +29,20 @@ from django.core.management.base import CommandError
 from accounts_app.alibaba import signing
 from accounts_app.management.commands import kvstore_simulator
 from accounts_app.simulator.server import Simulator, SimulatorServer
+from tests.demo_instances import (
+    CHANGING,
+    CLUSTER_40,
+    CLUSTER_60,
+    FULL,
+    HEALTHY,
+    OLD_ENGINE,
+    PASSWORD_FREE,
+    REPL_OK,
+    RWSPLIT_70,
+    TAIR,
+)
 
 HZ, SH = "cn-hangzhou", "cn-shanghai"
-ORDERS = "r-bp1ord5x0c9kq2m7wa"
-SESSIONS_60_CLUSTER = "r-bp1ses6c1u8vh3n5tz"
-CATALOG_70_RWSPLIT = "r-bp1cat7r2w6jd4p8ye"
-LEGACY_40 = "r-bp1leg4s3f5kx7b1qa"
-OLD_28 = "r-bp1old2e4g8mz6c3hr"
-CHANGING = "r-bp1inv5h5q9ta2d7ks"
-FULL = "r-uf6pay6s6w3rc8e1vn"
-PASSWORD_FREE = "r-uf6flg7s7y2nf5k9pb"
-TAIR = "r-uf6ana6c8j4xl1t6wd"
-CLUSTER_40 = "r-uf6rep4c9d7vg3s2me"
 PASSWORD = "Canary-Sim-77"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -143,7 +145,7 @@ class Wire:
         signed = self.v2_params(action, params, method=method, **common)
         return self.send_v2(signed, method=method, in_query=in_query)
 
-    def create(self, name="sim_new", password=PASSWORD, instance_id=ORDERS, **extra):
+    def create(self, name="sim_new", password=PASSWORD, instance_id=HEALTHY, **extra):
         params = {"InstanceId": instance_id, "AccountName": name, "AccountPassword": password}
         params.update(extra)
         return self.v3("CreateAccount", params)
@@ -259,7 +261,7 @@ def test_a_missing_signature_parameter_is_reported_by_name(wire):
 
 
 def test_a_missing_operation_parameter_is_reported_by_name(wire):
-    response = wire.v3("CreateAccount", {"InstanceId": ORDERS, "AccountName": "sim_new"})
+    response = wire.v3("CreateAccount", {"InstanceId": HEALTHY, "AccountName": "sim_new"})
     assert_error(
         response,
         "MissingParameter",
@@ -272,7 +274,7 @@ def test_a_missing_operation_parameter_is_reported_by_name(wire):
 def test_parameters_are_read_from_the_query_string_too(wire, simulator):
     assert wire.v3("DescribeInstances", {"RegionId": HZ}, in_query=True).status_code == 200
     assert wire.v2("DescribeInstances", {"RegionId": HZ}, method="GET").status_code == 200
-    params = {"InstanceId": ORDERS, "AccountName": "in_query", "AccountPassword": PASSWORD}
+    params = {"InstanceId": HEALTHY, "AccountName": "in_query", "AccountPassword": PASSWORD}
     assert wire.v3("CreateAccount", params, in_query=True).status_code == 200
     call = simulator.calls("CreateAccount")[-1]
     assert "AccountPassword" in call["query_keys"]  # how the official SDKs send it
@@ -296,7 +298,7 @@ def test_create_account_answers_both_spellings_of_the_name(wire):
     assert response.status_code == 200
     body = response.json()
     assert body["AcountName"] == body["AccountName"] == "sim_new"
-    assert body["InstanceId"] == ORDERS
+    assert body["InstanceId"] == HEALTHY
 
 
 @pytest.mark.parametrize("name", ["a", "abc_123", "a" * 16, "z9_"])
@@ -392,8 +394,8 @@ def test_read_only_and_read_write_are_accepted(wire, privilege):
 
 
 def test_role_repl_is_accepted_only_on_standard_redis_40(wire):
-    assert wire.create(instance_id=LEGACY_40, AccountPrivilege="RoleRepl").status_code == 200
-    for instance_id in (ORDERS, CLUSTER_40, SESSIONS_60_CLUSTER):
+    assert wire.create(instance_id=REPL_OK, AccountPrivilege="RoleRepl").status_code == 200
+    for instance_id in (HEALTHY, CLUSTER_40, CLUSTER_60):
         response = wire.v3(
             "CreateAccount",
             {
@@ -417,7 +419,7 @@ def test_only_normal_accounts_can_be_created(wire):
 
 
 def test_redis_28_cannot_have_accounts(wire):
-    assert_error(wire.create(instance_id=OLD_28), "InvalidEngineVersion.Format")
+    assert_error(wire.create(instance_id=OLD_ENGINE), "InvalidEngineVersion.Format")
 
 
 def test_an_instance_that_is_not_running_refuses(wire):
@@ -438,7 +440,7 @@ def test_a_duplicate_name_is_refused(wire):
 def test_an_unknown_instance_or_another_regions_instance_is_not_found(wire):
     for response in (
         wire.create(instance_id="r-bp1doesnotexist00"),
-        wire.create(RegionId=SH),  # ORDERS lives in cn-hangzhou
+        wire.create(RegionId=SH),  # HEALTHY lives in cn-hangzhou
     ):
         body = response.json()
         assert (response.status_code, body["Code"]) == (404, "InvalidInstanceId.NotFound")
@@ -474,13 +476,13 @@ def test_the_same_name_created_concurrently_exists_once(simulator, wire):
         thread.join()
     assert codes.count(None) == 1
     assert codes.count("InvalidAccountName.Duplicate") == 7
-    assert simulator.account_names(ORDERS).count("racer") == 1
+    assert simulator.account_names(HEALTHY).count("racer") == 1
 
 
 # --- Account lifecycle ---------------------------------------------------------------------------
 
 
-def describe_account(wire, name, instance_id=ORDERS):
+def describe_account(wire, name, instance_id=HEALTHY):
     response = wire.v3("DescribeAccounts", {"InstanceId": instance_id, "AccountName": name})
     return response.json()["Accounts"]["Account"]
 
@@ -502,7 +504,7 @@ def test_a_new_account_is_unavailable_then_available(simulator, wire):
 def test_delete_account(simulator, wire):
     simulator.set_activation_delay(60)
     wire.create()
-    delete = {"InstanceId": ORDERS, "AccountName": "sim_new"}
+    delete = {"InstanceId": HEALTHY, "AccountName": "sim_new"}
     response = wire.v3("DeleteAccount", delete)
     assert (response.status_code, response.json()["Code"]) == (403, "OperationDenied.AccountStatus")
     simulator.clock.advance(61)
@@ -540,7 +542,10 @@ def ids(body):
 
 
 def test_describe_instances_filters(wire):
-    assert ids(describe_instances(wire, InstanceIds=f"{ORDERS}, {OLD_28}")) == {ORDERS, OLD_28}
+    assert ids(describe_instances(wire, InstanceIds=f"{HEALTHY}, {OLD_ENGINE}")) == {
+        HEALTHY,
+        OLD_ENGINE,
+    }
     assert ids(describe_instances(wire, InstanceStatus="Changing")) == {CHANGING}
     assert ids(describe_instances(wire, InstanceIds=PASSWORD_FREE)) == set()  # another region
     too_many = ",".join(f"r-x{n}" for n in range(31))
@@ -567,19 +572,19 @@ def test_the_demo_estate_covers_every_case(simulator):
     healthy = [i for i in instances.values() if i["InstanceStatus"] == "Normal"]
     assert {i["EngineVersion"] for i in healthy} >= {"5.0", "6.0", "7.0"}
     assert {i["ArchitectureType"] for i in healthy} == {"standard", "cluster", "rwsplit"}
-    assert instances[LEGACY_40]["EngineVersion"] == "4.0"
-    assert instances[LEGACY_40]["ArchitectureType"] == "standard"
-    assert instances[OLD_28]["EngineVersion"] == "2.8"
+    assert instances[REPL_OK]["EngineVersion"] == "4.0"
+    assert instances[REPL_OK]["ArchitectureType"] == "standard"
+    assert instances[OLD_ENGINE]["EngineVersion"] == "2.8"
     assert instances[CHANGING]["InstanceStatus"] != "Normal"
     assert len([a for a in simulator.accounts(FULL) if a["AccountType"] == "Normal"]) == 18
     # Password required (Open, the default) everywhere but on one instance.
     assert [i for i, item in instances.items() if item["VpcAuthMode"] == "Close"] == [PASSWORD_FREE]
     assert instances[TAIR]["EditionType"] == "Enterprise"
-    assert instances[CATALOG_70_RWSPLIT]["ArchitectureType"] == "rwsplit"
+    assert instances[RWSPLIT_70]["ArchitectureType"] == "rwsplit"
     for instance_id, instance in instances.items():
         prefix = "r-bp1" if instance["RegionId"] == HZ else "r-uf6"
         assert instance_id.startswith(prefix)
-        if instance_id not in (OLD_28,):
+        if instance_id not in (OLD_ENGINE,):
             assert len(simulator.accounts(instance_id)) >= 1
 
 
@@ -591,7 +596,7 @@ def test_state_survives_a_restart(simulator, wire):
     simulator.server.stop()
 
     again = Simulator(state_path=simulator.state_path, access_key_id="k", access_key_secret="s")
-    assert "sim_new" in [a["AccountName"] for a in again.accounts(ORDERS)]
+    assert "sim_new" in [a["AccountName"] for a in again.accounts(HEALTHY)]
 
 
 def test_the_state_file_is_written_atomically_and_never_holds_a_password(simulator, wire):
@@ -605,12 +610,12 @@ def test_the_state_file_is_written_atomically_and_never_holds_a_password(simulat
 def test_an_absent_state_file_is_created_with_the_demo_estate(tmp_path):
     path = tmp_path / "new" / "state.json"
     Simulator(state_path=path, access_key_id="k", access_key_secret="s")
-    assert ORDERS in json.loads(path.read_text())["instances"]
+    assert HEALTHY in json.loads(path.read_text())["instances"]
 
 
 def test_no_password_in_the_call_log_or_any_log_line(simulator, wire, caplog, capsys):
     caplog.set_level(logging.DEBUG, logger="accounts_app.simulator")
-    params = {"InstanceId": ORDERS, "AccountName": "in_url", "AccountPassword": PASSWORD}
+    params = {"InstanceId": HEALTHY, "AccountName": "in_url", "AccountPassword": PASSWORD}
     wire.v3("CreateAccount", params, in_query=True)  # the official SDKs' way: in the URL
     wire.v2("CreateAccount", {**params, "AccountName": "v2_body"}, secret="wrong")
     wire.create()
@@ -701,9 +706,9 @@ def test_the_control_api_adds_instances_and_accounts_and_resets(simulator, wire)
 
 
 def test_a_fault_can_target_one_instance(simulator, wire):
-    simulator.add_fault("http500", instance_id=LEGACY_40, count=0)
+    simulator.add_fault("http500", instance_id=REPL_OK, count=0)
     assert wire.create().status_code == 200
-    response = wire.create(instance_id=LEGACY_40)
+    response = wire.create(instance_id=REPL_OK)
     assert (response.status_code, response.json()["Code"]) == (500, "InternalError")
 
 
@@ -713,7 +718,7 @@ def test_the_malformed_fault_commits_and_truncates(simulator, wire):
     assert response.status_code == 200
     with pytest.raises(ValueError):
         response.json()
-    assert "sim_new" in simulator.account_names(ORDERS)
+    assert "sim_new" in simulator.account_names(HEALTHY)
     assert simulator.calls("CreateAccount")[0]["committed"] is True
 
 
@@ -722,14 +727,14 @@ def test_the_html_fault_answers_like_a_proxy(simulator, wire):
     response = wire.create()
     assert response.status_code == 502
     assert response.headers["content-type"] == "text/html"
-    assert "sim_new" not in simulator.account_names(ORDERS)
+    assert "sim_new" not in simulator.account_names(HEALTHY)
 
 
 def test_the_reset_fault_resets_the_connection(simulator, wire):
     simulator.add_fault("reset")
     with pytest.raises(requests.ConnectionError):
         wire.create()
-    assert "sim_new" not in simulator.account_names(ORDERS)
+    assert "sim_new" not in simulator.account_names(HEALTHY)
 
 
 # --- Running it ----------------------------------------------------------------------------------
@@ -812,7 +817,7 @@ def test_the_simulator_runs_as_a_process_and_stops_on_sigint(tmp_path):
         output, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "stopped" in output
-    assert ORDERS in json.loads(state.read_text())["instances"]
+    assert HEALTHY in json.loads(state.read_text())["instances"]
 
 
 def test_a_server_stops_promptly_even_with_a_call_in_progress(tmp_path):
@@ -857,7 +862,7 @@ def test_the_instance_refuses_the_next_account_while_one_is_being_created(simula
         403,
         "Current DB instance state does not support this operation.",
     )
-    assert "second_one" not in simulator.account_names(ORDERS)
+    assert "second_one" not in simulator.account_names(HEALTHY)
 
     simulator.clock.advance(61)
     assert wire.create(name="second_one").status_code == 200
@@ -874,8 +879,8 @@ def test_describe_accounts_lists_the_built_in_accounts_as_super(wire):
     types = {a["AccountName"]: a["AccountType"] for a in accounts}
     # 6.0: one named after the instance, and "default".
     assert types == {TAIR: "Super", "default": "Super", "analyst_ro": "Normal"}
-    legacy = wire.v3("DescribeAccounts", {"InstanceId": LEGACY_40}).json()["Accounts"]["Account"]
-    assert [a["AccountName"] for a in legacy if a["AccountType"] == "Super"] == [LEGACY_40]
+    legacy = wire.v3("DescribeAccounts", {"InstanceId": REPL_OK}).json()["Accounts"]["Account"]
+    assert [a["AccountName"] for a in legacy if a["AccountType"] == "Super"] == [REPL_OK]
 
 
 def test_built_in_accounts_do_not_count_toward_the_limit_of_18(simulator, wire):
@@ -902,11 +907,11 @@ def test_built_in_accounts_do_not_count_toward_the_limit_of_18(simulator, wire):
 def test_a_built_in_account_cannot_be_deleted_reset_or_re_privileged(
     simulator, wire, action, extra
 ):
-    params = {"InstanceId": ORDERS, "AccountName": ORDERS, **extra}
+    params = {"InstanceId": HEALTHY, "AccountName": HEALTHY, **extra}
     response = wire.v3(action, params)
     assert response.status_code == 400
     assert response.json()["Code"] == "IncorrectAccount"
-    assert ORDERS in simulator.account_names(ORDERS)
+    assert HEALTHY in simulator.account_names(HEALTHY)
 
     # A user's account can.
     user = wire.v3(action, {**params, "AccountName": "reporting_ro"})
@@ -931,7 +936,7 @@ def test_an_unknown_instance_has_an_empty_attribute_list(wire):
 
 
 def test_redis_28_has_no_accounts_to_describe(wire):
-    response = wire.v3("DescribeAccounts", {"InstanceId": OLD_28})
+    response = wire.v3("DescribeAccounts", {"InstanceId": OLD_ENGINE})
     assert response.json()["Code"] == "InvalidEngineVersion.Format"
 
 
@@ -946,14 +951,14 @@ def _v2_xml(wire, action, params):
 def test_a_v2_call_asking_for_xml_is_answered_in_xml(wire):
     import xml.etree.ElementTree as ElementTree
 
-    response = _v2_xml(wire, "DescribeAccounts", {"InstanceId": ORDERS, "RegionId": HZ})
+    response = _v2_xml(wire, "DescribeAccounts", {"InstanceId": HEALTHY, "RegionId": HZ})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/xml")
     root = ElementTree.fromstring(response.content)  # noqa: S314 (our own simulator)
     assert root.tag == "DescribeAccountsResponse"
     assert root.findtext("RequestId")
     names = [a.findtext("AccountName") for a in root.findall("./Accounts/Account")]
-    assert names == [ORDERS, "orders_app", "reporting_ro"]
+    assert names == [HEALTHY, "orders_app", "reporting_ro"]
     privileges = root.findall("./Accounts/Account/DatabasePrivileges/DatabasePrivilege")
     assert privileges[1].findtext("AccountPrivilege") == "RoleReadWrite"
 
@@ -967,7 +972,7 @@ def test_a_v2_call_asking_for_xml_is_answered_in_xml(wire):
 def test_an_error_fault_answers_the_code_it_names(simulator, wire):
     simulator.add_fault("error", action="CreateAccount", code="LockTimeout")
     assert_error(wire.create(), "LockTimeout", 400, "Operation lock timeout, please retry later.")
-    assert "sim_new" not in simulator.account_names(ORDERS)
+    assert "sim_new" not in simulator.account_names(HEALTHY)
 
 
 def test_a_state_file_of_the_first_format_is_replaced_by_the_demo_estate(tmp_path):

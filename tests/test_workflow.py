@@ -10,43 +10,15 @@ from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts_app.audit import Origin
-from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
+from accounts_app.models import AccountRequest, AuditEvent, Decision
 from accounts_app.services import workflow
+from tests.builders import approve, approved_request, origin_of, submitted_request
+from tests.demo_instances import HEALTHY, REPL_OK
 
 pytestmark = pytest.mark.django_db
 
-HEALTHY = "r-bp1ord5x0c9kq2m7wa"
-REPL_OK = "r-bp1leg4s3f5kx7b1qa"
 VALID_PASSWORD = "Str0ng-Passw0rd"
 Status = AccountRequest.Status
-
-
-def origin_of(user) -> Origin:
-    return Origin(actor=user, actor_name=user.username, source_ip="127.0.0.1")
-
-
-def submit(user, *, instance_id=HEALTHY, name="app_reader", privilege="RoleReadOnly", client=None):
-    return workflow.request_submit(
-        requester=user,
-        instance=Instance.objects.get(instance_id=instance_id),
-        account_name=name,
-        account_privilege=privilege,
-        account_description="reporting",
-        account_type="Normal",
-        justification="Nightly reports need read access.",
-        origin=origin_of(user),
-        client=client,
-    )
-
-
-def approve(account_request, approver, comment="ok"):
-    return workflow.request_approve(
-        request_id=account_request.pk,
-        approver=approver,
-        comment=comment,
-        origin=origin_of(approver),
-    )
 
 
 def execute(account_request, user, client, password=VALID_PASSWORD):
@@ -69,7 +41,7 @@ def client_(estate):
 
 
 def test_a_request_goes_from_submission_to_a_created_account(estate, client_, requester, approver):
-    account_request = submit(requester)
+    account_request = submitted_request(requester)
     assert account_request.status == Status.PENDING
     approve(account_request, approver)
     account_request.refresh_from_db()
@@ -93,7 +65,7 @@ def test_a_request_goes_from_submission_to_a_created_account(estate, client_, re
 
 def test_nobody_approves_their_own_request_not_even_a_superuser(estate, make_user):
     boss = make_user("boss", "Requesters", "Approvers", superuser=True)
-    account_request = submit(boss)
+    account_request = submitted_request(boss)
     with pytest.raises(workflow.TransitionError):
         approve(account_request, boss)
     account_request.refresh_from_db()
@@ -102,7 +74,7 @@ def test_nobody_approves_their_own_request_not_even_a_superuser(estate, make_use
 
 
 def test_the_database_refuses_a_decision_by_the_requester(estate, requester):
-    account_request = submit(requester)
+    account_request = submitted_request(requester)
     with pytest.raises(IntegrityError), transaction.atomic():
         Decision.objects.create(
             request=account_request, approver=requester, requester=requester, verdict="approve"
@@ -110,7 +82,7 @@ def test_the_database_refuses_a_decision_by_the_requester(estate, requester):
 
 
 def test_replication_needs_two_distinct_approvers(estate, requester, approver, second_approver):
-    account_request = submit(
+    account_request = submitted_request(
         requester, instance_id=REPL_OK, name="replicator1", privilege="RoleRepl"
     )
     assert account_request.approvals_required == 2
@@ -125,7 +97,7 @@ def test_replication_needs_two_distinct_approvers(estate, requester, approver, s
 
 
 def test_a_rejection_needs_a_comment_and_ends_the_request(estate, requester, approver):
-    account_request = submit(requester)
+    account_request = submitted_request(requester)
     with pytest.raises(workflow.TransitionError):
         workflow.request_reject(
             request_id=account_request.pk,
@@ -146,7 +118,7 @@ def test_a_rejection_needs_a_comment_and_ends_the_request(estate, requester, app
 
 
 def test_only_the_requester_cancels(estate, requester, other_requester):
-    account_request = submit(requester)
+    account_request = submitted_request(requester)
     with pytest.raises(workflow.TransitionError):
         workflow.request_cancel(
             request_id=account_request.pk, user=other_requester, origin=origin_of(other_requester)
@@ -159,7 +131,7 @@ def test_only_the_requester_cancels(estate, requester, other_requester):
 
 
 def test_only_the_requester_executes_and_only_once(estate, client_, requester, approver):
-    account_request = submit(requester)
+    account_request = submitted_request(requester)
     approve(account_request, approver)
     with pytest.raises(workflow.TransitionError):
         execute(account_request, approver, client_)
@@ -170,24 +142,17 @@ def test_only_the_requester_executes_and_only_once(estate, client_, requester, a
 
 
 def test_a_second_open_request_for_the_same_name_is_refused(estate, requester):
-    submit(requester)
+    submitted_request(requester)
     with pytest.raises(workflow.TransitionError):
-        submit(requester)
+        submitted_request(requester)
 
 
 def test_preflight_blocks_a_name_that_already_exists_on_the_instance(estate, requester):
     estate.add_account(HEALTHY, "taken_name")
     with pytest.raises(workflow.TransitionError) as raised:
-        submit(requester, name="taken_name")
+        submitted_request(requester, name="taken_name")
     assert raised.value.preflight is not None
     assert not AccountRequest.objects.exists()
-
-
-def approved_request(requester, approver, name="app_reader"):
-    account_request = submit(requester, name=name)
-    approve(account_request, approver)
-    account_request.refresh_from_db()
-    return account_request
 
 
 def test_throttling_that_never_ends_keeps_the_approval_and_creates_nothing(
@@ -281,7 +246,7 @@ def test_expire_requests_marks_stale_requests_and_tells_the_requester(
 ):
     requester.email = "alice@example.com"
     requester.save()
-    account_request = submit(requester)
+    account_request = submitted_request(requester)
     AccountRequest.objects.filter(pk=account_request.pk).update(
         created_at=timezone.now() - timedelta(days=settings.REQUEST_TTL_DAYS + 1)
     )
@@ -312,7 +277,7 @@ def test_approvers_are_mailed_on_a_new_request_and_the_requester_on_decisions(
     approver.email = "bob@example.com"
     approver.save()
     with django_capture_on_commit_callbacks(execute=True):
-        account_request = submit(requester)
+        account_request = submitted_request(requester)
     assert [m.to for m in mail.outbox] == [["bob@example.com"]]
     with django_capture_on_commit_callbacks(execute=True):
         approve(account_request, approver)
@@ -327,7 +292,7 @@ def test_a_failing_mail_server_never_breaks_a_transition(
     approver.email = "bob@example.com"
     approver.save()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        account_request = submit(requester)
+        account_request = submitted_request(requester)
     assert len(callbacks) == 1
     account_request.refresh_from_db()
     assert account_request.status == Status.PENDING

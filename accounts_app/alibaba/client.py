@@ -43,7 +43,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import errors, signing, vpc_auth
+from . import errors, signing
 from .errors import AlibabaApiError, ApiUnreachable, InstanceNotFound, OutcomeUnknown
 
 __all__ = [
@@ -118,11 +118,8 @@ class InstanceAttribute(InstanceSummary):
     # "Open": a password is required (the default); "Close": password-free access from
     # the VPC is on (docs/alibaba-api.md, "VpcAuthMode"). DescribeInstanceAttribute has
     # no EditionType: edition_type stays empty here.
+    # What each value means is the app's business: accounts_app/vpc_auth.py.
     vpc_auth_mode: str = ""
-
-    @property
-    def password_free_vpc_access(self) -> bool:
-        return vpc_auth.is_password_free(self.vpc_auth_mode)
 
 
 def _int_or_none(value: Any) -> int | None:

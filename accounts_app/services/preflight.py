@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts_app import rules
-from accounts_app.alibaba import vpc_auth
+from accounts_app import rules, vpc_auth
 from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound

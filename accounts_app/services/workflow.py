@@ -12,14 +12,12 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from accounts_app import notifications
+from accounts_app import notifications, policy, rules
 from accounts_app.alibaba import errors
 from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
@@ -121,6 +119,33 @@ def request_submit(
     return account_request
 
 
+def preflight_for(
+    account_request: AccountRequest, *, client=None, at_execute: bool = False
+) -> PreflightResult:
+    """What the API says now about creating this request's account."""
+    return run_preflight(
+        instance=account_request.instance,
+        account_name=account_request.account_name,
+        privilege=account_request.account_privilege,
+        exclude_request_id=account_request.pk,
+        client=client,
+        at_execute=at_execute,
+    )
+
+
+def preflight_for_form(*, instance_id: str, account_name: str, privilege: str):
+    """The request form's live pre-flight: None until an existing instance is chosen.
+    An account name the rules refuse is left out (the form says why)."""
+    instance = Instance.objects.filter(instance_id=instance_id, is_gone=False).first()
+    if instance is None:
+        return None
+    return run_preflight(
+        instance=instance,
+        account_name=account_name if not rules.validate("AccountName", account_name) else "",
+        privilege=privilege,
+    )
+
+
 # --- Decide -------------------------------------------------------------------
 
 
@@ -142,12 +167,12 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
         account_request = (
             AccountRequest.objects.select_for_update().select_related("instance").get(pk=request_id)
         )
-        if account_request.status != Status.PENDING:
+        if not account_request.is_pending:
             raise TransitionError(
                 _("This request is %(status)s: it can no longer be approved or rejected.")
                 % {"status": account_request.get_status_display()}
             )
-        if account_request.requester_id == approver.pk:
+        if policy.owns(approver, account_request):  # four eyes
             raise TransitionError(_("Nobody may approve or reject their own request."))
         try:
             with transaction.atomic():
@@ -161,42 +186,33 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
         except IntegrityError as error:
             raise TransitionError(_("You have already decided on this request.")) from error
 
-        if verdict == Decision.Verdict.REJECT:
-            new_status, action = Status.REJECTED, Action.REQUEST_REJECTED
-        elif _approval_count(account_request) >= account_request.approvals_required:
-            new_status, action = Status.APPROVED, Action.REQUEST_APPROVED
-        else:
-            new_status, action = Status.PENDING, Action.REQUEST_APPROVED
-
         now = timezone.now()
-        fields = {"status": new_status}
-        if new_status == Status.APPROVED:
-            fields["approved_at"] = now
-        if new_status == Status.REJECTED:
-            fields["finished_at"] = now
-        _compare_and_set(account_request, Status.PENDING, **fields)
-        approvals = _approval_count(account_request)
-        record_event(
-            action=action,
-            outcome=Outcome.SUCCESS,
-            origin=origin,
-            request=account_request,
-            comment=_decision_comment(
-                comment, approvals, account_request.approvals_required, verdict
-            ),
-        )
+        if verdict == Decision.Verdict.REJECT:
+            _transition(
+                account_request,
+                Status.PENDING,
+                Action.REQUEST_REJECTED,
+                origin,
+                comment=comment,
+                status=Status.REJECTED,
+                finished_at=now,
+            )
+        else:
+            approvals = account_request.approval_count
+            required = account_request.approvals_required
+            fields = {"status": Status.PENDING}
+            if approvals >= required:
+                fields = {"status": Status.APPROVED, "approved_at": now}
+            _transition(
+                account_request,
+                Status.PENDING,
+                Action.REQUEST_APPROVED,
+                origin,
+                comment=f"[{approvals}/{required}] {comment}".strip(),
+                **fields,
+            )
     notifications.request_decided(account_request, verdict=verdict, approver=approver)
     return account_request
-
-
-def _approval_count(account_request: AccountRequest) -> int:
-    return account_request.decisions.filter(verdict=Decision.Verdict.APPROVE).count()
-
-
-def _decision_comment(comment: str, approvals: int, required: int, verdict: str) -> str:
-    if verdict == Decision.Verdict.REJECT:
-        return comment
-    return f"[{approvals}/{required}] {comment}".strip()
 
 
 def _compare_and_set(account_request: AccountRequest, expected: str, **fields) -> None:
@@ -208,30 +224,46 @@ def _compare_and_set(account_request: AccountRequest, expected: str, **fields) -
         setattr(account_request, name, value)
 
 
+def _transition(
+    account_request: AccountRequest,
+    expected: str,
+    action: str,
+    origin: Origin,
+    *,
+    comment: str = "",
+    **fields,
+) -> None:
+    """Compare-and-set, then the audit event of that change, in the caller's transaction."""
+    _compare_and_set(account_request, expected, **fields)
+    record_event(
+        action=action,
+        outcome=Outcome.SUCCESS,
+        origin=origin,
+        request=account_request,
+        comment=comment,
+    )
+
+
 # --- Cancel -------------------------------------------------------------------
 
 
 def request_cancel(*, request_id: int, user, origin: Origin) -> AccountRequest:
     with transaction.atomic():
         account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
-        if account_request.requester_id != user.pk:
+        if not policy.owns(user, account_request):
             raise TransitionError(_("Only the requester can cancel a request."))
-        if account_request.status not in (Status.PENDING, Status.APPROVED):
+        if not account_request.is_cancellable:
             raise TransitionError(
                 _("This request is %(status)s: it can no longer be cancelled.")
                 % {"status": account_request.get_status_display()}
             )
-        _compare_and_set(
+        _transition(
             account_request,
             account_request.status,
+            Action.REQUEST_CANCELLED,
+            origin,
             status=Status.CANCELLED,
             finished_at=timezone.now(),
-        )
-        record_event(
-            action=Action.REQUEST_CANCELLED,
-            outcome=Outcome.SUCCESS,
-            origin=origin,
-            request=account_request,
         )
     return account_request
 
@@ -239,36 +271,26 @@ def request_cancel(*, request_id: int, user, origin: Origin) -> AccountRequest:
 # --- Expire -------------------------------------------------------------------
 
 
-def is_stale(account_request: AccountRequest, now=None) -> bool:
-    now = now or timezone.now()
-    if account_request.status == Status.PENDING:
-        return now - account_request.created_at > timedelta(days=settings.REQUEST_TTL_DAYS)
-    if account_request.status == Status.APPROVED and account_request.approved_at:
-        return now - account_request.approved_at > timedelta(hours=settings.APPROVAL_TTL_HOURS)
-    return False
-
-
 def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
     """Expire the request if its time is up. Runs in its own transaction, so the
     expiry sticks even when the caller then refuses the action."""
     with transaction.atomic():
         account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
-        if not is_stale(account_request):
-            return False
-        changed = AccountRequest.objects.filter(
-            pk=request_id, status=account_request.status
-        ).update(status=Status.EXPIRED, finished_at=timezone.now())
-        if not changed:
+        if not account_request.is_stale(timezone.now()):
             return False
         was = account_request.status
-        account_request.status = Status.EXPIRED
-        record_event(
-            action=Action.REQUEST_EXPIRED,
-            outcome=Outcome.SUCCESS,
-            origin=origin,
-            request=account_request,
-            comment=f"expired while {was}",
-        )
+        try:
+            _transition(
+                account_request,
+                was,
+                Action.REQUEST_EXPIRED,
+                origin,
+                comment=f"expired while {was}",
+                status=Status.EXPIRED,
+                finished_at=timezone.now(),
+            )
+        except TransitionError:
+            return False  # it moved on meanwhile
     notifications.request_expired(account_request)
     return True
 
@@ -276,14 +298,7 @@ def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
 def expire_requests(*, origin: Origin | None = None) -> int:
     """Expire every request whose time is up (the `expire_requests` command)."""
     origin = origin or Origin.system("expire_requests")
-    now = timezone.now()
-    stale = AccountRequest.objects.filter(
-        Q(status=Status.PENDING, created_at__lt=now - timedelta(days=settings.REQUEST_TTL_DAYS))
-        | Q(
-            status=Status.APPROVED,
-            approved_at__lt=now - timedelta(hours=settings.APPROVAL_TTL_HOURS),
-        )
-    )
+    stale = AccountRequest.objects.stale(timezone.now())
     return sum(
         expire_if_stale(request_id=request_id, origin=origin)
         for request_id in stale.values_list("pk", flat=True)
@@ -294,9 +309,9 @@ def expire_requests(*, origin: Origin | None = None) -> int:
 
 
 def check_executable(account_request: AccountRequest, user) -> None:
-    if account_request.requester_id != user.pk:
+    if not policy.owns(user, account_request):
         raise TransitionError(_("Only the requester creates the account once it is approved."))
-    if account_request.status != Status.APPROVED:
+    if not account_request.is_approved:
         raise TransitionError(
             _("This request is %(status)s: there is nothing to create.")
             % {"status": account_request.get_status_display()}
@@ -313,14 +328,7 @@ def request_execute(
         raise TransitionError(_("The approval has expired: submit a new request."))
     account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
     check_executable(account_request, user)
-    preflight = run_preflight(
-        instance=account_request.instance,
-        account_name=account_request.account_name,
-        privilege=account_request.account_privilege,
-        exclude_request_id=account_request.pk,
-        client=client,
-        at_execute=True,
-    )
+    preflight = preflight_for(account_request, client=client, at_execute=True)
     if not preflight.can_proceed:
         raise TransitionError(
             _("The account cannot be created right now; see the checks below."),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django import template
 
-from accounts_app import api_labels
-from accounts_app.alibaba import vpc_auth
+from accounts_app import api_labels, vpc_auth
+from accounts_app.alibaba.errors import human_message_for
 
 register = template.Library()
 
@@ -19,5 +19,14 @@ register.filter("privilege", api_labels.privilege_label)
 
 @register.simple_tag
 def password_free_warning() -> str:
-    """The one wording of the VpcAuthMode ``Close`` warning (alibaba/vpc_auth.py)."""
+    """The one wording of the VpcAuthMode ``Close`` warning (vpc_auth.py)."""
     return str(vpc_auth.PASSWORD_FREE_WARNING)
+
+
+@register.filter
+def error_explanation(account_request) -> str:
+    """The request's error in the reader's language, built from its code when known;
+    error_message keeps the words of the moment, in the executor's language."""
+    if not account_request.error_code:
+        return account_request.error_message
+    return str(human_message_for(account_request.error_code, account_request.error_message))

@@ -1,9 +1,5 @@
 from __future__ import annotations
 
-import zoneinfo
-
-from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError, connection
@@ -13,24 +9,23 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts_app import roles, selectors
-from accounts_app.middleware import TIME_ZONE_KEY
-from accounts_app.models import UserPreference
+from accounts_app import policy
+from accounts_app.forms.preferences import PreferencesForm
+from accounts_app.selectors import requests as selectors
+from accounts_app.services.preferences import preference_set_time_zone, session_time_zone
 
 DASHBOARD_LIST_SIZE = 10
 
 
 def dashboard(request):
     user = request.user
-    # Other people's requests only for those who may read every request.
-    visible = None if roles.can_view_everything(user) else user
     context = {
         "my_requests": selectors.my_requests(user)[:DASHBOARD_LIST_SIZE],
         "waiting": selectors.waiting_for_approval(user)[:DASHBOARD_LIST_SIZE]
-        if roles.can_approve(user)
+        if policy.may_approve(user)
         else [],
-        "reconciliation": selectors.needing_reconciliation(requester=visible)[:DASHBOARD_LIST_SIZE],
-        "recently_created": selectors.recently_created(requester=visible)[:DASHBOARD_LIST_SIZE],
+        "reconciliation": selectors.needing_reconciliation(user)[:DASHBOARD_LIST_SIZE],
+        "recently_created": selectors.recently_created(user)[:DASHBOARD_LIST_SIZE],
     }
     template = "dashboard.html"
     if request.htmx:
@@ -50,22 +45,12 @@ def healthz(request):
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
-class PreferencesForm(forms.Form):
-    time_zone = forms.ChoiceField(
-        label=_("Time zone"),
-        choices=[(name, name) for name in sorted(zoneinfo.available_timezones())],
-    )
-
-
 def preferences(request):
-    current = request.session.get(TIME_ZONE_KEY) or settings.DEFAULT_USER_TIME_ZONE
+    current = session_time_zone(request.session)
     form = PreferencesForm(request.POST or None, initial={"time_zone": current})
     if request.method == "POST" and form.is_valid():
         time_zone = form.cleaned_data["time_zone"]
-        UserPreference.objects.update_or_create(
-            user=request.user, defaults={"time_zone": time_zone}
-        )
-        request.session[TIME_ZONE_KEY] = time_zone
+        preference_set_time_zone(user=request.user, session=request.session, time_zone=time_zone)
         messages.success(request, _("Your time zone is now %(tz)s.") % {"tz": time_zone})
         return redirect("preferences")
     return render(request, "preferences.html", {"form": form})

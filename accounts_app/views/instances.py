@@ -2,59 +2,24 @@
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from accounts_app import api_labels, instance_selectors, rules
+from accounts_app import policy, roles, rules
 from accounts_app.alibaba.errors import AlibabaApiError
-from accounts_app.audit import Origin, record_event
-from accounts_app.instance_selectors import InstanceFilter
-from accounts_app.models import AuditEvent, Instance
+from accounts_app.audit import Origin
+from accounts_app.forms.instances import InstanceFilterForm
+from accounts_app.models import Instance
+from accounts_app.selectors import instances as instance_selectors
 from accounts_app.services import inventory
+from accounts_app.services.sync_summary import sync_summary
 
 PAGE_SIZE = 100
 REQUESTS_SHOWN = 100
-
-
-class InstanceFilterForm(forms.Form):
-    q = forms.CharField(
-        label=_("Search"),
-        required=False,
-        max_length=128,
-        widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": _("Instance ID or name"), "autocomplete": "off"}
-        ),
-    )
-    region = forms.ChoiceField(label=_("Region"), required=False)
-    engine = forms.ChoiceField(label=_("Engine"), required=False)
-    architecture = forms.ChoiceField(label=_("Architecture"), required=False)
-    status = forms.ChoiceField(label=_("Status"), required=False)
-    gone = forms.BooleanField(label=_("Include gone instances"), required=False)
-
-    # The API's values, shown under their translated names (accounts_app.api_labels).
-    CHOICE_LABELS = {
-        "architecture": api_labels.architecture_label,
-        "status": api_labels.instance_status_label,
-    }
-
-    def __init__(self, data, *, choices: dict[str, list[str]]) -> None:
-        super().__init__(data)
-        for name, values in choices.items():
-            label = self.CHOICE_LABELS.get(name, str)
-            self.fields[name].choices = [
-                ("", _("Any")),
-                *((value, label(value)) for value in values),
-            ]
-
-    def instance_filter(self) -> InstanceFilter:
-        return InstanceFilter(**self.cleaned_data)
 
 
 @require_GET
@@ -77,48 +42,21 @@ def instance_list(request):
         "page": page,
         "rows": rows,
         "last_synced": instance_selectors.last_synced(),
-        "can_sync": request.user.is_staff,
+        "can_sync": policy.may_sync_inventory(request.user),
     }
     return render(request, template, context)
 
 
 @require_POST
 def instance_sync(request):
-    if not request.user.is_staff:
-        _deny_sync(request)
+    if not policy.may_sync_inventory(request.user):
+        roles.deny(
+            request, "staff status", message=_("Only administrators can sync the instance list.")
+        )
     report = inventory.sync_instances(origin=Origin.from_request(request))
-    counts = {
-        "seen": report.seen,
-        "created": report.created,
-        "updated": report.updated,
-        "gone": report.gone,
-    }
-    synced = (
-        _("Synced %(seen)s instances: %(created)s new, %(updated)s changed, %(gone)s gone.")
-        % counts
-    )
-    if report.ok:
-        messages.success(request, synced)
-    else:
-        failed = "; ".join(f"{key}: {reason}" for key, reason in report.failures.items())
-        messages.warning(
-            request,
-            _("%(synced)s These failed and keep their previous data: %(failed)s")
-            % {"synced": synced, "failed": failed},
-        )
+    notify = messages.success if report.ok else messages.warning
+    notify(request, sync_summary(report))
     return redirect("instances")
-
-
-def _deny_sync(request) -> None:
-    """Audit the refusal, then 403: syncing is for administrators (staff) only."""
-    with transaction.atomic():
-        record_event(
-            action=AuditEvent.Action.PERMISSION_DENIED,
-            outcome=AuditEvent.Outcome.DENIED,
-            origin=Origin.from_request(request),
-            comment=f"{request.method} {request.path[:200]} needs staff status",
-        )
-    raise PermissionDenied(_("Only administrators can sync the instance list."))
 
 
 @require_GET

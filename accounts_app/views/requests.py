@@ -3,138 +3,86 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts_app import roles, rules, selectors
+from accounts_app import policy, roles, rules
 from accounts_app.audit import Origin
-from accounts_app.forms import AccountRequestForm, DecisionForm, ExecuteForm
-from accounts_app.models import AccountRequest, Instance
+from accounts_app.forms.requests import AccountRequestForm, DecisionForm, ExecuteForm
+from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required
+from accounts_app.selectors import requests as selectors
 from accounts_app.services import workflow
-from accounts_app.services.preflight import run_preflight
-
-Status = AccountRequest.Status
 
 
 @roles.role_required(roles.REQUEST_ACCOUNT)
 def request_new(request):
-    initial = _copied_values(request)
+    copied_from = selectors.copy_source(request.user, request.GET.get("copy"))
+    initial = AccountRequestForm.initial_from(copied_from)
     form = AccountRequestForm(request.POST or None, initial=initial)
     preflight = None
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
         try:
             account_request = workflow.request_submit(
                 requester=request.user,
-                instance=data["instance_id"],
-                account_name=data["account_name"],
-                account_privilege=data["account_privilege"],
-                account_description=data["account_description"],
-                account_type=data["account_type"],
-                justification=data["justification"],
                 origin=Origin.from_request(request),
-                copied_from=initial.get("copied_from"),
+                copied_from=copied_from,
+                **form.submission(),
             )
         except workflow.TransitionError as error:
             form.add_error(None, error.message)
             preflight = error.preflight
         else:
-            messages.success(
-                request, _("Request #%(pk)s submitted for approval.") % {"pk": account_request.pk}
-            )
+            submitted = _("Request #%(pk)s submitted for approval.")
+            messages.success(request, submitted % {"pk": account_request.pk})
             return redirect("request_detail", pk=account_request.pk)
-    return render(
-        request,
-        "requests/new.html",
-        {"form": form, "preflight": preflight, "rules_spec": rules.browser_spec()},
-    )
-
-
-def _copied_values(request) -> dict:
-    """Values of an earlier request, for "copy into a new request"."""
-    source_id = request.GET.get("copy")
-    # isdigit() alone lets "²" and 5,000-digit numbers through to int(): a 500.
-    if not source_id or not (source_id.isascii() and source_id.isdigit()) or len(source_id) > 18:
-        return {}
-    source = (
-        AccountRequest.objects.select_related("instance")
-        .filter(pk=int(source_id), requester=request.user)
-        .first()
-    )
-    if source is None:
-        return {}
-    return {
-        "instance_id": source.instance.instance_id,
-        "account_name": source.account_name,
-        "account_privilege": source.account_privilege,
-        "account_description": source.account_description,
-        "account_type": source.account_type,
-        "justification": source.justification,
-        "copied_from": source,
-    }
+    context = {"form": form, "preflight": preflight, "rules_spec": rules.browser_spec()}
+    return render(request, "requests/new.html", context)
 
 
 @roles.role_required(roles.REQUEST_ACCOUNT)
 @require_GET
 def request_preflight(request):
     """Live pre-flight for the request form (htmx): what the API would say now."""
-    instance = Instance.objects.filter(
-        instance_id=request.GET.get("instance_id", ""), is_gone=False
-    ).first()
-    preflight = None
-    if instance is not None:
-        account_name = request.GET.get("account_name", "")
-        preflight = run_preflight(
-            instance=instance,
-            account_name=account_name if not rules.validate("AccountName", account_name) else "",
-            privilege=request.GET.get("account_privilege", ""),
-        )
+    preflight = workflow.preflight_for_form(
+        instance_id=request.GET.get("instance_id", ""),
+        account_name=request.GET.get("account_name", ""),
+        privilege=request.GET.get("account_privilege", ""),
+    )
     return render(request, "instances/_preflight.html", {"preflight": preflight})
 
 
-def _visible_request(request, pk: int) -> AccountRequest:
-    account_request = get_object_or_404(
-        AccountRequest.objects.select_related("instance", "requester", "executed_by"), pk=pk
-    )
-    if account_request.requester_id != request.user.pk and not roles.can_view_everything(
-        request.user
-    ):
+def _visible_request(request, pk: int, *, with_decisions: bool = False) -> AccountRequest:
+    try:
+        account_request = selectors.visible_request(request.user, pk, with_decisions=with_decisions)
+    except AccountRequest.DoesNotExist as error:
+        raise Http404 from error
+    if account_request is None:
         roles.deny(request, roles.VIEW_EVERYTHING)
     return account_request
 
 
-def request_detail(request, pk: int):
+def _own_request(request, pk: int) -> AccountRequest:
     account_request = _visible_request(request, pk)
-    user = request.user
-    preflight = None
-    if account_request.status in (Status.PENDING, Status.APPROVED):
-        preflight = run_preflight(
-            instance=account_request.instance,
-            account_name=account_request.account_name,
-            privilege=account_request.account_privilege,
-            exclude_request_id=account_request.pk,
-        )
-    decisions = list(account_request.decisions.select_related("approver"))
-    is_requester = account_request.requester_id == user.pk
+    if not policy.owns(request.user, account_request):
+        roles.deny(request, roles.REQUEST_ACCOUNT)
+    return account_request
+
+
+def request_detail(request, pk: int):
+    account_request = _visible_request(request, pk, with_decisions=True)
     context = {
         "account_request": account_request,
-        "decisions": decisions,
+        "decisions": account_request.decisions.all(),
         "events": account_request.events.order_by("seq"),
-        "preflight": preflight,
-        "approvals": sum(1 for d in decisions if d.verdict == "approve"),
-        "can_decide": account_request.status == Status.PENDING
-        and roles.can_approve(user)
-        and not is_requester
-        and all(d.approver_id != user.pk for d in decisions),
-        "can_cancel": is_requester and account_request.status in (Status.PENDING, Status.APPROVED),
-        "can_execute": is_requester and account_request.status == Status.APPROVED,
-        "can_reconcile": account_request.status == Status.NEEDS_RECONCILIATION
-        and (is_requester or roles.can_approve(user)),
-        "can_copy": is_requester and roles.can_request(user),
-        "is_requester": is_requester,
+        "preflight": workflow.preflight_for(account_request)
+        if account_request.awaits_creation
+        else None,
+        "may": policy.request_actions(request.user, account_request),
+        "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
         "decision_form": DecisionForm(),
     }
     return render(request, "requests/detail.html", context)
@@ -154,7 +102,7 @@ def request_reject(request, pk: int):
 
 def _decide(request, pk, service, success_message):
     account_request = get_object_or_404(AccountRequest, pk=pk)
-    if account_request.requester_id == request.user.pk:
+    if not policy.may_decide_on(request.user, account_request):
         # Four eyes: deciding one's own request is refused like any missing right.
         roles.deny(
             request,
@@ -166,13 +114,9 @@ def _decide(request, pk, service, success_message):
     if not form.is_valid():
         messages.error(request, _("The comment is too long."))
         return redirect("request_detail", pk=pk)
+    comment, origin = form.cleaned_data["comment"], Origin.from_request(request)
     try:
-        service(
-            request_id=pk,
-            approver=request.user,
-            comment=form.cleaned_data["comment"],
-            origin=Origin.from_request(request),
-        )
+        service(request_id=pk, approver=request.user, comment=comment, origin=origin)
     except workflow.TransitionError as error:
         messages.error(request, error.message)
     else:
@@ -182,9 +126,7 @@ def _decide(request, pk, service, success_message):
 
 @require_POST
 def request_cancel(request, pk: int):
-    account_request = _visible_request(request, pk)
-    if account_request.requester_id != request.user.pk:
-        roles.deny(request, roles.REQUEST_ACCOUNT)
+    _own_request(request, pk)
     try:
         workflow.request_cancel(
             request_id=pk, user=request.user, origin=Origin.from_request(request)
@@ -202,52 +144,65 @@ def request_cancel(request, pk: int):
 @recent_login_required
 def request_execute(request, pk: int):
     """The one request in which the password exists: typed, sent to CreateAccount, forgotten."""
-    account_request = _visible_request(request, pk)
-    if account_request.requester_id != request.user.pk:
-        roles.deny(request, roles.REQUEST_ACCOUNT)
-    if request.method == "GET" and account_request.status != Status.APPROVED:
+    account_request = _own_request(request, pk)
+    if request.method == "GET" and not account_request.is_approved:
         return redirect("request_detail", pk=pk)
     form = ExecuteForm(request.POST or None)
     preflight = result = None
     if request.method == "POST" and form.is_valid():
-        try:
-            result = workflow.request_execute(
-                request_id=pk,
-                user=request.user,
-                account_password=form.cleaned_data["account_password"],
-                origin=Origin.from_request(request),
-            )
-        except workflow.TransitionError as error:
-            form.add_error(None, error.message)
-            preflight = error.preflight
+        result, preflight = _execute(request, pk, form)
         account_request.refresh_from_db()
-    if result is None and preflight is None and account_request.status == Status.APPROVED:
-        preflight = run_preflight(
-            instance=account_request.instance,
-            account_name=account_request.account_name,
-            privilege=account_request.account_privilege,
-            exclude_request_id=account_request.pk,
-            at_execute=True,
+    if result is None and preflight is None and account_request.is_approved:
+        preflight = workflow.preflight_for(account_request, at_execute=True)
+    context = {
+        "account_request": account_request,
+        # The form is rendered with PasswordInput(render_value=False): a
+        # password typed before an error is never written back into the page.
+        "form": form,
+        "preflight": preflight,
+        "result": result,
+        "rules_spec": rules.browser_spec(),
+    }
+    return render(request, "requests/execute.html", context)
+
+
+@sensitive_variables()
+def _execute(request, pk: int, form: ExecuteForm):
+    """(the execution's result, None), or (None, the pre-flight that refused it)."""
+    try:
+        result = workflow.request_execute(
+            request_id=pk,
+            user=request.user,
+            account_password=form.cleaned_data["account_password"],
+            origin=Origin.from_request(request),
         )
-    return render(
-        request,
-        "requests/execute.html",
-        {
-            "account_request": account_request,
-            # The form is rendered with PasswordInput(render_value=False): a
-            # password typed before an error is never written back into the page.
-            "form": form,
-            "preflight": preflight,
-            "result": result,
-            "rules_spec": rules.browser_spec(),
-        },
-    )
+    except workflow.TransitionError as error:
+        form.add_error(None, error.message)
+        return None, error.preflight
+    return result, None
+
+
+# What reconciling found, by the request's status afterwards.
+RECONCILED_MESSAGES = {
+    AccountRequest.Status.CREATED: (
+        messages.SUCCESS,
+        _("The account exists: the request is marked created."),
+    ),
+    AccountRequest.Status.APPROVED: (
+        messages.INFO,
+        _("The account does not exist: nothing was created; you may try again."),
+    ),
+}
+STILL_UNKNOWN = (
+    messages.WARNING,
+    _("Alibaba Cloud still does not answer; try reconciling again later."),
+)
 
 
 @require_POST
 def request_reconcile(request, pk: int):
     account_request = _visible_request(request, pk)
-    if account_request.requester_id != request.user.pk and not roles.can_approve(request.user):
+    if not policy.may_reconcile_on(request.user, account_request):
         roles.deny(request, roles.APPROVE_REQUEST)
     try:
         account_request = workflow.reconcile_request(
@@ -255,17 +210,9 @@ def request_reconcile(request, pk: int):
         )
     except workflow.TransitionError as error:
         messages.error(request, error.message)
-        return redirect("request_detail", pk=pk)
-    if account_request.status == Status.CREATED:
-        messages.success(request, _("The account exists: the request is marked created."))
-    elif account_request.status == Status.APPROVED:
-        messages.info(
-            request, _("The account does not exist: nothing was created; you may try again.")
-        )
     else:
-        messages.warning(
-            request, _("Alibaba Cloud still does not answer; try reconciling again later.")
-        )
+        level, message = RECONCILED_MESSAGES.get(account_request.status, STILL_UNKNOWN)
+        messages.add_message(request, level, message)
     return redirect("request_detail", pk=pk)
 
 

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts_app.audit import HASHED_FIELDS, chain_signer, event_digest
+from accounts_app.audit.chain import HASHED_FIELDS, chain_signer, event_digest
 from accounts_app.models import AuditChainHead, AuditEvent, Instance
 
 Action = AuditEvent.Action

@@ -14,8 +14,8 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import rules
-from accounts_app.instance_selectors import instance_blockers
-from accounts_app.models import Instance
+from accounts_app.models import AccountRequest, Instance
+from accounts_app.selectors.instances import instance_blockers
 
 
 class DescribedFieldsMixin:
@@ -133,6 +133,32 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             rules.widget_attrs("InstanceId", select=True)
         )
         self.fields["account_privilege"].widget.attrs["data-instance-select"] = "id_instance_id"
+
+    @staticmethod
+    def initial_from(source: AccountRequest | None) -> dict:
+        """The values of an earlier request, for "copy into a new request"."""
+        if source is None:
+            return {}
+        return {
+            "instance_id": source.instance.instance_id,
+            "account_name": source.account_name,
+            "account_privilege": source.account_privilege,
+            "account_description": source.account_description,
+            "account_type": source.account_type,
+            "justification": source.justification,
+        }
+
+    def submission(self) -> dict:
+        """The cleaned values, as workflow.request_submit() takes them."""
+        data = self.cleaned_data
+        return {
+            "instance": data["instance_id"],
+            "account_name": data["account_name"],
+            "account_privilege": data["account_privilege"],
+            "account_description": data["account_description"],
+            "account_type": data["account_type"],
+            "justification": data["justification"],
+        }
 
     def clean_account_type(self):
         value = self.cleaned_data["account_type"]

@@ -6,13 +6,13 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
-from accounts_app.audit_selectors import (
+from accounts_app.models import AuditEvent
+from accounts_app.selectors.audit import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     MIN_PAGE_SIZE,
     AuditFilter,
 )
-from accounts_app.models import AuditEvent
 
 PAGE_SIZE_CHOICES = [(n, n) for n in (10, 25, 50, 100)]
 

@@ -13,8 +13,9 @@ from datetime import datetime
 from django.db.models import Max, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from accounts_app import roles, rules, selectors
+from accounts_app import policy, rules
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.selectors.requests import requests_with_instance
 
 # The filterable columns: query-string name -> model field.
 FILTER_FIELDS = {
@@ -104,7 +105,5 @@ def instance_rows(instances: list[Instance]) -> list[InstanceRow]:
 
 def requests_for_instance(instance: Instance, user) -> QuerySet[AccountRequest]:
     """The requests made for an instance that this user may open."""
-    requests = selectors.requests_with_instance().filter(instance=instance)
-    if not roles.can_view_everything(user):
-        requests = requests.filter(requester=user)
-    return requests.order_by("-created_at")
+    requests = requests_with_instance().filter(instance=instance)
+    return policy.visible_requests(user, requests).order_by("-created_at")

@@ -1,0 +1,85 @@
+"""The one way into the audit log: record_event()."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts_app.audit.chain import event_digest, event_values
+from accounts_app.audit.origin import Origin, normalized_ip
+from accounts_app.models import AccountRequest, AuditChainHead, AuditEvent
+
+
+def record_event(
+    *,
+    action: str,
+    outcome: str,
+    origin: Origin,
+    request: AccountRequest | None = None,
+    instance_id: str = "",
+    region_id: str = "",
+    account_name: str = "",
+    account_privilege: str = "",
+    alibaba_request_id: str = "",
+    error_code: str = "",
+    comment: str = "",
+) -> AuditEvent:
+    """Append one event. Call it inside the transaction of the change it records.
+
+    If it fails, the exception propagates and the caller's transaction rolls
+    back: nothing happens without its audit event (fail closed).
+    """
+    if request is not None:
+        instance_id = instance_id or request.instance.instance_id
+        region_id = region_id or request.instance.region_id
+        account_name = account_name or request.account_name
+        account_privilege = account_privilege or request.account_privilege
+    with transaction.atomic():
+        head = _locked_chain_head()
+        event = AuditEvent(
+            seq=head.seq + 1,
+            created_at=_next_time(head),
+            actor=origin.actor,
+            actor_name=_text(origin.actor_name)[:150],
+            source_ip=normalized_ip(origin.source_ip),
+            user_agent=_text(origin.user_agent)[:512],
+            action=action,
+            request=request,
+            instance_id=_text(instance_id),
+            region_id=_text(region_id),
+            account_name=_text(account_name),
+            account_privilege=_text(account_privilege),
+            outcome=outcome,
+            alibaba_request_id=_text(alibaba_request_id),
+            error_code=_text(error_code)[:128],
+            comment=_text(comment),
+            prev_hash=head.hash,
+        )
+        event.hash = event_digest(event_values(event), head.hash)
+        event.save(force_insert=True)
+        AuditChainHead.objects.filter(pk=head.pk).update(seq=event.seq, hash=event.hash)
+    return event
+
+
+def _next_time(head: AuditChainHead):
+    """Now, or the previous event's time if the clock has stepped back since.
+
+    Time never goes backwards along the chain, so the audit page can turn a
+    date range into a seq range (audit_selectors._within_dates).
+    """
+    now = timezone.now()
+    previous = AuditEvent.objects.filter(seq=head.seq).values_list("created_at", flat=True).first()
+    return max(now, previous) if previous is not None else now
+
+
+def _text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL; a stray one (say, in a typed username)
+    # must not make the event, and so the change it records, impossible.
+    return str(value).replace("\x00", "")
+
+
+def _locked_chain_head() -> AuditChainHead:
+    # Migration 0002 creates the row; get_or_create only matters for a database
+    # whose tables were emptied (tests), where it may race once, harmlessly.
+    AuditChainHead.objects.get_or_create(pk=1)
+    return AuditChainHead.objects.select_for_update().get(pk=1)

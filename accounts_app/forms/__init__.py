@@ -1,0 +1,1 @@
+"""Every form of the dashboard, one module per page family."""

@@ -1,0 +1,43 @@
+"""The instance list's filter form."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from accounts_app import api_labels
+from accounts_app.selectors.instances import InstanceFilter
+
+
+class InstanceFilterForm(forms.Form):
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=128,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": _("Instance ID or name"), "autocomplete": "off"}
+        ),
+    )
+    region = forms.ChoiceField(label=_("Region"), required=False)
+    engine = forms.ChoiceField(label=_("Engine"), required=False)
+    architecture = forms.ChoiceField(label=_("Architecture"), required=False)
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    gone = forms.BooleanField(label=_("Include gone instances"), required=False)
+
+    # The API's values, shown under their translated names (accounts_app.api_labels).
+    CHOICE_LABELS = {
+        "architecture": api_labels.architecture_label,
+        "status": api_labels.instance_status_label,
+    }
+
+    def __init__(self, data, *, choices: dict[str, list[str]]) -> None:
+        super().__init__(data)
+        for name, values in choices.items():
+            label = self.CHOICE_LABELS.get(name, str)
+            self.fields[name].choices = [
+                ("", _("Any")),
+                *((value, label(value)) for value in values),
+            ]
+
+    def instance_filter(self) -> InstanceFilter:
+        return InstanceFilter(**self.cleaned_data)

@@ -1,0 +1,129 @@
+"""Who may do what: one function per question.
+
+Views gate their routes with these, selectors filter with them, the workflow
+services guard their transitions with them, and templates get their answers
+(request_actions) instead of working them out again: a button cannot disagree
+with the rule it stands for. The roles themselves (groups and permissions) are
+in accounts_app.roles; the state rules (open, stale, cancellable) on the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+from accounts_app import roles
+from accounts_app.models import AccountRequest
+
+# --- Roles --------------------------------------------------------------------
+
+
+def may_request(user) -> bool:
+    return user.has_perm(roles.REQUEST_ACCOUNT)
+
+
+def may_approve(user) -> bool:
+    """Holds the Approver role (whether a given request may be decided: may_decide)."""
+    return user.has_perm(roles.APPROVE_REQUEST)
+
+
+def may_view_everything(user) -> bool:
+    return user.has_perm(roles.VIEW_EVERYTHING)
+
+
+def may_sync_inventory(user) -> bool:
+    """Staff, not a role: a sync calls DescribeInstances over every region and
+    rewrites the whole inventory, an administrator's task outside the request
+    workflow (and a new permission would need a data migration)."""
+    return user.is_staff
+
+
+# --- One request --------------------------------------------------------------
+
+
+def owns(user, account_request: AccountRequest) -> bool:
+    return account_request.requester_id == user.pk
+
+
+def may_see_request(user, account_request: AccountRequest) -> bool:
+    """You see your own requests, unless you may read every request."""
+    return owns(user, account_request) or may_view_everything(user)
+
+
+def may_decide_on(user, account_request: AccountRequest) -> bool:
+    """Four eyes: an Approver, and not the requester."""
+    return may_approve(user) and not owns(user, account_request)
+
+
+def may_decide(user, account_request: AccountRequest) -> bool:
+    """Approve or reject now: pending, four eyes, and not decided by this user yet.
+    Reads prefetched decisions when the caller loaded them."""
+    return (
+        account_request.is_pending
+        and may_decide_on(user, account_request)
+        and all(d.approver_id != user.pk for d in account_request.decisions.all())
+    )
+
+
+def may_cancel(user, account_request: AccountRequest) -> bool:
+    return owns(user, account_request) and account_request.is_cancellable
+
+
+def may_execute(user, account_request: AccountRequest) -> bool:
+    """Only the requester creates the account, once approved."""
+    return owns(user, account_request) and account_request.is_approved
+
+
+def may_reconcile_on(user, account_request: AccountRequest) -> bool:
+    return owns(user, account_request) or may_approve(user)
+
+
+def may_reconcile(user, account_request: AccountRequest) -> bool:
+    return account_request.needs_reconciliation and may_reconcile_on(user, account_request)
+
+
+def may_copy(user, account_request: AccountRequest) -> bool:
+    return owns(user, account_request) and may_request(user)
+
+
+@dataclass(frozen=True)
+class RequestActions:
+    """The answers a request's page shows as buttons."""
+
+    decide: bool
+    cancel: bool
+    execute: bool
+    reconcile: bool
+    copy: bool
+    is_requester: bool
+
+
+def request_actions(user, account_request: AccountRequest) -> RequestActions:
+    return RequestActions(
+        decide=may_decide(user, account_request),
+        cancel=may_cancel(user, account_request),
+        execute=may_execute(user, account_request),
+        reconcile=may_reconcile(user, account_request),
+        copy=may_copy(user, account_request),
+        is_requester=owns(user, account_request),
+    )
+
+
+# --- Many requests: the same questions as queries -----------------------------
+
+
+def visible_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[AccountRequest]:
+    """may_see_request, as a filter."""
+    return requests if may_view_everything(user) else requests.filter(requester=user)
+
+
+def decidable_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[AccountRequest]:
+    """may_decide, as a filter."""
+    if not may_approve(user):
+        return requests.none()
+    return (
+        requests.filter(status=AccountRequest.Status.PENDING)
+        .exclude(requester=user)
+        .exclude(decisions__approver=user)
+    )
