@@ -344,3 +344,13 @@ class CircuitBreaker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# The background engine's tables (accounts_app/background/models.py).
+from accounts_app.background.models import (  # noqa: E402, F401
+    NotificationDelivery,
+    PeriodicRun,
+    SyncRun,
+    TaskFailure,
+    WorkerHeartbeat,
+)

@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts_app import roles, selectors
+from accounts_app.background.workers import queue_health
 from accounts_app.middleware import TIME_ZONE_KEY
 from accounts_app.models import UserPreference
 
@@ -47,7 +48,20 @@ def healthz(request):
             cursor.execute("SELECT 1")
     except DatabaseError:
         return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+    # Degraded is still 200: this server serves; the background work needs a look.
+    tasks = queue_health()
+    return JsonResponse(
+        {
+            "status": "ok" if tasks.ok else "degraded",
+            "database": "ok",
+            "tasks": {
+                "worker_heartbeat_age": tasks.heartbeat_age,
+                "oldest_waiting_age": tasks.oldest_waiting_age,
+                "waiting": tasks.waiting,
+                "problems": tasks.problems,
+            },
+        }
+    )
 
 
 class PreferencesForm(forms.Form):

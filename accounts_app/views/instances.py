@@ -15,6 +15,7 @@ from django.views.decorators.vary import vary_on_headers
 from accounts_app import api_labels, instance_selectors, rules
 from accounts_app.alibaba.errors import AlibabaApiError
 from accounts_app.audit import Origin, record_event
+from accounts_app.background import sync as background_sync
 from accounts_app.instance_selectors import InstanceFilter
 from accounts_app.models import AuditEvent, Instance
 from accounts_app.services import inventory
@@ -78,6 +79,7 @@ def instance_list(request):
         "rows": rows,
         "last_synced": instance_selectors.last_synced(),
         "can_sync": request.user.is_staff,
+        "sync_run": background_sync.latest_run(),
     }
     return render(request, template, context)
 
@@ -86,26 +88,9 @@ def instance_list(request):
 def instance_sync(request):
     if not request.user.is_staff:
         _deny_sync(request)
-    report = inventory.sync_instances(origin=Origin.from_request(request))
-    counts = {
-        "seen": report.seen,
-        "created": report.created,
-        "updated": report.updated,
-        "gone": report.gone,
-    }
-    synced = (
-        _("Synced %(seen)s instances: %(created)s new, %(updated)s changed, %(gone)s gone.")
-        % counts
-    )
-    if report.ok:
-        messages.success(request, synced)
-    else:
-        failed = "; ".join(f"{key}: {reason}" for key, reason in report.failures.items())
-        messages.warning(
-            request,
-            _("%(synced)s These failed and keep their previous data: %(failed)s")
-            % {"synced": synced, "failed": failed},
-        )
+    # Fanned out per region to the workers; the page shows the progress.
+    background_sync.sync_start(origin=Origin.from_request(request))
+    messages.info(request, _("The sync has started; its progress shows below."))
     return redirect("instances")
 
 
