@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import bench_tasks  # noqa: E402
 import bench_wire  # noqa: E402
 import requests  # noqa: E402
 
@@ -1220,12 +1221,17 @@ def main() -> None:
             print(f"Kept {scratch} and the database {database_url}.")
 
     report = render(results)
+    # The approve POST against a mail server that takes 2 s (bench/bench_tasks.py).
+    tasks = bench_tasks.measure()
+    report += "\n\n" + tasks.report()
     print()
     print(report)
     if output != "-":
         write_section(Path(output), results.vendor, report)
         print(f"Written to {output} (section {VENDOR_TITLES[results.vendor]}).")
     missed = [goal for goal in goals(results) if goal[2] is False]
+    if not tasks.goal_met:
+        missed.append(("approve with a slow mail server", None, False))
     if missed:
         print(f"{len(missed)} goal(s) missed: " + "; ".join(goal[0] for goal in missed))
         sys.exit(1)
