@@ -358,3 +358,17 @@ def test_expiry_and_reconciliation_run_as_tasks(queue, estate, people, settings)
     results = dict(DBTaskResult.objects.values_list("task_path", "return_value"))
     assert results["accounts_app.background.tasks.expire_requests"] == {"expired": 1}
     assert results["accounts_app.background.tasks.reconcile_requests"] == {"reconciled": 0}
+
+
+def test_the_sync_progress_and_the_retry_action_speak_chinese(queue, kvstore, make_user, settings):
+    settings.KVSTORE_REGIONS = ["cn-hangzhou", "cn-shanghai"]
+    staff = signed_in(make_user("root", superuser=True))
+    staff.post(reverse("instance_sync"))
+
+    progress = staff.get(reverse("sync_progress"), headers={"accept-language": "zh-hans"})
+    assert "正在同步：已完成 0 / 2 个地域" in progress.content.decode()
+    TaskFailure.objects.create(task_id="t1", task_path=NOTIFICATION, attempts=5, error="x")
+    failures = staff.get(
+        reverse("admin:accounts_app_taskfailure_changelist"), headers={"accept-language": "zh-hans"}
+    )
+    assert "重试所选的失败任务" in failures.content.decode()

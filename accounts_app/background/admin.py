@@ -48,7 +48,7 @@ class TaskAdmin(DBTaskResultAdmin):
             retried += 1
         messages.success(
             request,
-            ngettext("%(count)d task queued again.", "%(count)d tasks queued again.", retried)
+            ngettext("%(count)s task queued again.", "%(count)s tasks queued again.", retried)
             % {"count": retried},
         )
 
@@ -66,7 +66,7 @@ class TaskFailureAdmin(ReadOnly):
         count = queryset.count()
         messages.success(
             request,
-            ngettext("%(count)d task queued again.", "%(count)d tasks queued again.", count)
+            ngettext("%(count)s task queued again.", "%(count)s tasks queued again.", count)
             % {"count": count},
         )
 
