@@ -1,4 +1,4 @@
-"""E-mail notifications. Enqueued as tasks after the transaction commits and sent
+"""E-mail notifications. Enqueued as tasks with the transition that causes them, sent
 by a worker (accounts_app/background/delivery.py), so a slow mail server never holds
 a page; a failure to send is retried, never undoes or blocks a transition. No mail
 carries a password: none of these functions is ever given one."""
@@ -10,6 +10,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max, Q
+from django_tasks_db.backend import DatabaseBackend
 
 from accounts_app.models import AccountRequest, AuditEvent
 
@@ -36,11 +37,16 @@ def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
 
 
 def _send(kind: str, account_request: AccountRequest, recipients: list[str], **extra):
-    """Enqueue one mail task per recipient once the transaction commits.
+    """Enqueue one mail task per recipient, as part of the transition's transaction.
 
-    The event is the request's latest audit event: every transition writes exactly one,
-    so a notification is identified by it, and a task that runs twice sends once.
+    On the database queue the tasks are rows written in the same transaction as the
+    transition: a committed transition always has its mails queued, a rolled-back one
+    has none. A backend outside the database (ImmediateBackend in tests) gets them once
+    the transaction commits. The event is the request's latest audit event: every
+    transition writes exactly one, so a task that runs twice still sends one mail.
     """
+    from accounts_app.background.tasks import send_notification
+
     if not recipients:
         return
     last_seq = AuditEvent.objects.filter(request=account_request).aggregate(Max("seq"))["seq__max"]
@@ -50,21 +56,19 @@ def _send(kind: str, account_request: AccountRequest, recipients: list[str], **e
         extra["approver_id"] = approver.pk
 
     def enqueue():
-        from accounts_app.background.tasks import send_notification
-
         for recipient in recipients:
-            try:
-                send_notification.enqueue(
-                    event_key=event_key,
-                    kind=kind,
-                    request_id=account_request.pk,
-                    recipient=recipient,
-                    extra=extra,
-                )
-            except Exception:
-                logger.exception("could not enqueue the %s notification", kind)
+            send_notification.enqueue(
+                event_key=event_key,
+                kind=kind,
+                request_id=account_request.pk,
+                recipient=recipient,
+                extra=extra,
+            )
 
-    transaction.on_commit(enqueue)
+    if isinstance(send_notification.get_backend(), DatabaseBackend):
+        enqueue()
+    else:
+        transaction.on_commit(enqueue, robust=True)
 
 
 def request_submitted(account_request: AccountRequest) -> None:

@@ -69,6 +69,7 @@ def test_approving_enqueues_the_mail_and_sends_none_in_the_request(
 ):
     requester, approver = people
     account_request = submit(requester)
+    run_worker()  # the "submitted" mail
     mail.outbox.clear()
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -186,6 +187,7 @@ def test_after_the_last_try_the_task_is_dead_lettered_and_staff_can_retry_it(
 def test_staff_can_retry_a_failed_task_from_the_task_list(queue, make_user, estate, people):
     requester, _ = people
     account_request = submit(requester)
+    run_worker()  # its own "submitted" mail
     failed = DBTaskResult.objects.create(
         task_path=NOTIFICATION,
         args_kwargs={
