@@ -298,7 +298,6 @@ REQUEST_TTL_DAYS = env.int("REQUEST_TTL_DAYS", default=14)
 TASKS = {
     "default": {
         "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
-        "QUEUES": [],
     }
 }
 # Seconds between a worker's heartbeats; a worker silent for TASKS_WORKER_TIMEOUT is
