@@ -350,6 +350,7 @@ class CircuitBreaker(models.Model):
 from accounts_app.background.models import (  # noqa: E402, F401
     NotificationDelivery,
     PeriodicRun,
+    SyncRegionCount,
     SyncRun,
     TaskFailure,
     WorkerHeartbeat,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import smtplib
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core import mail
@@ -17,8 +18,10 @@ from django.tasks import TaskResultStatus
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
+from accounts_app.audit import Origin
 from accounts_app.background import delivery, scheduler, tasks, workers
 from accounts_app.background.models import (
     NotificationDelivery,
@@ -42,8 +45,13 @@ def queue(settings, db):
 
 
 def run_worker() -> None:
-    """django-tasks-db's worker, until the queue has nothing ready."""
-    call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
+    """django-tasks-db's worker, until the queue has nothing ready.
+
+    In the test's transaction: the worker's close_old_connections() would close the
+    connection, since it is not in autocommit (a worker process is), so it is skipped.
+    """
+    with mock.patch.object(db_worker, "close_old_connections"):
+        call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
 
 
 def signed_in(user) -> Client:
@@ -258,6 +266,34 @@ def test_a_region_that_fails_is_shown_with_its_error(queue, kvstore, make_user, 
     progress = staff.get(reverse("sync_progress")).content.decode()
     assert "These failed and keep their previous data" in progress
     assert "cn-hangzhou: ServiceUnavailable" in progress
+
+
+# Committed: the count is written from a thread of its own, on its own connection.
+@pytest.mark.django_db(transaction=True)
+def test_a_region_under_way_counts_the_instances_described_so_far(
+    queue, kvstore, settings, monkeypatch
+):
+    from accounts_app.background import sync
+
+    settings.KVSTORE_REGIONS = ["cn-hangzhou"]
+    monkeypatch.setattr(sync, "LIVE_COUNT_SECONDS", 0.05)
+    kvstore.add_fault("slow", action="DescribeAccounts", delay=0.3)
+    run = sync.sync_start(origin=Origin.system("test"))
+    counted = []
+    real_record = sync._record
+
+    def record(run_id, region_id, entry):
+        # Just before the region is recorded as done: what the page showed meanwhile.
+        counted.append(SyncRun.objects.get(pk=run_id).instances_seen)
+        real_record(run_id, region_id, entry)
+
+    monkeypatch.setattr(sync, "_record", record)
+    run_worker()
+
+    described = Instance.objects.filter(region_id="cn-hangzhou").count()
+    assert len(counted) == 1 and 0 < counted[0] <= described
+    run.refresh_from_db()
+    assert run.instances_seen == described
 
 
 def test_a_region_synced_twice_counts_once(queue, kvstore, settings):

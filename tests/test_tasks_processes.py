@@ -238,8 +238,18 @@ def test_a_worker_killed_mid_sync_leaves_the_inventory_and_the_other_completes_i
     assert time.monotonic() - started < 5  # it returns before syncing
     run = SyncRun.objects.get()
 
-    # Killed once it is well into the first region's instances.
-    wait_for(lambda: len(simulator.calls("DescribeAccounts")) > 800, 120, "sync under way", first)
+    # The page shows the instances described so far, before any region is done; the
+    # worker is killed once it is well into the first region's instances.
+    seen = re.compile(r"Sync in progress: 0 of 2 regions done, (\d+) instances seen")
+
+    def under_way() -> bool:
+        page = requests.get(
+            f"{server.url}/instances/sync/progress/", cookies=staff.cookies, timeout=10
+        ).text
+        match = seen.search(page)
+        return bool(match) and int(match.group(1)) > 800
+
+    wait_for(under_way, 120, "the sync's progress", first)
     first.kill()
     calls_at_kill = len(simulator.calls("DescribeAccounts"))
     run.refresh_from_db()

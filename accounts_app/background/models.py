@@ -62,7 +62,10 @@ class SyncRun(models.Model):
 
     @property
     def instances_seen(self) -> int:
-        return sum(entry["seen"] for entry in self.progress.values())
+        """Instances of the finished regions, plus those described so far in the others."""
+        done = sum(entry["seen"] for entry in self.progress.values())
+        under_way = self.region_counts.exclude(region_id__in=list(self.progress))
+        return done + sum(under_way.values_list("described", flat=True))
 
     @property
     def instances_created(self) -> int:
@@ -83,6 +86,22 @@ class SyncRun(models.Model):
             for entry in self.progress.values()
             for key, reason in entry["failures"].items()
         }
+
+
+class SyncRegionCount(models.Model):
+    """Instances described so far by a region's task: the live part of a run's progress."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="region_counts")
+    region_id = models.CharField(_("region"), max_length=32)
+    described = models.PositiveIntegerField(_("instances described"), default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run", "region_id"], name="one_count_per_run_region")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run} {self.region_id}: {self.described}"
 
 
 class WorkerHeartbeat(models.Model):

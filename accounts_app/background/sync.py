@@ -9,16 +9,21 @@ overwrites its own progress entry.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from accounts_app.alibaba.client import KVStoreClient, get_client
 from accounts_app.audit import Origin
-from accounts_app.background.models import SyncRun
+from accounts_app.background.models import SyncRegionCount, SyncRun
 from accounts_app.services import inventory
+
+# How often a region's task writes how many instances it has described so far.
+LIVE_COUNT_SECONDS = 1.0
 
 
 def origin_arguments(origin: Origin) -> dict:
@@ -59,8 +64,10 @@ def sync_start(*, origin: Origin, regions: Sequence[str] | None = None) -> SyncR
 
 def sync_region(*, run_id: int, region_id: str, origin: Origin) -> dict:
     """Sync one region of a run and record what it found; idempotent."""
+    client = CountingClient(get_client())
     try:
-        report = inventory.sync_instances(origin=origin, regions=[region_id])
+        with LiveCount(run_id, region_id, client):
+            report = inventory.sync_instances(origin=origin, regions=[region_id], client=client)
         entry = {
             "seen": report.seen,
             "created": report.created,
@@ -74,6 +81,58 @@ def sync_region(*, run_id: int, region_id: str, origin: Origin) -> dict:
         raise
     _record(run_id, region_id, entry)
     return entry
+
+
+class CountingClient:
+    """The API client, counting the instances whose details have been fetched."""
+
+    def __init__(self, client: KVStoreClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.described = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+    def describe_accounts(self, **kwargs):
+        # The second and last call per instance (inventory.fetch_details).
+        accounts = self._client.describe_accounts(**kwargs)
+        with self._lock:
+            self.described += 1
+        return accounts
+
+
+class LiveCount:
+    """Writes a CountingClient's count to the run's progress every LIVE_COUNT_SECONDS,
+    from a thread of its own, while a region is being fetched."""
+
+    def __init__(self, run_id: int, region_id: str, client: CountingClient) -> None:
+        self.run_id = run_id
+        self.region_id = region_id
+        self.client = client
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sync-progress", daemon=True)
+
+    def __enter__(self) -> LiveCount:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(LIVE_COUNT_SECONDS):
+                SyncRegionCount.objects.update_or_create(
+                    run_id=self.run_id,
+                    region_id=self.region_id,
+                    defaults={"described": self.client.described},
+                )
+        except DatabaseError:
+            pass  # progress only: the sync itself goes on
+        finally:
+            connection.close()
 
 
 def _failed_entry(region_id: str, error: Exception) -> dict:
