@@ -315,6 +315,9 @@ TASKS_RETRY_BACKOFF = env.float("TASKS_RETRY_BACKOFF", default=30.0)
 SCHEDULE_SYNC_SECONDS = env.int("SCHEDULE_SYNC_SECONDS", default=3600)
 SCHEDULE_EXPIRE_SECONDS = env.int("SCHEDULE_EXPIRE_SECONDS", default=900)
 SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=300)
+# Daily: finished tasks, deliveries, periodic runs and syncs older than TASKS_KEEP_DAYS go.
+SCHEDULE_PRUNE_SECONDS = env.int("SCHEDULE_PRUNE_SECONDS", default=86400)
+TASKS_KEEP_DAYS = env.int("TASKS_KEEP_DAYS", default=14)
 
 LOGGING = {
     "version": 1,

@@ -365,6 +365,7 @@ def test_the_scheduler_enqueues_each_job_once_per_period(queue, settings):
     settings.SCHEDULE_SYNC_SECONDS = 3600
     settings.SCHEDULE_EXPIRE_SECONDS = 600
     settings.SCHEDULE_RECONCILE_SECONDS = 0  # off
+    settings.SCHEDULE_PRUNE_SECONDS = 0
     now = timezone.now().replace(minute=0, second=1)
 
     assert scheduler.tick(now) == ["sync", "expire"]
@@ -410,3 +411,20 @@ def test_the_sync_progress_and_the_retry_action_speak_chinese(queue, kvstore, ma
         reverse("admin:accounts_app_taskfailure_changelist"), headers={"accept-language": "zh-hans"}
     )
     assert "重试所选的失败任务" in failures.content.decode()
+
+
+def test_pruning_forgets_what_finished_long_ago_and_keeps_the_rest(queue, settings):
+    settings.TASKS_KEEP_DAYS = 14
+    long_ago = timezone.now() - timedelta(days=20)
+    old, recent = tasks.expire_requests.enqueue(), tasks.expire_requests.enqueue()
+    run_worker()
+    DBTaskResult.objects.filter(id=old.id).update(finished_at=long_ago)
+    NotificationDelivery.objects.create(event_key="old", recipient="a@example.com")
+    NotificationDelivery.objects.filter(event_key="old").update(created_at=long_ago)
+    NotificationDelivery.objects.create(event_key="new", recipient="a@example.com")
+
+    pruned = tasks.prune.call()
+
+    assert pruned == {"deliveries": 1, "periodic_runs": 0, "sync_runs": 0}
+    assert [str(pk) for pk in DBTaskResult.objects.values_list("id", flat=True)] == [recent.id]
+    assert list(NotificationDelivery.objects.values_list("event_key", flat=True)) == ["new"]

@@ -51,6 +51,7 @@ FAST_WORKERS = {
     "SCHEDULE_SYNC_SECONDS": "0",
     "SCHEDULE_EXPIRE_SECONDS": "0",
     "SCHEDULE_RECONCILE_SECONDS": "0",
+    "SCHEDULE_PRUNE_SECONDS": "0",
 }
 
 
@@ -305,6 +306,7 @@ def test_two_schedulers_enqueue_each_job_once_per_period(on_postgres, stack, tmp
         SCHEDULE_SYNC_SECONDS=str(intervals["sync"]),
         SCHEDULE_EXPIRE_SECONDS=str(intervals["expire"]),
         SCHEDULE_RECONCILE_SECONDS=str(intervals["reconcile"]),
+        SCHEDULE_PRUNE_SECONDS="0",
     )
     command = ["run_scheduler", "--tick", "0.05", "--duration", "7"]
     schedulers = [

@@ -22,6 +22,7 @@ JOBS = {
     "sync": ("SCHEDULE_SYNC_SECONDS", tasks.start_sync),
     "expire": ("SCHEDULE_EXPIRE_SECONDS", tasks.expire_requests),
     "reconcile": ("SCHEDULE_RECONCILE_SECONDS", tasks.reconcile_requests),
+    "prune": ("SCHEDULE_PRUNE_SECONDS", tasks.prune),
 }
 
 

@@ -7,10 +7,11 @@ compare-and-set transitions for expiry and reconciliation.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.tasks import TaskContext, task
 
 from accounts_app.audit import Origin
-from accounts_app.background import delivery, retry, sync
+from accounts_app.background import delivery, housekeeping, retry, sync
 from accounts_app.services import workflow
 
 # Mail before sweeps: a long sync queue must not hold a notification back.
@@ -63,6 +64,12 @@ def start_sync() -> dict:
 @task()
 def expire_requests() -> dict:
     return {"expired": workflow.expire_requests(origin=Origin.system("scheduler"))}
+
+
+@task()
+def prune() -> dict:
+    """Forget finished tasks and their bookkeeping older than TASKS_KEEP_DAYS."""
+    return housekeeping.prune(days=settings.TASKS_KEEP_DAYS)
 
 
 @task()
