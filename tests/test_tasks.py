@@ -241,14 +241,17 @@ def test_sync_now_returns_before_syncing_and_the_page_shows_progress(
     assert not Instance.objects.exists()
     assert not kvstore.calls("DescribeInstances")
     assert "Sync in progress: 0 of 2 regions done, 0 instances seen, 0 errors." in html
-    progress = staff.get(reverse("sync_progress")).content.decode()
-    assert 'hx-trigger="every 1s"' in progress
+    poll = staff.get(reverse("sync_progress"), headers={"hx-request": "true"})
+    assert 'hx-trigger="every 1s"' in poll.content.decode()
+    assert "HX-Refresh" not in poll
 
     run_worker()
 
-    progress = staff.get(reverse("sync_progress")).content.decode()
+    poll = staff.get(reverse("sync_progress"), headers={"hx-request": "true"})
+    progress = poll.content.decode()
     assert "Last sync finished: 10 instances, 10 new, 0 changed, 0 gone." in progress
     assert "hx-trigger" not in progress
+    assert poll["HX-Refresh"] == "true"  # the list is reloaded with what was synced
     run = SyncRun.objects.get()
     assert run.status == SyncRun.Status.DONE
     assert run.regions_done == 2 and Instance.objects.count() == 10
