@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SIMULATOR_PORT ?= 8001
 
-.PHONY: install run test lint format messages bench clean
+.PHONY: install run worker test lint format messages bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt .python-version
 	@test -n "$(BASE_PYTHON)" || { echo "Python $(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION)) or set BASE_PYTHON=/path/to/python$(PYTHON_VERSION)"; exit 1; }
@@ -29,12 +29,17 @@ install: $(STAMP)
 .env:
 	$(PY) scripts/write_demo_env.py .env
 
-# The dashboard and the local Alibaba Cloud simulator, with demo users and data.
-# Ctrl-C stops both.
+# The dashboard, the local Alibaba Cloud simulator and one background worker, with
+# demo users and data. Ctrl-C stops all three.
 run: install .env
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
 	$(PY) scripts/run_demo.py --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT)
+
+# One background worker on its own: for a second terminal, or another machine on the
+# same PostgreSQL (DATABASE_URL). Run as many as you like.
+worker: install
+	$(PY) manage.py run_worker
 
 test: install
 	$(VENV)/bin/ruff check .

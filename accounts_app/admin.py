@@ -55,3 +55,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["action", "outcome"]
     search_fields = ["account_name", "instance_id", "actor_name"]
+
+
+# Background work: tasks, failures, syncs, deliveries, workers.
+import accounts_app.background.admin  # noqa: E402, F401

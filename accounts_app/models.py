@@ -419,3 +419,14 @@ class CircuitBreaker(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# The background engine's tables (accounts_app/background/models.py).
+from accounts_app.background.models import (  # noqa: E402, F401
+    NotificationDelivery,
+    PeriodicRun,
+    SyncRegionCount,
+    SyncRun,
+    TaskFailure,
+    WorkerHeartbeat,
+)

@@ -1,21 +1,19 @@
-"""E-mail notifications. Sent after the transaction commits; a failure to send
-is logged and never undoes or blocks a transition. No mail carries a password:
-none of these functions is ever given one."""
+"""E-mail notifications. Enqueued as tasks with the transition that causes them, sent
+by a worker (accounts_app/background/delivery.py), so a slow mail server never holds
+a page; a failure to send is retried, never undoes or blocks a transition. No mail
+carries a password: none of these functions is ever given one."""
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Q
-from django.template.loader import render_to_string
-from django.urls import reverse
-from django.utils import translation
+from django.db.models import Max, Q
+from django_tasks_db.backend import DatabaseBackend
 
-from accounts_app.models import AccountRequest
+from accounts_app.background.delivery import send_notification
+from accounts_app.models import AccountRequest, AuditEvent
 
 logger = logging.getLogger(__name__)
 
@@ -39,27 +37,37 @@ def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
     return list(users.values_list("email", flat=True))
 
 
-def _send(subject_template: str, account_request: AccountRequest, recipients: list[str], **extra):
+def _send(kind: str, account_request: AccountRequest, recipients: list[str], **extra):
+    """Enqueue one mail task per recipient, as part of the transition's transaction.
+
+    On the database queue the tasks are rows written in the same transaction as the
+    transition: a committed transition always has its mails queued, a rolled-back one
+    has none. A backend outside the database (ImmediateBackend in tests) gets them once
+    the transaction commits. The event is the request's latest audit event: every
+    transition writes exactly one, so a task that runs twice still sends one mail.
+    """
     if not recipients:
         return
-    context = {
-        "request_obj": account_request,
-        "url": settings.SITE_URL.rstrip("/") + reverse("request_detail", args=[account_request.pk]),
-        **extra,
-    }
+    last_seq = AuditEvent.objects.filter(request=account_request).aggregate(Max("seq"))["seq__max"]
+    event_key = f"{kind}:{account_request.pk}:{last_seq or 0}"
+    approver = extra.pop("approver", None)
+    if approver is not None:
+        extra["approver_id"] = approver.pk
 
-    def deliver():
-        try:
-            # Mails go out in the site's default language: recipients may read
-            # in a different language from the person whose action sent them.
-            with translation.override(settings.LANGUAGE_CODE):
-                subject = render_to_string(f"email/{subject_template}_subject.txt", context).strip()
-                body = render_to_string(f"email/{subject_template}_body.txt", context)
-            send_mail(subject, body, None, recipients)
-        except Exception:
-            logger.exception("could not send the %s notification", subject_template)
+    def enqueue():
+        for recipient in recipients:
+            send_notification.enqueue(
+                event_key=event_key,
+                kind=kind,
+                request_id=account_request.pk,
+                recipient=recipient,
+                extra=extra,
+            )
 
-    transaction.on_commit(deliver)
+    if isinstance(send_notification.get_backend(), DatabaseBackend):
+        enqueue()
+    else:
+        transaction.on_commit(enqueue, robust=True)
 
 
 def request_submitted(account_request: AccountRequest) -> None:

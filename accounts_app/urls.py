@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts_app import reauth
-from accounts_app.views import audit, core, instances, requests
+from accounts_app.views import audit, core, instances, requests, sync
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
@@ -26,6 +26,7 @@ urlpatterns = [
     # Instance inventory.
     path("instances/", instances.instance_list, name="instances"),
     path("instances/sync/", instances.instance_sync, name="instance_sync"),
+    path("instances/sync/progress/", sync.sync_progress, name="sync_progress"),
     path("instances/<str:instance_id>/", instances.instance_detail, name="instance_detail"),
     # Audit log.
     path("audit/", audit.audit_log, name="audit"),

@@ -17,6 +17,8 @@ EXPORT_PEAK_GOAL_MB = 150.0
 # Goals of the audit issue and of the wire issue, shown alongside.
 VERIFY_GOAL_S = 10.0
 CLIENT_OVERHEAD_GOAL_MS = 1.5
+# The task issue: the approve POST while the mail server takes 2 s (bench_tasks.py).
+SLOW_MAIL_APPROVE_P95_GOAL_MS = 500.0
 
 
 def goals(results: Results) -> list[tuple[str, str, bool]]:

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from bench import bench_wire  # noqa: E402
+from bench import bench_tasks, bench_wire  # noqa: E402
 from bench.dashboard import WRK_SCRIPT, sign_in  # noqa: E402
 from bench.goals import goals  # noqa: E402
 from bench.measure import (  # noqa: E402
@@ -148,12 +148,17 @@ def main() -> None:
             print(f"Kept {scratch} and the database {database_url}.")
 
     report = render(results)
+    # The approve POST against a mail server that takes 2 s (bench/bench_tasks.py).
+    tasks = bench_tasks.measure()
+    report += "\n\n" + tasks.report()
     print()
     print(report)
     if output != "-":
         write_section(Path(output), results.vendor, report)
         print(f"Written to {output} (section {VENDOR_TITLES[results.vendor]}).")
     missed = [goal for goal in goals(results) if goal[2] is False]
+    if not tasks.goal_met:
+        missed.append(("approve with a slow mail server", None, False))
     if missed:
         print(f"{len(missed)} goal(s) missed: " + "; ".join(goal[0] for goal in missed))
         sys.exit(1)

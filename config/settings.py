@@ -48,6 +48,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # Before accounts_app, whose admin extends the queue table's admin.
+    "django_tasks_db",
     "accounts_app",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -288,6 +290,34 @@ KVSTORE_SYNC_WORKERS = env.int("KVSTORE_SYNC_WORKERS", default=8)
 # Workflow timing.
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=72)
 REQUEST_TTL_DAYS = env.int("REQUEST_TTL_DAYS", default=14)
+
+# Background work (accounts_app/background/): Django's task framework on
+# django-tasks-db, a queue table in this same database. Workers (`manage.py
+# run_worker`) claim tasks with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, so
+# any number of them run on any number of machines; on SQLite one worker is enough.
+TASKS = {
+    "default": {
+        "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
+    }
+}
+# Seconds between a worker's heartbeats; a worker silent for TASKS_WORKER_TIMEOUT is
+# taken for dead and its running task goes back to the queue for another worker.
+TASKS_HEARTBEAT_SECONDS = env.float("TASKS_HEARTBEAT_SECONDS", default=5.0)
+TASKS_WORKER_TIMEOUT = env.float("TASKS_WORKER_TIMEOUT", default=60.0)
+# /healthz reports "degraded" when the oldest waiting task is older than this (seconds).
+TASKS_QUEUE_STUCK_AFTER = env.float("TASKS_QUEUE_STUCK_AFTER", default=300.0)
+# Outbound work (mail, API calls) is tried this many times, waiting
+# TASKS_RETRY_BACKOFF * 2**(try - 1) seconds between tries, then dead-lettered.
+TASKS_MAX_ATTEMPTS = env.int("TASKS_MAX_ATTEMPTS", default=5)
+TASKS_RETRY_BACKOFF = env.float("TASKS_RETRY_BACKOFF", default=30.0)
+# Periodic jobs, enqueued once per period by whichever scheduler comes first
+# (seconds; 0 turns a job off).
+SCHEDULE_SYNC_SECONDS = env.int("SCHEDULE_SYNC_SECONDS", default=3600)
+SCHEDULE_EXPIRE_SECONDS = env.int("SCHEDULE_EXPIRE_SECONDS", default=900)
+SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=300)
+# Daily: finished tasks, deliveries, periodic runs and syncs older than TASKS_KEEP_DAYS go.
+SCHEDULE_PRUNE_SECONDS = env.int("SCHEDULE_PRUNE_SECONDS", default=86400)
+TASKS_KEEP_DAYS = env.int("TASKS_KEEP_DAYS", default=14)
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,5 @@
-"""Run the demo: the local R-KVStore simulator and the dashboard, stopped together.
+"""Run the demo: the local R-KVStore simulator, the dashboard and one background
+worker, stopped together.
 
 Started by `make run`. The dashboard is pointed at the simulator through
 KVSTORE_ENDPOINT; the simulator keeps its state in .simulator-state.json.
@@ -56,7 +57,7 @@ def main() -> None:
         ],
         env=env,
     )
-    dashboard = None
+    dashboard = worker = None
     try:
         wait_for_port("127.0.0.1", args.simulator_port)
         subprocess.run([*manage, "sync_instances"], env=env, check=False)
@@ -64,15 +65,18 @@ def main() -> None:
         dashboard = subprocess.Popen(
             [*manage, "runserver", f"{args.host}:{args.port}", "--noreload"], env=env
         )
-        while simulator.poll() is None and dashboard.poll() is None:
+        # Mail, "sync now" and the periodic jobs run here (SQLite: one worker is enough).
+        worker = subprocess.Popen([*manage, "run_worker"], env=env)
+        processes = (simulator, dashboard, worker)
+        while all(process.poll() is None for process in processes):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in (dashboard, simulator):
+        for process in (worker, dashboard, simulator):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGINT)
-        for process in (dashboard, simulator):
+        for process in (worker, dashboard, simulator):
             if process is not None:
                 try:
                     process.wait(timeout=5)
@@ -86,7 +90,7 @@ def print_sign_in(host: str, port: int) -> None:
         f"\n  Dashboard:  http://{host}:{port}/\n"
         f"  Sign in as requester, approver, approver2, auditor or admin\n"
         f"  Password:   {password}   (DEMO_PASSWORD in .env)\n"
-        f"  Stop with Ctrl-C (stops the simulator too).\n",
+        f"  Stop with Ctrl-C (stops the simulator and the worker too).\n",
         flush=True,
     )
 

@@ -30,3 +30,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 KVSTORE_CONNECT_TIMEOUT = 1.0
 KVSTORE_READ_TIMEOUT = 1.5
 KVSTORE_DEADLINE = 2.0
+# Tasks run inline in tests about something else; the task engine's own tests use the
+# database backend and real workers (tests/test_tasks*.py), and so do the processes
+# that tests start (TASKS_BACKEND in their environment).
+if "TASKS_BACKEND" not in os.environ:
+    TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}

@@ -30,7 +30,7 @@ def test_every_page_but_login_and_healthz_needs_sign_in(client):
 
 def test_healthz_reports_the_database(client):
     response = client.get(reverse("healthz"))
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json()["database"] == "ok"
 
 
 def test_healthz_answers_503_when_the_database_is_unreachable(client, monkeypatch):

@@ -31,6 +31,10 @@ LAYERS = [
         "accounts_app.apps",
         "accounts_app.templatetags",
         "accounts_app.management",
+        # What the workers run: the tasks and their schedule.
+        "accounts_app.background.tasks",
+        "accounts_app.background.scheduler",
+        "accounts_app.background.admin",
     },
     # Around the views: what Django calls before and after them.
     {
@@ -47,9 +51,19 @@ LAYERS = [
         "accounts_app.policy",
         "accounts_app.roles",
         "accounts_app.backends",
+        "accounts_app.background.sync",
     },
-    {"accounts_app.audit", "accounts_app.alibaba", "accounts_app.notifications"},
-    {"accounts_app.models"},
+    {
+        "accounts_app.audit",
+        "accounts_app.alibaba",
+        "accounts_app.notifications",
+        "accounts_app.background.delivery",
+        "accounts_app.background.retry",
+        "accounts_app.background.workers",
+        "accounts_app.background.housekeeping",
+    },
+    # The package itself and background.models: the task engine's bookkeeping tables.
+    {"accounts_app.models", "accounts_app.background"},
     {"accounts_app.rules", "accounts_app.api_labels", "accounts_app.vpc_auth"},
 ]
 STANDING_APART = ["accounts_app.alibaba", "accounts_app.simulator"]

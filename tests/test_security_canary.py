@@ -10,6 +10,10 @@ dumped (SQLite's iterdump, PostgreSQL's pg_dump), the sessions decoded, the cach
 unpickled, the mails and the console output read, and all of it is searched for the
 password raw and encoded: zero hits.
 
+The notifications those paths cause go through the real task queue (django-tasks-db's
+table) and its worker, once failing (errors, tracebacks and the dead letter are kept)
+and once sent, so the dump searches the task tables too.
+
 Positive control: the simulator received the password exactly on the calls meant to
 carry it, in the body, never in the URL. And a deliberate leak (a log line, a session
 value, a cache entry) is found, so the search is shown to work.
@@ -24,6 +28,7 @@ import json
 import logging
 import pickle
 import secrets
+import smtplib
 import subprocess
 import threading
 import time
@@ -39,6 +44,7 @@ from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.core import mail
 from django.core.cache import caches
+from django.core.management import call_command
 from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
@@ -49,6 +55,8 @@ from accounts_app import rules
 from accounts_app.alibaba import signing
 from accounts_app.audit import Origin
 from accounts_app.audit.testing import permit_test_flush
+from accounts_app.background import delivery, retry
+from accounts_app.background.models import NotificationDelivery, TaskFailure
 from accounts_app.models import AccountRequest, CircuitBreaker
 from accounts_app.services import workflow
 from tests.conftest import empty_instance
@@ -501,6 +509,24 @@ def crash_inside_the_execute_view(run: Run, canary: str, settings, monkeypatch) 
     assert "********************" in html_report
 
 
+def run_the_tasks(settings, monkeypatch) -> None:
+    """The queued notifications: each fails for good once (dead letter), then is sent."""
+    settings.TASKS_MAX_ATTEMPTS = 1
+
+    def refuse(*args, **kwargs):
+        raise smtplib.SMTPException("the mail server refused")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(delivery, "send_mail", refuse)
+        call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
+    failures = list(TaskFailure.objects.all())
+    assert failures, "no notification was queued"
+    for failure in failures:
+        retry.retry_failure(failure)
+    call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
+    assert NotificationDelivery.objects.filter(sent_at__isnull=False).count() == len(failures)
+
+
 def positive_control(run: Run, canary: str) -> None:
     """Each call meant to carry the password carried it once, in the body."""
     digest = sha256(canary)
@@ -526,6 +552,11 @@ def positive_control(run: Run, canary: str) -> None:
 @pytest.fixture
 def canary_run(committed_db, estate, requester, approver, every_log_record, settings):
     settings.KVSTORE_BREAKER_THRESHOLD = 1000  # the faults below must all reach the simulator
+    # Notifications are queued in the database and run by the worker (run_the_tasks).
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    for user in (requester, approver):
+        user.email = f"{user.username}@example.com"
+        user.save()
     evidence, handler = every_log_record
     return Run(estate, requester, approver, evidence), handler
 
@@ -543,8 +574,13 @@ def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch
     }
     drive_every_path(run, canary, extra, settings)
     crash_inside_the_execute_view(run, canary, settings, monkeypatch)
+    run_the_tasks(settings, monkeypatch)
     positive_control(run, canary)
     collect_at_rest(run.evidence, capfd)
+    dump = next(text for where, text in run.evidence.items if where == "db:dump")
+    # The task tables were dumped with rows in them: what the search covered.
+    for table_text in ("accounts_app.background.delivery.send_notification", "SMTPException"):
+        assert table_text in dump, f"no {table_text} in the task tables"
 
     # The capture saw what it should have: SQL with parameters, the client, the error.
     assert {"log", "response", "db", "session", "mail", "cache"} <= run.evidence.kinds()
@@ -575,7 +611,18 @@ def test_the_search_finds_a_password_that_is_logged_or_kept(
         caches["default"].set("last", base64.b64encode(b"pw:" + password.encode()).decode())
         return real_execute(**kwargs)
 
-    monkeypatch.setattr(workflow, "request_execute", leaky_execute)
+    def leaky_task(**kwargs):
+        # A task given the password: the search finds it in the task table.
+        delivery.send_notification.enqueue(
+            event_key="leak",
+            kind="submitted",
+            request_id=0,
+            recipient="x@example.com",
+            extra={"secret": kwargs["account_password"]},
+        )
+        return leaky_execute(**kwargs)
+
+    monkeypatch.setattr(workflow, "request_execute", leaky_task)
     account_request = run.approved_request("leaky")
     assert "The account was created" in run.execute(account_request, canary).content.decode()
     collect_at_rest(run.evidence, capfd)
@@ -583,6 +630,7 @@ def test_the_search_finds_a_password_that_is_logged_or_kept(
     leaks = find_leaks({"the canary": canary}, run.evidence)
     assert any("(raw) in log:accounts_app.services.workflow" in leak for leak in leaks), leaks
     assert any("(hex) in session:" in leak for leak in leaks), leaks
+    assert any("(raw) in db:dump" in leak for leak in leaks), leaks
     assert any("(base64" in leak and "in cache:default" in leak for leak in leaks), leaks
 
 

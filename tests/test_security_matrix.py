@@ -90,6 +90,8 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("instances", "POST"): (SIGNED_IN, 405),
     ("instance_sync", "GET"): (SIGNED_IN, 405),
     ("instance_sync", "POST"): (STAFF, OK),
+    ("sync_progress", "GET"): (SIGNED_IN, OK),
+    ("sync_progress", "POST"): (SIGNED_IN, 405),
     ("instance_detail", "GET"): (SIGNED_IN, OK),
     ("instance_detail", "POST"): (SIGNED_IN, 405),
     ("audit", "GET"): (VIEWERS, OK),

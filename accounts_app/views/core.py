@@ -10,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from accounts_app import policy
+from accounts_app.background.workers import queue_health
 from accounts_app.forms.preferences import PreferencesForm
 from accounts_app.selectors import requests as selectors
 from accounts_app.services.preferences import preference_set_time_zone, session_time_zone
@@ -42,7 +43,20 @@ def healthz(request):
             cursor.execute("SELECT 1")
     except DatabaseError:
         return JsonResponse({"status": "unavailable", "database": "unreachable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+    # Degraded is still 200: this server serves; the background work needs a look.
+    tasks = queue_health()
+    return JsonResponse(
+        {
+            "status": "ok" if tasks.ok else "degraded",
+            "database": "ok",
+            "tasks": {
+                "worker_heartbeat_age": tasks.heartbeat_age,
+                "oldest_waiting_age": tasks.oldest_waiting_age,
+                "waiting": tasks.waiting,
+                "problems": tasks.problems,
+            },
+        }
+    )
 
 
 def preferences(request):

@@ -12,11 +12,11 @@ from django.views.decorators.vary import vary_on_headers
 from accounts_app import policy, roles, rules
 from accounts_app.alibaba.errors import AlibabaApiError
 from accounts_app.audit import Origin
+from accounts_app.background import sync as background_sync
 from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
 from accounts_app.selectors import instances as instance_selectors
 from accounts_app.services import inventory
-from accounts_app.services.sync_summary import sync_summary
 
 PAGE_SIZE = 100
 REQUESTS_SHOWN = 100
@@ -43,6 +43,7 @@ def instance_list(request):
         "rows": rows,
         "last_synced": instance_selectors.last_synced(),
         "can_sync": policy.may_sync_inventory(request.user),
+        "sync_run": background_sync.latest_run(),
     }
     return render(request, template, context)
 
@@ -53,9 +54,9 @@ def instance_sync(request):
         roles.deny(
             request, "staff status", message=_("Only administrators can sync the instance list.")
         )
-    report = inventory.sync_instances(origin=Origin.from_request(request))
-    notify = messages.success if report.ok else messages.warning
-    notify(request, sync_summary(report))
+    # Fanned out per region to the workers; the page shows the progress.
+    background_sync.sync_start(origin=Origin.from_request(request))
+    messages.info(request, _("The sync has started; its progress shows below."))
     return redirect("instances")
 
 

@@ -1,0 +1,113 @@
+"""Notifications, sent from a worker: once per (event, recipient), whatever the re-runs.
+
+A delivery is claimed (a compare-and-set on its row) before the mail goes out and
+marked sent after. A second run of the same task, or a duplicate task, finds it sent
+or claimed and sends nothing. A claim left by a worker that died mid-send lapses after
+TASKS_WORKER_TIMEOUT, and the retry then sends: at least once, and once in practice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.tasks import TaskContext, task
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from accounts_app.background import retry
+from accounts_app.background.models import NotificationDelivery
+from accounts_app.models import AccountRequest
+
+
+class DeliveryInProgress(Exception):
+    """Another run holds this delivery's claim; try again after it lapses."""
+
+
+def deliver(*, event_key: str, kind: str, request_id: int, recipient: str, extra: dict) -> bool:
+    """Send one notification unless it was sent already; True when sent by this call."""
+    _record(event_key, recipient)
+    deliveries = NotificationDelivery.objects.filter(event_key=event_key, recipient=recipient)
+    if deliveries.filter(sent_at__isnull=False).exists():
+        return False
+    lapsed = timezone.now() - timedelta(seconds=settings.TASKS_WORKER_TIMEOUT)
+    claimed = deliveries.filter(
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=lapsed), sent_at__isnull=True
+    ).update(claimed_at=timezone.now())
+    if not claimed:
+        if deliveries.filter(sent_at__isnull=False).exists():
+            return False
+        raise DeliveryInProgress(f"{event_key} to {recipient} is being sent by another run")
+    try:
+        subject, body = render(kind, request_id, extra)
+        send_mail(subject, body, None, [recipient])
+    except BaseException:
+        deliveries.update(claimed_at=None)
+        raise
+    deliveries.update(sent_at=timezone.now())
+    return True
+
+
+def _record(event_key: str, recipient: str) -> None:
+    try:
+        with transaction.atomic():
+            NotificationDelivery.objects.get_or_create(event_key=event_key, recipient=recipient)
+    except IntegrityError:
+        pass  # a concurrent run created it
+
+
+def render(kind: str, request_id: int, extra: dict) -> tuple[str, str]:
+    account_request = AccountRequest.objects.select_related("instance", "requester").get(
+        pk=request_id
+    )
+    context = {
+        "request_obj": account_request,
+        "url": settings.SITE_URL.rstrip("/") + reverse("request_detail", args=[request_id]),
+        **{key: value for key, value in extra.items() if key != "approver_id"},
+    }
+    if extra.get("approver_id") is not None:
+        context["approver"] = get_user_model().objects.get(pk=extra["approver_id"])
+    # Mails go out in the site's default language: recipients may read in a different
+    # language from the person whose action sent them.
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = render_to_string(f"email/{kind}_subject.txt", context).strip()
+        body = render_to_string(f"email/{kind}_body.txt", context)
+    return subject, body
+
+
+# Mail before sweeps: a long sync queue must not hold a notification back.
+NOTIFICATION_PRIORITY = 10
+
+
+@task(takes_context=True, priority=NOTIFICATION_PRIORITY)
+def send_notification(
+    context: TaskContext,
+    *,
+    event_key: str,
+    kind: str,
+    request_id: int,
+    recipient: str,
+    extra: dict,
+    attempt: int = 1,
+) -> dict:
+    arguments = {
+        "event_key": event_key,
+        "kind": kind,
+        "request_id": request_id,
+        "recipient": recipient,
+        "extra": extra,
+        "attempt": attempt,
+    }
+    try:
+        sent = deliver(
+            event_key=event_key, kind=kind, request_id=request_id, recipient=recipient, extra=extra
+        )
+    except Exception as error:
+        retry.retry_or_dead_letter(context, error, arguments)
+        raise
+    return {"sent": sent}

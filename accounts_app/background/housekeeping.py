@@ -1,0 +1,25 @@
+"""Pruning: the queue table and the engine's bookkeeping do not grow without end."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.core.management import call_command
+from django.utils import timezone
+
+from accounts_app.background.models import NotificationDelivery, PeriodicRun, SyncRun
+
+
+def prune(*, days: int) -> dict:
+    """Delete what finished more than `days` ago; returns the rows deleted per table.
+
+    A delivery record outlives its task by the same margin, so a task still in the
+    queue never finds its delivery forgotten.
+    """
+    before = timezone.now() - timedelta(days=days)
+    call_command("prune_db_task_results", queue_name="*", min_age_days=days, verbosity=0)
+    return {
+        "deliveries": NotificationDelivery.objects.filter(created_at__lt=before).delete()[0],
+        "periodic_runs": PeriodicRun.objects.filter(enqueued_at__lt=before).delete()[0],
+        "sync_runs": SyncRun.objects.filter(started_at__lt=before).delete()[0],
+    }

@@ -1,0 +1,45 @@
+"""Periodic jobs, enqueued by the dashboard itself: one enqueue per job and period.
+
+Time is cut into periods of each job's interval (SCHEDULE_*_SECONDS). The first
+scheduler to insert the (job, period) row enqueues the job in the same transaction; any
+other scheduler's insert hits the unique constraint and enqueues nothing. So every
+worker can host a scheduler (run_worker does), on any number of machines.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts_app.background import tasks
+from accounts_app.background.models import PeriodicRun
+
+# Job name -> (its interval's setting, its task).
+JOBS = {
+    "sync": ("SCHEDULE_SYNC_SECONDS", tasks.start_sync),
+    "expire": ("SCHEDULE_EXPIRE_SECONDS", tasks.expire_requests),
+    "reconcile": ("SCHEDULE_RECONCILE_SECONDS", tasks.reconcile_requests),
+    "prune": ("SCHEDULE_PRUNE_SECONDS", tasks.prune),
+}
+
+
+def tick(now: datetime | None = None) -> list[str]:
+    """Enqueue every job whose current period has no run yet; returns the jobs enqueued."""
+    now = now or timezone.now()
+    enqueued = []
+    for job, (setting, task) in JOBS.items():
+        interval = int(getattr(settings, setting))
+        if interval <= 0:
+            continue
+        period = int(now.timestamp()) // interval
+        try:
+            with transaction.atomic():
+                PeriodicRun.objects.create(job=job, period=period)
+                task.enqueue()
+        except IntegrityError:
+            continue  # another scheduler got there first
+        enqueued.append(job)
+    return enqueued

@@ -1,0 +1,39 @@
+"""Every background task. Arguments are identifiers and plain values, never a password.
+
+Run by `manage.py run_worker` (or django-tasks-db's `db_worker`). Each task can run twice
+or be killed mid-way without harm: see delivery.py, sync.py, and the workflow's own
+compare-and-set transitions for expiry and reconciliation.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.tasks import task
+
+from accounts_app.audit import Origin
+from accounts_app.background import housekeeping, sync
+from accounts_app.services import workflow
+
+
+@task()
+def start_sync() -> dict:
+    """The periodic sync: a run of every configured region."""
+    run = sync.sync_start(origin=Origin.system("scheduler"))
+    return {"sync_run": run.pk}
+
+
+@task()
+def expire_requests() -> dict:
+    return {"expired": workflow.expire_requests(origin=Origin.system("scheduler"))}
+
+
+@task()
+def prune() -> dict:
+    """Forget finished tasks and their bookkeeping older than TASKS_KEEP_DAYS."""
+    return housekeeping.prune(days=settings.TASKS_KEEP_DAYS)
+
+
+@task()
+def reconcile_requests() -> dict:
+    settled = workflow.reconcile_all(origin=Origin.system("scheduler"))
+    return {"reconciled": len(settled)}
