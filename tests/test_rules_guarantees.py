@@ -1,0 +1,82 @@
+"""Rules the shared case table does not reach: every invisible-character range, and the
+password checklist's length line at both ends, in Python and in the browser's data."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts_app import rules
+
+# Written out here, not read from rules.py: dropping or narrowing a range must fail.
+INVISIBLE = [
+    ("C0 controls", 0x0000, 0x001F),
+    ("DEL, C1 controls, no-break space", 0x007F, 0x00A0),
+    ("soft hyphen", 0x00AD, 0x00AD),
+    ("combining diacritical marks", 0x0300, 0x036F),
+    ("Hangul jungseong fillers", 0x115F, 0x1160),
+    ("Mongolian variation selectors", 0x180B, 0x180F),
+    ("spaces, zero-width and direction marks", 0x2000, 0x200F),
+    ("line and paragraph separators, embeddings", 0x2028, 0x202F),
+    ("medium space, invisible operators", 0x205F, 0x206F),
+    ("ideographic space", 0x3000, 0x3000),
+    ("Hangul filler", 0x3164, 0x3164),
+    ("surrogates and private use", 0xD800, 0xF8FF),
+    ("variation selectors", 0xFE00, 0xFE0F),
+    ("byte order mark", 0xFEFF, 0xFEFF),
+    ("halfwidth Hangul filler", 0xFFA0, 0xFFA0),
+    ("specials", 0xFFF0, 0xFFFF),
+    ("tags, supplementary private use", 0xE0000, 0x10FFFF),
+]
+
+
+def invisible(cp: int) -> bool:
+    return any(lo <= cp <= hi for _, lo, hi in INVISIBLE)
+
+
+def charset_message(cp: int) -> str:
+    violations = {v.key: v.message for v in rules.validate("AccountName", "app" + chr(cp))}
+    return violations["charset"]
+
+
+@pytest.mark.parametrize(("what", "lo", "hi"), INVISIBLE, ids=[r[0] for r in INVISIBLE])
+def test_each_invisible_range_is_named_by_code_point_from_its_first_to_its_last(what, lo, hi):
+    for cp in (lo, (lo + hi) // 2, hi):
+        assert rules.show_char(chr(cp)) == f"U+{cp:04X}"
+        assert f"U+{cp:04X}" in charset_message(cp)
+
+
+@pytest.mark.parametrize(("what", "lo", "hi"), INVISIBLE, ids=[r[0] for r in INVISIBLE])
+def test_the_characters_just_outside_each_invisible_range_are_shown_as_themselves(what, lo, hi):
+    for cp in (lo - 1, hi + 1):
+        if not 0 <= cp <= 0x10FFFF or invisible(cp):
+            continue
+        shown = rules.show_char(chr(cp))
+        assert shown in (f"'{chr(cp)}'", f'"{chr(cp)}"'), (hex(cp), shown)
+
+
+def test_the_browser_gets_exactly_these_seventeen_ranges():
+    assert rules.browser_spec()["invisible"] == [[lo, hi] for _, lo, hi in INVISIBLE]
+
+
+def password(length: int) -> str:
+    return ("Aa1-" * 9)[:length]
+
+
+@pytest.mark.parametrize(("length", "met"), [(7, False), (8, True), (32, True), (33, False)])
+def test_the_length_line_of_the_checklist_is_met_from_8_to_32_characters(length, met):
+    states = {s.id: s.met for s in rules.checklist("AccountPassword", password(length))}
+    assert states["length"] is met
+    # The other lines do not depend on the length: only this one moves.
+    assert states["types"] and states["charset"]
+
+
+@pytest.mark.parametrize(("length", "met"), [(7, False), (8, True), (32, True), (33, False)])
+def test_the_browser_checklist_data_gives_the_same_length_verdict(length, met):
+    """rules.js ticks a line when none of its keys is among the value's violation keys."""
+    spec = rules.browser_spec()["params"]["AccountPassword"]
+    line = next(item for item in spec["checklist"] if item["id"] == "length")
+    broken = {v.key for v in rules.validate("AccountPassword", password(length))}
+    assert (not broken.intersection(line["keys"])) is met
+    limits = {c["kind"]: c for c in spec["constraints"]}
+    assert limits["min_length"]["min"] == 8
+    assert limits["max_length"]["max"] == 32
