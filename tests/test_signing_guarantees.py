@@ -127,3 +127,38 @@ def test_v2_adds_exactly_the_common_parameters_the_gateway_reads():
         "Timestamp": "2026-03-01T00:00:00Z",
     }
     assert signature == signing.v2_signature("POST", signed, "secret")
+
+
+def test_a_nonce_is_128_random_bits_in_hex():
+    nonce = signing.new_nonce()
+    assert len(nonce) == 32
+    int(nonce, 16)
+
+
+def canonical_path(**pathname) -> str:
+    canonical, _ = signing.v3_canonical_request(
+        method="POST", query={}, headers={"host": "h"}, payload_hash="p", **pathname
+    )
+    return canonical.split("\n")[1]
+
+
+def test_the_canonical_path_is_a_slash_when_none_is_given():
+    assert canonical_path() == "/"
+    assert canonical_path(pathname="") == "/"
+    assert canonical_path(pathname="/accounts") == "/accounts"
+
+
+def test_the_authorization_signs_the_path_it_is_given():
+    def authorization(pathname: str) -> str:
+        return signing.v3_authorization(
+            method="POST",
+            query={},
+            headers={"host": "h"},
+            payload_hash="p",
+            access_key_id="id",
+            access_key_secret="secret",
+            pathname=pathname,
+        )
+
+    assert authorization("/accounts") != authorization("/")
+    assert authorization("") == authorization("/")
