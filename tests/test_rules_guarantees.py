@@ -3,7 +3,11 @@ password checklist's length line at both ends, in Python and in the browser's da
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
+from django.utils import translation
 
 from accounts_app import rules
 
@@ -80,3 +84,42 @@ def test_the_browser_checklist_data_gives_the_same_length_verdict(length, met):
     limits = {c["kind"]: c for c in spec["constraints"]}
     assert limits["min_length"]["min"] == 8
     assert limits["max_length"]["max"] == 32
+
+
+# --- The browser's data: every key is one rules.js reads, every label is translated ---
+
+RULES_JS = Path(__file__).resolve().parent.parent / "static" / "js" / "rules.js"
+# Sent but not read by rules.js: the server renders `pattern` into the input itself, and
+# `version` names the spec's shape for caches.
+NOT_READ_BY_RULES_JS = {"pattern", "version"}
+
+
+def spec_keys(value, parent: str | None = None):
+    """Property names in the spec; the names of parameters and privileges are data."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if parent not in ("params", "privileges"):
+                yield key
+            yield from spec_keys(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            yield from spec_keys(item, parent)
+
+
+def test_every_key_of_the_browser_spec_is_one_rules_js_reads():
+    source = RULES_JS.read_text()
+    read = set(re.findall(r"\.([A-Za-z_]\w*)", source)) | set(re.findall(r"\b(\w+):", source))
+
+    unread = set(spec_keys(rules.browser_spec())) - read
+
+    assert unread == NOT_READ_BY_RULES_JS
+
+
+def test_every_ui_label_of_the_browser_spec_is_translated_into_chinese():
+    english = rules.browser_spec()["ui"]
+    with translation.override("zh-hans"):
+        chinese = rules.browser_spec()["ui"]
+
+    assert english.keys() == chinese.keys()
+    untranslated = [key for key in english if not english[key] or chinese[key] == english[key]]
+    assert untranslated == []
