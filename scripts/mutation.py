@@ -72,7 +72,11 @@ def run_module(module: str, tests: list[str]) -> dict:
         statuses = mutant_statuses(work)
         survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
         print(f"== {module}: {len(survivors)} survivor(s) to re-run in a fresh process")
-        confirmed = [name for name in survivors if survives_fresh(work, module, name, tests)]
+        confirmed = []
+        for done, name in enumerate(survivors, 1):
+            if survives_fresh(work, module, name, tests):
+                confirmed.append(name)
+            print(f"   {done}/{len(survivors)} re-run, {len(confirmed)} still alive", flush=True)
         diffs = {name: mutant_diff(work, name) for name in confirmed}
     counts: dict[str, int] = {}
     for status in statuses.values():

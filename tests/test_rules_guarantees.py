@@ -123,3 +123,90 @@ def test_every_ui_label_of_the_browser_spec_is_translated_into_chinese():
     assert english.keys() == chinese.keys()
     untranslated = [key for key in english if not english[key] or chinese[key] == english[key]]
     assert untranslated == []
+
+
+# --- Violations built outside validate(): the field they belong to and what they say ---
+
+V = rules.Violation
+
+
+def test_a_privilege_the_instance_does_not_allow_names_the_instances_facts():
+    assert rules.privilege_violation(
+        "RoleRepl", architecture_type="cluster", engine_version="4.0"
+    ) == V(
+        "AccountPrivilege",
+        "privilege_unavailable",
+        "Replication is only available on an instance with the standard architecture and "
+        "Redis 4.0; this one has the cluster architecture and Redis 4.0.",
+    )
+
+
+def test_an_unknown_privilege_is_refused_like_the_form_refuses_it():
+    assert rules.privilege_violation(
+        "RoleAdmin", architecture_type="standard", engine_version="4.0"
+    ) == V("AccountPrivilege", "choice", rules.validate("AccountPrivilege", "RoleAdmin")[0].message)
+
+
+@pytest.mark.parametrize("privilege", ["RoleReadOnly", "RoleReadWrite", "RoleRepl"])
+def test_a_privilege_the_instance_allows_is_no_violation(privilege):
+    assert (
+        rules.privilege_violation(privilege, architecture_type="standard", engine_version="4.0")
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    "facts", [{}, {"architecture_type": "standard"}, {"engine_version": "4.0"}]
+)
+def test_without_both_facts_the_reason_states_the_requirement_only(facts):
+    assert rules.privilege_reason("RoleRepl", **facts) == (
+        "Replication is only available on an instance with the standard architecture and Redis 4.0."
+    )
+
+
+def test_every_instance_blocker_is_reported_on_the_instance_field_in_order():
+    assert rules.instance_blockers(
+        instance_status="Changing", engine_version="2.8", account_count=18
+    ) == [
+        V(
+            "InstanceId",
+            "instance_not_running",
+            "The instance is not running (status: Changing); accounts can only be created "
+            "while its status is Normal.",
+        ),
+        V(
+            "InstanceId",
+            "engine_too_old",
+            "The instance runs Redis 2.8; accounts need Redis 4.0 or later.",
+        ),
+        V(
+            "InstanceId",
+            "account_limit",
+            "The instance already has 18 accounts; the maximum is 18.",
+        ),
+    ]
+
+
+def test_a_confirmation_that_differs_is_a_mismatch_of_the_password_field():
+    assert rules.confirm_violations("Aa1!Aa1!", "Aa1!Aa1?") == [
+        V("AccountPassword", "mismatch", "The passwords do not match.")
+    ]
+    assert rules.confirm_violations("Aa1!Aa1!", "Aa1!Aa1!") == []
+
+
+def test_the_checklist_lines_read_as_the_user_sees_them():
+    labels = [state.label for state in rules.checklist("AccountPassword", "x")]
+
+    assert labels == [
+        "8 to 32 characters",
+        "Only letters, digits and ! @ # $ % ^ & * ( ) _ + - =",
+        "An uppercase letter (A–Z)",
+        "A lowercase letter (a–z)",
+        "A digit (0–9)",
+        "A special character (! @ # $ % ^ & * ( ) _ + - =)",
+        "At least 3 of these 4 types",
+    ]
+
+
+def test_a_parameter_without_a_checklist_has_an_empty_one():
+    assert rules.checklist("AccountName", "app") == []
