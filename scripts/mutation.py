@@ -62,6 +62,9 @@ def main() -> int:
 
 def run_module(module: str, tests: list[str]) -> dict:
     started = time.monotonic()
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         work = Path(scratch) / "project"
         shutil.copytree(ROOT, work, ignore=lambda _dir, names: SKIPPED.intersection(names))
@@ -83,7 +86,7 @@ def run_module(module: str, tests: list[str]) -> dict:
         counts[status] = counts.get(status, 0) + 1
     return {
         "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": git("rev-parse", "--short", "HEAD"),
+        "commit": commit,
         "tests": tests,
         "mutants": len(statuses),
         "statuses": counts,
