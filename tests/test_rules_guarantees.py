@@ -10,6 +10,7 @@ import pytest
 from django.utils import translation
 
 from accounts_app import rules
+from tests.fixtures.browser import load_rule_cases
 
 # Written out here, not read from rules.py: dropping or narrowing a range must fail.
 INVISIBLE = [
@@ -210,3 +211,85 @@ def test_the_checklist_lines_read_as_the_user_sees_them():
 
 def test_a_parameter_without_a_checklist_has_an_empty_one():
     assert rules.checklist("AccountName", "app") == []
+
+
+# --- The browser's templates say what the server says -------------------------------
+
+
+def filled(template: str, params: dict) -> str:
+    return template % {name: str(value) for name, value in params.items()}
+
+
+@pytest.mark.parametrize("case", load_rule_cases()["cases"], ids=lambda case: case["why"])
+def test_the_browsers_message_templates_give_the_servers_messages(case):
+    """rules.js fills a constraint's template with its params and what it found."""
+    param_rules = rules.RULES[case["param"]]
+    spec = rules.browser_spec()["params"][case["param"]]
+    if case["value"] == "":
+        expected = [spec["requiredMessage"]] if spec["required"] else []
+        assert [v.message for v in rules.validate(case["param"], "")] == expected
+        return
+    by_key = {c["key"]: c for c in spec["constraints"]}
+    for constraint in param_rules.constraints:
+        found = constraint.check(case["value"])
+        if found is None:
+            continue
+        shown = by_key[constraint.key]
+        template = shown["message"]
+        if shown["kind"] == "char_types" and found["count"] == 0:
+            template = shown["messageNone"]
+        [server] = [
+            v for v in rules.validate(case["param"], case["value"]) if v.key == shown["key"]
+        ]
+        assert filled(template, {**shown["params"], **found}) == server.message
+
+
+def test_the_browser_knows_the_instance_preconditions_of_the_api():
+    spec = rules.browser_spec()["instance"]
+
+    assert (spec["runningStatus"], spec["minEngine"], spec["maxAccounts"]) == ("Normal", [4, 0], 18)
+    server = rules.instance_blockers(
+        instance_status="Changing", engine_version="2.8", account_count=18
+    )
+    facts = {"status": "Changing", "engine": "2.8", "count": 18, "max": 18}
+    assert [(b["key"], b["check"]) for b in spec["blockers"]] == [
+        ("instance_not_running", "status"),
+        ("engine_too_old", "engine"),
+        ("account_limit", "account_count"),
+    ]
+    assert [filled(b["message"], facts) for b in spec["blockers"]] == [v.message for v in server]
+
+
+def test_the_browser_knows_where_replication_is_possible():
+    repl = rules.browser_spec()["privileges"]["RoleRepl"]
+
+    assert (repl["architectures"], repl["engines"], repl["key"]) == (
+        ["standard"],
+        ["4.0"],
+        "privilege_unavailable",
+    )
+    facts = {"privilege": repl["label"], "architecture": "cluster", "engine": "5.0"}
+    assert filled(repl["message"], facts) == rules.privilege_reason(
+        "RoleRepl", architecture_type="cluster", engine_version="5.0"
+    )
+    assert filled(repl["messageUnknown"], facts) == rules.privilege_reason("RoleRepl")
+
+
+def test_each_instance_option_attribute_is_one_rules_js_reads():
+    attrs = rules.instance_option_attrs(
+        architecture_type="standard",
+        engine_version="4.0",
+        instance_status="Normal",
+        account_count=3,
+    )
+
+    assert attrs == {
+        "data-architecture": "standard",
+        "data-engine": "4.0",
+        "data-status": "Normal",
+        "data-account-count": "3",
+    }
+    source = RULES_JS.read_text()
+    for name in attrs:
+        camel = re.sub(r"-(\w)", lambda m: m[1].upper(), name.removeprefix("data-"))
+        assert f"dataset.{camel}" in source, name
