@@ -163,6 +163,12 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
         "fresh process; equivalent mutants (scripts/mutation.toml, one reason each) are left",
         "out of the score. Run it before resolving an issue that changes one of these modules.",
         "",
+        "What this measure does not see: mutmut mutates functions and methods, not module-level",
+        "tables (audit.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS); tests",
+        "pin those directly (tests/test_audit_golden.py, tests/test_rules_guarantees.py,",
+        "tests/test_workflow_guarantees.py). Browser tests are left out, so a mutant only",
+        "Chromium would catch counts as a survivor here.",
+        "",
         "| module | commit | mutants | killed | equivalent | survivors | score | minutes |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
