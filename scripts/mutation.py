@@ -71,7 +71,10 @@ def run_module(module: str, tests: list[str]) -> dict:
         configure(work / "pyproject.toml", module, tests)
         jobs = os.environ.get("MUTATION_JOBS", "1")
         print(f"== {module}: mutmut run ({jobs} worker(s))", flush=True)
-        subprocess.run([*NICE, VENV_BIN / "mutmut", "run", "--max-children", jobs], cwd=work)
+        run = [*NICE, VENV_BIN / "mutmut", "run", "--max-children", jobs]
+        if subprocess.run(run, cwd=work).returncode != 0:
+            # Most often the clean run failed: no mutant was tested, nothing to score.
+            raise SystemExit(f"mutmut run failed for {module}; see its output above")
         statuses = mutant_statuses(work)
         survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
         print(f"== {module}: {len(survivors)} survivor(s) to re-run in a fresh process")
