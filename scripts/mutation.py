@@ -45,8 +45,14 @@ UNKILLED = {"survived", "no tests", "suspicious", "not checked", "skipped"}
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="paths as in scripts/mutation.toml")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite docs/mutation.md from the last runs"
+    )
     args = parser.parse_args()
     config = tomllib.loads(CONFIG.read_text())
+    if args.render:
+        REPORT.write_text(render(json.loads(RESULTS.read_text()), config.get("equivalent", {})))
+        return 0
     modules = args.modules or list(config["modules"])
     unknown = [m for m in modules if m not in config["modules"]]
     if unknown:
