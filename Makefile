@@ -14,7 +14,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SIMULATOR_PORT ?= 8001
 
-.PHONY: install run worker test lint format messages bench clean
+.PHONY: install run worker test lint format messages bench mutation clean
 
 $(STAMP): requirements.txt requirements-dev.txt .python-version
 	@test -n "$(BASE_PYTHON)" || { echo "Python $(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION)) or set BASE_PYTHON=/path/to/python$(PYTHON_VERSION)"; exit 1; }
@@ -62,6 +62,12 @@ messages: install
 
 bench: install
 	$(PY) bench/run.py
+
+# Mutation testing of the core modules (scripts/mutation.toml), one at a time, niced;
+# writes docs/mutation.md. Not in CI: an hour or more. MODULES=path limits the run.
+mutation: install
+	$(PY) -m pip install --quiet -r requirements-mutation.txt
+	$(PY) scripts/mutation.py $(MODULES)
 
 clean:
 	rm -rf $(VENV) staticfiles

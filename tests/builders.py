@@ -68,17 +68,23 @@ def submitted_request(
     name: str = "app_reader",
     privilege: str = "RoleReadOnly",
     client=None,
+    **fields,
 ) -> AccountRequest:
+    """Submitted through the workflow; ``fields`` override the other form values."""
+    values = {
+        "account_description": "reporting",
+        "account_type": "Normal",
+        "justification": "Nightly reports need read access.",
+        **fields,
+    }
     return workflow.request_submit(
         requester=requester,
         instance=Instance.objects.get(instance_id=instance_id),
         account_name=name,
         account_privilege=privilege,
-        account_description="reporting",
-        account_type="Normal",
-        justification="Nightly reports need read access.",
         origin=origin_of(requester),
         client=client,
+        **values,
     )
 
 

@@ -19,6 +19,19 @@ def django_db_setup(django_db_setup, django_db_blocker):
         permit_test_flush()
 
 
+@pytest.fixture(autouse=True)
+def site_language():
+    """Each test starts in the site's language. Django leaves the language of the last
+    request active in the thread, so a test of the Chinese pages would otherwise turn
+    the messages of every later test in that thread into Chinese."""
+    from django.conf import settings
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
 @pytest.fixture
 def make_user(django_user_model):
     # A serialized_rollback test ends with a flush that skips post_migrate, so

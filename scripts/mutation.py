@@ -1,0 +1,222 @@
+"""Mutation testing of the core modules with mutmut: `make mutation`.
+
+For each module (all of scripts/mutation.toml, or the ones named on the command line):
+
+1. copy the project to a scratch directory and run `mutmut run` there, mutating only
+   that module against its tests (mutmut 3 keeps its state in `mutants/`; the working
+   tree is never touched);
+2. re-run each survivor in a fresh process (`mutmut apply`, then pytest): mutmut runs
+   mutants inside forked workers that share one test session, and a survivor must be
+   one in a clean run too;
+3. write the score and the survivors to docs/mutation.json, then docs/mutation.md.
+
+Mutants listed under [equivalent] in scripts/mutation.toml count apart: the score is
+killed / (all - equivalent). CPU is scarce: it runs under `nice -n 19`, one module at
+a time, MUTATION_JOBS workers (default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "scripts" / "mutation.toml"
+RESULTS = ROOT / "docs" / "mutation.json"
+REPORT = ROOT / "docs" / "mutation.md"
+VENV_BIN = ROOT / ".venv" / "bin"
+SKIPPED = {".venv", ".git", "mutants", "staticfiles", "__pycache__", ".pytest_cache", ".env"}
+NICE = ["nice", "-n", "19"]
+# mutmut's statuses of a mutant no test caught (yet): re-run in a fresh process.
+FRESH_RUN_OPTIONS = ["-p", "no:cacheprovider", "-m", "not browser and not postgres"]
+UNKILLED = {"survived", "no tests", "suspicious", "not checked", "skipped"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help="paths as in scripts/mutation.toml")
+    parser.add_argument(
+        "--render", action="store_true", help="only rewrite docs/mutation.md from the last runs"
+    )
+    args = parser.parse_args()
+    config = tomllib.loads(CONFIG.read_text())
+    if args.render:
+        REPORT.write_text(render(json.loads(RESULTS.read_text()), config.get("equivalent", {})))
+        return 0
+    modules = args.modules or list(config["modules"])
+    unknown = [m for m in modules if m not in config["modules"]]
+    if unknown:
+        parser.error(f"not in {CONFIG.relative_to(ROOT)}: {', '.join(unknown)}")
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    for module in modules:
+        results[module] = run_module(module, config["modules"][module]["tests"])
+        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    REPORT.write_text(render(results, config.get("equivalent", {})))
+    print(f"wrote {REPORT.relative_to(ROOT)}")
+    return 0
+
+
+def run_module(module: str, tests: list[str]) -> dict:
+    started = time.monotonic()
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+        work = Path(scratch) / "project"
+        shutil.copytree(ROOT, work, ignore=lambda _dir, names: SKIPPED.intersection(names))
+        configure(work / "pyproject.toml", module, tests)
+        jobs = os.environ.get("MUTATION_JOBS", "1")
+        print(f"== {module}: mutmut run ({jobs} worker(s))", flush=True)
+        run = [*NICE, VENV_BIN / "mutmut", "run", "--max-children", jobs]
+        if subprocess.run(run, cwd=work).returncode != 0:
+            # Most often the clean run failed: no mutant was tested, nothing to score.
+            raise SystemExit(f"mutmut run failed for {module}; see its output above")
+        statuses = mutant_statuses(work)
+        survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
+        print(f"== {module}: {len(survivors)} survivor(s) to re-run in a fresh process")
+        confirmed = []
+        for done, name in enumerate(survivors, 1):
+            if survives_fresh(work, module, name, tests):
+                confirmed.append(name)
+            print(f"   {done}/{len(survivors)} re-run, {len(confirmed)} still alive", flush=True)
+        diffs = {name: mutant_diff(work, name) for name in confirmed}
+    counts: dict[str, int] = {}
+    for status in statuses.values():
+        counts[status] = counts.get(status, 0) + 1
+    return {
+        "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "tests": tests,
+        "mutants": len(statuses),
+        "statuses": counts,
+        "killed_on_recheck": len(survivors) - len(confirmed),
+        "survivors": diffs,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+    }
+
+
+def configure(pyproject: Path, module: str, tests: list[str]) -> None:
+    """Add the module and its tests to [tool.mutmut] of the scratch copy's pyproject.toml."""
+    text = pyproject.read_text()
+    header = "[tool.mutmut]\n"
+    if header not in text:
+        raise SystemExit("pyproject.toml has no [tool.mutmut] table")
+    added = (
+        f"only_mutate = {json.dumps([module])}\n"
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+    )
+    pyproject.write_text(text.replace(header, header + added, 1))
+
+
+def mutant_statuses(work: Path) -> dict[str, str]:
+    output = subprocess.run(
+        [VENV_BIN / "mutmut", "results", "--all", "true"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return dict(re.findall(r"^\s+(\S+): (.+)$", output, re.MULTILINE))
+
+
+def survives_fresh(work: Path, module: str, name: str, tests: list[str]) -> bool:
+    """Apply the mutant to the scratch copy and run its tests in a new process."""
+    source = work / module
+    original = source.read_text()
+    try:
+        subprocess.run([VENV_BIN / "mutmut", "apply", name], cwd=work, check=True)
+        run = subprocess.run(
+            [*NICE, VENV_BIN / "pytest", "-x", "-q", *FRESH_RUN_OPTIONS, *tests],
+            cwd=work,
+            capture_output=True,
+        )
+    finally:
+        source.write_text(original)
+    return run.returncode == 0  # 1: a test failed; 2 and up: the mutant broke the import
+
+
+def mutant_diff(work: Path, name: str) -> str:
+    shown = subprocess.run(
+        [VENV_BIN / "mutmut", "show", name], cwd=work, capture_output=True, text=True
+    ).stdout
+    return "\n".join(
+        line
+        for line in shown.splitlines()
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    )
+
+
+def git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def render(results: dict, equivalent: dict[str, str]) -> str:
+    lines = [
+        "# Mutation testing",
+        "",
+        "Generated by `make mutation` (scripts/mutation.py, mutmut 3.8.1); do not edit by hand.",
+        "Each module is mutated alone against the tests listed in scripts/mutation.toml (the",
+        "suite CI runs, without browser and PostgreSQL tests). Every survivor is re-run in a",
+        "fresh process; equivalent mutants (scripts/mutation.toml, one reason each) are left",
+        "out of the score. Run it before resolving an issue that changes one of these modules.",
+        "",
+        "What this measure does not see: mutmut mutates functions and methods, not module-level",
+        "tables (audit.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS); tests",
+        "pin those directly (tests/test_audit_golden.py, tests/test_rules_guarantees.py,",
+        "tests/test_workflow_guarantees.py). Browser tests are left out, so a mutant only",
+        "Chromium would catch counts as a survivor here.",
+        "",
+        "| module | commit | mutants | killed | equivalent | survivors | score | minutes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for module, result in sorted(results.items()):
+        survivors = result["survivors"]
+        equivalents = [name for name in survivors if name in equivalent]
+        left = len(survivors) - len(equivalents)
+        scored = result["mutants"] - len(equivalents)
+        killed = scored - left
+        score = f"{100 * killed / scored:.1f} %" if scored else "n/a"
+        lines.append(
+            f"| {module} | {result['commit']} | {result['mutants']} | {killed} "
+            f"| {len(equivalents)} | {left} | {score} | {result['minutes']} |"
+        )
+    lines += [
+        "",
+        "Killed counts every mutant a test caught: failed, timed out, or killed again on the",
+        "fresh-process re-run; a mutant mutmut reports as having no test counts as a survivor",
+        "only if the re-run confirms it.",
+    ]
+    for module, result in sorted(results.items()):
+        lines += ["", f"## {module}", "", f"Measured {result['measured']} on {result['commit']}."]
+        lines.append(
+            "Statuses from mutmut: "
+            + ", ".join(f"{status} {count}" for status, count in sorted(result["statuses"].items()))
+            + f"; killed on the fresh re-run: {result['killed_on_recheck']}."
+        )
+        for title, wanted in (("Equivalent mutants", True), ("Survivors", False)):
+            names = [n for n in result["survivors"] if (n in equivalent) is wanted]
+            if not names:
+                continue
+            lines += ["", f"### {title}", ""]
+            for name in names:
+                reason = f": {equivalent[name]}" if wanted else ""
+                lines += [f"- `{name}`{reason}", "", "  ```diff"]
+                lines += [f"  {line}" for line in result["survivors"][name].splitlines()]
+                lines += ["  ```"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

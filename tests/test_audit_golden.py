@@ -1,0 +1,242 @@
+"""The audit chain's exact encoding, pinned by a golden digest, and what verify_chain()
+finds when any field the HMAC covers is edited.
+
+Changing the canonical encoding (field order, JSON separators, the line before the
+previous hash, the UTC conversion) would make every existing chain fail verification:
+these digests must never change. A new field goes at the end of HASHED_FIELDS, and a
+new golden digest is added next to this one, not instead of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from unittest import mock
+
+import pytest
+from django.db import connection
+
+from accounts_app.audit import Origin, record_event, verify_chain
+from accounts_app.audit.chain import Signer, event_digest
+from accounts_app.models import AccountRequest, AuditChainHead, AuditEvent, Instance
+
+KEY = "golden-key"
+PREV_HASH = "a" * 64
+SHANGHAI = timezone(timedelta(hours=8))
+
+# Every field the HMAC covers, in its order, written out here on purpose.
+GOLDEN_VALUES = {
+    "seq": 42,
+    "created_at": datetime(2026, 3, 1, 8, 30, 15, 123456, tzinfo=SHANGHAI),
+    "actor_id": 7,
+    "actor_name": "bob",
+    "source_ip": "203.0.113.9",
+    "user_agent": "Firefox/140",
+    "action": "request_approved",
+    "request_id": 12,
+    "instance_id": "r-bp1ord5x0c9kq2m7wa",
+    "region_id": "cn-hangzhou",
+    "account_name": "app_reader",
+    "account_privilege": "RoleReadOnly",
+    "outcome": "success",
+    "alibaba_request_id": "5E5D-REQ",
+    "error_code": "",
+    "comment": "[1/1] 好的",
+}
+GOLDEN_CANONICAL = (
+    '[42,"2026-03-01T00:30:15.123456+00:00",7,"bob","203.0.113.9","Firefox/140",'
+    '"request_approved",12,"r-bp1ord5x0c9kq2m7wa","cn-hangzhou","app_reader","RoleReadOnly",'
+    '"success","5E5D-REQ","","[1/1] 好的"]'
+)
+GOLDEN_DIGEST = "fbf5108b6cfa093081b45a39fcf5f25aa04baa6d422ad4d1be4a6f43af624456"
+
+
+def test_the_digest_of_fixed_inputs_never_changes(settings):
+    settings.AUDIT_HMAC_KEY = KEY
+
+    assert event_digest(GOLDEN_VALUES, PREV_HASH) == GOLDEN_DIGEST
+    assert event_digest(GOLDEN_VALUES, PREV_HASH, signer=Signer(KEY.encode())) == GOLDEN_DIGEST
+
+
+def test_the_digest_is_an_hmac_of_compact_utc_json_a_newline_and_the_previous_hash():
+    message = (GOLDEN_CANONICAL + "\n" + PREV_HASH).encode()
+
+    assert hmac.new(KEY.encode(), message, hashlib.sha256).hexdigest() == GOLDEN_DIGEST
+
+
+def test_the_same_moment_in_any_time_zone_gives_the_same_digest_on_a_beijing_server(settings):
+    settings.AUDIT_HMAC_KEY = KEY
+    settings.TIME_ZONE = "Asia/Shanghai"  # Django sets the process's TZ to it
+    assert time.localtime(0).tm_hour == 8
+    in_utc = {**GOLDEN_VALUES, "created_at": GOLDEN_VALUES["created_at"].astimezone(UTC)}
+
+    assert event_digest(in_utc, PREV_HASH) == GOLDEN_DIGEST
+    assert event_digest(GOLDEN_VALUES, PREV_HASH) == GOLDEN_DIGEST
+
+
+@pytest.mark.parametrize(
+    ("field", "other"),
+    [
+        ("seq", 43),
+        ("created_at", GOLDEN_VALUES["created_at"] + timedelta(microseconds=1)),
+        ("actor_id", 8),
+        ("actor_id", None),
+        ("actor_name", "mallory"),
+        ("source_ip", "203.0.113.10"),
+        ("source_ip", None),
+        ("user_agent", "curl/8"),
+        ("action", "request_rejected"),
+        ("request_id", 13),
+        ("request_id", None),
+        ("instance_id", "r-bp1other"),
+        ("region_id", "cn-shanghai"),
+        ("account_name", "app_writer"),
+        ("account_privilege", "RoleReadWrite"),
+        ("outcome", "failure"),
+        ("alibaba_request_id", "OTHER"),
+        ("error_code", "Throttling"),
+        ("comment", "[1/1] ok"),
+    ],
+)
+def test_the_digest_covers_every_field(settings, field, other):
+    settings.AUDIT_HMAC_KEY = KEY
+
+    assert event_digest({**GOLDEN_VALUES, field: other}, PREV_HASH) != GOLDEN_DIGEST
+
+
+def test_the_digest_covers_the_previous_hash(settings):
+    settings.AUDIT_HMAC_KEY = KEY
+
+    assert event_digest(GOLDEN_VALUES, "b" * 64) != GOLDEN_DIGEST
+
+
+# --- Through the database: edits of the fields tamper tests did not touch ------------
+
+TABLE = AuditEvent._meta.db_table
+triggers = importlib.import_module("accounts_app.migrations.0003_audit_append_only_triggers")
+
+
+@contextmanager
+def as_the_database_owner():
+    """Switch the append-only triggers off, as the owner of the database could."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+        else:
+            for sql in triggers.SQLITE_BACKWARD:
+                cursor.execute(sql)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
+            else:
+                for sql in triggers.SQLITE_FORWARD:
+                    cursor.execute(sql)
+
+
+def rewrite(seq: int, column: str, value) -> None:
+    with as_the_database_owner(), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET {column} = %s WHERE seq = %s", [value, seq])  # noqa: S608
+
+
+@pytest.fixture
+def chain(requester, approver):
+    """Three events; the second has an actor, an address and a request."""
+    instance = Instance.objects.create(
+        instance_id="r-bp1golden00000001",
+        region_id="cn-hangzhou",
+        engine_version="6.0",
+        architecture_type="standard",
+        status="Normal",
+        synced_at=datetime.now(UTC),
+    )
+    account_request = AccountRequest.objects.create(
+        requester=requester,
+        instance=instance,
+        account_name="app_reader",
+        account_privilege="RoleReadOnly",
+        justification="reports",
+        approvals_required=1,
+    )
+    origin = Origin(actor=approver, actor_name="bob", source_ip="203.0.113.9")
+    for action in ("request_submitted", "request_approved", "execution_started"):
+        record_event(action=action, outcome="success", origin=origin, request=account_request)
+    assert verify_chain().ok
+    return {"actor": approver, "requester": requester, "request": account_request}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("actor_id", "requester"),
+        ("actor_id", None),
+        ("source_ip", "198.51.100.7"),
+        ("source_ip", None),
+        ("request_id", None),
+        ("actor_name", "alice"),
+        ("user_agent", "forged"),
+    ],
+)
+def test_an_edited_actor_address_or_request_breaks_the_chain(chain, column, value):
+    value = chain[value].pk if value in chain else value
+
+    rewrite(2, column, value)
+
+    report = verify_chain()
+    assert [(b.seq, "does not match its HMAC" in b.reason) for b in report.breaks] == [(2, True)]
+
+
+@pytest.mark.django_db
+def test_an_event_recorded_on_a_whole_second_verifies(requester):
+    """The database writes such a time without its fraction; verification adds it back."""
+    whole_second = datetime(2026, 3, 1, 0, 0, 0, tzinfo=UTC)
+    with mock.patch("django.utils.timezone.now", return_value=whole_second):
+        event = record_event(action="login", outcome="success", origin=Origin.system("t"))
+
+    assert AuditEvent.objects.get(pk=event.pk).created_at == whole_second
+    assert verify_chain().ok
+
+
+# --- The two verification branches no other test reaches ----------------------------
+
+
+@pytest.mark.django_db
+def test_a_row_forged_below_the_first_sequence_number_is_out_of_place(chain):
+    first = AuditEvent.objects.get(seq=1)
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                seq=0,
+                created_at=first.created_at,
+                actor_name="mallory",
+                action="account_created",
+                outcome="success",
+                prev_hash="0" * 64,
+                hash="f" * 64,
+            )
+        ]
+    )
+
+    report = verify_chain()
+
+    assert (report.breaks[0].seq, report.breaks[0].reason) == (0, "event out of place (inserted)")
+
+
+@pytest.mark.django_db
+def test_a_rewritten_head_hash_with_the_right_sequence_number_is_found(chain):
+    AuditChainHead.objects.filter(pk=1).update(hash="e" * 64)
+
+    report = verify_chain()
+
+    assert [(b.seq, b.reason) for b in report.breaks] == [
+        (3, "the chain head's hash is not the last event's hash")
+    ]

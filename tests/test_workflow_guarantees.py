@@ -1,0 +1,435 @@
+"""What the workflow promises, seen where it matters: the account at the simulator, the
+approval policy in the database, the request's row and its audit events and mails.
+
+Each test here was first run against a deliberately broken workflow (a dropped argument,
+a deleted check, a missing field) and failed there.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision
+from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
+from accounts_app.services import workflow
+from tests.builders import approve, origin_of, submitted_request
+
+pytestmark = pytest.mark.django_db
+
+HEALTHY = "r-bp1ord5x0c9kq2m7wa"  # 5.0 standard
+REPL_OK = "r-bp1leg4s3f5kx7b1qa"  # 4.0 standard: the one that allows RoleRepl
+PASSWORD = "Str0ng-Passw0rd"
+Status = AccountRequest.Status
+
+
+def execute(account_request, user, client):
+    return workflow.request_execute(
+        request_id=account_request.pk,
+        user=user,
+        account_password=PASSWORD,
+        origin=origin_of(user),
+        client=client,
+    )
+
+
+def approved(requester, *approvers, **submitted):
+    account_request = submitted_request(requester, **submitted)
+    for approver in approvers:
+        approve(account_request, approver)
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+    return account_request
+
+
+def account_read_back(client, instance_id, name):
+    """DescribeAccounts over the socket, as an operator would check it."""
+    [account] = client.describe_accounts(
+        region_id="cn-hangzhou", instance_id=instance_id, account_name=name
+    )
+    return account
+
+
+def events(account_request, action):
+    return list(AuditEvent.objects.filter(request=account_request, action=action))
+
+
+@pytest.fixture
+def client_(estate):
+    return estate.client()
+
+
+# --- 1. What was requested is what gets created -------------------------------------
+
+
+def test_the_account_is_created_with_the_requested_privilege_and_description(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+
+    execute(account_request, requester, client_)
+
+    account = account_read_back(client_, HEALTHY, "app_reader")
+    # The API defaults a missing privilege to RoleReadWrite: read-only must arrive.
+    assert account.privilege == "RoleReadOnly"
+    assert account.account_description == "reporting"
+    assert estate.calls("CreateAccount")[0]["params"]["AccountType"] == "Normal"
+
+
+def test_a_replication_request_creates_a_replication_account(
+    estate, client_, requester, approver, second_approver
+):
+    account_request = approved(
+        requester,
+        approver,
+        second_approver,
+        instance_id=REPL_OK,
+        name="replicator1",
+        privilege="RoleRepl",
+    )
+
+    execute(account_request, requester, client_)
+
+    assert account_read_back(client_, REPL_OK, "replicator1").privilege == "RoleRepl"
+
+
+def test_the_stored_request_keeps_everything_that_was_submitted(estate, requester):
+    original = submitted_request(requester, name="first_reader")
+
+    copy = submitted_request(
+        requester,
+        name="second_reader",
+        privilege="RoleReadWrite",
+        account_description="copy-of-first",
+        justification="Same as the first, for the batch jobs.",
+        copied_from=original,
+    )
+
+    copy.refresh_from_db()
+    assert (copy.account_name, copy.account_privilege) == ("second_reader", "RoleReadWrite")
+    assert copy.account_description == "copy-of-first"
+    assert copy.account_type == "Normal"
+    assert copy.justification == "Same as the first, for the batch jobs."
+    assert copy.copied_from == original
+    assert events(copy, "request_submitted")[0].comment == copy.justification
+
+
+# --- 2. The instance is checked again at execution ------------------------------------
+
+
+def test_a_name_taken_on_the_instance_after_approval_stops_the_execution(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    estate.add_account(HEALTHY, "app_reader", privilege="RoleReadWrite")
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        execute(account_request, requester, client_)
+
+    assert refused.value.preflight.check("account_name").status == "blocked"
+    assert not estate.calls("CreateAccount")
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+
+
+def test_a_privilege_the_instance_no_longer_allows_stops_the_execution(
+    estate, client_, requester, approver, second_approver
+):
+    account_request = approved(
+        requester,
+        approver,
+        second_approver,
+        instance_id=REPL_OK,
+        name="replicator1",
+        privilege="RoleRepl",
+    )
+    # Migrated to a cluster after the approval: RoleRepl is no longer possible there.
+    estate.add_instance(
+        InstanceId=REPL_OK, RegionId="cn-hangzhou", EngineVersion="4.0", ArchitectureType="cluster"
+    )
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        execute(account_request, requester, client_)
+
+    assert refused.value.preflight.check("privilege").status == "blocked"
+    assert not estate.calls("CreateAccount")
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+
+
+def test_an_instance_that_stopped_running_after_approval_stops_the_execution(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    estate.add_instance(
+        InstanceId=HEALTHY, RegionId="cn-hangzhou", EngineVersion="5.0", InstanceStatus="Changing"
+    )
+
+    with pytest.raises(workflow.TransitionError):
+        execute(account_request, requester, client_)
+
+    assert not estate.calls("CreateAccount")
+
+
+# --- 3. The approval policy is read from the database --------------------------------
+
+
+def test_an_approval_policy_changed_by_an_admin_is_honoured(estate, requester, approver):
+    ApprovalPolicy.objects.filter(account_privilege="RoleReadOnly").update(approvals_required=2)
+
+    account_request = submitted_request(requester)
+    approve(account_request, approver)
+
+    account_request.refresh_from_db()
+    assert account_request.approvals_required == 2
+    assert account_request.status == Status.PENDING
+
+
+@pytest.mark.parametrize(
+    ("privilege", "required"), [("RoleReadOnly", 1), ("RoleReadWrite", 1), ("RoleRepl", 2)]
+)
+def test_without_a_policy_row_the_built_in_defaults_apply(db, privilege, required):
+    ApprovalPolicy.objects.all().delete()
+    assert workflow.approvals_required_for(privilege) == required
+
+
+def test_a_privilege_unknown_to_every_table_needs_one_approval(db):
+    assert workflow.approvals_required_for("RoleSomethingNew") == 1
+
+
+# --- 5. Reconciliation leaves executions in flight alone -----------------------------
+
+
+class ServerDiesMidCall:
+    """The app server dies while CreateAccount is on the wire: nothing records an outcome."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def create_account(self, **params):
+        raise SystemExit("worker killed")
+
+
+def test_a_claimed_execution_records_who_runs_it_and_since_when(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    before = timezone.now()
+
+    with pytest.raises(SystemExit):
+        execute(account_request, requester, ServerDiesMidCall(client_))
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.EXECUTING
+    assert account_request.executed_by == requester
+    assert before <= account_request.executing_since <= timezone.now()
+
+
+def test_reconciliation_waits_five_minutes_before_taking_over_an_execution(
+    estate, client_, requester, approver, monkeypatch
+):
+    account_request = approved(requester, approver)
+    with pytest.raises(SystemExit):
+        execute(account_request, requester, ServerDiesMidCall(client_))
+    estate.clear_calls()
+
+    workflow.reconcile_all(client=client_)
+
+    # Still in flight as far as anyone knows: no second look, no status change.
+    account_request.refresh_from_db()
+    assert account_request.status == Status.EXECUTING
+    assert not estate.calls("DescribeAccounts")
+
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=5, seconds=1))
+    workflow.reconcile_all(client=client_)
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED  # nothing was created: try again
+    assert [e.action for e in account_request.events.order_by("seq")][-2:] == [
+        "outcome_unknown",
+        "reconciled",
+    ]
+
+
+def test_the_execution_that_finished_records_who_created_the_account(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+
+    execute(account_request, requester, client_)
+
+    account_request.refresh_from_db()
+    assert account_request.executed_by == requester
+    assert account_request.status == Status.CREATED
+
+
+# --- 6. A definite refusal ends the request ------------------------------------------
+
+
+class SomeoneElseGetsThereFirst:
+    """Between the pre-flight and CreateAccount, the instance changes at the simulator."""
+
+    def __init__(self, client, change):
+        self.client, self.change = client, change
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def create_account(self, **params):
+        self.change(params)
+        return self.client.create_account(**params)
+
+
+def take_the_name(estate):
+    return lambda params: estate.add_account(params["instance_id"], params["account_name"])
+
+
+def fill_the_instance(estate):
+    def fill(params):
+        # The limit counts the accounts users created, not the built-in ones.
+        created = [
+            a for a in estate.accounts(params["instance_id"]) if a["AccountType"] == "Normal"
+        ]
+        for n in range(MAX_ACCOUNTS_PER_INSTANCE - len(created)):
+            estate.add_account(params["instance_id"], f"filler_{n}")
+
+    return fill
+
+
+@pytest.mark.parametrize(
+    ("race", "code"),
+    [
+        (take_the_name, "InvalidAccountName.Duplicate"),
+        (fill_the_instance, "AccountLimitExceeded"),
+    ],
+)
+def test_a_definite_refusal_ends_the_request_as_failed_and_tells_the_requester(
+    estate, client_, requester, approver, django_capture_on_commit_callbacks, race, code
+):
+    requester.email = "alice@example.com"
+    requester.save()
+    account_request = approved(requester, approver)
+    mail.outbox.clear()
+    before = timezone.now()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        result = execute(
+            account_request, requester, SomeoneElseGetsThereFirst(client_, race(estate))
+        )
+
+    assert not result.created
+    assert result.error.code == code
+    account_request.refresh_from_db()
+    assert account_request.status == Status.FAILED
+    assert account_request.error_code == code
+    assert account_request.error_message
+    assert before <= account_request.finished_at <= timezone.now()
+    [failed] = events(account_request, "execution_failed")
+    assert (failed.outcome, failed.error_code) == ("failure", code)
+    assert [m.to for m in mail.outbox] == [["alice@example.com"]]
+    # Ended: it cannot be executed again.
+    with pytest.raises(workflow.TransitionError):
+        execute(account_request, requester, client_)
+
+
+def test_a_failure_that_retrying_can_cure_keeps_the_approval_without_a_finish_time(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    estate.add_fault("http503", action="CreateAccount", count=100)
+
+    execute(account_request, requester, client_)
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+    assert account_request.finished_at is None
+    assert account_request.error_code == "ServiceUnavailable"
+
+
+# --- 10. Decisions, expiry, cancellation ---------------------------------------------
+
+
+def test_the_approvers_comment_is_kept_on_the_decision_and_in_the_audit_log(
+    estate, requester, approver
+):
+    account_request = submitted_request(requester)
+
+    approve(account_request, approver, comment="Read-only is fine for reports.")
+
+    decision = Decision.objects.get(request=account_request)
+    assert (decision.approver, decision.verdict) == (approver, "approve")
+    assert decision.comment == "Read-only is fine for reports."
+    [event] = events(account_request, "request_approved")
+    assert event.comment == "[1/1] Read-only is fine for reports."
+
+
+def test_a_rejection_keeps_the_reason_and_finishes_the_request(estate, requester, approver):
+    account_request = submitted_request(requester)
+
+    workflow.request_reject(
+        request_id=account_request.pk,
+        approver=approver,
+        comment="Use the shared reader.",
+        origin=origin_of(approver),
+    )
+
+    account_request.refresh_from_db()
+    assert account_request.finished_at is not None
+    assert Decision.objects.get(request=account_request).comment == "Use the shared reader."
+    assert events(account_request, "request_rejected")[0].comment == "Use the shared reader."
+
+
+def test_a_pending_request_is_stale_only_after_its_full_time_to_live(estate, requester, settings):
+    account_request = submitted_request(requester)
+    ttl = timedelta(days=settings.REQUEST_TTL_DAYS)
+
+    assert not account_request.is_stale(account_request.created_at + ttl)
+    assert account_request.is_stale(account_request.created_at + ttl + timedelta(microseconds=1))
+
+
+def test_an_approval_is_stale_only_after_its_full_time_to_live(
+    estate, requester, approver, settings
+):
+    account_request = approved(requester, approver)
+    ttl = timedelta(hours=settings.APPROVAL_TTL_HOURS)
+
+    assert not account_request.is_stale(account_request.approved_at + ttl)
+    assert account_request.is_stale(account_request.approved_at + ttl + timedelta(microseconds=1))
+
+
+def test_deciding_on_a_stale_request_expires_it_instead(estate, requester, approver, settings):
+    account_request = submitted_request(requester)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        created_at=timezone.now() - timedelta(days=settings.REQUEST_TTL_DAYS, minutes=1)
+    )
+
+    with pytest.raises(workflow.TransitionError):
+        approve(account_request, approver)
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.EXPIRED
+    assert account_request.finished_at is not None
+    assert not Decision.objects.filter(request=account_request).exists()
+    [expired] = events(account_request, "request_expired")
+    assert expired.comment == "expired while pending"
+
+
+def test_the_cancel_event_is_linked_to_its_request(estate, requester):
+    account_request = submitted_request(requester)
+
+    workflow.request_cancel(
+        request_id=account_request.pk, user=requester, origin=origin_of(requester)
+    )
+
+    [cancelled] = AuditEvent.objects.filter(action="request_cancelled")
+    assert cancelled.request_id == account_request.pk
+    assert (cancelled.actor, cancelled.account_name) == (requester, "app_reader")
+    account_request.refresh_from_db()
+    assert account_request.finished_at is not None
