@@ -279,7 +279,7 @@ KVSTORE_SIGNATURE_VERSION = env.str("KVSTORE_SIGNATURE_VERSION", default="v3")
 KVSTORE_CONNECT_TIMEOUT = env.float("KVSTORE_CONNECT_TIMEOUT", default=3.0)
 KVSTORE_READ_TIMEOUT = env.float("KVSTORE_READ_TIMEOUT", default=10.0)
 KVSTORE_DEADLINE = env.float("KVSTORE_DEADLINE", default=15.0)
-# Circuit breaker (accounts_app/alibaba/breaker.py): after this many transient
+# Circuit breaker (accounts_app/services/breaker.py): after this many transient
 # failures in a row, calls stop for the cooldown (seconds).
 KVSTORE_BREAKER_THRESHOLD = env.int("KVSTORE_BREAKER_THRESHOLD", default=5)
 KVSTORE_BREAKER_COOLDOWN = env.float("KVSTORE_BREAKER_COOLDOWN", default=30.0)

@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.alibaba.client import (
     Account,
     InstanceAttribute,
@@ -35,6 +34,7 @@ from accounts_app.alibaba.client import (
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AuditEvent, Instance
+from accounts_app.services.breaker import get_guarded_client
 
 # Instance fields a sync writes, besides instance_id. Also the fields compared to
 # decide whether a row changed.

@@ -23,10 +23,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts_app import rules, vpc_auth
-from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.services.breaker import get_guarded_client
 from accounts_app.services.inventory import refresh_instance
 
 OK = "ok"

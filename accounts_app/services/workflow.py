@@ -19,10 +19,10 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts_app import notifications, policy, rules
 from accounts_app.alibaba import errors
-from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.services.preflight import PreflightResult, run_preflight
 
 logger = logging.getLogger(__name__)

@@ -31,10 +31,14 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
+from accounts_app.alibaba.client import KVStoreClient, get_client
+from accounts_app.alibaba.errors import (
+    AlibabaApiError,
+    ApiUnreachable,
+    OutcomeUnknown,
+    is_throttling,
+)
 from accounts_app.models import CircuitBreaker
-
-from .client import KVStoreClient, get_client
-from .errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown, is_throttling
 
 log = logging.getLogger(__name__)
 
