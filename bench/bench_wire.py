@@ -118,6 +118,11 @@ def bench_client(endpoint: str, calls: int, version: str) -> dict[str, list[floa
         access_key_secret=ACCESS_KEY_SECRET,
         endpoint=endpoint,
         signature_version=version,
+        # One attempt, generous timeouts: a slow call is measured, never retried.
+        connect_timeout=5.0,
+        read_timeout=30.0,
+        deadline=30.0,
+        max_attempts=1,
     )
     for _ in range(50):  # warm the connection pool and the code paths
         client.describe_instance_attribute(region_id="cn-hangzhou", instance_id=INSTANCE_ID)

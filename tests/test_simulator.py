@@ -740,11 +740,11 @@ def test_the_reset_fault_resets_the_connection(simulator, wire):
 # --- Running it ----------------------------------------------------------------------------------
 
 
-def test_the_management_command_passes_its_arguments_to_serve(monkeypatch, tmp_path):
+def test_the_management_command_passes_its_arguments_to_serve(monkeypatch, settings, tmp_path):
     received = {}
     monkeypatch.setattr(kvstore_simulator.server, "serve", lambda **kw: received.update(kw))
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv")
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "secret-env")
+    settings.ALIBABA_CLOUD_ACCESS_KEY_ID = "LTAIenv"
+    settings.ALIBABA_CLOUD_ACCESS_KEY_SECRET = "secret-env"
 
     call_command(
         kvstore_simulator.Command(),

@@ -52,10 +52,6 @@ SYNCED_FIELDS = (
     "vpc_auth_mode",
     "account_count",
 )
-# Two calls per instance: run a few at once so that a large estate syncs in minutes,
-# not in an hour. The calls run in worker threads; the database is only touched by the
-# calling thread.
-DEFAULT_SYNC_WORKERS = 8
 
 
 # Account management needs Redis 4.0 or later; DescribeAccounts is not called below it.
@@ -234,8 +230,7 @@ def _fetch_all(
         except AlibabaApiError as error:
             return error
 
-    workers = int(getattr(settings, "KVSTORE_SYNC_WORKERS", DEFAULT_SYNC_WORKERS))
-    results = _map(fetch, summaries, workers)
+    results = _map(fetch, summaries, settings.KVSTORE_SYNC_WORKERS)
     fetched = []
     for summary, result in zip(summaries, results, strict=True):
         if isinstance(result, InstanceNotFound):

@@ -1,14 +1,13 @@
 """``manage.py kvstore_simulator``: run the local R-KVStore simulator in the foreground.
 
 Only parses arguments: the server itself (``accounts_app.simulator.server``) is stdlib,
-with no Django inside. Keys come from the flags, else the environment
-(``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``), else the settings
-of the same names, so the dashboard and the simulator agree on one key pair.
+with no Django inside. Keys come from the flags, else the settings
+``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (read from the
+environment), so the dashboard and the simulator agree on one key pair.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.conf import settings
@@ -27,8 +26,8 @@ class Command(BaseCommand):
         server.build_parser(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        access_key_id = options["access_key_id"] or _configured("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        secret = options["access_key_secret"] or _configured("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        access_key_id = options["access_key_id"] or settings.ALIBABA_CLOUD_ACCESS_KEY_ID
+        secret = options["access_key_secret"] or settings.ALIBABA_CLOUD_ACCESS_KEY_SECRET
         if not access_key_id or not secret:
             raise CommandError(
                 "Set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (or pass "
@@ -42,7 +41,3 @@ class Command(BaseCommand):
             access_key_secret=secret,
             activation_delay=options["activation_delay"],
         )
-
-
-def _configured(name: str) -> str:
-    return os.environ.get(name) or getattr(settings, name, "") or ""
