@@ -50,7 +50,12 @@ LAYERS = [
     },
     {"accounts_app.audit", "accounts_app.alibaba", "accounts_app.notifications"},
     {"accounts_app.models"},
-    {"accounts_app.rules", "accounts_app.api_labels", "accounts_app.vpc_auth"},
+    {
+        "accounts_app.rules",
+        "accounts_app.api_labels",
+        "accounts_app.vpc_auth",
+        "accounts_app.wording",
+    },
 ]
 STANDING_APART = ["accounts_app.alibaba", "accounts_app.simulator"]
 
