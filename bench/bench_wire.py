@@ -91,7 +91,7 @@ def start_simulator(state_dir: str) -> tuple[subprocess.Popen[bytes], str]:
             [
                 sys.executable,
                 "-m",
-                "accounts_app.simulator.server",
+                "accounts_app.simulator.cli",
                 "--port",
                 "0",
                 "--state",

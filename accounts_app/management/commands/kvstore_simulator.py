@@ -1,6 +1,6 @@
 """``manage.py kvstore_simulator``: run the local R-KVStore simulator in the foreground.
 
-Only parses arguments: the server itself (``accounts_app.simulator.server``) is stdlib,
+Only parses arguments: the server itself (``accounts_app.simulator``) is stdlib,
 with no Django inside. Keys come from the flags, else the settings
 ``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (read from the
 environment), so the dashboard and the simulator agree on one key pair.
@@ -13,7 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts_app.simulator import server
+from accounts_app.simulator import cli
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        server.build_parser(parser)
+        cli.build_parser(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         access_key_id = options["access_key_id"] or settings.ALIBABA_CLOUD_ACCESS_KEY_ID
@@ -33,7 +33,7 @@ class Command(BaseCommand):
                 "Set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (or pass "
                 "--access-key-id and --access-key-secret)."
             )
-        server.serve(
+        cli.serve(
             host=options["host"],
             port=options["port"],
             state_path=options["state"],
