@@ -32,6 +32,7 @@ import requests  # noqa: E402
 
 from accounts_app.alibaba import signing  # noqa: E402
 from accounts_app.alibaba.client import KVStoreClient  # noqa: E402
+from accounts_app.simulator import cli as simulator_cli  # noqa: E402
 from bench.goals import CLIENT_OVERHEAD_GOAL_MS, V3_GOAL_US  # noqa: E402
 
 ACCESS_KEY_ID = "LTAI5tBenchmarkKey00001"
@@ -88,15 +89,7 @@ def start_simulator(state_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     output = Path(state_dir) / "simulator.log"
     with open(output, "wb") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "accounts_app.simulator.cli",
-                "--port",
-                "0",
-                "--state",
-                str(Path(state_dir) / "state.json"),
-            ],
+            simulator_cli.command(Path(state_dir) / "state.json"),
             cwd=ROOT,
             env=env,
             stdout=sink,

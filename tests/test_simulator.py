@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -794,15 +793,7 @@ def test_the_simulator_runs_as_a_process_and_stops_on_sigint(tmp_path):
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "process-secret",
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "accounts_app.simulator.cli",
-            "--port",
-            "0",
-            "--state",
-            str(state),
-        ],
+        kvstore_simulator.cli.command(state),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -100,6 +100,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return parser
 
 
+def command(state_path: Path | str, port: int = 0) -> list[str]:
+    """The command line that runs the simulator as a process of its own; with port 0 it
+    picks a free port and prints it in its first line ("listening on http://...")."""
+    return [sys.executable, "-m", __name__, "--port", str(port), "--state", str(state_path)]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     key_id = args.access_key_id or os.environ.get("ALIBABA_CLOUD_ACCESS_KEY_ID", "")
