@@ -23,7 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.views.debug import ExceptionReporter
 
 from accounts_app import vpc_auth
-from accounts_app.alibaba import errors, signing, transport
+from accounts_app.alibaba import errors, retry, signing, transport
 from accounts_app.alibaba.client import (
     Account,
     InstanceAttribute,
@@ -406,6 +406,26 @@ def test_the_backoff_is_exponential_and_jittered():
     assert [high.retry.backoff(n, None) for n in (1, 2, 3)] == [0.2, 0.4, 0.8]
     assert high.retry.backoff(10, None) == 5.0  # capped
     assert low.retry.backoff(1, 1.5) == 1.5
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "http_status", "kind"),
+    [
+        ("not_sent", errors.CONNECTION_FAILED, None, "retryable"),
+        ("unusable", errors.TLS_ERROR, None, "final"),
+        ("unclear", errors.TIMEOUT, None, "ambiguous"),
+        ("answered", "Throttling.User", 400, "retryable"),
+        ("answered", "ServiceUnavailable", 503, "retryable"),
+        ("answered", "InternalError", 500, "retryable"),
+        ("answered", "SomethingNew", 502, "retryable"),
+        ("answered", "ServiceTimeout", 503, "ambiguous"),
+        ("answered", "SomethingNew", 504, "ambiguous"),
+        ("answered", "InvalidAccountName.Duplicate", 400, "final"),
+    ],
+)
+def test_the_retry_policy_says_which_failures_may_be_tried_again(stage, code, http_status, kind):
+    failed = transport.AttemptFailed(AlibabaApiError(code, "", http_status=http_status), stage)
+    assert retry.kind_of(failed) == kind
 
 
 def test_a_refused_connection_is_retried_then_unreachable(simulator):

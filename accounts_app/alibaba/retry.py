@@ -22,7 +22,7 @@ from . import errors
 from .errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from .transport import AttemptFailed
 
-log = logging.getLogger("accounts_app.alibaba.client")
+log = logging.getLogger(__name__)
 
 # The operations that create something: an unclear failure is an unknown outcome.
 CREATING = frozenset({"CreateAccount"})

@@ -311,9 +311,9 @@ class Transport:
     def __repr__(self) -> str:
         endpoint = "://".join(self.endpoint) if self.endpoint else "per-region"
         return (
-            f"access_key_id={self.access_key_id[:4]!r}+'***', "
+            f"Transport(access_key_id={self.access_key_id[:4]!r}+'***', "
             f"access_key_secret='***', security_token={'***' if self._security_token else None}, "
-            f"endpoint={endpoint!r}, signature_version={self.signature_version!r}"
+            f"endpoint={endpoint!r}, signature_version={self.signature_version!r})"
         )
 
     @sensitive_variables()
