@@ -409,7 +409,7 @@ class CircuitBreaker(models.Model):
     """Shared state of the circuit breaker around the Alibaba client.
 
     In the database, not in process memory: every app server behind the load
-    balancer sees the same state (accounts_app/alibaba/breaker.py).
+    balancer sees the same state (accounts_app/services/breaker.py).
     """
 
     name = models.CharField(max_length=64, unique=True)

@@ -32,6 +32,7 @@ import requests  # noqa: E402
 
 from accounts_app.alibaba import signing  # noqa: E402
 from accounts_app.alibaba.client import KVStoreClient  # noqa: E402
+from accounts_app.simulator import cli as simulator_cli  # noqa: E402
 from bench.goals import CLIENT_OVERHEAD_GOAL_MS, V3_GOAL_US  # noqa: E402
 
 ACCESS_KEY_ID = "LTAI5tBenchmarkKey00001"
@@ -88,15 +89,7 @@ def start_simulator(state_dir: str) -> tuple[subprocess.Popen[bytes], str]:
     output = Path(state_dir) / "simulator.log"
     with open(output, "wb") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "accounts_app.simulator.server",
-                "--port",
-                "0",
-                "--state",
-                str(Path(state_dir) / "state.json"),
-            ],
+            simulator_cli.command(Path(state_dir) / "state.json"),
             cwd=ROOT,
             env=env,
             stdout=sink,
@@ -118,6 +111,11 @@ def bench_client(endpoint: str, calls: int, version: str) -> dict[str, list[floa
         access_key_secret=ACCESS_KEY_SECRET,
         endpoint=endpoint,
         signature_version=version,
+        # One attempt, generous timeouts: a slow call is measured, never retried.
+        connect_timeout=5.0,
+        read_timeout=30.0,
+        deadline=30.0,
+        max_attempts=1,
     )
     for _ in range(50):  # warm the connection pool and the code paths
         client.describe_instance_attribute(region_id="cn-hangzhou", instance_id=INSTANCE_ID)

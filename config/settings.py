@@ -269,6 +269,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="redis-accounts@local
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ADMINS = env.list("ADMINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+# Password of the demo users `manage.py seed_demo` creates; empty outside demos.
+DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="")
 
 # Alibaba Cloud R-KVStore. Without KVSTORE_ENDPOINT the client derives the
 # real regional endpoint; `make run` points it at the local simulator.
@@ -281,10 +283,15 @@ KVSTORE_SIGNATURE_VERSION = env.str("KVSTORE_SIGNATURE_VERSION", default="v3")
 KVSTORE_CONNECT_TIMEOUT = env.float("KVSTORE_CONNECT_TIMEOUT", default=3.0)
 KVSTORE_READ_TIMEOUT = env.float("KVSTORE_READ_TIMEOUT", default=10.0)
 KVSTORE_DEADLINE = env.float("KVSTORE_DEADLINE", default=15.0)
-# Circuit breaker (accounts_app/alibaba/breaker.py): after this many transient
+# Attempts per call, the first included (accounts_app/alibaba/retry.py says which
+# failures may be tried again).
+KVSTORE_MAX_ATTEMPTS = env.int("KVSTORE_MAX_ATTEMPTS", default=3)
+# Circuit breaker (accounts_app/services/breaker.py): after this many transient
 # failures in a row, calls stop for the cooldown (seconds).
 KVSTORE_BREAKER_THRESHOLD = env.int("KVSTORE_BREAKER_THRESHOLD", default=5)
 KVSTORE_BREAKER_COOLDOWN = env.float("KVSTORE_BREAKER_COOLDOWN", default=30.0)
+# Threads that describe instances in parallel during a sync (two calls per instance:
+# a few at once so that a large estate syncs in minutes, not in an hour).
 KVSTORE_SYNC_WORKERS = env.int("KVSTORE_SYNC_WORKERS", default=8)
 
 # Workflow timing.

@@ -9,20 +9,20 @@ from __future__ import annotations
 import hashlib
 import importlib
 import io
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 
 from accounts_app.audit import Origin, VerifyReport, record_event, verify_chain
 from accounts_app.audit.chain import chain_signer
 from accounts_app.audit.testing import permit_test_flush
 from accounts_app.audit.verifier import MAX_BREAKS, _ChainWalker, _walk_split
 from accounts_app.models import AuditChainHead, AuditEvent
+from tests.threads import run_together
 
 migration = importlib.import_module("accounts_app.migrations.0003_audit_append_only_triggers")
 TABLE = AuditEvent._meta.db_table
@@ -33,25 +33,23 @@ def seed(events: int = EVENTS) -> None:
     call_command("seed_audit", events=events, batch_size=25, stdout=io.StringIO())
 
 
-@contextmanager
-def triggers_off() -> Iterator:
-    """What the database owner can do: switch the append-only triggers off."""
+def switch_triggers(*, on: bool) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # ALTER TABLE refuses while this transaction's foreign key checks wait.
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER USER")
+            cursor.execute(f"ALTER TABLE {TABLE} {'ENABLE' if on else 'DISABLE'} TRIGGER USER")
         else:
-            for sql in migration.SQLITE_BACKWARD:
+            for sql in migration.SQLITE_FORWARD if on else migration.SQLITE_BACKWARD:
                 cursor.execute(sql)
+
+
+@contextmanager
+def triggers_off() -> Iterator:
+    """What the database owner can do: switch the append-only triggers off."""
+    switch_triggers(on=False)
     yield
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER USER")
-        else:
-            for sql in migration.SQLITE_FORWARD:
-                cursor.execute(sql)
+    switch_triggers(on=True)
 
 
 def tamper(sql: str, params=()) -> None:
@@ -320,31 +318,19 @@ def test_forked_workers_verify_a_chain_and_find_a_break(committed_db):
 @committed
 def test_concurrent_writers_never_fork_the_chain(committed_db):
     writers, events_each = 8, 25
-    barrier = threading.Barrier(writers)
-    failures = []
 
     def write(index: int) -> None:
-        try:
-            barrier.wait()
-            for n in range(events_each):
-                record_event(
-                    action=AuditEvent.Action.LOGIN,
-                    outcome=AuditEvent.Outcome.SUCCESS,
-                    origin=Origin.system(f"writer-{index}"),
-                    comment=str(n),
-                )
-        except Exception as error:
-            failures.append(error)
-        finally:
-            connections.close_all()
+        for n in range(events_each):
+            record_event(
+                action=AuditEvent.Action.LOGIN,
+                outcome=AuditEvent.Outcome.SUCCESS,
+                origin=Origin.system(f"writer-{index}"),
+                comment=str(n),
+            )
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = run_together(write, writers)
 
-    assert not failures
+    assert [kind for kind, _ in outcomes] == ["ok"] * writers
     report = verify_chain()
     assert report.ok, report.breaks
     assert report.checked == writers * events_each

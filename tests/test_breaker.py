@@ -11,8 +11,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts_app.alibaba import breaker as breaker_module
-from accounts_app.alibaba.breaker import Breaker, BreakerOpen, GuardedClient, is_transient
 from accounts_app.alibaba.errors import (
     AlibabaApiError,
     ApiUnreachable,
@@ -20,6 +18,8 @@ from accounts_app.alibaba.errors import (
     OutcomeUnknown,
 )
 from accounts_app.models import AccountRequest, AuditEvent, CircuitBreaker
+from accounts_app.services import breaker as breaker_module
+from accounts_app.services.breaker import Breaker, BreakerOpen, GuardedClient, is_transient
 from tests.builders import approved_request
 from tests.demo_instances import HEALTHY
 

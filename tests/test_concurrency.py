@@ -7,14 +7,13 @@ try to execute (or approve) the same request at once.
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
-from django.db import connections
 
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, Decision, Instance
 from accounts_app.services import workflow
+from tests import threads
 from tests.builders import request_row
 from tests.conftest import empty_instance
 from tests.demo_instances import HEALTHY
@@ -37,24 +36,7 @@ TRIALS = 100
 
 
 def run_together(target, count=THREADS):
-    barrier = threading.Barrier(count)
-    outcomes = []
-
-    def worker(index):
-        try:
-            barrier.wait()
-            outcomes.append(("ok", target(index)))
-        except workflow.TransitionError as error:
-            outcomes.append(("refused", error))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcomes
+    return threads.run_together(target, count, refused=workflow.TransitionError)
 
 
 def test_concurrent_executions_make_exactly_one_call(estate, requester, approver):

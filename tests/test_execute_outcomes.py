@@ -7,10 +7,10 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, AuditEvent, CircuitBreaker, Instance
 from accounts_app.services import workflow
+from accounts_app.services.breaker import get_guarded_client
 from accounts_app.services.preflight import run_preflight
 
 pytestmark = pytest.mark.django_db

@@ -82,8 +82,8 @@ def test_the_three_roles_exist_with_their_permissions():
         assert sorted(group.permissions.values_list("codename", flat=True)) == sorted(codenames)
 
 
-def test_seed_demo_creates_the_demo_users_idempotently(monkeypatch, django_user_model):
-    monkeypatch.setenv("DEMO_PASSWORD", "Demo-Password-1")
+def test_seed_demo_creates_the_demo_users_idempotently(settings, django_user_model):
+    settings.DEMO_PASSWORD = "Demo-Password-1"
     call_command("seed_demo")
     call_command("seed_demo")
     users = django_user_model.objects.order_by("username")

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app.models import AccountRequest, AuditEvent, Instance
+from accounts_app.services.preflight import run_preflight
 from tests.conftest import cast_member
 from tests.demo_instances import CHANGING, CLUSTER_60, FULL, HEALTHY, OLD_ENGINE, PASSWORD_FREE
 
@@ -93,6 +94,19 @@ def test_gone_instances_are_hidden_unless_asked_for(estate, requester):
     html = page(requester, gone="1")
     assert HEALTHY in listed(html)
     assert "no longer exists" in row(html, HEALTHY)
+
+
+def test_a_gone_instance_is_worded_alike_in_the_list_the_details_and_the_request_form(
+    estate, requester
+):
+    Instance.objects.filter(instance_id=HEALTHY).update(is_gone=True)
+    gone = "The instance no longer exists in Alibaba Cloud (it was probably released)."
+    details = signed_in(requester).get(reverse("instance_detail", args=[HEALTHY]))
+    checks = run_preflight(instance=Instance.objects.get(instance_id=HEALTHY))
+
+    assert gone in row(page(requester, gone="1"), HEALTHY)
+    assert details.content.decode().count(gone) == 2  # what stops it, and its accounts
+    assert [check.message for check in checks.blockers] == [gone]
 
 
 @pytest.mark.parametrize(

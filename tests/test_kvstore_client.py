@@ -23,8 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.views.debug import ExceptionReporter
 
 from accounts_app import vpc_auth
-from accounts_app.alibaba import client as client_module
-from accounts_app.alibaba import errors
+from accounts_app.alibaba import errors, retry, signing, transport
 from accounts_app.alibaba.client import (
     Account,
     InstanceAttribute,
@@ -50,6 +49,20 @@ def create(client: KVStoreClient, name: str = "orders_new", **overrides):
     }
     options.update(overrides)
     return client.create_account(**options)
+
+
+def offline_client(**options) -> KVStoreClient:
+    """A client that never reaches a server: for the policy and the endpoints."""
+    return KVStoreClient(
+        access_key_id="a",
+        access_key_secret="s",
+        signature_version="v3",
+        connect_timeout=0.5,
+        read_timeout=1.0,
+        deadline=1.0,
+        max_attempts=3,
+        **options,
+    )
 
 
 def assert_is_request_id(value: str | None) -> None:
@@ -386,15 +399,33 @@ def test_server_errors_on_create_account_are_retried(simulator, kvstore_client, 
 
 def test_the_backoff_is_exponential_and_jittered():
     def make(jitter: float) -> KVStoreClient:
-        return KVStoreClient(
-            access_key_id="a", access_key_secret="s", backoff_base=0.2, jitter=lambda: jitter
-        )
+        return offline_client(backoff_base=0.2, jitter=lambda: jitter)
 
     low, high = make(0.0), make(1.0)
-    assert [low._backoff(n, None) for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
-    assert [high._backoff(n, None) for n in (1, 2, 3)] == [0.2, 0.4, 0.8]
-    assert high._backoff(10, None) == 5.0  # capped
-    assert low._backoff(1, 1.5) == 1.5
+    assert [low.retry.backoff(n, None) for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
+    assert [high.retry.backoff(n, None) for n in (1, 2, 3)] == [0.2, 0.4, 0.8]
+    assert high.retry.backoff(10, None) == 5.0  # capped
+    assert low.retry.backoff(1, 1.5) == 1.5
+
+
+@pytest.mark.parametrize(
+    ("stage", "code", "http_status", "kind"),
+    [
+        ("not_sent", errors.CONNECTION_FAILED, None, "retryable"),
+        ("unusable", errors.TLS_ERROR, None, "final"),
+        ("unclear", errors.TIMEOUT, None, "ambiguous"),
+        ("answered", "Throttling.User", 400, "retryable"),
+        ("answered", "ServiceUnavailable", 503, "retryable"),
+        ("answered", "InternalError", 500, "retryable"),
+        ("answered", "SomethingNew", 502, "retryable"),
+        ("answered", "ServiceTimeout", 503, "ambiguous"),
+        ("answered", "SomethingNew", 504, "ambiguous"),
+        ("answered", "InvalidAccountName.Duplicate", 400, "final"),
+    ],
+)
+def test_the_retry_policy_says_which_failures_may_be_tried_again(stage, code, http_status, kind):
+    failed = transport.AttemptFailed(AlibabaApiError(code, "", http_status=http_status), stage)
+    assert retry.kind_of(failed) == kind
 
 
 def test_a_refused_connection_is_retried_then_unreachable(simulator):
@@ -534,9 +565,7 @@ def test_a_wrong_secret_is_reported_without_echoing_the_password(simulator, vers
 
 def test_scrub_removes_every_encoding_of_a_secret():
     text = "a Canary-Pass%2B42 b Canary-Pass%252B42 c Canary-Pass+42 d"
-    assert client_module._scrub(text, ["Canary-Pass+42"]) == (
-        "a [redacted] b [redacted] c [redacted] d"
-    )
+    assert transport.scrub(text, ["Canary-Pass+42"]) == ("a [redacted] b [redacted] c [redacted] d")
 
 
 def test_the_clients_repr_hides_the_secret_and_the_token(simulator):
@@ -567,7 +596,7 @@ def test_djangos_error_report_hides_the_clients_locals(simulator, monkeypatch):
     def explode(**kwargs):
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(client_module.signing, "v3_signed_headers", explode)
+    monkeypatch.setattr(signing, "v3_signed_headers", explode)
     client = simulator.client()
     try:
         # Called directly: a helper of this test would hold the password in its own locals.
@@ -633,9 +662,7 @@ class RecordingSession(requests.Session):
 
 def test_without_an_override_each_region_has_its_https_endpoint():
     session = RecordingSession()
-    client = KVStoreClient(
-        access_key_id="a", access_key_secret="s", session=session, sleep=lambda s: None
-    )
+    client = offline_client(session=session, sleep=lambda s: None)
     for region in (HZ, SH):
         with pytest.raises(ApiUnreachable):
             client.describe_instances(region_id=region)
@@ -673,21 +700,24 @@ def test_get_client_reads_the_settings(settings):
     settings.KVSTORE_CONNECT_TIMEOUT = 1
     settings.KVSTORE_READ_TIMEOUT = 2
     settings.KVSTORE_DEADLINE = 3
+    settings.KVSTORE_MAX_ATTEMPTS = 4
 
     client = get_client()
 
-    assert client.access_key_id == "LTAIfromsettings"
-    assert client.endpoint == ("http", "127.0.0.1:8001")
-    assert client.signature_version == "v2"
-    assert (client.connect_timeout, client.read_timeout, client.deadline) == (1.0, 2.0, 3.0)
-    assert client._security_token == "token-from-settings"
+    sent_by = client.transport
+    assert sent_by.access_key_id == "LTAIfromsettings"
+    assert sent_by.endpoint == ("http", "127.0.0.1:8001")
+    assert sent_by.signature_version == "v2"
+    assert (sent_by.connect_timeout, sent_by.read_timeout, sent_by.deadline) == (1.0, 2.0, 3.0)
+    assert sent_by._security_token == "token-from-settings"
+    assert client.retry.max_attempts == 4
 
 
 def test_get_client_follows_overridden_settings(settings):
     settings.KVSTORE_ENDPOINT = "http://127.0.0.1:1111"
-    assert get_client().endpoint == ("http", "127.0.0.1:1111")
+    assert get_client().transport.endpoint == ("http", "127.0.0.1:1111")
     settings.KVSTORE_ENDPOINT = "http://127.0.0.1:2222"
-    assert get_client().endpoint == ("http", "127.0.0.1:2222")
+    assert get_client().transport.endpoint == ("http", "127.0.0.1:2222")
 
 
 def test_get_client_fails_loudly_without_keys(settings):

@@ -64,15 +64,14 @@ LAYERS = [
     },
     # The package itself and background.models: the task engine's bookkeeping tables.
     {"accounts_app.models", "accounts_app.background"},
-    {"accounts_app.rules", "accounts_app.api_labels", "accounts_app.vpc_auth"},
+    {
+        "accounts_app.rules",
+        "accounts_app.api_labels",
+        "accounts_app.vpc_auth",
+        "accounts_app.wording",
+    },
 ]
 STANDING_APART = ["accounts_app.alibaba", "accounts_app.simulator"]
-# Imports that break the contract today, each with the change that removes it.
-KNOWN_EXCEPTIONS = {
-    # The circuit breaker keeps its state in a model; the second part of issue 14
-    # moves the breaker out of the Alibaba package.
-    ("accounts_app.alibaba.breaker", "accounts_app.models"),
-}
 
 
 def module_name(path: Path) -> str:
@@ -129,8 +128,6 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
     found = []
     for module, imported in sorted(graph.items()):
         for target in sorted(imported):
-            if (module, target) in KNOWN_EXCEPTIONS:
-                continue
             apart = owner(module, STANDING_APART)
             if apart and not owner(target, [apart]):
                 found.append(f"{module} -> {target}: {apart} imports nothing of the app")
@@ -157,13 +154,6 @@ def test_every_module_of_the_app_has_a_layer():
 
 def test_no_import_runs_up_the_layers():
     assert violations(import_graph()) == []
-
-
-def test_the_known_exceptions_still_exist():
-    """An exception that no longer happens is dropped from the list, not kept as a loophole."""
-    graph = import_graph()
-    gone = [pair for pair in KNOWN_EXCEPTIONS if pair[1] not in graph.get(pair[0], set())]
-    assert not gone, f"Remove from KNOWN_EXCEPTIONS: {gone}"
 
 
 def test_the_contract_catches_an_import_up_the_layers():

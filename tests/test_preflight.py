@@ -10,6 +10,7 @@ from django.template.loader import render_to_string
 
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.services.preflight import run_preflight
+from tests.builders import request_row
 from tests.demo_instances import (
     CHANGING,
     CLUSTER_40,
@@ -106,14 +107,7 @@ def test_the_live_answer_corrects_the_synced_row(estate):
 
 
 def test_a_name_in_another_open_request_is_blocked(estate, requester):
-    other = AccountRequest.objects.create(
-        requester=requester,
-        instance=instance(HEALTHY),
-        account_name="app_reader",
-        account_privilege="RoleReadOnly",
-        justification="first",
-        approvals_required=1,
-    )
+    other = request_row(requester, instance(HEALTHY), "app_reader")
 
     result = preflight(HEALTHY)
 
@@ -124,15 +118,7 @@ def test_a_name_in_another_open_request_is_blocked(estate, requester):
 
 
 def test_a_closed_request_for_the_same_name_does_not_block(estate, requester):
-    AccountRequest.objects.create(
-        requester=requester,
-        instance=instance(HEALTHY),
-        account_name="app_reader",
-        account_privilege="RoleReadOnly",
-        justification="first",
-        approvals_required=1,
-        status=AccountRequest.Status.REJECTED,
-    )
+    request_row(requester, instance(HEALTHY), "app_reader", status=AccountRequest.Status.REJECTED)
 
     assert preflight(HEALTHY).can_proceed
 

@@ -221,18 +221,21 @@ def test_v3_authorization_agrees_with_the_openapi_util(
     assert ours == theirs
 
 
+# What the client signs, besides the parameters and the secret.
+CLIENT_CALL = {
+    "action": "CreateAccount",
+    "version": "2015-01-01",
+    "access_key_id": "AK",
+    "security_token": "sts-token",
+}
+
+
 @settings(max_examples=100, deadline=None)
 @given(params=st.dictionaries(v3_query_keys, values, min_size=1, max_size=8), secret=secrets)
 def test_the_clients_v3_form_request_verifies_with_the_openapi_util(params, secret):
     body = signing.form_encode(params).encode()
     headers = signing.v3_signed_headers(
-        host="127.0.0.1:8001",
-        action="CreateAccount",
-        version="2015-01-01",
-        body=body,
-        access_key_id="AK",
-        access_key_secret=secret,
-        security_token="sts-token",
+        host="127.0.0.1:8001", body=body, access_key_secret=secret, **CLIENT_CALL
     )
     authorization = headers.pop("authorization")
     request = SimpleNamespace(method="POST", pathname="/", query={}, headers=headers)
@@ -246,14 +249,7 @@ def test_the_clients_v3_form_request_verifies_with_the_openapi_util(params, secr
 @settings(max_examples=100, deadline=None)
 @given(params=st.dictionaries(v3_query_keys, values, max_size=8), secret=secrets)
 def test_the_clients_v2_parameters_verify_with_the_openapi_util(params, secret):
-    signed = signing.v2_signed_params(
-        action="CreateAccount",
-        version="2015-01-01",
-        params=params,
-        access_key_id="AK",
-        access_key_secret=secret,
-        security_token="sts-token",
-    )
+    signed = signing.v2_signed_params(params=params, access_key_secret=secret, **CLIENT_CALL)
     signature = signed.pop("Signature")
     assert signed["Format"] == "JSON"
     assert signed["SecurityToken"] == "sts-token"

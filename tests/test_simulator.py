@@ -14,7 +14,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,7 +27,8 @@ from django.core.management.base import CommandError
 
 from accounts_app.alibaba import signing
 from accounts_app.management.commands import kvstore_simulator
-from accounts_app.simulator.server import Simulator, SimulatorServer
+from accounts_app.simulator.httpserver import SimulatorServer
+from accounts_app.simulator.server import Simulator
 from tests.demo_instances import (
     CHANGING,
     CLUSTER_40,
@@ -740,11 +740,11 @@ def test_the_reset_fault_resets_the_connection(simulator, wire):
 # --- Running it ----------------------------------------------------------------------------------
 
 
-def test_the_management_command_passes_its_arguments_to_serve(monkeypatch, tmp_path):
+def test_the_management_command_passes_its_arguments_to_serve(monkeypatch, settings, tmp_path):
     received = {}
-    monkeypatch.setattr(kvstore_simulator.server, "serve", lambda **kw: received.update(kw))
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv")
-    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "secret-env")
+    monkeypatch.setattr(kvstore_simulator.cli, "serve", lambda **kw: received.update(kw))
+    settings.ALIBABA_CLOUD_ACCESS_KEY_ID = "LTAIenv"
+    settings.ALIBABA_CLOUD_ACCESS_KEY_SECRET = "secret-env"
 
     call_command(
         kvstore_simulator.Command(),
@@ -768,7 +768,7 @@ def test_the_management_command_passes_its_arguments_to_serve(monkeypatch, tmp_p
 
 def test_the_management_command_flags_override_the_environment(monkeypatch):
     received = {}
-    monkeypatch.setattr(kvstore_simulator.server, "serve", lambda **kw: received.update(kw))
+    monkeypatch.setattr(kvstore_simulator.cli, "serve", lambda **kw: received.update(kw))
     monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAIenv")
     call_command(
         kvstore_simulator.Command(), "--access-key-id", "flag-id", "--access-key-secret", "flag-s"
@@ -777,7 +777,7 @@ def test_the_management_command_flags_override_the_environment(monkeypatch):
 
 
 def test_the_management_command_needs_keys(monkeypatch, settings):
-    monkeypatch.setattr(kvstore_simulator.server, "serve", lambda **kw: None)
+    monkeypatch.setattr(kvstore_simulator.cli, "serve", lambda **kw: None)
     monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_ID", raising=False)
     monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", raising=False)
     settings.ALIBABA_CLOUD_ACCESS_KEY_ID = ""
@@ -793,15 +793,7 @@ def test_the_simulator_runs_as_a_process_and_stops_on_sigint(tmp_path):
         "ALIBABA_CLOUD_ACCESS_KEY_SECRET": "process-secret",
     }
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "accounts_app.simulator.server",
-            "--port",
-            "0",
-            "--state",
-            str(state),
-        ],
+        kvstore_simulator.cli.command(state),
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -869,7 +861,7 @@ def test_the_instance_refuses_the_next_account_while_one_is_being_created(simula
 
 
 def test_the_activation_time_is_a_flag_with_the_real_default():
-    parser = kvstore_simulator.server.build_parser()
+    parser = kvstore_simulator.cli.build_parser()
     assert parser.parse_args([]).activation_delay == 60.0
     assert parser.parse_args(["--activation-seconds", "2"]).activation_delay == 2.0
 

@@ -53,7 +53,7 @@ def trusted_client_ip(request: HttpRequest) -> str | None:
     left-most would let an attacker pick a fresh "IP" for every attempt.
     """
     remote_addr = request.META.get("REMOTE_ADDR")
-    proxies = int(getattr(settings, "TRUSTED_PROXY_COUNT", 0) or 0)
+    proxies = settings.TRUSTED_PROXY_COUNT
     if proxies <= 0:
         return remote_addr
     hops = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")

@@ -17,12 +17,12 @@ from django.utils import timezone
 from accounts_app.background import tasks
 from accounts_app.background.models import PeriodicRun
 
-# Job name -> (its interval's setting, its task).
+# Job name -> (its interval in seconds, read when the scheduler ticks; its task).
 JOBS = {
-    "sync": ("SCHEDULE_SYNC_SECONDS", tasks.start_sync),
-    "expire": ("SCHEDULE_EXPIRE_SECONDS", tasks.expire_requests),
-    "reconcile": ("SCHEDULE_RECONCILE_SECONDS", tasks.reconcile_requests),
-    "prune": ("SCHEDULE_PRUNE_SECONDS", tasks.prune),
+    "sync": (lambda: settings.SCHEDULE_SYNC_SECONDS, tasks.start_sync),
+    "expire": (lambda: settings.SCHEDULE_EXPIRE_SECONDS, tasks.expire_requests),
+    "reconcile": (lambda: settings.SCHEDULE_RECONCILE_SECONDS, tasks.reconcile_requests),
+    "prune": (lambda: settings.SCHEDULE_PRUNE_SECONDS, tasks.prune),
 }
 
 
@@ -30,8 +30,8 @@ def tick(now: datetime | None = None) -> list[str]:
     """Enqueue every job whose current period has no run yet; returns the jobs enqueued."""
     now = now or timezone.now()
     enqueued = []
-    for job, (setting, task) in JOBS.items():
-        interval = int(getattr(settings, setting))
+    for job, (interval_of, task) in JOBS.items():
+        interval = int(interval_of())
         if interval <= 0:
             continue
         period = int(now.timestamp()) // interval

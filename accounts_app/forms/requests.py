@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts_app import rules
 from accounts_app.models import AccountRequest, Instance
-from accounts_app.selectors.instances import instance_blockers
+from accounts_app.selectors.instances import blocker_messages
 
 
 class DescribedFieldsMixin:
@@ -62,7 +62,7 @@ class InstanceSelect(forms.Select):
                 )
             )
             attrs["data-password-free"] = "true" if instance.password_free else "false"
-            blockers = instance_blockers(instance)
+            blockers = blocker_messages(instance)
             if blockers:
                 attrs["disabled"] = True
                 label = f"{label} — {'; '.join(blockers)}"
@@ -171,7 +171,7 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
         instance = cleaned.get("instance_id")
         if instance is None:
             return cleaned
-        for message in instance_blockers(instance):
+        for message in blocker_messages(instance):
             self.add_error("instance_id", message)
         privilege = cleaned.get("account_privilege")
         if privilege and not rules.privilege_allowed(

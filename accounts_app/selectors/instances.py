@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Max, Q, QuerySet
-from django.utils.translation import gettext_lazy as _
 
-from accounts_app import policy, rules
+from accounts_app import policy, rules, wording
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.selectors.requests import requests_with_instance
 
@@ -24,7 +23,6 @@ FILTER_FIELDS = {
     "architecture": "architecture_type",
     "status": "status",
 }
-GONE_REASON = _("The instance no longer exists (it was not listed by the last sync).")
 
 
 @dataclass(frozen=True)
@@ -78,10 +76,10 @@ def last_synced() -> datetime | None:
     return Instance.objects.aggregate(last=Max("synced_at"))["last"]
 
 
-def instance_blockers(instance: Instance) -> list[str]:
+def blocker_messages(instance: Instance) -> list[str]:
     """Why no account can be created there, per the last sync; worded by rules."""
     if instance.is_gone:
-        return [str(GONE_REASON)]
+        return [str(wording.INSTANCE_GONE)]
     return [
         violation.message
         for violation in rules.instance_blockers(
@@ -96,7 +94,7 @@ def instance_rows(instances: list[Instance]) -> list[InstanceRow]:
     return [
         InstanceRow(
             instance=instance,
-            blockers=instance_blockers(instance),
+            blockers=blocker_messages(instance),
             password_free=instance.password_free,
         )
         for instance in instances

@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.alibaba.client import (
     Account,
     InstanceAttribute,
@@ -35,6 +34,7 @@ from accounts_app.alibaba.client import (
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AuditEvent, Instance
+from accounts_app.services.breaker import get_guarded_client
 
 # Instance fields a sync writes, besides instance_id. Also the fields compared to
 # decide whether a row changed.
@@ -52,10 +52,6 @@ SYNCED_FIELDS = (
     "vpc_auth_mode",
     "account_count",
 )
-# Two calls per instance: run a few at once so that a large estate syncs in minutes,
-# not in an hour. The calls run in worker threads; the database is only touched by the
-# calling thread.
-DEFAULT_SYNC_WORKERS = 8
 
 
 # Account management needs Redis 4.0 or later; DescribeAccounts is not called below it.
@@ -234,8 +230,7 @@ def _fetch_all(
         except AlibabaApiError as error:
             return error
 
-    workers = int(getattr(settings, "KVSTORE_SYNC_WORKERS", DEFAULT_SYNC_WORKERS))
-    results = _map(fetch, summaries, workers)
+    results = _map(fetch, summaries, settings.KVSTORE_SYNC_WORKERS)
     fetched = []
     for summary, result in zip(summaries, results, strict=True):
         if isinstance(result, InstanceNotFound):

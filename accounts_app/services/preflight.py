@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts_app import rules, vpc_auth
-from accounts_app.alibaba.breaker import get_guarded_client
+from accounts_app import rules, vpc_auth, wording
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.services.breaker import get_guarded_client
 from accounts_app.services.inventory import refresh_instance
 
 OK = "ok"
@@ -93,7 +93,7 @@ def run_preflight(
     """
     if instance.is_gone:
         return PreflightResult(
-            checks=[Check("instance", BLOCKED, _gone_message())],
+            checks=[Check("instance", BLOCKED, str(wording.INSTANCE_GONE))],
             live=False,
             note=_("The last sync, at %(time)s, did not find this instance.")
             % {"time": _when(instance)},
@@ -103,7 +103,7 @@ def run_preflight(
     except AlibabaApiError as error:
         if isinstance(error, InstanceNotFound) or error.code == NOT_FOUND_CODE:
             return PreflightResult(
-                checks=[Check("instance", BLOCKED, _gone_message())],
+                checks=[Check("instance", BLOCKED, str(wording.INSTANCE_GONE))],
                 live=True,
                 note=_("Checked live with Alibaba Cloud."),
             )
@@ -154,10 +154,6 @@ def _synced_facts(instance: Instance) -> _Facts:
 
 def _when(instance: Instance) -> str:
     return timezone.localtime(instance.synced_at).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _gone_message() -> str:
-    return _("The instance no longer exists in Alibaba Cloud (it was probably released).")
 
 
 def _instance_checks(facts: _Facts) -> list[Check]:

@@ -19,10 +19,10 @@ from django.views.decorators.debug import sensitive_variables
 
 from accounts_app import notifications, policy, rules
 from accounts_app.alibaba import errors
-from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.services.preflight import PreflightResult, run_preflight
 
 logger = logging.getLogger(__name__)
@@ -168,9 +168,9 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
             AccountRequest.objects.select_for_update().select_related("instance").get(pk=request_id)
         )
         if not account_request.is_pending:
-            raise TransitionError(
-                _("This request is %(status)s: it can no longer be approved or rejected.")
-                % {"status": account_request.get_status_display()}
+            raise _refusal(
+                account_request,
+                _("This request is %(status)s: it can no longer be approved or rejected."),
             )
         if policy.owns(approver, account_request):  # four eyes
             raise TransitionError(_("Nobody may approve or reject their own request."))
@@ -215,6 +215,11 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
     return account_request
 
 
+def _refusal(account_request: AccountRequest, message) -> TransitionError:
+    """The action is refused in the request's status, which ``message`` names."""
+    return TransitionError(message % {"status": account_request.get_status_display()})
+
+
 def _compare_and_set(account_request: AccountRequest, expected: str, **fields) -> None:
     """Move the request on only if it is still in `expected`; the row count decides."""
     changed = AccountRequest.objects.filter(pk=account_request.pk, status=expected).update(**fields)
@@ -230,17 +235,21 @@ def _transition(
     action: str,
     origin: Origin,
     *,
+    outcome: str = Outcome.SUCCESS,
     comment: str = "",
+    event: dict[str, str] | None = None,
     **fields,
 ) -> None:
-    """Compare-and-set, then the audit event of that change, in the caller's transaction."""
+    """Compare-and-set, then the audit event of that change (``event``: its other
+    fields), in the caller's transaction."""
     _compare_and_set(account_request, expected, **fields)
     record_event(
         action=action,
-        outcome=Outcome.SUCCESS,
+        outcome=outcome,
         origin=origin,
         request=account_request,
         comment=comment,
+        **(event or {}),
     )
 
 
@@ -253,9 +262,8 @@ def request_cancel(*, request_id: int, user, origin: Origin) -> AccountRequest:
         if not policy.owns(user, account_request):
             raise TransitionError(_("Only the requester can cancel a request."))
         if not account_request.is_cancellable:
-            raise TransitionError(
-                _("This request is %(status)s: it can no longer be cancelled.")
-                % {"status": account_request.get_status_display()}
+            raise _refusal(
+                account_request, _("This request is %(status)s: it can no longer be cancelled.")
             )
         _transition(
             account_request,
@@ -312,9 +320,8 @@ def check_executable(account_request: AccountRequest, user) -> None:
     if not policy.owns(user, account_request):
         raise TransitionError(_("Only the requester creates the account once it is approved."))
     if not account_request.is_approved:
-        raise TransitionError(
-            _("This request is %(status)s: there is nothing to create.")
-            % {"status": account_request.get_status_display()}
+        raise _refusal(
+            account_request, _("This request is %(status)s: there is nothing to create.")
         )
 
 
@@ -339,25 +346,19 @@ def request_execute(
         raise TransitionError(unavailable_message(), preflight=preflight)
 
     with transaction.atomic():
-        _compare_and_set(
+        _transition(
             account_request,
             Status.APPROVED,
+            Action.EXECUTION_STARTED,
+            origin,
             status=Status.EXECUTING,
             executed_by=user,
             executing_since=timezone.now(),
         )
-        record_event(
-            action=Action.EXECUTION_STARTED,
-            outcome=Outcome.SUCCESS,
-            origin=origin,
-            request=account_request,
-        )
 
-    instance = account_request.instance
     try:
         result = client.create_account(
-            region_id=instance.region_id,
-            instance_id=instance.instance_id,
+            **_where(account_request),
             account_name=account_request.account_name,
             account_password=account_password,
             account_privilege=account_request.account_privilege,
@@ -392,27 +393,29 @@ def _record_created(
     account_request, origin, *, action, expected, alibaba_request_id: str = "", comment: str = ""
 ) -> None:
     with transaction.atomic():
-        _compare_and_set(
+        _transition(
             account_request,
             expected,
+            action,
+            origin,
+            comment=comment,
+            event={"alibaba_request_id": alibaba_request_id},
             status=Status.CREATED,
             finished_at=timezone.now(),
             alibaba_request_id=alibaba_request_id,
             error_code="",
             error_message="",
         )
-        record_event(
-            action=action,
-            outcome=Outcome.SUCCESS,
-            origin=origin,
-            request=account_request,
-            alibaba_request_id=alibaba_request_id,
-            comment=comment,
-        )
         instance = account_request.instance
         if instance.account_count is not None:
             Instance.objects.filter(pk=instance.pk).update(account_count=instance.account_count + 1)
     notifications.request_finished(account_request)
+
+
+def _where(account_request: AccountRequest) -> dict[str, str]:
+    """The region and instance arguments of a call about this request's account."""
+    instance = account_request.instance
+    return {"region_id": instance.region_id, "instance_id": instance.instance_id}
 
 
 def _had_unknown_outcome(account_request: AccountRequest) -> bool:
@@ -437,15 +440,15 @@ def _record_failure(account_request, error: AlibabaApiError, origin) -> None:
         }
         if new_status == Status.FAILED:
             fields["finished_at"] = timezone.now()
-        _compare_and_set(account_request, Status.EXECUTING, **fields)
-        record_event(
-            action=Action.EXECUTION_FAILED,
+        _transition(
+            account_request,
+            Status.EXECUTING,
+            Action.EXECUTION_FAILED,
+            origin,
             outcome=Outcome.FAILURE,
-            origin=origin,
-            request=account_request,
-            alibaba_request_id=error.request_id or "",
-            error_code=error.code or "",
             comment=str(error.human_message)[:500],
+            event={"alibaba_request_id": error.request_id or "", "error_code": error.code or ""},
+            **fields,
         )
     if new_status == Status.FAILED:
         notifications.request_finished(account_request)
@@ -455,20 +458,17 @@ def _record_outcome_unknown(account_request, error: AlibabaApiError | None, orig
     code = (error.code if error else "") or "OutcomeUnknown"
     message = str(error.human_message) if error else "the execution stopped before its outcome"
     with transaction.atomic():
-        _compare_and_set(
+        _transition(
             account_request,
             Status.EXECUTING,
+            Action.OUTCOME_UNKNOWN,
+            origin,
+            outcome=Outcome.UNKNOWN,
+            comment=message[:500],
+            event={"error_code": code},
             status=Status.NEEDS_RECONCILIATION,
             error_code=code,
             error_message=message,
-        )
-        record_event(
-            action=Action.OUTCOME_UNKNOWN,
-            outcome=Outcome.UNKNOWN,
-            origin=origin,
-            request=account_request,
-            error_code=code,
-            comment=message[:500],
         )
 
 
@@ -482,11 +482,9 @@ def reconcile(*, account_request: AccountRequest, origin: Origin, client=None) -
     No answer: the request stays in needs-reconciliation (listed on the dashboard).
     """
     client = client or get_guarded_client()
-    instance = account_request.instance
     try:
         accounts = client.describe_accounts(
-            region_id=instance.region_id,
-            instance_id=instance.instance_id,
+            **_where(account_request),
             account_name=account_request.account_name,
         )
     except AlibabaApiError as error:
@@ -505,19 +503,16 @@ def reconcile(*, account_request: AccountRequest, origin: Origin, client=None) -
         return account_request
 
     with transaction.atomic():
-        _compare_and_set(
+        _transition(
             account_request,
             Status.NEEDS_RECONCILIATION,
+            Action.RECONCILED,
+            origin,
+            outcome=Outcome.FAILURE,
+            comment="not found by DescribeAccounts: nothing was created; the approval stands",
             status=Status.APPROVED,
             error_code="",
             error_message="",
-        )
-        record_event(
-            action=Action.RECONCILED,
-            outcome=Outcome.FAILURE,
-            origin=origin,
-            request=account_request,
-            comment="not found by DescribeAccounts: nothing was created; the approval stands",
         )
     return account_request
 

@@ -2,5 +2,6 @@
 
 It stands in for a foreign server: nothing here imports the dashboard's code (its rules
 module or ``accounts_app.alibaba``), so a mistake in the dashboard cannot hide behind the
-same mistake in the simulator. See ``server`` for the control API.
+same mistake in the simulator. ``server`` says how its parts fit; ``control`` lists
+the control API.
 """

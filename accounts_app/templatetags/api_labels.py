@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from accounts_app import api_labels, vpc_auth
+from accounts_app import api_labels, vpc_auth, wording
 from accounts_app.alibaba.errors import human_message_for
 
 register = template.Library()
@@ -21,6 +21,11 @@ register.filter("privilege", api_labels.privilege_label)
 def password_free_warning() -> str:
     """The one wording of the VpcAuthMode ``Close`` warning (vpc_auth.py)."""
     return str(vpc_auth.PASSWORD_FREE_WARNING)
+
+
+@register.simple_tag
+def instance_gone() -> str:
+    return str(wording.INSTANCE_GONE)
 
 
 @register.filter

@@ -72,7 +72,7 @@ def instance_detail(request, instance_id: str):
             error = api_error
     context = {
         "instance": instance,
-        "blockers": instance_selectors.instance_blockers(instance),
+        "blockers": instance_selectors.blocker_messages(instance),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
         "accounts": accounts,
         "error": error,

@@ -1,20 +1,19 @@
 """``manage.py kvstore_simulator``: run the local R-KVStore simulator in the foreground.
 
-Only parses arguments: the server itself (``accounts_app.simulator.server``) is stdlib,
-with no Django inside. Keys come from the flags, else the environment
-(``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``), else the settings
-of the same names, so the dashboard and the simulator agree on one key pair.
+Only parses arguments: the server itself (``accounts_app.simulator``) is stdlib,
+with no Django inside. Keys come from the flags, else the settings
+``ALIBABA_CLOUD_ACCESS_KEY_ID`` / ``ALIBABA_CLOUD_ACCESS_KEY_SECRET`` (read from the
+environment), so the dashboard and the simulator agree on one key pair.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from accounts_app.simulator import server
+from accounts_app.simulator import cli
 
 
 class Command(BaseCommand):
@@ -24,17 +23,17 @@ class Command(BaseCommand):
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
-        server.build_parser(parser)
+        cli.build_parser(parser)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        access_key_id = options["access_key_id"] or _configured("ALIBABA_CLOUD_ACCESS_KEY_ID")
-        secret = options["access_key_secret"] or _configured("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+        access_key_id = options["access_key_id"] or settings.ALIBABA_CLOUD_ACCESS_KEY_ID
+        secret = options["access_key_secret"] or settings.ALIBABA_CLOUD_ACCESS_KEY_SECRET
         if not access_key_id or not secret:
             raise CommandError(
                 "Set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (or pass "
                 "--access-key-id and --access-key-secret)."
             )
-        server.serve(
+        cli.serve(
             host=options["host"],
             port=options["port"],
             state_path=options["state"],
@@ -42,7 +41,3 @@ class Command(BaseCommand):
             access_key_secret=secret,
             activation_delay=options["activation_delay"],
         )
-
-
-def _configured(name: str) -> str:
-    return os.environ.get(name) or getattr(settings, name, "") or ""

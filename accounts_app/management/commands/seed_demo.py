@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import environ
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
@@ -23,7 +23,7 @@ class Command(BaseCommand):
     help = "Create the demo users with the password in DEMO_PASSWORD."
 
     def handle(self, *args, **options):
-        password = environ.Env().str("DEMO_PASSWORD", default="")
+        password = settings.DEMO_PASSWORD
         if not password:
             raise CommandError("Set DEMO_PASSWORD to the password the demo users should have.")
         User = get_user_model()

@@ -31,17 +31,19 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
+from accounts_app.alibaba.client import KVStoreClient, get_client
+from accounts_app.alibaba.errors import (
+    AlibabaApiError,
+    ApiUnreachable,
+    OutcomeUnknown,
+    is_throttling,
+)
 from accounts_app.models import CircuitBreaker
-
-from .client import KVStoreClient, get_client
-from .errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown, is_throttling
 
 log = logging.getLogger(__name__)
 
 KVSTORE_BREAKER = "kvstore"
 BREAKER_OPEN = "Client.BreakerOpen"
-DEFAULT_THRESHOLD = 5
-DEFAULT_COOLDOWN = 30.0
 
 _UNAVAILABLE = _(
     "The Alibaba Cloud API is unavailable right now: its last calls failed, so the "
@@ -101,13 +103,9 @@ class Breaker:
         now: Callable[[], datetime] = timezone.now,
     ) -> None:
         self.name = name
-        self.threshold = threshold or int(
-            getattr(settings, "KVSTORE_BREAKER_THRESHOLD", DEFAULT_THRESHOLD)
-        )
+        self.threshold = threshold or settings.KVSTORE_BREAKER_THRESHOLD
         self.cooldown = timedelta(
-            seconds=cooldown
-            if cooldown is not None
-            else float(getattr(settings, "KVSTORE_BREAKER_COOLDOWN", DEFAULT_COOLDOWN))
+            seconds=cooldown if cooldown is not None else settings.KVSTORE_BREAKER_COOLDOWN
         )
         self._now = now
 
