@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts_app import rules, vpc_auth
+from accounts_app import policy, rules, vpc_auth
 from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
@@ -85,11 +85,14 @@ def run_preflight(
     exclude_request_id: int | None = None,
     client: KVStoreClient | None = None,
     at_execute: bool = False,
+    viewer=None,
 ) -> PreflightResult:
     """The checks, live when the API answers.
 
     ``at_execute``: the account is about to be created, so an account still being
     created on the instance blocks (elsewhere it is a warning: it passes in a minute).
+    ``viewer``: who reads the result; another open request is named by its number only
+    to someone who may see it.
     """
     if instance.is_gone:
         return PreflightResult(
@@ -134,7 +137,7 @@ def run_preflight(
         checks.append(_being_created_check(facts.being_created, at_execute))
     if account_name:
         checks.append(_name_check(facts, account_name))
-        checks.append(_open_request_check(instance, account_name, exclude_request_id))
+        checks.append(_open_request_check(instance, account_name, exclude_request_id, viewer))
     if privilege:
         checks.append(_privilege_check(facts, privilege))
     checks.append(_vpc_check(facts))
@@ -210,7 +213,7 @@ def _name_check(facts: _Facts, account_name: str) -> Check:
 
 
 def _open_request_check(
-    instance: Instance, account_name: str, exclude_request_id: int | None
+    instance: Instance, account_name: str, exclude_request_id: int | None, viewer=None
 ) -> Check:
     params = {"name": account_name}
     others = AccountRequest.objects.filter(
@@ -218,13 +221,20 @@ def _open_request_check(
     )
     if exclude_request_id is not None:
         others = others.exclude(pk=exclude_request_id)
-    other = others.only("pk").first()
-    if other is not None:
+    other = others.only("pk", "requester_id").first()
+    if other is not None and viewer is not None and policy.may_see_request(viewer, other):
         return Check(
             "open_request",
             BLOCKED,
             _("Request #%(pk)s for “%(name)s” on this instance is still open.")
             % {**params, "pk": other.pk},
+        )
+    if other is not None:
+        # Another user's request: that it exists, not its number (nor who made it).
+        return Check(
+            "open_request",
+            BLOCKED,
+            _("Another open request for “%(name)s” on this instance already exists.") % params,
         )
     return Check("open_request", OK, _("No other open request is for “%(name)s”.") % params)
 

@@ -23,6 +23,7 @@ from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavai
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.services import answers
 from accounts_app.services.preflight import PreflightResult, run_preflight
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,11 @@ def request_submit(
     client=None,
 ) -> AccountRequest:
     preflight = run_preflight(
-        instance=instance, account_name=account_name, privilege=account_privilege, client=client
+        instance=instance,
+        account_name=account_name,
+        privilege=account_privilege,
+        client=client,
+        viewer=requester,
     )
     if not preflight.can_proceed:
         raise TransitionError(
@@ -120,7 +125,7 @@ def request_submit(
 
 
 def preflight_for(
-    account_request: AccountRequest, *, client=None, at_execute: bool = False
+    account_request: AccountRequest, *, client=None, at_execute: bool = False, viewer=None
 ) -> PreflightResult:
     """What the API says now about creating this request's account."""
     return run_preflight(
@@ -130,10 +135,11 @@ def preflight_for(
         exclude_request_id=account_request.pk,
         client=client,
         at_execute=at_execute,
+        viewer=viewer,
     )
 
 
-def preflight_for_form(*, instance_id: str, account_name: str, privilege: str):
+def preflight_for_form(*, instance_id: str, account_name: str, privilege: str, viewer=None):
     """The request form's live pre-flight: None until an existing instance is chosen.
     An account name the rules refuse is left out (the form says why)."""
     instance = Instance.objects.filter(instance_id=instance_id, is_gone=False).first()
@@ -143,6 +149,7 @@ def preflight_for_form(*, instance_id: str, account_name: str, privilege: str):
         instance=instance,
         account_name=account_name if not rules.validate("AccountName", account_name) else "",
         privilege=privilege,
+        viewer=viewer,
     )
 
 
@@ -328,7 +335,7 @@ def request_execute(
         raise TransitionError(_("The approval has expired: submit a new request."))
     account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
     check_executable(account_request, user)
-    preflight = preflight_for(account_request, client=client, at_execute=True)
+    preflight = preflight_for(account_request, client=client, at_execute=True, viewer=user)
     if not preflight.can_proceed:
         raise TransitionError(
             _("The account cannot be created right now; see the checks below."),
@@ -364,28 +371,43 @@ def request_execute(
             account_description=account_request.account_description,
             account_type=account_request.account_type,
         )
-    except OutcomeUnknown as error:
-        _record_outcome_unknown(account_request, error, origin)
-        reconciled = reconcile(account_request=account_request, origin=origin, client=client)
-        return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
     except AlibabaApiError as error:
-        if error.code == errors.DUPLICATE_NAME and _had_unknown_outcome(account_request):
-            # An earlier send of this request may have created the account after all
-            # (docs/alibaba-api.md, "Retries"): ask DescribeAccounts, do not fail it.
-            _record_outcome_unknown(account_request, error, origin)
-            reconciled = reconcile(account_request=account_request, origin=origin, client=client)
-            return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
-        _record_failure(account_request, error, origin)
-        return ExecutionResult(account_request, False, error)
+        _keep_only_what_fits(error)
+        return _settle_error(account_request, error, origin, client)
 
     _record_created(
         account_request,
         origin,
         action=Action.ACCOUNT_CREATED,
         expected=Status.EXECUTING,
-        alibaba_request_id=result.request_id,
+        # Recorded whatever the answer looked like: the account exists.
+        alibaba_request_id=answers.request_id(getattr(result, "request_id", "")),
     )
     return ExecutionResult(account_request, True)
+
+
+def _keep_only_what_fits(error: AlibabaApiError) -> None:
+    """What a failed CreateAccount keeps: the code and our own sentence for it, never
+    the API's free text (it may echo the password in an encoding no scrub knows), and
+    identifiers cut to the documented shape and their columns."""
+    error.message = ""
+    error.recommend = None
+    error.code = answers.error_code(error.code) or errors.MALFORMED_RESPONSE
+    error.request_id = answers.request_id(error.request_id) or None
+
+
+def _settle_error(account_request, error: AlibabaApiError, origin, client) -> ExecutionResult:
+    # An earlier send of this request may have created the account after all when the
+    # name is now a duplicate (docs/alibaba-api.md, "Retries"): ask DescribeAccounts.
+    retried_duplicate = error.code == errors.DUPLICATE_NAME and _had_unknown_outcome(
+        account_request
+    )
+    if isinstance(error, OutcomeUnknown) or retried_duplicate:
+        _record_outcome_unknown(account_request, error, origin)
+        reconciled = reconcile(account_request=account_request, origin=origin, client=client)
+        return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
+    _record_failure(account_request, error, origin)
+    return ExecutionResult(account_request, False, error)
 
 
 def _record_created(

@@ -51,6 +51,7 @@ def request_preflight(request):
         instance_id=request.GET.get("instance_id", ""),
         account_name=request.GET.get("account_name", ""),
         privilege=request.GET.get("account_privilege", ""),
+        viewer=request.user,
     )
     return render(request, "instances/_preflight.html", {"preflight": preflight})
 
@@ -78,7 +79,7 @@ def request_detail(request, pk: int):
         "account_request": account_request,
         "decisions": account_request.decisions.all(),
         "events": account_request.events.order_by("seq"),
-        "preflight": workflow.preflight_for(account_request)
+        "preflight": workflow.preflight_for(account_request, viewer=request.user)
         if account_request.awaits_creation
         else None,
         "may": policy.request_actions(request.user, account_request),
@@ -153,7 +154,7 @@ def request_execute(request, pk: int):
         result, preflight = _execute(request, pk, form)
         account_request.refresh_from_db()
     if result is None and preflight is None and account_request.is_approved:
-        preflight = workflow.preflight_for(account_request, at_execute=True)
+        preflight = workflow.preflight_for(account_request, at_execute=True, viewer=request.user)
     context = {
         "account_request": account_request,
         # The form is rendered with PasswordInput(render_value=False): a
