@@ -19,6 +19,9 @@ from accounts_app.models import AccountRequest
 
 logger = logging.getLogger(__name__)
 
+# accounts_app.roles.AUDITORS, named again: roles is a layer above this module.
+AUDITORS_GROUP = "Auditors"
+
 
 def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
     User = get_user_model()
@@ -96,3 +99,54 @@ def request_finished(account_request: AccountRequest) -> None:
 
 def request_needs_reconciliation(account_request: AccountRequest) -> None:
     _send("reconciliation", account_request, approvers_emails())
+
+
+def auditors_emails() -> list[str]:
+    """The Auditors group's members (and superusers): who reads changes to the rules."""
+    User = get_user_model()
+    users = (
+        User.objects.filter(is_active=True)
+        .filter(Q(groups__name=AUDITORS_GROUP) | Q(is_superuser=True))
+        .exclude(email="")
+        .distinct()
+    )
+    return list(users.values_list("email", flat=True))
+
+
+def _send_to(template: str, recipients: list[str], context: dict) -> None:
+    if not recipients:
+        return
+
+    def deliver():
+        try:
+            with translation.override(settings.LANGUAGE_CODE):
+                subject = render_to_string(f"email/{template}_subject.txt", context).strip()
+                body = render_to_string(f"email/{template}_body.txt", context)
+            send_mail(subject, body, None, recipients)
+        except Exception:
+            logger.exception("could not send the %s notification", template)
+
+    transaction.on_commit(deliver)
+
+
+def admin_change(event) -> None:
+    """An audited change to users, roles or policies, for the auditors."""
+    _send_to(
+        "admin_change",
+        auditors_emails(),
+        {"event": event, "url": settings.SITE_URL.rstrip("/") + reverse("audit")},
+    )
+
+
+def audit_checkpoint(*, seq: int, digest: str, at) -> None:
+    """The audit chain's head, published where the database's owner cannot rewrite it.
+
+    Sent at once, not after a commit: publishing writes nothing to wait for."""
+    recipients = auditors_emails()
+    if not recipients:
+        return
+    context = {"seq": seq, "hash": digest, "at": at}
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = render_to_string("email/checkpoint_subject.txt", context).strip()
+        body = render_to_string("email/checkpoint_body.txt", context)
+    send_mail(subject, body, None, recipients)

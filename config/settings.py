@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "accounts_app.middleware.IdleSessionTimeoutMiddleware",
+    "accounts_app.middleware.AuditOriginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -288,6 +289,16 @@ KVSTORE_SYNC_WORKERS = env.int("KVSTORE_SYNC_WORKERS", default=8)
 # Workflow timing.
 APPROVAL_TTL_HOURS = env.int("APPROVAL_TTL_HOURS", default=72)
 REQUEST_TTL_DAYS = env.int("REQUEST_TTL_DAYS", default=14)
+
+# Four eyes that survive a superuser (accounts_app/policy.py). No approval policy may ask
+# for fewer approvals than MIN_APPROVALS, not even through the admin; and someone whose
+# role (or account) was granted less than APPROVER_WAIT_HOURS ago cannot approve yet.
+MIN_APPROVALS = env.int("MIN_APPROVALS", default=1)
+APPROVER_WAIT_HOURS = env.int("APPROVER_WAIT_HOURS", default=24)
+
+# Live Alibaba calls made by page views (instance details, pre-flight): at most this many
+# per user per minute, counted in the database so that every web server sees one count.
+LIVE_CALLS_PER_MINUTE = env.int("LIVE_CALLS_PER_MINUTE", default=30)
 
 LOGGING = {
     "version": 1,

@@ -30,3 +30,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 KVSTORE_CONNECT_TIMEOUT = 1.0
 KVSTORE_READ_TIMEOUT = 1.5
 KVSTORE_DEADLINE = 2.0
+# The cast is created at the start of each test: a wait before new approvers may approve
+# would stop every test. tests/test_admin_audit.py turns it on where it is the subject.
+APPROVER_WAIT_HOURS = 0

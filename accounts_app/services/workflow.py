@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -62,8 +63,11 @@ DEFAULT_APPROVALS = {"RoleReadOnly": 1, "RoleReadWrite": 1, "RoleRepl": 2}
 
 
 def approvals_required_for(privilege: str) -> int:
+    """The policy's number, never below MIN_APPROVALS (a row written before the floor
+    was raised does not lower it)."""
     policy = ApprovalPolicy.objects.filter(account_privilege=privilege).first()
-    return policy.approvals_required if policy else DEFAULT_APPROVALS.get(privilege, 1)
+    required = policy.approvals_required if policy else DEFAULT_APPROVALS.get(privilege, 1)
+    return max(required, settings.MIN_APPROVALS)
 
 
 # --- Request ------------------------------------------------------------------
@@ -181,6 +185,9 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
             )
         if policy.owns(approver, account_request):  # four eyes
             raise TransitionError(_("Nobody may approve or reject their own request."))
+        conflict = policy.approver_conflict(approver, account_request.requester_id)
+        if conflict:
+            raise TransitionError(conflict)
         try:
             with transaction.atomic():
                 Decision.objects.create(
