@@ -169,7 +169,7 @@ DEFAULT_USER_TIME_ZONE = env.str(
 )
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -299,6 +299,10 @@ APPROVER_WAIT_HOURS = env.int("APPROVER_WAIT_HOURS", default=24)
 # Live Alibaba calls made by page views (instance details, pre-flight): at most this many
 # per user per minute, counted in the database so that every web server sees one count.
 LIVE_CALLS_PER_MINUTE = env.int("LIVE_CALLS_PER_MINUTE", default=30)
+
+# The debug page and error mails hide sensitive variables and POST parameters under
+# DEBUG too (config/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.AlwaysSafeExceptionReporterFilter"
 
 LOGGING = {
     "version": 1,

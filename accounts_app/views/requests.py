@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
@@ -139,6 +140,7 @@ def request_cancel(request, pk: int):
     return redirect("request_detail", pk=pk)
 
 
+@never_cache  # no-store on the form and on its result, whatever the middleware does
 @sensitive_post_parameters()
 @sensitive_variables()
 @roles.role_required(roles.REQUEST_ACCOUNT)
