@@ -27,6 +27,7 @@ from accounts_app.alibaba.breaker import get_guarded_client
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.services import live_calls
 from accounts_app.services.inventory import refresh_instance
 
 OK = "ok"
@@ -66,6 +67,10 @@ class PreflightResult:
         return next((check for check in self.checks if check.key == key), None)
 
 
+class _Throttled(Exception):
+    """The viewer's budget of live calls is spent: use the synced facts."""
+
+
 @dataclass(frozen=True)
 class _Facts:
     status: str
@@ -86,13 +91,15 @@ def run_preflight(
     client: KVStoreClient | None = None,
     at_execute: bool = False,
     viewer=None,
+    live: bool = True,
 ) -> PreflightResult:
     """The checks, live when the API answers.
 
     ``at_execute``: the account is about to be created, so an account still being
     created on the instance blocks (elsewhere it is a warning: it passes in a minute).
     ``viewer``: who reads the result; another open request is named by its number only
-    to someone who may see it.
+    to someone who may see it. ``live=False`` (the viewer's live-call budget is spent):
+    the synced facts, and a note that says why.
     """
     if instance.is_gone:
         return PreflightResult(
@@ -102,7 +109,12 @@ def run_preflight(
             % {"time": _when(instance)},
         )
     try:
+        if not live:
+            raise _Throttled
         details = refresh_instance(instance, client=client or get_guarded_client())
+    except _Throttled:
+        facts, live = _synced_facts(instance), False
+        note = str(live_calls.THROTTLED_MESSAGE)
     except AlibabaApiError as error:
         if isinstance(error, InstanceNotFound) or error.code == NOT_FOUND_CODE:
             return PreflightResult(

@@ -24,7 +24,7 @@ from accounts_app.alibaba.breaker import api_breaker, get_guarded_client, unavai
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
-from accounts_app.services import answers
+from accounts_app.services import answers, live_calls
 from accounts_app.services.preflight import PreflightResult, run_preflight
 
 logger = logging.getLogger(__name__)
@@ -129,9 +129,15 @@ def request_submit(
 
 
 def preflight_for(
-    account_request: AccountRequest, *, client=None, at_execute: bool = False, viewer=None
+    account_request: AccountRequest,
+    *,
+    client=None,
+    at_execute: bool = False,
+    viewer=None,
+    page_view: bool = False,
 ) -> PreflightResult:
-    """What the API says now about creating this request's account."""
+    """What the API says now about creating this request's account. For a page view,
+    live only while the viewer's budget of live calls lasts (services.live_calls)."""
     return run_preflight(
         instance=account_request.instance,
         account_name=account_request.account_name,
@@ -140,6 +146,7 @@ def preflight_for(
         client=client,
         at_execute=at_execute,
         viewer=viewer,
+        live=live_calls.live_call_allowed(user=viewer) if page_view else True,
     )
 
 
@@ -154,6 +161,7 @@ def preflight_for_form(*, instance_id: str, account_name: str, privilege: str, v
         account_name=account_name if not rules.validate("AccountName", account_name) else "",
         privilege=privilege,
         viewer=viewer,
+        live=live_calls.live_call_allowed(user=viewer),
     )
 
 

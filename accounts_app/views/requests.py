@@ -80,7 +80,7 @@ def request_detail(request, pk: int):
         "account_request": account_request,
         "decisions": account_request.decisions.all(),
         "events": account_request.events.order_by("seq"),
-        "preflight": workflow.preflight_for(account_request, viewer=request.user)
+        "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
         if account_request.awaits_creation
         else None,
         "may": policy.request_actions(request.user, account_request),
@@ -156,7 +156,9 @@ def request_execute(request, pk: int):
         result, preflight = _execute(request, pk, form)
         account_request.refresh_from_db()
     if result is None and preflight is None and account_request.is_approved:
-        preflight = workflow.preflight_for(account_request, at_execute=True, viewer=request.user)
+        preflight = workflow.preflight_for(
+            account_request, at_execute=True, viewer=request.user, page_view=True
+        )
     context = {
         "account_request": account_request,
         # The form is rendered with PasswordInput(render_value=False): a
