@@ -25,7 +25,8 @@ ALLOWED_WORDS = frozenset(
     """
     Redis Tair ApsaraDB KVStore R-KVStore RoleReadOnly RoleReadWrite RoleRepl AUTH RequestId
     DescribeAccounts CreateAccount DescribeInstances VPC ID IP API UTC CST CSV JSON SSL
-    AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT MIN_APPROVALS User-Agent English http https
+    AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT MIN_APPROVALS User-Agent English
+    http https
     admin root select
     """.split()
 )
