@@ -5,6 +5,21 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def mark_malformed_instances_gone(apps, schema_editor):
+    """A row a hostile answer wrote with an ID outside the documented shape (a "/" in
+    it) cannot be put in a URL and made the instance list fail for everyone: hide it.
+    Syncs no longer write such rows (accounts_app.services.answers)."""
+    from accounts_app import rules
+
+    Instance = apps.get_model("accounts_app", "Instance")
+    malformed = [
+        pk
+        for pk, instance_id in Instance.objects.values_list("pk", "instance_id")
+        if rules.validate("InstanceId", instance_id)
+    ]
+    Instance.objects.filter(pk__in=malformed).update(is_gone=True)
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -40,4 +55,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('user', 'minute'), name='one_count_per_user_minute')],
             },
         ),
+        migrations.RunPython(mark_malformed_instances_gone, migrations.RunPython.noop),
     ]
