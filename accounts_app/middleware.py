@@ -11,6 +11,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import BadRequest
 from django.utils import timezone
 
+from accounts_app.audit import origin as audit_origin
 from accounts_app.services.preferences import session_time_zone
 
 LAST_SEEN_KEY = "last_seen"
@@ -84,3 +85,18 @@ class RejectNulBytesMiddleware:
             # Answered by the 400 handler (views.errors.bad_request), like any BadRequest.
             raise BadRequest("NUL byte in the path or the query string")
         return self.get_response(request)
+
+
+class AuditOriginMiddleware:
+    """Who makes the changes of this request, for the audit events that model signals
+    write (changes through Django's admin: users, groups, permissions, policies)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = audit_origin.set_current(audit_origin.Origin.from_request(request))
+        try:
+            return self.get_response(request)
+        finally:
+            audit_origin.reset_current(token)

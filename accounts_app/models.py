@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -83,6 +84,67 @@ class ApprovalPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_account_privilege_display()}: {self.approvals_required}"
+
+    def save(self, *args, **kwargs):
+        # Enforced here too, not only in forms: a command or a shell cannot go below it.
+        self.clean()
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        if self.approvals_required is not None and self.approvals_required < settings.MIN_APPROVALS:
+            raise ValidationError(
+                {
+                    "approvals_required": _(
+                        "At least %(floor)s approvals are required (MIN_APPROVALS): no "
+                        "policy may ask for fewer."
+                    )
+                    % {"floor": settings.MIN_APPROVALS}
+                }
+            )
+
+
+class RoleGrant(models.Model):
+    """Someone was given a role, a permission, staff or superuser status, or an account.
+
+    Written with the audit event of that change, so that policy can ask who made an
+    approver an approver, and when (four eyes that survive an administrator).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="role_grants"
+    )
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    what = models.CharField(max_length=150)  # "group Approvers", "superuser", "account"...
+    granted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.what} to user #{self.user_id}"
+
+
+class LiveCallCount(models.Model):
+    """Live API calls a user's page views made in one minute (policy.may_call_live).
+
+    In the database, like the circuit breaker: Django's default cache is per process, so
+    several web servers would each allow the full rate.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    calls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "minute"], name="one_count_per_user_minute")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.calls} live calls of user #{self.user_id} at {self.minute}"
 
 
 class RequestStatus(models.TextChoices):
@@ -334,6 +396,11 @@ class AuditEvent(models.Model):
         PERMISSION_DENIED = "permission_denied", _("Permission denied")
         INSTANCES_SYNCED = "instances_synced", _("Instances synced")
         EXPORT_DOWNLOADED = "export_downloaded", _("Export downloaded")
+        POLICY_CHANGED = "policy_changed", _("Approval policy changed")
+        USER_CHANGED = "user_changed", _("User changed")
+        ROLE_CHANGED = "role_changed", _("Roles changed")
+        GROUP_CHANGED = "group_changed", _("Group changed")
+        CHECKPOINT_PUBLISHED = "checkpoint_published", _("Audit checkpoint published")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")

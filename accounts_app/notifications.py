@@ -17,6 +17,9 @@ from accounts_app.models import AccountRequest, AuditEvent
 
 logger = logging.getLogger(__name__)
 
+# accounts_app.roles.AUDITORS, named again: roles is a layer above this module.
+AUDITORS_GROUP = "Auditors"
+
 
 def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
     User = get_user_model()
@@ -38,33 +41,51 @@ def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
 
 
 def _send(kind: str, account_request: AccountRequest, recipients: list[str], **extra):
-    """Enqueue one mail task per recipient, as part of the transition's transaction.
-
-    On the database queue the tasks are rows written in the same transaction as the
-    transition: a committed transition always has its mails queued, a rolled-back one
-    has none. A backend outside the database (ImmediateBackend in tests) gets them once
-    the transaction commits. The event is the request's latest audit event: every
-    transition writes exactly one, so a task that runs twice still sends one mail.
-    """
-    if not recipients:
-        return
+    """The mails of a request's transition. The event is the request's latest audit
+    event: every transition writes exactly one, so a task that runs twice sends once."""
     last_seq = AuditEvent.objects.filter(request=account_request).aggregate(Max("seq"))["seq__max"]
-    event_key = f"{kind}:{account_request.pk}:{last_seq or 0}"
     approver = extra.pop("approver", None)
     if approver is not None:
         extra["approver_id"] = approver.pk
+    _enqueue(
+        kind,
+        recipients,
+        event_key=f"{kind}:{account_request.pk}:{last_seq or 0}",
+        request_id=account_request.pk,
+        extra=extra,
+    )
+
+
+def _enqueue(
+    kind: str,
+    recipients: list[str],
+    *,
+    event_key: str,
+    extra: dict,
+    request_id: int | None = None,
+    after_commit: bool = True,
+) -> None:
+    """One mail task per recipient, as part of the caller's transaction.
+
+    On the database queue the tasks are rows written in the same transaction as the
+    change: a committed change always has its mails queued, a rolled-back one has none.
+    A backend outside the database (ImmediateBackend in tests) gets them once the
+    transaction commits, unless there is nothing to wait for (``after_commit=False``).
+    """
+    if not recipients:
+        return
 
     def enqueue():
         for recipient in recipients:
             send_notification.enqueue(
                 event_key=event_key,
                 kind=kind,
-                request_id=account_request.pk,
+                request_id=request_id,
                 recipient=recipient,
                 extra=extra,
             )
 
-    if isinstance(send_notification.get_backend(), DatabaseBackend):
+    if not after_commit or isinstance(send_notification.get_backend(), DatabaseBackend):
         enqueue()
     else:
         transaction.on_commit(enqueue, robust=True)
@@ -104,3 +125,37 @@ def request_finished(account_request: AccountRequest) -> None:
 
 def request_needs_reconciliation(account_request: AccountRequest) -> None:
     _send("reconciliation", account_request, approvers_emails())
+
+
+def auditors_emails() -> list[str]:
+    """The Auditors group's members (and superusers): who reads changes to the rules."""
+    User = get_user_model()
+    users = (
+        User.objects.filter(is_active=True)
+        .filter(Q(groups__name=AUDITORS_GROUP) | Q(is_superuser=True))
+        .exclude(email="")
+        .distinct()
+    )
+    return list(users.values_list("email", flat=True))
+
+
+def admin_change(event: AuditEvent) -> None:
+    """An audited change to users, roles or policies, for the auditors."""
+    _enqueue(
+        "admin_change",
+        auditors_emails(),
+        event_key=f"admin_change:{event.seq}",
+        extra={"event_id": event.pk},
+    )
+
+
+def audit_checkpoint(*, seq: int, digest: str, at) -> None:
+    """The audit chain's head, published where the database's owner cannot rewrite it.
+    Queued at once, not after a commit: publishing writes nothing to wait for."""
+    _enqueue(
+        "checkpoint",
+        auditors_emails(),
+        event_key=f"checkpoint:{seq}:{digest}",
+        extra={"seq": seq, "hash": digest, "at": at.isoformat()},
+        after_commit=False,
+    )

@@ -10,11 +10,15 @@ in accounts_app.roles; the state rules (open, stale, cancellable) on the model.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts_app import roles
-from accounts_app.models import AccountRequest
+from accounts_app.models import AccountRequest, RoleGrant
 
 # --- Roles --------------------------------------------------------------------
 
@@ -52,8 +56,50 @@ def may_see_request(user, account_request: AccountRequest) -> bool:
 
 
 def may_decide_on(user, account_request: AccountRequest) -> bool:
-    """Four eyes: an Approver, and not the requester."""
-    return may_approve(user) and not owns(user, account_request)
+    """Four eyes: an Approver, not the requester, and not made an approver by the
+    requester or too recently (approver_conflict)."""
+    return (
+        may_approve(user)
+        and not owns(user, account_request)
+        and not approver_conflict(user, account_request.requester_id)
+    )
+
+
+# --- Four eyes that survive an administrator ----------------------------------
+
+
+def granted_by_requester(approver, requester_id: int) -> bool:
+    """The requester gave the approver a role, a permission, a flag or the account."""
+    return RoleGrant.objects.filter(user=approver, granted_by_id=requester_id).exists()
+
+
+def granted_recently(approver) -> bool:
+    """The approver was given something within the last APPROVER_WAIT_HOURS."""
+    hours = settings.APPROVER_WAIT_HOURS
+    if hours <= 0:
+        return False
+    since = timezone.now() - timedelta(hours=hours)
+    return RoleGrant.objects.filter(user=approver, granted_at__gte=since).exists()
+
+
+def approver_conflict(approver, requester_id: int) -> str:
+    """Why this approver may not decide this requester's requests; empty when they may."""
+    if granted_by_requester(approver, requester_id):
+        return str(
+            _(
+                "You were given your role or your account by the requester: someone else "
+                "must decide on their requests."
+            )
+        )
+    if granted_recently(approver):
+        return str(
+            _(
+                "Your role or your account is less than %(hours)s hours old: you may "
+                "approve requests once that time has passed."
+            )
+            % {"hours": settings.APPROVER_WAIT_HOURS}
+        )
+    return ""
 
 
 def may_decide(user, account_request: AccountRequest) -> bool:
@@ -120,10 +166,16 @@ def visible_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[Accou
 
 def decidable_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[AccountRequest]:
     """may_decide, as a filter."""
-    if not may_approve(user):
+    if not may_approve(user) or granted_recently(user):
         return requests.none()
     return (
         requests.filter(status=AccountRequest.Status.PENDING)
         .exclude(requester=user)
         .exclude(decisions__approver=user)
+        .exclude(
+            # Not NULL: NOT IN over a NULL would exclude every row.
+            requester__in=RoleGrant.objects.filter(user=user, granted_by__isnull=False).values(
+                "granted_by"
+            )
+        )
     )

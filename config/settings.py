@@ -72,6 +72,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "accounts_app.middleware.IdleSessionTimeoutMiddleware",
+    "accounts_app.middleware.AuditOriginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -170,7 +171,7 @@ DEFAULT_USER_TIME_ZONE = env.str(
 )
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -325,6 +326,20 @@ SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=300)
 # Daily: finished tasks, deliveries, periodic runs and syncs older than TASKS_KEEP_DAYS go.
 SCHEDULE_PRUNE_SECONDS = env.int("SCHEDULE_PRUNE_SECONDS", default=86400)
 TASKS_KEEP_DAYS = env.int("TASKS_KEEP_DAYS", default=14)
+
+# Four eyes that survive a superuser (accounts_app/policy.py). No approval policy may ask
+# for fewer approvals than MIN_APPROVALS, not even through the admin; and someone whose
+# role (or account) was granted less than APPROVER_WAIT_HOURS ago cannot approve yet.
+MIN_APPROVALS = env.int("MIN_APPROVALS", default=1)
+APPROVER_WAIT_HOURS = env.int("APPROVER_WAIT_HOURS", default=24)
+
+# Live Alibaba calls made by page views (instance details, pre-flight): at most this many
+# per user per minute, counted in the database so that every web server sees one count.
+LIVE_CALLS_PER_MINUTE = env.int("LIVE_CALLS_PER_MINUTE", default=30)
+
+# The debug page and error mails hide sensitive variables and POST parameters under
+# DEBUG too (config/error_reports.py).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.AlwaysSafeExceptionReporterFilter"
 
 LOGGING = {
     "version": 1,

@@ -62,9 +62,7 @@ def main() -> None:
         wait_for_port("127.0.0.1", args.simulator_port)
         subprocess.run([*manage, "sync_instances"], env=env, check=False)
         print_sign_in(args.host, args.port)
-        dashboard = subprocess.Popen(
-            [*manage, "runserver", f"{args.host}:{args.port}", "--noreload"], env=env
-        )
+        dashboard = start_dashboard(manage, args.host, args.port, env)
         # Mail, "sync now" and the periodic jobs run here (SQLite: one worker is enough).
         worker = subprocess.Popen([*manage, "run_worker"], env=env)
         processes = (simulator, dashboard, worker)
@@ -82,6 +80,15 @@ def main() -> None:
                     process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def start_dashboard(manage: list[str], host: str, port: int, env: dict) -> subprocess.Popen:
+    """The dashboard as the demo runs it: DEBUG off (.env), so runserver serves no static
+    file itself; WhiteNoise serves the collected ones, hashed as in production."""
+    subprocess.run(
+        [*manage, "collectstatic", "--no-input", "--verbosity", "0"], env=env, check=True
+    )
+    return subprocess.Popen([*manage, "runserver", f"{host}:{port}", "--noreload"], env=env)
 
 
 def print_sign_in(host: str, port: int) -> None:

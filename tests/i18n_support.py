@@ -25,7 +25,8 @@ ALLOWED_WORDS = frozenset(
     """
     Redis Tair ApsaraDB KVStore R-KVStore RoleReadOnly RoleReadWrite RoleRepl AUTH RequestId
     DescribeAccounts CreateAccount DescribeInstances VPC ID IP API UTC CST CSV JSON SSL
-    AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT User-Agent English http https
+    AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT MIN_APPROVALS User-Agent English
+    http https
     admin root select
     """.split()
 )
@@ -39,7 +40,13 @@ ALLOWED_API_VALUES = frozenset(
     """.split()
 )
 # The API's own words for the VPC authentication mode, quoted as the console shows them.
-ALLOWED_PHRASES = ("JSON Lines", "ApsaraDB for Redis", "VpcAuthMode Open", "VpcAuthMode Close")
+ALLOWED_PHRASES = (
+    "JSON Lines",
+    "ApsaraDB for Redis",
+    "VpcAuthMode Open",
+    "VpcAuthMode Close",
+    "verify_audit_chain --checkpoint",
+)
 
 # Words: two or more Latin letters (single letters are ranges such as "a–z").
 WORD = re.compile(r"[A-Za-z][A-Za-z_'’-]*[A-Za-z]")

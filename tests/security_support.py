@@ -125,3 +125,36 @@ def requests_by_owner_and_state(actors: dict, instance: Instance) -> dict:
 def request_for(actor: str, state: str, made: dict) -> AccountRequest:
     owner = actor if actor in OWNERS else "requester"
     return made[owner, state]
+
+
+# --- Where a password could come to rest on disk -----------------------------------------
+
+
+def secret_byte_forms(secret: str) -> set[bytes]:
+    """The bytes a secret takes in files: raw (UTF-8, UTF-16 as Chromium's session and
+    form-state files write strings), URL-encoded as a form body, HTML- and JSON-escaped."""
+    import html
+    import json
+    from urllib.parse import quote, quote_plus
+
+    texts = {secret, quote_plus(secret), quote(secret, safe=""), html.escape(secret)}
+    texts.add(json.dumps(secret)[1:-1])
+    forms = set()
+    for text in texts:
+        forms.add(text.encode())
+        forms.add(text.encode("utf-16-le"))
+    return forms
+
+
+def files_holding(directory, secret: str) -> list[str]:
+    """Every file under `directory` whose bytes hold the secret in one of its forms."""
+    from pathlib import Path
+
+    forms = secret_byte_forms(secret)
+    found = []
+    for path in Path(directory).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            if any(form in data for form in forms):
+                found.append(str(path.relative_to(directory)))
+    return found

@@ -35,3 +35,7 @@ KVSTORE_DEADLINE = 2.0
 # that tests start (TASKS_BACKEND in their environment).
 if "TASKS_BACKEND" not in os.environ:
     TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+# The cast is created at the start of each test: a wait before new approvers may approve
+# would stop every test. tests/test_admin_audit.py turns it on where it is the subject.
+APPROVER_WAIT_HOURS = 0

@@ -136,11 +136,13 @@ def sign_in_from_shanghai(client, user):
 
 
 def test_times_show_in_the_viewers_time_zone(client, auditor):
-    event(at=datetime(2025, 3, 1, 17, 30, tzinfo=UTC))
+    # Ahead of now: creating the auditor was itself an event, and time never goes
+    # backwards along the chain.
+    event(at=datetime(2099, 3, 1, 17, 30, tzinfo=UTC))
 
     html = sign_in_from_shanghai(client, auditor).get(AUDIT_URL).content.decode()
 
-    assert "2025-03-02 01:30:00" in html
+    assert "2099-03-02 01:30:00" in html
     assert "Asia/Shanghai" in html
 
 
@@ -274,23 +276,25 @@ def test_searched_columns_compare_bytewise_on_postgresql():
 
 
 def test_dates_are_whole_days_in_the_viewers_time_zone(client, auditor):
-    # 2025-03-01 23:30 and 2025-03-02 00:30 in Shanghai.
-    late = event(at=datetime(2025, 3, 1, 15, 30, tzinfo=UTC))
-    early = event(at=datetime(2025, 3, 1, 16, 30, tzinfo=UTC))
-    later = event(at=datetime(2025, 3, 3, 2, 0, tzinfo=UTC))
+    # 2099-03-01 23:30 and 2099-03-02 00:30 in Shanghai; ahead of now, since creating the
+    # auditor was itself an event and time never goes backwards along the chain.
+    late = event(at=datetime(2099, 3, 1, 15, 30, tzinfo=UTC))
+    early = event(at=datetime(2099, 3, 1, 16, 30, tzinfo=UTC))
+    later = event(at=datetime(2099, 3, 3, 2, 0, tzinfo=UTC))
     sign_in_from_shanghai(client, auditor)
 
     def seqs(**params):
         return seqs_in(client.get(AUDIT_URL, params))
 
-    assert seqs(date_from="2025-03-02", date_to="2025-03-02") == [early.seq]
-    assert seqs(date_to="2025-03-01") == [late.seq]
-    assert seqs(date_from="2025-03-02") == [
+    assert seqs(date_from="2099-03-02", date_to="2099-03-02") == [early.seq]
+    before = AuditEvent.objects.filter(seq__lt=late.seq).order_by("-seq")
+    assert seqs(date_to="2099-03-01") == [late.seq, *before.values_list("seq", flat=True)]
+    assert seqs(date_from="2099-03-02") == [
         *AuditEvent.objects.filter(seq__gt=later.seq).values_list("seq", flat=True),
         later.seq,
         early.seq,
     ]
-    assert seqs(date_from="2030-01-01") == []
+    assert seqs(date_from="2100-01-01") == []
 
 
 def test_an_end_date_before_the_start_is_refused(auditor_client):

@@ -7,6 +7,8 @@ import socket
 
 import pytest
 from django.template.loader import render_to_string
+from django.test import Client
+from django.urls import reverse
 
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.services.preflight import run_preflight
@@ -109,7 +111,7 @@ def test_the_live_answer_corrects_the_synced_row(estate):
 def test_a_name_in_another_open_request_is_blocked(estate, requester):
     other = request_row(requester, instance(HEALTHY), "app_reader")
 
-    result = preflight(HEALTHY)
+    result = preflight(HEALTHY, viewer=requester)
 
     assert [check.key for check in result.blockers] == ["open_request"]
     assert f"#{other.pk}" in result.blockers[0].message
@@ -220,3 +222,26 @@ def test_the_partial_renders_each_check_and_the_note(estate, settings):
     assert 'data-live="false"' in stale
     assert 'class="warning" data-check="vpc_auth_mode"' in stale
     assert "could not be reached" in stale
+
+
+def test_another_users_open_request_is_mentioned_without_its_number(
+    estate, requester, other_requester
+):
+    other = AccountRequest.objects.create(
+        requester=requester,
+        instance=instance(HEALTHY),
+        account_name="app_reader",
+        account_privilege="RoleReadOnly",
+        justification="first",
+        approvals_required=1,
+    )
+    client = Client()
+    client.force_login(other_requester)
+
+    page = client.get(
+        reverse("request_preflight"),
+        {"instance_id": HEALTHY, "account_name": "app_reader", "account_privilege": "RoleReadOnly"},
+    ).content.decode()
+
+    assert "Another open request" in page
+    assert f"#{other.pk}" not in page and f"{other.pk}</" not in page

@@ -13,6 +13,11 @@ password raw and encoded: zero hits.
 The notifications those paths cause go through the real task queue (django-tasks-db's
 table) and its worker, once failing (errors, tracebacks and the dead letter are kept)
 and once sent, so the dump searches the task tables too.
+The browser's profile directory is searched the same way by
+tests/test_e2e_browser_profile.py (Chromium's own files, written on close). Since issue 23
+the run also meets an upstream that echoes the password back in every encoding, a crash
+with DEBUG on (the debug page), and the new sinks: the auditors' mails of admin changes
+and audit checkpoints, and the checkpoint's log line.
 
 Positive control: the simulator received the password exactly on the calls meant to
 carry it, in the body, never in the URL. And a deliberate leak (a log line, a session
@@ -24,6 +29,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import io
 import json
 import logging
 import pickle
@@ -60,6 +66,7 @@ from accounts_app.background.models import NotificationDelivery, TaskFailure
 from accounts_app.models import AccountRequest, CircuitBreaker
 from accounts_app.services import workflow
 from tests.conftest import empty_instance
+from tests.hostile_upstream import hostile_endpoint
 
 # Committed, so that pg_dump (another connection) sees every row. serialized_rollback
 # brings back the migrations' rows (groups, the audit chain head) the flush removes.
@@ -527,6 +534,69 @@ def run_the_tasks(settings, monkeypatch) -> None:
     assert NotificationDelivery.objects.filter(sent_at__isnull=False).count() == len(failures)
 
 
+def crash_with_debug_on(run: Run, canary: str, settings, monkeypatch) -> None:
+    """The same crash with DEBUG on: Django's debug page is a response like any other."""
+    settings.DEBUG = True
+    crashing = run.approved_request("crash, debug on")
+
+    def crash(params):
+        raise RuntimeError("forced failure inside the signing of CreateAccount, DEBUG on")
+
+    client = run.signed_in_client(raise_request_exception=False)
+    with monkeypatch.context() as patch:
+        patch.setattr(signing, "form_encode", crash)
+        response = run.execute(crashing, canary, client=client)
+    settings.DEBUG = False
+    assert response.status_code == 500
+    assert b"forced failure" in response.content  # the debug page itself
+    run.expect(crashing, 0)
+
+
+def an_upstream_that_echoes_the_password(run: Run, canary: str, settings) -> None:
+    """CreateAccount refused with the password echoed back, in every field of the
+    answer and several encodings (issue 23, finding 4)."""
+    echoes = " ".join(
+        [
+            quote(canary, safe="").lower(),
+            html.escape(canary),
+            canary.encode().hex(),
+            base64.b64encode(canary.encode()).decode(),
+            " ".join(canary),
+        ]
+    )
+
+    def echo(action: str, data: dict) -> dict:
+        if action != "CreateAccount":
+            return data
+        return {"RequestId": canary, "Code": f"Bad.{canary}", "Message": f"Refused {echoes}"}
+
+    echoed = run.approved_request("echoing upstream")
+    endpoint = settings.KVSTORE_ENDPOINT
+    with hostile_endpoint(endpoint, echo) as hostile:
+        settings.KVSTORE_ENDPOINT = hostile
+        response = run.execute(echoed, canary)
+    settings.KVSTORE_ENDPOINT = endpoint
+    assert response.status_code == 200
+    echoed.refresh_from_db()
+    assert echoed.status == Status.FAILED
+    run.expect(echoed, 1)
+
+
+def admin_changes_and_a_checkpoint(run: Run) -> None:
+    """The new sinks: the auditors' mails of admin changes and of a checkpoint, and the
+    checkpoint's log line (issue 23, finding 1 and "Also")."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    auditor = get_user_model().objects.create_user(
+        "canary_auditor", email="auditor@example.com", password=make_canary()
+    )
+    auditor.groups.add(Group.objects.get(name="Auditors"))
+    call_command("publish_audit_checkpoint", stdout=io.StringIO())
+    # Both mails are queued: run_the_tasks sends them, and the run checks they went.
+
+
 def positive_control(run: Run, canary: str) -> None:
     """Each call meant to carry the password carried it once, in the body."""
     digest = sha256(canary)
@@ -574,7 +644,12 @@ def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch
     }
     drive_every_path(run, canary, extra, settings)
     crash_inside_the_execute_view(run, canary, settings, monkeypatch)
+    crash_with_debug_on(run, canary, settings, monkeypatch)
+    an_upstream_that_echoes_the_password(run, canary, settings)
+    admin_changes_and_a_checkpoint(run)
     run_the_tasks(settings, monkeypatch)
+    assert any("Audit checkpoint" in m.subject for m in mail.outbox)
+    assert any("canary_auditor" in m.body for m in mail.outbox)
     positive_control(run, canary)
     collect_at_rest(run.evidence, capfd)
     dump = next(text for where, text in run.evidence.items if where == "db:dump")
@@ -585,7 +660,12 @@ def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch
     # The capture saw what it should have: SQL with parameters, the client, the error.
     assert {"log", "response", "db", "session", "mail", "cache"} <= run.evidence.kinds()
     wheres = {where for where, _ in run.evidence.items}
-    for logger in ("log:django.db.backends", "log:django.request", "log:urllib3.connectionpool"):
+    for logger in (
+        "log:django.db.backends",
+        "log:django.request",
+        "log:urllib3.connectionpool",
+        "log:accounts_app.audit.checkpoint",
+    ):
         assert logger in wheres, f"nothing captured from {logger}"
     assert handler.count > 1000
 

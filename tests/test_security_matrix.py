@@ -294,3 +294,69 @@ def test_the_policy_answers_as_the_table_allows(make_user):
             ):
                 problems.append(f"decidable_requests({actor}, {state})")
     assert not problems, problems
+
+
+# --- Admin actions --------------------------------------------------------------------
+# Django's admin changes who may do what. Only staff reach it (the superuser of the
+# cast); every change it makes is an audit event by that actor (tests/test_admin_audit.py
+# covers the content of each).
+
+ADMIN_ACTIONS = {
+    "lower a policy": lambda actors, ids: (
+        reverse("admin:accounts_app_approvalpolicy_change", args=[ids["policy"]]),
+        {"account_privilege": "RoleRepl", "approvals_required": "1"},
+        AuditEvent.Action.POLICY_CHANGED,
+    ),
+    "create a user": lambda actors, ids: (
+        reverse("admin:auth_user_add"),
+        {
+            "username": "newcomer",
+            "password1": "Correct-Horse-8x",
+            "password2": "Correct-Horse-8x",
+            "usable_password": "true",
+        },
+        AuditEvent.Action.USER_CHANGED,
+    ),
+    "create a group": lambda actors, ids: (
+        reverse("admin:auth_group_add"),
+        {"name": "Shadow approvers", "permissions": [ids["approve_perm"]]},
+        AuditEvent.Action.GROUP_CHANGED,
+    ),
+    "delete a policy": lambda actors, ids: (
+        reverse("admin:accounts_app_approvalpolicy_delete", args=[ids["policy"]]),
+        {"post": "yes"},
+        AuditEvent.Action.POLICY_CHANGED,
+    ),
+}
+ADMINS = STAFF
+
+
+@pytest.mark.parametrize("action", sorted(ADMIN_ACTIONS))
+def test_only_staff_change_users_roles_and_policies_and_each_change_is_audited(make_user, action):
+    from django.contrib.auth.models import Permission
+
+    from accounts_app.models import ApprovalPolicy
+
+    actors = make_actors(make_user)
+    ids = {
+        "policy": ApprovalPolicy.objects.get(account_privilege="RoleRepl").pk,
+        "approve_perm": Permission.objects.get(codename="approve_request").pk,
+    }
+    for actor in ACTORS:
+        url, data, audited = ADMIN_ACTIONS[action](actors, ids)
+        with transaction.atomic():
+            before = AuditEvent.objects.filter(action=audited).count()
+            response = signed_in(actors[actor]).post(url, data)
+            after = AuditEvent.objects.filter(action=audited)
+            if actor in ADMINS:
+                assert response.status_code == 302, (actor, action, response.status_code)
+                assert "/login/" not in response["Location"], (actor, action)
+                assert after.count() > before, (actor, action)
+                assert after.order_by("-seq").first().actor == actors[actor]
+            else:
+                # Not staff: the admin's sign-in page, and nothing changed.
+                assert response.status_code in (302, 403), (actor, action)
+                if response.status_code == 302:
+                    assert "login" in response["Location"], (actor, action)
+                assert after.count() == before, (actor, action)
+            transaction.set_rollback(True)

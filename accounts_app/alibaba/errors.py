@@ -192,6 +192,13 @@ _GENERIC = _(
     "and contact an administrator if it is unclear."
 )
 
+# For a code without a sentence of its own, when the API's text is not kept (a call that
+# carried a password).
+_GENERIC_WITHOUT_TEXT = _(
+    "Alibaba Cloud refused the request with error {code}. Nothing was created. Check the "
+    "request, and contact an administrator if it is unclear."
+)
+
 _OUTCOME_UNKNOWN = _(
     "The request reached Alibaba Cloud but no clear answer came back, so the account may "
     "or may not have been created. Do not retry blindly: check the instance's account "
@@ -205,7 +212,9 @@ def human_message_for(code: str, message: str = "") -> Promise:
         return HUMAN_MESSAGES[code]
     if is_throttling(code):
         return _THROTTLED
-    return format_lazy(_GENERIC, code=code, message=message or "-")
+    if not message:
+        return format_lazy(_GENERIC_WITHOUT_TEXT, code=code)
+    return format_lazy(_GENERIC, code=code, message=message)
 
 
 class AlibabaApiError(Exception):

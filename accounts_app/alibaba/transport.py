@@ -35,7 +35,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from . import errors, signing
+from . import echo, errors, signing
 from .errors import AlibabaApiError, ApiUnreachable
 
 API_VERSION = "2015-01-01"
@@ -518,12 +518,18 @@ def _interpret(
             action=action,
         )
         raise AttemptFailed(error, "unclear")
+    code, request_id = _text(code), _text(data.get("RequestId"))
+    # A call that carried a password keeps no free text of its answer (an echo of the
+    # password may be re-encoded past scrub()), and no field that echoes it.
+    message = "" if secrets else scrub(_text(data.get("Message")) or "", secrets)
+    code = echo.REDACTED_CODE if echo.echoes(code, secrets) else code
+    request_id = None if echo.echoes(request_id, secrets) else request_id
     error = AlibabaApiError(
-        _text(code) or errors.MALFORMED_RESPONSE,
-        scrub(_text(data.get("Message")) or "", secrets),
+        code or errors.MALFORMED_RESPONSE,
+        message,
         http_status=answer.status,
-        request_id=_text(data.get("RequestId")),
-        recommend=_text(data.get("Recommend")),
+        request_id=request_id,
+        recommend=None if secrets else _text(data.get("Recommend")),
         action=action,
     )
     if not code:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -37,6 +39,30 @@ class Origin:
     @classmethod
     def system(cls, name: str = "system") -> Origin:
         return cls(actor_name=name)
+
+    @classmethod
+    def current(cls) -> Origin:
+        """Who is making the change in progress: the signed-in user of the HTTP request
+        being served (AuditOriginMiddleware), else the management command running."""
+        origin = _current.get()
+        if origin is not None:
+            return origin
+        command = sys.argv[1] if len(sys.argv) > 1 and sys.argv[0].endswith("manage.py") else ""
+        return cls.system(f"manage.py {command}".strip() if command else "system")
+
+
+# Set for the length of one HTTP request by accounts_app.middleware.AuditOriginMiddleware:
+# changes made through Django's admin reach the audit log through model signals, which
+# have no request to ask.
+_current: ContextVar[Origin | None] = ContextVar("audit_origin", default=None)
+
+
+def set_current(origin: Origin | None):
+    return _current.set(origin)
+
+
+def reset_current(token) -> None:
+    _current.reset(token)
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -22,14 +22,16 @@ from django.utils import timezone, translation
 
 from accounts_app.background import retry
 from accounts_app.background.models import NotificationDelivery
-from accounts_app.models import AccountRequest
+from accounts_app.models import AccountRequest, AuditEvent
 
 
 class DeliveryInProgress(Exception):
     """Another run holds this delivery's claim; try again after it lapses."""
 
 
-def deliver(*, event_key: str, kind: str, request_id: int, recipient: str, extra: dict) -> bool:
+def deliver(
+    *, event_key: str, kind: str, request_id: int | None, recipient: str, extra: dict
+) -> bool:
     """Send one notification unless it was sent already; True when sent by this call."""
     _record(event_key, recipient)
     deliveries = NotificationDelivery.objects.filter(event_key=event_key, recipient=recipient)
@@ -61,23 +63,30 @@ def _record(event_key: str, recipient: str) -> None:
         pass  # a concurrent run created it
 
 
-def render(kind: str, request_id: int, extra: dict) -> tuple[str, str]:
-    account_request = AccountRequest.objects.select_related("instance", "requester").get(
-        pk=request_id
-    )
-    context = {
-        "request_obj": account_request,
-        "url": settings.SITE_URL.rstrip("/") + reverse("request_detail", args=[request_id]),
-        **{key: value for key, value in extra.items() if key != "approver_id"},
-    }
+def render(kind: str, request_id: int | None, extra: dict) -> tuple[str, str]:
+    """The mail of one notification: about a request (request_id), an audited change
+    (extra's event_id), or anything else whose values are all in ``extra``."""
+    context = {key: value for key, value in extra.items() if key not in ("approver_id", "event_id")}
+    if request_id is not None:
+        context["request_obj"] = AccountRequest.objects.select_related("instance", "requester").get(
+            pk=request_id
+        )
+        context["url"] = site_url(reverse("request_detail", args=[request_id]))
     if extra.get("approver_id") is not None:
         context["approver"] = get_user_model().objects.get(pk=extra["approver_id"])
+    if extra.get("event_id") is not None:
+        context["event"] = AuditEvent.objects.get(pk=extra["event_id"])
+        context["url"] = site_url(reverse("audit"))
     # Mails go out in the site's default language: recipients may read in a different
     # language from the person whose action sent them.
     with translation.override(settings.LANGUAGE_CODE):
         subject = render_to_string(f"email/{kind}_subject.txt", context).strip()
         body = render_to_string(f"email/{kind}_body.txt", context)
     return subject, body
+
+
+def site_url(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
 
 
 # Mail before sweeps: a long sync queue must not hold a notification back.
@@ -90,7 +99,7 @@ def send_notification(
     *,
     event_key: str,
     kind: str,
-    request_id: int,
+    request_id: int | None,
     recipient: str,
     extra: dict,
     attempt: int = 1,

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from accounts_app.alibaba import errors
 from accounts_app.alibaba.client import (
     Account,
     InstanceAttribute,
@@ -34,6 +35,7 @@ from accounts_app.alibaba.client import (
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AuditEvent, Instance
+from accounts_app.services import answers
 from accounts_app.services.breaker import get_guarded_client
 
 # Instance fields a sync writes, besides instance_id. Also the fields compared to
@@ -159,7 +161,14 @@ def fetch_details(
     accounts = None
     if supports_accounts(attribute.engine_version):
         accounts = client.describe_accounts(region_id=region_id, instance_id=instance_id)
-    return InstanceDetails(attribute=attribute, accounts=accounts, edition_type=edition_type)
+    details = InstanceDetails(attribute=attribute, accounts=accounts, edition_type=edition_type)
+    problem = answers.instance_problem(attribute.instance_id, details.field_values())
+    if problem is not None:
+        # Refused whole: a row half written from a hostile answer would lie.
+        raise AlibabaApiError(
+            errors.MALFORMED_RESPONSE, problem, action="DescribeInstanceAttribute"
+        )
+    return details
 
 
 def refresh_instance(instance: Instance, *, client: KVStoreClient | None = None) -> InstanceDetails:
@@ -220,6 +229,9 @@ def _fetch_all(
     """Details of every listed instance; an instance that fails goes to report.failures."""
 
     def fetch(summary: InstanceSummary) -> InstanceDetails | AlibabaApiError:
+        problem = answers.instance_problem(summary.instance_id, {})
+        if problem is not None:
+            return AlibabaApiError(errors.MALFORMED_RESPONSE, problem, action="DescribeInstances")
         try:
             return fetch_details(
                 summary.instance_id,
@@ -238,7 +250,8 @@ def _fetch_all(
             # marks it gone; not a failure.
             continue
         if isinstance(result, AlibabaApiError):
-            report.failures[summary.instance_id] = str(result)
+            # Skipped and reported: one bad instance does not fail the batch.
+            report.failures[answers.error_code(summary.instance_id)[:64]] = str(result)
         else:
             fetched.append(result)
     return fetched

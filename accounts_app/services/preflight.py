@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts_app import rules, vpc_auth, wording
+from accounts_app import policy, rules, vpc_auth, wording
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.services import live_calls
 from accounts_app.services.breaker import get_guarded_client
 from accounts_app.services.inventory import refresh_instance
 
@@ -66,6 +67,10 @@ class PreflightResult:
         return next((check for check in self.checks if check.key == key), None)
 
 
+class _Throttled(Exception):
+    """The viewer's budget of live calls is spent: use the synced facts."""
+
+
 @dataclass(frozen=True)
 class _Facts:
     status: str
@@ -85,11 +90,16 @@ def run_preflight(
     exclude_request_id: int | None = None,
     client: KVStoreClient | None = None,
     at_execute: bool = False,
+    viewer=None,
+    live: bool = True,
 ) -> PreflightResult:
     """The checks, live when the API answers.
 
     ``at_execute``: the account is about to be created, so an account still being
     created on the instance blocks (elsewhere it is a warning: it passes in a minute).
+    ``viewer``: who reads the result; another open request is named by its number only
+    to someone who may see it. ``live=False`` (the viewer's live-call budget is spent):
+    the synced facts, and a note that says why.
     """
     if instance.is_gone:
         return PreflightResult(
@@ -99,7 +109,12 @@ def run_preflight(
             % {"time": _when(instance)},
         )
     try:
+        if not live:
+            raise _Throttled
         details = refresh_instance(instance, client=client or get_guarded_client())
+    except _Throttled:
+        facts, live = _synced_facts(instance), False
+        note = str(live_calls.THROTTLED_MESSAGE)
     except AlibabaApiError as error:
         if isinstance(error, InstanceNotFound) or error.code == NOT_FOUND_CODE:
             return PreflightResult(
@@ -134,7 +149,7 @@ def run_preflight(
         checks.append(_being_created_check(facts.being_created, at_execute))
     if account_name:
         checks.append(_name_check(facts, account_name))
-        checks.append(_open_request_check(instance, account_name, exclude_request_id))
+        checks.append(_open_request_check(instance, account_name, exclude_request_id, viewer))
     if privilege:
         checks.append(_privilege_check(facts, privilege))
     checks.append(_vpc_check(facts))
@@ -206,7 +221,7 @@ def _name_check(facts: _Facts, account_name: str) -> Check:
 
 
 def _open_request_check(
-    instance: Instance, account_name: str, exclude_request_id: int | None
+    instance: Instance, account_name: str, exclude_request_id: int | None, viewer=None
 ) -> Check:
     params = {"name": account_name}
     others = AccountRequest.objects.filter(
@@ -214,13 +229,20 @@ def _open_request_check(
     )
     if exclude_request_id is not None:
         others = others.exclude(pk=exclude_request_id)
-    other = others.only("pk").first()
-    if other is not None:
+    other = others.only("pk", "requester_id").first()
+    if other is not None and viewer is not None and policy.may_see_request(viewer, other):
         return Check(
             "open_request",
             BLOCKED,
             _("Request #%(pk)s for “%(name)s” on this instance is still open.")
             % {**params, "pk": other.pk},
+        )
+    if other is not None:
+        # Another user's request: that it exists, not its number (nor who made it).
+        return Check(
+            "open_request",
+            BLOCKED,
+            _("Another open request for “%(name)s” on this instance already exists.") % params,
         )
     return Check("open_request", OK, _("No other open request is for “%(name)s”.") % params)
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,6 +23,7 @@ from accounts_app.alibaba import errors
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.services import answers, live_calls
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.services.preflight import PreflightResult, run_preflight
 
@@ -61,8 +63,11 @@ DEFAULT_APPROVALS = {"RoleReadOnly": 1, "RoleReadWrite": 1, "RoleRepl": 2}
 
 
 def approvals_required_for(privilege: str) -> int:
+    """The policy's number, never below MIN_APPROVALS (a row written before the floor
+    was raised does not lower it)."""
     policy = ApprovalPolicy.objects.filter(account_privilege=privilege).first()
-    return policy.approvals_required if policy else DEFAULT_APPROVALS.get(privilege, 1)
+    required = policy.approvals_required if policy else DEFAULT_APPROVALS.get(privilege, 1)
+    return max(required, settings.MIN_APPROVALS)
 
 
 # --- Request ------------------------------------------------------------------
@@ -82,7 +87,11 @@ def request_submit(
     client=None,
 ) -> AccountRequest:
     preflight = run_preflight(
-        instance=instance, account_name=account_name, privilege=account_privilege, client=client
+        instance=instance,
+        account_name=account_name,
+        privilege=account_privilege,
+        client=client,
+        viewer=requester,
     )
     if not preflight.can_proceed:
         raise TransitionError(
@@ -120,9 +129,15 @@ def request_submit(
 
 
 def preflight_for(
-    account_request: AccountRequest, *, client=None, at_execute: bool = False
+    account_request: AccountRequest,
+    *,
+    client=None,
+    at_execute: bool = False,
+    viewer=None,
+    page_view: bool = False,
 ) -> PreflightResult:
-    """What the API says now about creating this request's account."""
+    """What the API says now about creating this request's account. For a page view,
+    live only while the viewer's budget of live calls lasts (services.live_calls)."""
     return run_preflight(
         instance=account_request.instance,
         account_name=account_request.account_name,
@@ -130,10 +145,12 @@ def preflight_for(
         exclude_request_id=account_request.pk,
         client=client,
         at_execute=at_execute,
+        viewer=viewer,
+        live=live_calls.live_call_allowed(user=viewer) if page_view else True,
     )
 
 
-def preflight_for_form(*, instance_id: str, account_name: str, privilege: str):
+def preflight_for_form(*, instance_id: str, account_name: str, privilege: str, viewer=None):
     """The request form's live pre-flight: None until an existing instance is chosen.
     An account name the rules refuse is left out (the form says why)."""
     instance = Instance.objects.filter(instance_id=instance_id, is_gone=False).first()
@@ -143,6 +160,8 @@ def preflight_for_form(*, instance_id: str, account_name: str, privilege: str):
         instance=instance,
         account_name=account_name if not rules.validate("AccountName", account_name) else "",
         privilege=privilege,
+        viewer=viewer,
+        live=live_calls.live_call_allowed(user=viewer),
     )
 
 
@@ -174,6 +193,9 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
             )
         if policy.owns(approver, account_request):  # four eyes
             raise TransitionError(_("Nobody may approve or reject their own request."))
+        conflict = policy.approver_conflict(approver, account_request.requester_id)
+        if conflict:
+            raise TransitionError(conflict)
         try:
             with transaction.atomic():
                 Decision.objects.create(
@@ -335,7 +357,7 @@ def request_execute(
         raise TransitionError(_("The approval has expired: submit a new request."))
     account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
     check_executable(account_request, user)
-    preflight = preflight_for(account_request, client=client, at_execute=True)
+    preflight = preflight_for(account_request, client=client, at_execute=True, viewer=user)
     if not preflight.can_proceed:
         raise TransitionError(
             _("The account cannot be created right now; see the checks below."),
@@ -365,28 +387,43 @@ def request_execute(
             account_description=account_request.account_description,
             account_type=account_request.account_type,
         )
-    except OutcomeUnknown as error:
-        _record_outcome_unknown(account_request, error, origin)
-        reconciled = reconcile(account_request=account_request, origin=origin, client=client)
-        return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
     except AlibabaApiError as error:
-        if error.code == errors.DUPLICATE_NAME and _had_unknown_outcome(account_request):
-            # An earlier send of this request may have created the account after all
-            # (docs/alibaba-api.md, "Retries"): ask DescribeAccounts, do not fail it.
-            _record_outcome_unknown(account_request, error, origin)
-            reconciled = reconcile(account_request=account_request, origin=origin, client=client)
-            return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
-        _record_failure(account_request, error, origin)
-        return ExecutionResult(account_request, False, error)
+        _keep_only_what_fits(error)
+        return _settle_error(account_request, error, origin, client)
 
     _record_created(
         account_request,
         origin,
         action=Action.ACCOUNT_CREATED,
         expected=Status.EXECUTING,
-        alibaba_request_id=result.request_id,
+        # Recorded whatever the answer looked like: the account exists.
+        alibaba_request_id=answers.request_id(getattr(result, "request_id", "")),
     )
     return ExecutionResult(account_request, True)
+
+
+def _keep_only_what_fits(error: AlibabaApiError) -> None:
+    """What a failed CreateAccount keeps: the code and our own sentence for it, never
+    the API's free text (it may echo the password in an encoding no scrub knows), and
+    identifiers cut to the documented shape and their columns."""
+    error.message = ""
+    error.recommend = None
+    error.code = answers.error_code(error.code) or errors.MALFORMED_RESPONSE
+    error.request_id = answers.request_id(error.request_id) or None
+
+
+def _settle_error(account_request, error: AlibabaApiError, origin, client) -> ExecutionResult:
+    # An earlier send of this request may have created the account after all when the
+    # name is now a duplicate (docs/alibaba-api.md, "Retries"): ask DescribeAccounts.
+    retried_duplicate = error.code == errors.DUPLICATE_NAME and _had_unknown_outcome(
+        account_request
+    )
+    if isinstance(error, OutcomeUnknown) or retried_duplicate:
+        _record_outcome_unknown(account_request, error, origin)
+        reconciled = reconcile(account_request=account_request, origin=origin, client=client)
+        return ExecutionResult(reconciled, reconciled.status == Status.CREATED, error)
+    _record_failure(account_request, error, origin)
+    return ExecutionResult(account_request, False, error)
 
 
 def _record_created(

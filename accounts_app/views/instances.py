@@ -16,7 +16,7 @@ from accounts_app.background import sync as background_sync
 from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
 from accounts_app.selectors import instances as instance_selectors
-from accounts_app.services import inventory
+from accounts_app.services import inventory, live_calls
 
 PAGE_SIZE = 100
 REQUESTS_SHOWN = 100
@@ -64,7 +64,8 @@ def instance_sync(request):
 def instance_detail(request, instance_id: str):
     instance = get_object_or_404(Instance, instance_id=instance_id)
     accounts = error = None
-    if not instance.is_gone:
+    throttled = not instance.is_gone and not live_calls.live_call_allowed(user=request.user)
+    if not instance.is_gone and not throttled:
         try:
             # Live, and it corrects the row (status, account count) on the way.
             accounts = inventory.refresh_instance(instance).accounts
@@ -76,6 +77,8 @@ def instance_detail(request, instance_id: str):
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
         "accounts": accounts,
         "error": error,
+        "throttled": throttled,
+        "throttled_message": live_calls.THROTTLED_MESSAGE,
         "requests": instance_selectors.requests_for_instance(instance, request.user)[
             :REQUESTS_SHOWN
         ],

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 
@@ -51,6 +52,7 @@ def request_preflight(request):
         instance_id=request.GET.get("instance_id", ""),
         account_name=request.GET.get("account_name", ""),
         privilege=request.GET.get("account_privilege", ""),
+        viewer=request.user,
     )
     return render(request, "instances/_preflight.html", {"preflight": preflight})
 
@@ -78,7 +80,7 @@ def request_detail(request, pk: int):
         "account_request": account_request,
         "decisions": account_request.decisions.all(),
         "events": account_request.events.order_by("seq"),
-        "preflight": workflow.preflight_for(account_request)
+        "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
         if account_request.awaits_creation
         else None,
         "may": policy.request_actions(request.user, account_request),
@@ -138,6 +140,7 @@ def request_cancel(request, pk: int):
     return redirect("request_detail", pk=pk)
 
 
+@never_cache  # no-store on the form and on its result, whatever the middleware does
 @sensitive_post_parameters()
 @sensitive_variables()
 @roles.role_required(roles.REQUEST_ACCOUNT)
@@ -153,7 +156,9 @@ def request_execute(request, pk: int):
         result, preflight = _execute(request, pk, form)
         account_request.refresh_from_db()
     if result is None and preflight is None and account_request.is_approved:
-        preflight = workflow.preflight_for(account_request, at_execute=True)
+        preflight = workflow.preflight_for(
+            account_request, at_execute=True, viewer=request.user, page_view=True
+        )
     context = {
         "account_request": account_request,
         # The form is rendered with PasswordInput(render_value=False): a

@@ -568,6 +568,13 @@
     toggle.addEventListener("click", function () {
       setShown(input.type === "password");
     });
+    // Submitted from type=password inputs whatever the toggle says: Chromium keeps the
+    // POST body of a form without a password input in its session-restore files, on disk.
+    if (input.form) {
+      input.form.addEventListener("submit", function () {
+        setShown(false);
+      }, true);
+    }
     // No input or change event is dispatched: nothing else on the page (htmx triggers)
     // gets a chance to send the new password anywhere.
     generate.addEventListener("click", function () {

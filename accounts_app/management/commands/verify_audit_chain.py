@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts_app.audit import ChainBreak, VerifyReport, verify_chain
 from accounts_app.models import AuditEvent
+from accounts_app.services.audit_checkpoints import checkpoint_holds, last_checkpoint
 
 
 class Command(BaseCommand):
@@ -25,15 +27,34 @@ class Command(BaseCommand):
             help="Processes that check parts of the chain side by side (default: CPUs, up to 4).",
         )
         parser.add_argument(
+            "--checkpoint",
+            metavar="FILE_OR_LINE",
+            help=(
+                "A published checkpoint: a file holding checkpoint lines (a log, a saved "
+                "mail; the last one counts), or the line itself. Fail unless that event "
+                "is still there, unchanged."
+            ),
+        )
+        parser.add_argument(
             "--anchor",
             metavar="SEQ:HASH",
             help="A chain head printed by an earlier run: fail unless that event is still there.",
         )
 
-    def handle(self, *args, batch_size: int, workers: int, anchor: str | None, **options):
+    def handle(
+        self,
+        *args,
+        batch_size: int,
+        workers: int,
+        anchor: str | None,
+        checkpoint: str | None = None,
+        **options,
+    ):
         report = verify_chain(batch_size=batch_size, workers=workers)
         if anchor:
             check_anchor(report, anchor)
+        if checkpoint:
+            check_checkpoint(report, checkpoint)
         summary = (
             f"Checked {report.checked} events (chain head at seq {report.head_seq}) "
             f"in {report.seconds:.2f} s."
@@ -66,4 +87,21 @@ def check_anchor(report: VerifyReport, anchor: str) -> None:
     if not AuditEvent.objects.filter(seq=seq, hash=expected_hash).exists():
         report.breaks.insert(
             0, ChainBreak(seq, "the anchored event is gone or changed (newest events deleted?)")
+        )
+
+
+def check_checkpoint(report: VerifyReport, source: str) -> None:
+    """Like an anchor, read from what publish_audit_checkpoint published."""
+    checkpoint = last_checkpoint(source)
+    if checkpoint is None:  # not the line itself: a file that holds lines
+        checkpoint = last_checkpoint(Path(source).read_text(errors="replace"))
+    if checkpoint is None:
+        raise CommandError("--checkpoint found no 'audit-checkpoint seq=N hash=H' line.")
+    if not checkpoint_holds(checkpoint):
+        report.breaks.insert(
+            0,
+            ChainBreak(
+                checkpoint.seq,
+                "the published checkpoint's event is gone or changed (newest events deleted?)",
+            ),
         )
