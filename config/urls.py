@@ -11,8 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The language switcher is on the sign-in page too.
     path("i18n/setlang/", login_not_required(set_language), name="set_language"),
-    path("api/v1/", api_urls()),
     path("", include("accounts_app.urls")),
+    path("api/v1/", api_urls()),
 ]
 
 handler400 = "accounts_app.views.errors.bad_request"

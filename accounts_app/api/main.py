@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
+from django.http.request import RawPostDataException
 from django.utils.translation import gettext_lazy as _
 from ninja import NinjaAPI, Swagger
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -56,6 +57,12 @@ def invalid_request(request, error: ValidationError):
     return ApiError(
         400, "InvalidParameter", _("Correct the fields below."), errors=errors
     ).response()
+
+
+@api.exception_handler(RawPostDataException)
+def form_encoded_body(request, error):
+    # A form-encoded body read by the CSRF check of a session call: the API takes JSON.
+    return ApiError(400, "InvalidParameter", _("The request body is not valid JSON.")).response()
 
 
 @api.exception_handler(Http404)
