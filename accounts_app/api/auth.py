@@ -68,14 +68,15 @@ AUTH = [TokenAuth(), SessionCsrfAuth()]
 
 
 def require_scope(request, *scopes: str) -> Caller:
-    """The caller, if it holds one of `scopes`; else 403 naming the scope."""
+    """The caller, if it holds one of `scopes`; else an audited 403 naming the scope."""
     caller: Caller = request.auth
     if not any(caller.has_scope(scope) for scope in scopes):
-        raise ApiError(
-            403,
-            "Forbidden.Scope",
+        raise deny(
+            request,
+            f"scope {' or '.join(scopes)}",
             _("This token lacks the scope this call needs: %(scope)s.")
             % {"scope": " or ".join(scopes)},
+            code="Forbidden.Scope",
         )
     return caller
 
@@ -104,7 +105,7 @@ def recent_enough_to_execute(request) -> bool:
     return hours > 0 and timezone.now() - token.created_at <= timedelta(hours=hours)
 
 
-def deny(request, needs: str, message=None) -> ApiError:
+def deny(request, needs: str, message=None, *, code: str = "Forbidden") -> ApiError:
     """Audited like a refused page; the answer says what is missing, nothing about the data."""
     record_event(
         action=AuditEvent.Action.PERMISSION_DENIED,
@@ -112,4 +113,4 @@ def deny(request, needs: str, message=None) -> ApiError:
         origin=origin_of(request),
         comment=f"{request.method} {request.path[:200]} needs {needs}",
     )
-    return ApiError(403, "Forbidden", message or _("You may not do this."))
+    return ApiError(403, code, message or _("You may not do this."))
