@@ -27,6 +27,7 @@ ALLOWED_WORDS = frozenset(
     DescribeAccounts CreateAccount DescribeInstances VPC ID IP API UTC CST CSV JSON SSL
     AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT User-Agent English http https
     admin root select
+    Authorization Bearer Idempotency-Key CSRF X-CSRFToken
     """.split()
 )
 # API values that messages quote as the API writes them: "状态：Changing", "cluster 架构".
@@ -40,6 +41,15 @@ ALLOWED_API_VALUES = frozenset(
 )
 # The API's own words for the VPC authentication mode, quoted as the console shows them.
 ALLOWED_PHRASES = ("JSON Lines", "ApsaraDB for Redis", "VpcAuthMode Open", "VpcAuthMode Close")
+# The JSON API: a header's placeholder, the docs link, and its token scopes as sent.
+ALLOWED_PHRASES += (
+    "<token>",
+    "&lt;token&gt;",
+    '<a href="/api/v1/docs">',
+    "<code>",
+    "</code>",
+    *(f"{scope}：" for scope in ("read", "request", "approve", "execute", "audit")),
+)
 
 # Words: two or more Latin letters (single letters are ranges such as "a–z").
 WORD = re.compile(r"[A-Za-z][A-Za-z_'’-]*[A-Za-z]")
