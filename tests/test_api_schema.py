@@ -58,7 +58,9 @@ def test_the_docs_page_loads_its_assets_from_our_origin_with_nonces(client):
     assert client.get("/static/ninja/swagger-ui-bundle.js").status_code == 200
 
 
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush afterwards leaves the rows the migrations made for the
+# serialized-rollback tests that follow (tests/test_audit_chain.py) to restore.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_every_operation_answers_as_its_document_says(live_server, estate, make_user, settings):
     settings.API_RATE_LIMIT = 100_000
     root = make_user("root", superuser=True)
