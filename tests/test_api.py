@@ -245,3 +245,14 @@ def test_instance_detail_lists_live_accounts_and_preflights_a_name(estate, reque
     assert answer.status_code == 200
     assert answer.json()["accounts"] is not None
     assert answer.json()["preflight"]["can_proceed"] is True
+
+
+def test_a_request_pre_flight_refuses_is_a_409_with_the_checks(estate, requester):
+    estate.add_account(HEALTHY, "taken_name")
+    answer = ApiClient(token_for(requester)).post(
+        "/requests", request_form_data(account_name="taken_name")
+    )
+    assert answer.status_code == 409, answer.content
+    assert answer.json()["code"] == "PreflightFailed"
+    blocked = [c for c in answer.json()["preflight"]["checks"] if c["status"] == "blocked"]
+    assert [c["key"] for c in blocked] == ["account_name"]

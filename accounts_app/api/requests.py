@@ -48,9 +48,10 @@ def _visible(request, pk: int, *, with_decisions: bool = False) -> AccountReques
 
 def _conflict(error: workflow.TransitionError, pk: int | None) -> ApiError:
     status = AccountRequest.objects.filter(pk=pk).values_list("status", flat=True).first()
+    blocked = error.preflight is not None and not error.preflight.can_proceed
     return ApiError(
         409,
-        "InvalidState",
+        "PreflightFailed" if blocked else "InvalidState",
         error.message,
         status=status,
         preflight=present.preflight(error.preflight),

@@ -8,9 +8,7 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import SecretStr
 
-from accounts_app.models import AccountRequest, ApiToken
-
-Scope = Literal[ApiToken.SCOPES]  # type: ignore[valid-type]
+from accounts_app.models import AccountRequest
 
 
 class FieldError(Schema):
