@@ -1,8 +1,17 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.models import (
+    AccountRequest,
+    ApiToken,
+    ApprovalPolicy,
+    AuditEvent,
+    Decision,
+    Instance,
+)
 
 
 @admin.register(ApprovalPolicy)
@@ -55,6 +64,21 @@ class AuditEventAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["action", "outcome"]
     search_fields = ["account_name", "instance_id", "actor_name"]
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Staff revoke anyone's token; the token itself is not kept, only its digest."""
+
+    list_display = ["name", "user", "prefix", "scopes", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "user__username", "prefix"]
+    exclude = ["digest"]
+    actions = ["revoke"]
+
+    @admin.action(description=_("Revoke the selected tokens"))
+    def revoke(self, request, queryset):
+        queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
 
 
 # Background work: tasks, failures, syncs, deliveries, workers.

@@ -497,3 +497,62 @@ from accounts_app.background.models import (  # noqa: E402, F401
     TaskFailure,
     WorkerHeartbeat,
 )
+
+
+class ApiToken(models.Model):
+    """A personal API token. Only its SHA-256 digest is kept (the token is 32 random
+    bytes: a slow hash buys nothing), with a short prefix the owner recognises it by."""
+
+    SCOPES = ("read", "request", "approve", "execute", "audit")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("prefix"), max_length=16)
+    digest = models.CharField(max_length=64, unique=True)
+    scopes = models.CharField(_("scopes"), max_length=64)  # space-separated SCOPES
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def scope_list(self) -> list[str]:
+        return self.scopes.split()
+
+    def is_active(self, now: datetime) -> bool:
+        return self.revoked_at is None and self.expires_at > now
+
+
+class ApiIdempotencyKey(models.Model):
+    """The first outcome of an execute call under one Idempotency-Key.
+
+    body_digest is an HMAC (keyed with SECRET_KEY) of the request's id and the body's
+    fields other than the password: the password is never hashed into anything kept.
+    response holds what the API answered, which never includes the password.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    body_digest = models.CharField(max_length=64)
+    request = models.ForeignKey(AccountRequest, on_delete=models.CASCADE, related_name="+")
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # None: running
+    response = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="one_idempotency_key_per_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"idempotency key of user #{self.user_id} for request #{self.request_id}"

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts_app import reauth
-from accounts_app.views import audit, core, instances, requests, sync
+from accounts_app.views import audit, core, instances, requests, sync, tokens
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("reauth/", reauth.reauth, name="reauth"),
     path("preferences/", core.preferences, name="preferences"),
+    path("preferences/tokens/", tokens.api_tokens, name="api_tokens"),
+    path("preferences/tokens/<int:pk>/revoke/", tokens.api_token_revoke, name="api_token_revoke"),
     # The approval workflow.
     path("requests/new/", requests.request_new, name="request_new"),
     path("requests/preflight/", requests.request_preflight, name="request_preflight"),

@@ -127,7 +127,9 @@ def build_pages(head: int, detail_pending: int, detail_created: int) -> list[Pag
             "peer",
         ),
     ]
-    return pages
+    from bench.bench_api import api_pages
+
+    return pages + api_pages(head)
 
 
 def count_queries(path: str, sessionid: str | None) -> int:

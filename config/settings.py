@@ -59,6 +59,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "axes",
+    # The JSON API (/api/v1/): its docs page's assets come from this package, served
+    # from our own origin.
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -158,6 +161,15 @@ LANGUAGE_COOKIE_SAMESITE = "Lax"
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 # Re-authentication before executing, when the sign-in is older than this.
 REAUTH_MAX_AGE = timedelta(minutes=15)
+
+# The JSON API. Calls per token (or per signed-in user) per window, then 429.
+API_RATE_LIMIT = env.int("API_RATE_LIMIT", default=120)
+API_RATE_LIMIT_WINDOW = env.int("API_RATE_LIMIT_WINDOW", default=60)
+# Execute by API: only with a token holding the execute scope and created within these
+# hours (the API's re-authentication: a fresh token is a fresh proof); 0 refuses execute
+# by token altogether. Session callers need a sign-in within REAUTH_MAX_AGE, as on the page.
+API_EXECUTE_TOKEN_MAX_AGE_HOURS = env.int("API_EXECUTE_TOKEN_MAX_AGE_HOURS", default=24 * 90)
+API_TOKEN_MAX_DAYS = env.int("API_TOKEN_MAX_DAYS", default=365)
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]

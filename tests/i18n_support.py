@@ -28,6 +28,7 @@ ALLOWED_WORDS = frozenset(
     AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT MIN_APPROVALS User-Agent English
     http https
     admin root select
+    Authorization Bearer Idempotency-Key CSRF X-CSRFToken
     """.split()
 )
 # API values that messages quote as the API writes them: "状态：Changing", "cluster 架构".
@@ -46,6 +47,13 @@ ALLOWED_PHRASES = (
     "VpcAuthMode Open",
     "VpcAuthMode Close",
     "verify_audit_chain --checkpoint",
+    # The JSON API: a header's placeholder, the docs link, and its token scopes as sent.
+    "<token>",
+    "&lt;token&gt;",
+    '<a href="/api/v1/docs">',
+    "<code>",
+    "</code>",
+    *(f"{scope}：" for scope in ("read", "request", "approve", "execute", "audit")),
 )
 
 # Words: two or more Latin letters (single letters are ranges such as "a–z").

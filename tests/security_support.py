@@ -34,9 +34,11 @@ class Route:
 
     @property
     def has_request(self) -> bool:
-        return "pk" in self.params
+        return "pk" in self.params or "id" in self.params
 
     def url(self, **values) -> str:
+        if "pk" in values:
+            values.setdefault("id", values["pk"])  # the JSON API names the request `id`
         missing = [param for param in self.params if param not in values]
         if missing:
             raise AssertionError(

@@ -26,6 +26,8 @@ APP = Path(__file__).resolve().parent.parent / "accounts_app"
 LAYERS = [
     {
         "accounts_app.views",
+        # The JSON API: views of another format, asking the same policy and services.
+        "accounts_app.api",
         "accounts_app.urls",
         "accounts_app.admin",
         "accounts_app.apps",

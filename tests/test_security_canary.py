@@ -64,7 +64,7 @@ from accounts_app.audit.testing import permit_test_flush
 from accounts_app.background import delivery, retry
 from accounts_app.background.models import NotificationDelivery, TaskFailure
 from accounts_app.models import AccountRequest, CircuitBreaker
-from accounts_app.services import workflow
+from accounts_app.services import tokens, workflow
 from tests.conftest import empty_instance
 from tests.hostile_upstream import hostile_endpoint
 
@@ -478,6 +478,61 @@ def drive_every_path(run: Run, canary: str, extra_secrets: dict[str, str], setti
     run.expect(unavailable, 0)
 
 
+def drive_the_api(run: Run, canary: str, extra_secrets: dict[str, str], settings, monkeypatch):
+    """The same password through the JSON API: success, a repeat, a reused key, every
+    validation error, a password of the wrong type, a token without the scope, and a crash."""
+    secret = tokens.token_create(
+        user=run.requester, name="canary", scopes="read,execute", expires_in_days=1
+    ).secret
+    api = RecordingClient(run.evidence, raise_request_exception=False)
+
+    def execute(account_request, password, key, *, token=secret):
+        return api.post(
+            f"/api/v1/requests/{account_request.pk}/execute",
+            json.dumps({"account_password": password}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
+        )
+
+    ok = run.approved_request("api success")
+    assert execute(ok, canary, "api-1").json()["created"] is True
+    assert execute(ok, canary, "api-1").status_code == 200  # the first outcome, no second call
+    run.expect(ok, 1)
+
+    reused = run.approved_request("api reused key")
+    assert execute(reused, canary, "api-1").status_code == 422
+    for index, password in enumerate(
+        [
+            extra_secrets["too short"],
+            canary + canary[:10],
+            extra_secrets["one kind of character"],
+            canary + "~",
+            canary + "密",
+            [canary],
+            {"value": canary},
+        ]
+    ):
+        assert execute(reused, password, f"api-invalid-{index}").status_code == 400
+    reader = tokens.token_create(
+        user=run.requester, name="reader", scopes="read", expires_in_days=1
+    ).secret
+    assert execute(reused, canary, "api-scope", token=reader).status_code == 403
+    run.expect(reused, 0)
+
+    settings.DEBUG = False
+    settings.ADMINS = ["ops@example.com"]
+    crashing = run.approved_request("api crash")
+
+    def crash(params):
+        raise RuntimeError("forced failure inside the signing of CreateAccount")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(signing, "form_encode", crash)
+        assert execute(crashing, canary, "api-crash").status_code == 500
+    run.expect(crashing, 0)
+    assert any("api/v1" in m.subject for m in mail.outbox), "the admins got no error report"
+
+
 def click_in_thread(run: Run, account_request, canary: str) -> None:
     connection.force_debug_cursor = True
     try:
@@ -643,6 +698,7 @@ def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch
         "another password": make_canary(),
     }
     drive_every_path(run, canary, extra, settings)
+    drive_the_api(run, canary, extra, settings, monkeypatch)
     crash_inside_the_execute_view(run, canary, settings, monkeypatch)
     crash_with_debug_on(run, canary, settings, monkeypatch)
     an_upstream_that_echoes_the_password(run, canary, settings)

@@ -1,0 +1,215 @@
+"""What the API's bodies look like: the OpenAPI document is generated from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Field, Schema
+from pydantic import SecretStr
+
+from accounts_app.models import AccountRequest
+
+
+class FieldError(Schema):
+    code: str = Field(description="Stable: the Alibaba error code where one exists")
+    rule: str = Field(description="The rule broken (accounts_app/rules.py key)")
+    message: str = Field(description="In the language of Accept-Language")
+
+
+class PreflightCheck(Schema):
+    key: str
+    status: Literal["ok", "blocked", "warning"]
+    message: str
+
+
+class Preflight(Schema):
+    can_proceed: bool
+    live: bool
+    note: str
+    checks: list[PreflightCheck]
+
+
+class Error(Schema):
+    code: str
+    message: str
+    errors: dict[str, list[FieldError]] | None = None
+    status: str | None = Field(None, description="409: the request's current state")
+    preflight: Preflight | None = None
+
+
+# --- Instances ----------------------------------------------------------------
+
+
+class InstanceOut(Schema):
+    instance_id: str
+    name: str
+    region_id: str
+    engine_version: str
+    architecture_type: str
+    edition_type: str
+    instance_type: str
+    status: str
+    instance_class: str
+    connection_domain: str
+    port: int | None
+    vpc_auth_mode: str
+    password_free: bool
+    account_count: int | None
+    is_gone: bool
+    synced_at: datetime
+    blockers: list[str]
+
+
+class InstancePage(Schema):
+    items: list[InstanceOut]
+    next_cursor: str | None
+
+
+class LiveAccount(Schema):
+    account_name: str
+    account_status: str
+    account_type: str
+    account_description: str
+    privilege: str
+
+
+class InstanceDetail(Schema):
+    instance: InstanceOut
+    accounts: list[LiveAccount] | None
+    accounts_error: Error | None
+    preflight: Preflight | None
+
+
+# --- Requests -----------------------------------------------------------------
+
+RequestStatus = Literal[tuple(AccountRequest.Status.values)]  # type: ignore[valid-type]
+
+
+class RequestIn(Schema):
+    """The request form's fields; every one is checked by the form, all errors at once."""
+
+    instance_id: str = ""
+    account_name: str = ""
+    account_privilege: str = ""
+    account_description: str = ""
+    account_type: str = "Normal"
+    justification: str = ""
+
+
+class DecisionIn(Schema):
+    comment: str = ""
+
+
+class ExecuteIn(Schema):
+    # SecretStr: a traceback or a repr of the body shows asterisks, never the password.
+    account_password: SecretStr = Field(
+        SecretStr(""),
+        description="Sent to CreateAccount, then forgotten: never stored, logged or echoed",
+    )
+
+
+class RequestOut(Schema):
+    id: int
+    instance_id: str
+    region_id: str
+    account_name: str
+    account_privilege: str
+    account_description: str
+    account_type: str
+    justification: str
+    status: RequestStatus
+    requester: str
+    approvals_required: int
+    created_at: datetime
+    approved_at: datetime | None
+    finished_at: datetime | None
+    alibaba_request_id: str
+    error_code: str
+    error_message: str
+
+
+class RequestPage(Schema):
+    items: list[RequestOut]
+    next_cursor: int | None
+
+
+class DecisionOut(Schema):
+    approver: str
+    verdict: Literal["approve", "reject"]
+    comment: str
+    created_at: datetime
+
+
+class TimelineEvent(Schema):
+    seq: int
+    created_at: datetime
+    actor: str
+    action: str
+    outcome: str
+    comment: str
+    error_code: str
+    alibaba_request_id: str
+
+
+class Actions(Schema):
+    """What the caller's user may do now (policy.request_actions), whatever the token's scopes."""
+
+    decide: bool
+    cancel: bool
+    execute: bool
+    reconcile: bool
+
+
+class RequestDetail(RequestOut):
+    decisions: list[DecisionOut]
+    timeline: list[TimelineEvent]
+    actions: Actions
+
+
+class ExecuteOut(Schema):
+    created: bool
+    request: RequestDetail
+    error: Error | None
+
+
+# --- Audit --------------------------------------------------------------------
+
+
+class AuditEventOut(Schema):
+    seq: int
+    created_at: datetime
+    actor_name: str
+    action: str
+    outcome: str
+    request_id: int | None
+    instance_id: str
+    region_id: str
+    account_name: str
+    account_privilege: str
+    alibaba_request_id: str
+    error_code: str
+    comment: str
+    source_ip: str | None
+
+
+class AuditPage(Schema):
+    items: list[AuditEventOut]
+    next_cursor: int | None
+
+
+class CreatedAccount(Schema):
+    request_id: int
+    instance_id: str
+    region_id: str
+    account_name: str
+    account_privilege: str
+    requester: str
+    approvers: list[str]
+    created_at: datetime | None
+    alibaba_request_id: str
+
+
+class AccountPage(Schema):
+    items: list[CreatedAccount]
+    next_cursor: int | None

@@ -1,0 +1,47 @@
+"""Keyset pages for the JSON API's lists: a page costs what the first one does.
+
+A cursor is the last row's key, handed back as `next_cursor`; nothing counts the
+table and nothing uses OFFSET.
+"""
+
+from __future__ import annotations
+
+from django.db.models import Q, QuerySet, Subquery
+
+from accounts_app import policy
+from accounts_app.models import AccountRequest, Instance
+from accounts_app.selectors.requests import requests_with_instance
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+
+
+def instance_page(
+    instances: QuerySet[Instance], *, after: str | None, limit: int
+) -> tuple[list[Instance], str | None]:
+    """Instances in (region_id, instance_id) order after the instance `after`."""
+    instances = instances.order_by("region_id", "instance_id")
+    if after:
+        region = Subquery(Instance.objects.filter(instance_id=after).values("region_id")[:1])
+        instances = instances.filter(
+            Q(region_id__gt=region) | Q(region_id=region, instance_id__gt=after)
+        )
+    rows = list(instances[: limit + 1])
+    return rows[:limit], (rows[limit - 1].instance_id if len(rows) > limit else None)
+
+
+def request_page(
+    user, *, status: str, instance_id: str, mine: bool, before: int | None, limit: int
+) -> tuple[list[AccountRequest], int | None]:
+    """The requests this user may see (policy.visible_requests), newest first, below `before`."""
+    requests = policy.visible_requests(user, requests_with_instance())
+    if mine:
+        requests = requests.filter(requester=user)
+    if status:
+        requests = requests.filter(status=status)
+    if instance_id:
+        requests = requests.filter(instance__instance_id=instance_id)
+    if before is not None:
+        requests = requests.filter(pk__lt=before)
+    rows = list(requests.order_by("-pk")[: limit + 1])
+    return rows[:limit], (rows[limit - 1].pk if len(rows) > limit else None)
