@@ -127,24 +127,25 @@ class RoleGrant(models.Model):
         return f"{self.what} to user #{self.user_id}"
 
 
-class LiveCallCount(models.Model):
-    """Live API calls a user's page views made in one minute (policy.may_call_live).
+class CallWindow(models.Model):
+    """Calls counted against one budget (a user's live Alibaba checks, an API token's
+    calls) in one fixed window of time (accounts_app/services/call_budgets.py).
 
     In the database, like the circuit breaker: Django's default cache is per process, so
     several web servers would each allow the full rate.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    minute = models.DateTimeField()
+    key = models.CharField(max_length=64)
+    window_start = models.DateTimeField()
     calls = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "minute"], name="one_count_per_user_minute")
+            models.UniqueConstraint(fields=["key", "window_start"], name="one_count_per_window")
         ]
 
     def __str__(self) -> str:
-        return f"{self.calls} live calls of user #{self.user_id} at {self.minute}"
+        return f"{self.key} from {self.window_start:%Y-%m-%d %H:%M:%S}: {self.calls}"
 
 
 class RequestStatus(models.TextChoices):

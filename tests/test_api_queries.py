@@ -14,12 +14,13 @@ from tests.builders import instance_row, request_row
 
 pytestmark = pytest.mark.django_db
 
-# The token with its user, then the list's own queries.
+# The token with its user, the token's call budget (one UPDATE, services/call_budgets.py),
+# then the list's own queries.
 EXPECTED = {
-    "/instances": 3,  # + filter choices, the page
-    "/requests": 3,  # + the user's permissions, the page (instance and requester joined)
-    "/audit/events": 3,  # + the user's permissions, the page
-    "/accounts": 4,  # + the user's permissions, the page, the approvals
+    "/instances": 4,  # + filter choices, the page
+    "/requests": 4,  # + the user's permissions, the page (instance and requester joined)
+    "/audit/events": 4,  # + the user's permissions, the page
+    "/accounts": 5,  # + the user's permissions, the page, the approvals
 }
 
 

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from accounts_app.models import LiveCallCount
+from accounts_app.models import CallWindow
 from tests.demo_instances import HEALTHY
 
 pytestmark = pytest.mark.django_db
@@ -61,4 +61,4 @@ def test_the_live_preflight_falls_back_to_synced_data_when_throttled(settings, e
 
     assert 'data-live="false"' in page and THROTTLED["en"] in page
     assert estate.calls() == []
-    assert LiveCallCount.objects.get(user=requester).calls == 2
+    assert CallWindow.objects.get(key=f"live:{requester.pk}").calls == 2

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
 from django.utils import timezone
 
 from accounts_app.models import ApiToken
+from accounts_app.services import call_budgets
 
 TOKEN_PREFIX = "rdk_"  # noqa: S105 (a marker, not a secret)
 VISIBLE_PREFIX_LENGTH = 12
@@ -84,18 +84,8 @@ def token_authenticate(secret: str) -> ApiToken | None:
 
 def rate_limit_wait(key: str) -> int:
     """Count one call against `key` (a token or a user); 0 if allowed, else seconds to wait.
-
-    A fixed window of API_RATE_LIMIT_WINDOW seconds in the cache: shared by every web
-    process when the cache is (set CACHES to a shared backend with several servers).
-    """
-    window = settings.API_RATE_LIMIT_WINDOW
-    now = int(timezone.now().timestamp())
-    start = now - now % window
-    cache_key = f"api-rate:{key}:{start}"
-    cache.add(cache_key, 0, timeout=window + 1)
-    try:
-        count = cache.incr(cache_key)
-    except ValueError:  # expired between add and incr
-        cache.set(cache_key, 1, timeout=window + 1)
-        count = 1
-    return 0 if count <= settings.API_RATE_LIMIT else max(1, start + window - now)
+    API_RATE_LIMIT calls per API_RATE_LIMIT_WINDOW seconds, in the database
+    (services/call_budgets.py), so that every web server shares one budget."""
+    return call_budgets.spend(
+        f"api:{key}", limit=settings.API_RATE_LIMIT, window_seconds=settings.API_RATE_LIMIT_WINDOW
+    )
