@@ -549,11 +549,13 @@ RULES: dict[str, ParamRules] = {
         constraints=(
             MinLength("too_short", MSG_TOO_SHORT, min=8),
             MaxLength("too_long", MSG_TOO_LONG, max=32),
+            # Unlike the other parameters' messages, this one never quotes the characters
+            # found: they are the password's, and the page or API answer would echo them.
             AllowedChars(
                 "charset",
                 _(
                     "May only contain letters (A–Z, a–z), digits (0–9) and these special "
-                    "characters: %(specials)s; found: %(found)s."
+                    "characters: %(specials)s."
                 ),
                 chars=_PASSWORD_CHARS,
                 shown_params=(("specials", SPECIALS_SHOWN),),

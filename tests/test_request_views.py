@@ -117,6 +117,21 @@ def test_a_mismatched_confirmation_is_refused_and_the_password_not_rendered_back
     assert not estate.calls("CreateAccount")
 
 
+def test_a_refused_password_character_is_not_quoted_back_on_the_page(estate, requester, approver):
+    refused = "Str0ng-Pass¤§"
+    account_request = approved_request(requester, approver)
+    response = signed_in(requester).post(
+        reverse("request_execute", args=[account_request.pk]),
+        {"account_password": refused, "account_password_confirm": refused},
+    )
+    assert [e.code for e in response.context["form"].errors.as_data()["account_password"]] == [
+        "charset"
+    ]
+    page = response.content.decode()
+    assert "¤" not in page and "§" not in page
+    assert not estate.calls("CreateAccount")
+
+
 def test_the_requester_cannot_approve_and_the_refusal_is_audited(estate, make_user):
     both = cast_member(make_user, "approver_requester")
     submit(both)

@@ -225,7 +225,7 @@ def request_execute(
     password = body.account_password.get_secret_value()
     violations = rules.validate("AccountPassword", password)
     if violations:
-        errors = [field_error("account_password", v.key, _password_message(v)) for v in violations]
+        errors = [field_error("account_password", v.key, v.message) for v in violations]
         raise ApiError(
             400,
             "InvalidParameter",
@@ -244,13 +244,6 @@ def request_execute(
         raise
     idempotency.idempotency_store(record=claim.record, status_code=status, response=answer)
     return Status(status, answer)
-
-
-def _password_message(violation) -> str:
-    # The page's charset message quotes the characters found, which are the password's.
-    if violation.key == "charset":
-        return str(_("Contains characters that are not allowed in a password."))
-    return violation.message
 
 
 def _repeat(claim: idempotency.Claim, pk: int):
