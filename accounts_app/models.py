@@ -334,6 +334,10 @@ class AuditEvent(models.Model):
         PERMISSION_DENIED = "permission_denied", _("Permission denied")
         INSTANCES_SYNCED = "instances_synced", _("Instances synced")
         EXPORT_DOWNLOADED = "export_downloaded", _("Export downloaded")
+        ROLES_CHANGED = "roles_changed", _("Roles changed by the identity provider")
+        MFA_ENROLLED = "mfa_enrolled", _("Two-factor authentication turned on")
+        MFA_USED = "mfa_used", _("Second factor used")
+        MFA_FAILED = "mfa_failed", _("Second factor refused")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")

@@ -104,3 +104,29 @@ def request_finished(account_request: AccountRequest) -> None:
 
 def request_needs_reconciliation(account_request: AccountRequest) -> None:
     _send("reconciliation", account_request, approvers_emails())
+
+
+def break_glass_sign_in(*, user, event: AuditEvent) -> None:
+    """A break-glass superuser signed in with a password while local sign-in is off:
+    every superuser and ADMINS hear of it."""
+    User = get_user_model()
+    recipients = set(
+        User.objects.filter(is_active=True, is_superuser=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    ) | {address for _name, address in _admins()}
+    extra = {"username": user.get_username(), "ip": event.source_ip or "", "seq": event.seq}
+    for recipient in sorted(recipients):
+        send_notification.enqueue(
+            event_key=f"break_glass:{event.seq}",
+            kind="break_glass",
+            request_id=None,
+            recipient=recipient,
+            extra=extra,
+        )
+
+
+def _admins():
+    from django.conf import settings
+
+    return [admin if isinstance(admin, tuple | list) else ("", admin) for admin in settings.ADMINS]

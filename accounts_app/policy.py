@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts_app import roles
@@ -37,6 +38,24 @@ def may_sync_inventory(user) -> bool:
     rewrites the whole inventory, an administrator's task outside the request
     workflow (and a new permission would need a data migration)."""
     return user.is_staff
+
+
+# --- Signing in ---------------------------------------------------------------
+
+
+def may_sign_in_locally(user) -> bool:
+    """With a password: anyone while LOCAL_LOGIN is on; then only the named
+    break-glass superusers."""
+    if settings.LOCAL_LOGIN:
+        return True
+    return user.is_superuser and user.get_username() in settings.BREAK_GLASS_USERS
+
+
+def needs_second_factor(user, step: str) -> bool:
+    """With MFA_REQUIRED: executing ("execute"), and an approver's decisions ("approve")."""
+    if not settings.MFA_REQUIRED:
+        return False
+    return step == "execute" or (step == "approve" and may_approve(user))
 
 
 # --- One request --------------------------------------------------------------

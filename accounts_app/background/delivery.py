@@ -29,7 +29,9 @@ class DeliveryInProgress(Exception):
     """Another run holds this delivery's claim; try again after it lapses."""
 
 
-def deliver(*, event_key: str, kind: str, request_id: int, recipient: str, extra: dict) -> bool:
+def deliver(
+    *, event_key: str, kind: str, request_id: int | None, recipient: str, extra: dict
+) -> bool:
     """Send one notification unless it was sent already; True when sent by this call."""
     _record(event_key, recipient)
     deliveries = NotificationDelivery.objects.filter(event_key=event_key, recipient=recipient)
@@ -61,7 +63,14 @@ def _record(event_key: str, recipient: str) -> None:
         pass  # a concurrent run created it
 
 
-def render(kind: str, request_id: int, extra: dict) -> tuple[str, str]:
+def render(kind: str, request_id: int | None, extra: dict) -> tuple[str, str]:
+    if request_id is None:
+        # About the dashboard itself (a break-glass sign-in), not one request.
+        context = {**extra, "url": settings.SITE_URL.rstrip("/") + reverse("audit")}
+        with translation.override(settings.LANGUAGE_CODE):
+            subject = render_to_string(f"email/{kind}_subject.txt", context).strip()
+            body = render_to_string(f"email/{kind}_body.txt", context)
+        return subject, body
     account_request = AccountRequest.objects.select_related("instance", "requester").get(
         pk=request_id
     )
@@ -90,7 +99,7 @@ def send_notification(
     *,
     event_key: str,
     kind: str,
-    request_id: int,
+    request_id: int | None,
     recipient: str,
     extra: dict,
     attempt: int = 1,
