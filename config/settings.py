@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -246,6 +247,11 @@ AXES_LOCKOUT_CALLABLE = "accounts_app.lockout.locked_out"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 
 
+def idp_origin(issuer: str) -> str:
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 # Sign-in with the company's OpenID provider (README, "Signing in"). Without
 # OIDC_ISSUER only local password sign-in exists.
 OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
@@ -303,6 +309,10 @@ SOCIALACCOUNT_PROVIDERS = {
         else [],
     }
 }
+if OIDC_ISSUER:
+    # Signing in and out are form posts answered by a redirect to the IdP: Chromium
+    # holds those redirects to the form-action directive too.
+    SECURE_CSP["form-action"] = [*SECURE_CSP["form-action"], idp_origin(OIDC_ISSUER)]
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Redis accounts")
 
