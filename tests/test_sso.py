@@ -453,3 +453,15 @@ def test_the_preferences_page_shows_where_the_account_comes_from(sso, client, ma
     assert f"the identity provider {sso.issuer}" in page
     assert "dba-approvers, platform-admins" in page
     assert "Approvers" in page and "Set up two-factor authentication" in page
+
+
+def test_the_admin_shows_where_each_account_comes_from(sso, client, make_user):
+    root = make_user("root", superuser=True)
+    idp_sign_in(client, "erin")
+    erin = signed_in_user(client)
+    admin = Client()
+    admin.force_login(root)
+    listing = admin.get(reverse("admin:auth_user_changelist")).content.decode()
+    assert sso.issuer in listing and "local account" in listing
+    page = admin.get(reverse("admin:auth_user_change", args=[erin.pk])).content.decode()
+    assert "dba-approvers, platform-admins" in page and "Approvers" in page
