@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 import pytest
 from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
-from allauth.socialaccount.models import SocialAccount
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from cryptography.hazmat.primitives.asymmetric import rsa
 from django.contrib.auth import get_user_model
@@ -69,6 +69,8 @@ def test_a_first_sign_in_creates_the_user_with_the_roles_of_its_groups(sso, clie
     assert f"issuer {sso.issuer}, subject alice" in login.comment
     change = events(Action.ROLES_CHANGED).get()
     assert "added: Requesters" in change.comment and f"issuer {sso.issuer}" in change.comment
+    # Neither the client secret nor any token is stored.
+    assert not SocialApp.objects.exists() and not SocialToken.objects.exists()
 
 
 def test_each_role_comes_from_its_group(sso, make_user):
@@ -452,7 +454,7 @@ def test_the_preferences_page_shows_where_the_account_comes_from(sso, client, ma
     page = client.get(reverse("preferences")).content.decode()
     assert f"the identity provider {sso.issuer}" in page
     assert "dba-approvers, platform-admins" in page
-    assert "Approvers" in page and "Set up two-factor authentication" in page
+    assert "Approver" in page and "Set up two-factor authentication" in page
 
 
 def test_the_admin_shows_where_each_account_comes_from(sso, client, make_user):

@@ -23,9 +23,14 @@ def login(request, provider_id):
 def callback(request, provider_id):
     try:
         adapter = DashboardOIDCAdapter(request, provider_id)
-        return DashboardCallbackView.adapter_view(adapter)(request)
+        response = DashboardCallbackView.adapter_view(adapter)(request)
     except SocialApp.DoesNotExist:
         raise Http404 from None
+    if response.status_code >= 400:
+        # A refusal is in the audit log (adapters.on_authentication_error). Django's own
+        # 4xx warning would carry the request, and with it the code in the query string.
+        response._has_been_logged = True
+    return response
 
 
 urlpatterns = [
