@@ -467,3 +467,17 @@ def test_the_admin_shows_where_each_account_comes_from(sso, client, make_user):
     assert sso.issuer in listing and "local account" in listing
     page = admin.get(reverse("admin:auth_user_change", args=[erin.pk])).content.decode()
     assert "dba-approvers, platform-admins" in page and "Approvers" in page
+
+
+def test_after_five_refused_codes_no_code_is_checked_for_a_while(requester):
+    client = Client()
+    client.post(reverse("login"), {"username": requester.username, "password": DEMO_TEST_PASSWORD})
+    secret = enrol(client)
+    for _ in range(5):
+        client.post(reverse("reauth"), {"password": DEMO_TEST_PASSWORD, "code": "000000"})
+    right = client.post(
+        reverse("reauth"), {"password": DEMO_TEST_PASSWORD, "code": current_code(secret)}
+    )
+    assert right.status_code == 200 and "That code is not valid" in right.content.decode()
+    assert "not checked" in events(Action.MFA_FAILED).last().comment
+    assert not events(Action.MFA_USED).exists()

@@ -8,17 +8,21 @@ failed code is an audit event (never the code or the secret).
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 
 from allauth.mfa.adapter import get_adapter as mfa_adapter
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret, validate_totp_code
 from django.db import transaction
+from django.utils import timezone
 
 from accounts_app.audit import Origin, record_event
 from accounts_app.models import AuditEvent
 
 PENDING_TOTP_KEY = "mfa_pending_totp"
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=15)
 
 
 def mfa_enrolled(user) -> bool:
@@ -54,8 +58,15 @@ def mfa_enrol(*, user, session, code: str, origin: Origin) -> list[str] | None:
 
 
 def mfa_verify(*, user, code: str, origin: Origin) -> bool:
-    """A TOTP code (each used once) or an unused recovery code."""
+    """A TOTP code (each used once) or an unused recovery code.
+
+    After MAX_FAILURES refused codes in FAILURE_WINDOW no code is checked until the
+    window has passed: six digits do not stand up to unlimited guessing.
+    """
     code = code.strip().replace(" ", "")
+    if _recent_failures(user) >= MAX_FAILURES:
+        _audit(AuditEvent.Action.MFA_FAILED, origin, "too many refused codes: not checked")
+        return False
     for authenticator in Authenticator.objects.filter(user_id=user.pk):
         wrapped = authenticator.wrap()
         if code and wrapped.validate_code(code):
@@ -64,6 +75,13 @@ def mfa_verify(*, user, code: str, origin: Origin) -> bool:
             return True
     _audit(AuditEvent.Action.MFA_FAILED, origin, "second-factor code refused")
     return False
+
+
+def _recent_failures(user) -> int:
+    since = timezone.now() - FAILURE_WINDOW
+    return AuditEvent.objects.filter(
+        action=AuditEvent.Action.MFA_FAILED, actor_id=user.pk, created_at__gte=since
+    ).count()
 
 
 def _audit(action: str, origin: Origin, comment: str) -> None:
