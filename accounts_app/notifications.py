@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max, Q
@@ -114,7 +115,7 @@ def break_glass_sign_in(*, user, event: AuditEvent) -> None:
         User.objects.filter(is_active=True, is_superuser=True)
         .exclude(email="")
         .values_list("email", flat=True)
-    ) | {address for _name, address in _admins()}
+    ) | {admin[1] if isinstance(admin, tuple | list) else admin for admin in settings.ADMINS}
     extra = {"username": user.get_username(), "ip": event.source_ip or "", "seq": event.seq}
     for recipient in sorted(recipients):
         send_notification.enqueue(
@@ -124,9 +125,3 @@ def break_glass_sign_in(*, user, event: AuditEvent) -> None:
             recipient=recipient,
             extra=extra,
         )
-
-
-def _admins():
-    from django.conf import settings
-
-    return [admin if isinstance(admin, tuple | list) else ("", admin) for admin in settings.ADMINS]

@@ -261,6 +261,10 @@ OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid profile email groups").spli
 OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
 # IdP group -> Requesters, Approvers, Auditors or staff: "dba-approvers=Approvers,ops=staff".
 OIDC_ROLE_MAP = env.dict("OIDC_ROLE_MAP", default={})
+if set(OIDC_ROLE_MAP.values()) - {"Requesters", "Approvers", "Auditors", "staff"}:
+    raise ImproperlyConfigured(
+        "OIDC_ROLE_MAP maps IdP groups to Requesters, Approvers, Auditors or staff."
+    )
 # The name on the sign-in button.
 OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="SSO")
 # What counts as a second factor in the IdP's ID token (RFC 8176 amr values; acr values).
