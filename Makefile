@@ -14,7 +14,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 SIMULATOR_PORT ?= 8001
 
-.PHONY: install run worker test lint format messages bench mutation clean
+.PHONY: install run run-sso worker test lint format messages bench mutation clean
+
+OIDC_PROVIDER := scripts/oidc_provider
+NODE_MODULES := $(OIDC_PROVIDER)/node_modules/.package-lock.json
+
+# The demo OpenID provider's packages, exactly as locked (npm registry only).
+$(NODE_MODULES): $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --silent
 
 $(STAMP): requirements.txt requirements-dev.txt .python-version
 	@test -n "$(BASE_PYTHON)" || { echo "Python $(PYTHON_VERSION) not found: install it (pyenv install $(PYTHON_VERSION)) or set BASE_PYTHON=/path/to/python$(PYTHON_VERSION)"; exit 1; }
@@ -24,7 +31,7 @@ $(STAMP): requirements.txt requirements-dev.txt .python-version
 	$(PY) manage.py compilemessages --ignore=.venv --settings=tests.settings >/dev/null
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) $(NODE_MODULES)
 
 .env:
 	$(PY) scripts/write_demo_env.py .env
@@ -35,6 +42,13 @@ run: install .env
 	$(PY) manage.py migrate --no-input
 	$(PY) manage.py seed_demo
 	$(PY) scripts/run_demo.py --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT)
+
+# The same, with the demo OpenID provider on 127.0.0.1:8002: sign in through its pages
+# as alice, bob, carol, dave, erin or mallory (README, "Signing in").
+run-sso: install .env
+	$(PY) manage.py migrate --no-input
+	$(PY) manage.py seed_demo
+	$(PY) scripts/run_demo.py --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT) --sso
 
 # One background worker on its own: for a second terminal, or another machine on the
 # same PostgreSQL (DATABASE_URL). Run as many as you like.

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -12,6 +14,7 @@ from accounts_app.models import (
     Decision,
     Instance,
 )
+from accounts_app.selectors.identity import account_source
 
 
 @admin.register(ApprovalPolicy)
@@ -83,3 +86,33 @@ class ApiTokenAdmin(ReadOnlyAdmin):
 
 # Background work: tasks, failures, syncs, deliveries, workers.
 import accounts_app.background.admin  # noqa: E402, F401
+
+# --- Users: where each account comes from, its groups, its second factor --------------
+
+User = get_user_model()
+
+
+class IdentityUserAdmin(UserAdmin):
+    list_display = [*UserAdmin.list_display, "comes_from", "role_groups", "second_factor"]
+    readonly_fields = ["comes_from", "idp_groups", "role_groups", "second_factor"]
+    fieldsets = [*UserAdmin.fieldsets, (_("Identity"), {"fields": readonly_fields})]
+
+    @admin.display(description=_("comes from"))
+    def comes_from(self, user):
+        return account_source(user).issuer or _("local account")
+
+    @admin.display(description=_("groups at the identity provider"))
+    def idp_groups(self, user):
+        return ", ".join(account_source(user).idp_groups) or "-"
+
+    @admin.display(description=_("roles"))
+    def role_groups(self, user):
+        return ", ".join(account_source(user).roles) or "-"
+
+    @admin.display(description=_("two-factor authentication"), boolean=True)
+    def second_factor(self, user):
+        return account_source(user).mfa_enrolled
+
+
+admin.site.unregister(User)
+admin.site.register(User, IdentityUserAdmin)

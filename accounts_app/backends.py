@@ -11,8 +11,18 @@ from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Permission
 from django.db.models import Q
 
+from accounts_app import policy
+
 
 class RoleBackend(ModelBackend):
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        # A password sign-in while LOCAL_LOGIN is off: break-glass superusers only. Not in
+        # user_can_authenticate, which get_user() also asks for every IdP user's session.
+        user = super().authenticate(request, username=username, password=password, **kwargs)
+        if user is not None and not policy.may_sign_in_locally(user):
+            return None
+        return user
+
     def get_all_permissions(self, user_obj, obj=None):
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
             return set()

@@ -402,6 +402,10 @@ class AuditEvent(models.Model):
         ROLE_CHANGED = "role_changed", _("Roles changed")
         GROUP_CHANGED = "group_changed", _("Group changed")
         CHECKPOINT_PUBLISHED = "checkpoint_published", _("Audit checkpoint published")
+        ROLES_CHANGED = "roles_changed", _("Roles changed by the identity provider")
+        MFA_ENROLLED = "mfa_enrolled", _("Two-factor authentication turned on")
+        MFA_USED = "mfa_used", _("Second factor used")
+        MFA_FAILED = "mfa_failed", _("Second factor refused")
 
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("Success")

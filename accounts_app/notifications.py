@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max, Q
@@ -157,5 +158,24 @@ def audit_checkpoint(*, seq: int, digest: str, at) -> None:
         auditors_emails(),
         event_key=f"checkpoint:{seq}:{digest}",
         extra={"seq": seq, "hash": digest, "at": at.isoformat()},
+        after_commit=False,
+    )
+
+
+def break_glass_sign_in(*, user, event: AuditEvent) -> None:
+    """A break-glass superuser signed in with a password while local sign-in is off:
+    every superuser and ADMINS hear of it."""
+    User = get_user_model()
+    recipients = set(
+        User.objects.filter(is_active=True, is_superuser=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    ) | {admin[1] if isinstance(admin, tuple | list) else admin for admin in settings.ADMINS}
+    extra = {"username": user.get_username(), "ip": event.source_ip or "", "seq": event.seq}
+    _enqueue(
+        "break_glass",
+        sorted(recipients),
+        event_key=f"break_glass:{event.seq}",
+        extra=extra,
         after_commit=False,
     )

@@ -43,6 +43,24 @@ def may_sync_inventory(user) -> bool:
     return user.is_staff
 
 
+# --- Signing in ---------------------------------------------------------------
+
+
+def may_sign_in_locally(user) -> bool:
+    """With a password: anyone while LOCAL_LOGIN is on; then only the named
+    break-glass superusers."""
+    if settings.LOCAL_LOGIN:
+        return True
+    return user.is_superuser and user.get_username() in settings.BREAK_GLASS_USERS
+
+
+def needs_second_factor(user, step: str) -> bool:
+    """With MFA_REQUIRED: executing ("execute"), and an approver's decisions ("approve")."""
+    if not settings.MFA_REQUIRED:
+        return False
+    return step == "execute" or (step == "approve" and may_approve(user))
+
+
 # --- One request --------------------------------------------------------------
 
 

@@ -1,20 +1,30 @@
 from __future__ import annotations
 
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from accounts_app import reauth
-from accounts_app.views import audit, core, instances, requests, sync, tokens
+from accounts_app.views import audit, core, identity, instances, requests, sync, tokens
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
     path("healthz", core.healthz, name="healthz"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", identity.login, name="login"),
+    path("login/break-glass/", identity.login_break_glass, name="login_break_glass"),
+    path("logout/", identity.logout, name="logout"),
     path("reauth/", reauth.reauth, name="reauth"),
     path("preferences/", core.preferences, name="preferences"),
     path("preferences/tokens/", tokens.api_tokens, name="api_tokens"),
     path("preferences/tokens/<int:pk>/revoke/", tokens.api_token_revoke, name="api_token_revoke"),
+    path("preferences/two-factor/", identity.two_factor, name="two_factor"),
+    path("no-role/", identity.no_role, name="no_role"),
+    # The company's IdP (OIDC, django-allauth): sign-in, callback, and the page for a
+    # sign-in cancelled at the IdP.
+    path("accounts/", include("accounts_app.sso.urls")),
+    path(
+        "accounts/login/cancelled/",
+        identity.login_cancelled,
+        name="socialaccount_login_cancelled",
+    ),
     # The approval workflow.
     path("requests/new/", requests.request_new, name="request_new"),
     path("requests/preflight/", requests.request_preflight, name="request_preflight"),

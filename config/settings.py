@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -62,6 +63,12 @@ INSTALLED_APPS = [
     # The JSON API (/api/v1/): its docs page's assets come from this package, served
     # from our own origin.
     "ninja",
+    # Sign-in with the company's identity provider, and TOTP (README, "Signing in").
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.mfa",
+    "accounts_app.sso",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +88,8 @@ MIDDLEWARE = [
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts_app.middleware.UserTimezoneMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts_app.sso.middleware.NoRoleMiddleware",
     "accounts_app.middleware.NoStoreForSignedInMiddleware",
     # Last, as django-axes requires: it turns a locked-out sign-in into the lockout page.
     "axes.middleware.AxesMiddleware",
@@ -249,6 +258,80 @@ AXES_CLIENT_IP_CALLABLE = "accounts_app.lockout.client_ip"
 AXES_LOCKOUT_CALLABLE = "accounts_app.lockout.locked_out"
 # Masked in what axes stores of a failed attempt (the password always is).
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+
+
+def idp_origin(issuer: str) -> str:
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+# Sign-in with the company's OpenID provider (README, "Signing in"). Without
+# OIDC_ISSUER only local password sign-in exists.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid profile email groups").split()
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+# IdP group -> Requesters, Approvers, Auditors or staff: "dba-approvers=Approvers,ops=staff".
+OIDC_ROLE_MAP = env.dict("OIDC_ROLE_MAP", default={})
+if set(OIDC_ROLE_MAP.values()) - {"Requesters", "Approvers", "Auditors", "staff"}:
+    raise ImproperlyConfigured(
+        "OIDC_ROLE_MAP maps IdP groups to Requesters, Approvers, Auditors or staff."
+    )
+# The name on the sign-in button.
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="SSO")
+# What counts as a second factor in the IdP's ID token (RFC 8176 amr values; acr values).
+OIDC_MFA_AMR = env.list("OIDC_MFA_AMR", default=["mfa", "otp", "hwk", "swk", "sms", "fpt", "face"])
+OIDC_MFA_ACR = env.list("OIDC_MFA_ACR", default=[])
+# Where MFA is required and the IdP did not assert it: "dashboard" asks for the
+# dashboard's own TOTP code, "refuse" refuses with a message.
+OIDC_MFA_FALLBACK = env.str("OIDC_MFA_FALLBACK", default="dashboard")
+if OIDC_MFA_FALLBACK not in ("dashboard", "refuse"):
+    raise ImproperlyConfigured("OIDC_MFA_FALLBACK is 'dashboard' or 'refuse'.")
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET.")
+# Local password sign-in: on (the default, and make run's), or off except for the
+# superusers named in BREAK_GLASS_USERS (their sign-ins are audited and notified).
+LOCAL_LOGIN = env.bool("LOCAL_LOGIN", default=True)
+BREAK_GLASS_USERS = env.list("BREAK_GLASS_USERS", default=[])
+# A second factor (IdP assertion or the dashboard's TOTP) for approving and executing.
+MFA_REQUIRED = env.bool("MFA_REQUIRED", default=False)
+
+# django-allauth: only its OIDC client and its TOTP/recovery codes are used; local
+# sign-in stays the dashboard's own form (django-axes), and no one signs up.
+ACCOUNT_ADAPTER = "accounts_app.sso.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts_app.sso.adapters.SocialAccountAdapter"
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = False
+ACCOUNT_SIGNUP_FIELDS = ["username*"]
+SOCIALACCOUNT_AUTO_SIGNUP = True
+# Matched by issuer and subject only: an e-mail address can be reassigned.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_STORE_TOKENS = False
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        "OAUTH_PKCE_ENABLED": True,
+        "APPS": [
+            {
+                "provider_id": "idp",
+                "name": OIDC_PROVIDER_NAME,
+                "client_id": OIDC_CLIENT_ID,
+                "secret": OIDC_CLIENT_SECRET,
+                "settings": {"server_url": OIDC_ISSUER, "oauth_pkce_enabled": True},
+            }
+        ]
+        if OIDC_ISSUER
+        else [],
+    }
+}
+if OIDC_ISSUER:
+    # Signing in and out are form posts answered by a redirect to the IdP: Chromium
+    # holds those redirects to the form-action directive too.
+    SECURE_CSP["form-action"] = [*SECURE_CSP["form-action"], idp_origin(OIDC_ISSUER)]
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Redis accounts")
 
 
 # Mail: SMTP from EMAIL_URL (smtp+tls://user:password@host:587). Without it,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,10 +36,17 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--simulator-port", type=int, default=8001)
+    parser.add_argument(
+        "--sso",
+        action="store_true",
+        help="also start the demo OpenID provider and sign in through it (make run-sso)",
+    )
+    parser.add_argument("--idp-port", type=int, default=8002)
     args = parser.parse_args()
 
     env = dict(os.environ, KVSTORE_ENDPOINT=f"http://127.0.0.1:{args.simulator_port}")
     manage = [sys.executable, str(ROOT / "manage.py")]
+    idp = start_demo_idp(env, args) if args.sso else None
     simulator = subprocess.Popen(
         [
             *manage,
@@ -65,16 +73,16 @@ def main() -> None:
         dashboard = start_dashboard(manage, args.host, args.port, env)
         # Mail, "sync now" and the periodic jobs run here (SQLite: one worker is enough).
         worker = subprocess.Popen([*manage, "run_worker"], env=env)
-        processes = (simulator, dashboard, worker)
+        processes = (simulator, dashboard, worker, *([idp] if idp else []))
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in (worker, dashboard, simulator):
+        for process in (worker, dashboard, simulator, idp):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGINT)
-        for process in (worker, dashboard, simulator):
+        for process in (worker, dashboard, simulator, idp):
             if process is not None:
                 try:
                     process.wait(timeout=5)
@@ -89,6 +97,44 @@ def start_dashboard(manage: list[str], host: str, port: int, env: dict) -> subpr
         [*manage, "collectstatic", "--no-input", "--verbosity", "0"], env=env, check=True
     )
     return subprocess.Popen([*manage, "runserver", f"{host}:{port}", "--noreload"], env=env)
+
+
+def start_demo_idp(env: dict, args) -> subprocess.Popen:
+    """The demo OpenID provider (scripts/oidc_provider), and the dashboard pointed at it.
+
+    Its users (users.json: alice, bob, carol, dave, erin, mallory) share DEMO_PASSWORD;
+    its client secret is made afresh at every start.
+    """
+    site = f"http://{args.host}:{args.port}"
+    secret = secrets.token_urlsafe(32)
+    script_dir = ROOT / "scripts" / "oidc_provider"
+    if not (script_dir / "node_modules").exists():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=script_dir, check=True)
+    idp_env = dict(
+        env,
+        OIDC_PROVIDER_PORT=str(args.idp_port),
+        OIDC_CLIENT_ID="dashboard-demo",
+        OIDC_CLIENT_SECRET=secret,
+        OIDC_REDIRECT_URIS=f"{site}/accounts/oidc/idp/login/callback/",
+        OIDC_POST_LOGOUT_REDIRECT_URIS=f"{site}/login/",
+        DEMO_PASSWORD=env.get("DEMO_PASSWORD") or read_env_value("DEMO_PASSWORD"),
+    )
+    idp = subprocess.Popen(["node", "server.mjs"], cwd=script_dir, env=idp_env)
+    wait_for_port("127.0.0.1", args.idp_port)
+    env.update(
+        OIDC_ISSUER=f"http://127.0.0.1:{args.idp_port}",
+        OIDC_CLIENT_ID="dashboard-demo",
+        OIDC_CLIENT_SECRET=secret,
+        OIDC_PROVIDER_NAME="Demo IdP",
+        OIDC_ROLE_MAP="dba-requesters=Requesters,dba-approvers=Approvers,secops=Auditors,"
+        "platform-admins=staff",
+    )
+    print(
+        "\n  Demo IdP:   alice (requester), bob and carol (approvers), dave (auditor),\n"
+        "              erin (approver, staff), mallory (no role): the same password\n",
+        flush=True,
+    )
+    return idp
 
 
 def print_sign_in(host: str, port: int) -> None:

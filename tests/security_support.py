@@ -76,7 +76,7 @@ def walk_routes() -> list[Route]:
 
 
 # Values for route parameters other than pk (which is the request under test).
-PARAM_VALUES = {"instance_id": HEALTHY, "fmt": "csv"}
+PARAM_VALUES = {"instance_id": HEALTHY, "fmt": "csv", "provider_id": "idp"}
 
 # --- Actors ---------------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ LAYERS = [
         "accounts_app.background.tasks",
         "accounts_app.background.scheduler",
         "accounts_app.background.admin",
+        # The OIDC sign-in URLs and the app that lets allauth find our provider.
+        "accounts_app.sso.urls",
+        "accounts_app.sso.apps",
     },
     # Around the views: what Django calls before and after them.
     {
@@ -45,6 +48,8 @@ LAYERS = [
         "accounts_app.signals",
         "accounts_app.reauth",
         "accounts_app.lockout",
+        # allauth's adapters, the OIDC provider and token checks, the no-role middleware.
+        "accounts_app.sso",
     },
     {
         "accounts_app.services",

@@ -793,3 +793,51 @@ def test_the_search_recognises_every_encoding(encode):
     evidence.add("clean", encode(make_canary()))
     hits = find_leaks({"the canary": canary}, evidence)
     assert hits and all(hit.endswith("in sample") for hit in hits)
+
+
+# --- Signing in through the company's IdP ----------------------------------------------
+
+
+@committed
+def test_no_code_token_or_client_secret_of_an_idp_sign_in_comes_to_rest(
+    committed_db, every_log_record, sso, make_user, monkeypatch, capfd
+):
+    from urllib.parse import parse_qs, urlsplit
+
+    from accounts_app.sso.oidc import DashboardOIDCAdapter
+    from tests.fixtures.oidc_provider import CLIENT_SECRET
+    from tests.sso_support import callback_from_idp
+
+    evidence, _ = every_log_record
+    make_user("someone")
+    seen: dict[str, str] = {}
+    fetch_user_info, decode_id_token = (
+        DashboardOIDCAdapter._fetch_user_info,
+        DashboardOIDCAdapter._decode_id_token,
+    )
+
+    def recording_fetch(self, access_token):
+        seen["the access token"] = access_token
+        return fetch_user_info(self, access_token)
+
+    def recording_decode(self, app, id_token):
+        seen["the ID token"] = id_token
+        return decode_id_token(self, app, id_token)
+
+    monkeypatch.setattr(DashboardOIDCAdapter, "_fetch_user_info", recording_fetch)
+    monkeypatch.setattr(DashboardOIDCAdapter, "_decode_id_token", recording_decode)
+    client = RecordingClient(evidence)
+    callback = callback_from_idp(client, "bob")
+    seen["the authorization code"] = parse_qs(urlsplit(callback).query)["code"][0]
+    assert client.get(callback).status_code == 302
+    # A refused answer too: a replay of the same callback.
+    assert client.get(callback).status_code == 401
+    client.get(reverse("preferences"))
+    client.post(reverse("logout"))
+    collect_at_rest(evidence, capfd)
+
+    assert set(seen) == {"the access token", "the ID token", "the authorization code"}
+    dump = next(text for where, text in evidence.items if where == "db:dump")
+    assert "roles_changed" in dump and "OIDC sign-in refused" in dump  # what the search covered
+    leaks = find_leaks({**seen, "the client secret": CLIENT_SECRET}, evidence)
+    assert leaks == [], "\n".join(leaks)

@@ -65,8 +65,10 @@ def _record(event_key: str, recipient: str) -> None:
 
 def render(kind: str, request_id: int | None, extra: dict) -> tuple[str, str]:
     """The mail of one notification: about a request (request_id), an audited change
-    (extra's event_id), or anything else whose values are all in ``extra``."""
+    (extra's event_id), or the dashboard itself (a break-glass sign-in), whose values are
+    all in ``extra``. Links go to the request, else to the audit log."""
     context = {key: value for key, value in extra.items() if key not in ("approver_id", "event_id")}
+    context["url"] = site_url(reverse("audit"))
     if request_id is not None:
         context["request_obj"] = AccountRequest.objects.select_related("instance", "requester").get(
             pk=request_id
@@ -76,7 +78,6 @@ def render(kind: str, request_id: int | None, extra: dict) -> tuple[str, str]:
         context["approver"] = get_user_model().objects.get(pk=extra["approver_id"])
     if extra.get("event_id") is not None:
         context["event"] = AuditEvent.objects.get(pk=extra["event_id"])
-        context["url"] = site_url(reverse("audit"))
     # Mails go out in the site's default language: recipients may read in a different
     # language from the person whose action sent them.
     with translation.override(settings.LANGUAGE_CODE):

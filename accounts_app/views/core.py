@@ -13,6 +13,7 @@ from accounts_app import policy
 from accounts_app.background.workers import queue_health
 from accounts_app.forms.preferences import PreferencesForm
 from accounts_app.selectors import requests as selectors
+from accounts_app.selectors.identity import account_source
 from accounts_app.services.preferences import preference_set_time_zone, session_time_zone
 
 DASHBOARD_LIST_SIZE = 10
@@ -67,4 +68,5 @@ def preferences(request):
         preference_set_time_zone(user=request.user, session=request.session, time_zone=time_zone)
         messages.success(request, _("Your time zone is now %(tz)s.") % {"tz": time_zone})
         return redirect("preferences")
-    return render(request, "preferences.html", {"form": form})
+    context = {"form": form, "source": account_source(request.user)}
+    return render(request, "preferences.html", context)

@@ -14,7 +14,7 @@ from accounts_app import policy, roles, rules
 from accounts_app.audit import Origin
 from accounts_app.forms.requests import AccountRequestForm, DecisionForm, ExecuteForm
 from accounts_app.models import AccountRequest
-from accounts_app.reauth import recent_login_required
+from accounts_app.reauth import recent_login_required, second_factor_required
 from accounts_app.selectors import requests as selectors
 from accounts_app.services import workflow
 
@@ -92,12 +92,14 @@ def request_detail(request, pk: int):
 
 @roles.role_required(roles.APPROVE_REQUEST)
 @require_POST
+@second_factor_required("request_detail")
 def request_approve(request, pk: int):
     return _decide(request, pk, workflow.request_approve, _("You approved request #%(pk)s."))
 
 
 @roles.role_required(roles.APPROVE_REQUEST)
 @require_POST
+@second_factor_required("request_detail")
 def request_reject(request, pk: int):
     return _decide(request, pk, workflow.request_reject, _("You rejected request #%(pk)s."))
 
