@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0005_request_finished_index'),
+        ('accounts_app', '0006_instance_auth_mode_account_count'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
