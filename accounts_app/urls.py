@@ -25,6 +25,7 @@ urlpatterns = [
     path("approvals/", requests.approvals, name="approvals"),
     # Instance inventory.
     path("instances/", instances.instance_list, name="instances"),
+    path("instances/choices/", instances.instance_choices, name="instance_choices"),
     path("instances/sync/", instances.instance_sync, name="instance_sync"),
     path("instances/sync/progress/", sync.sync_progress, name="sync_progress"),
     path("instances/<str:instance_id>/", instances.instance_detail, name="instance_detail"),
