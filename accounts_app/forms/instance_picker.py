@@ -69,10 +69,11 @@ class InstanceCombobox(forms.TextInput):
         help_id = f"{field_id}-combobox-help"
         final["aria-describedby"] = " ".join(filter(None, [final.get("aria-describedby"), help_id]))
         hint = gettext("Type part of an ID, name or region, then choose with the arrow keys.")
+        list_name = gettext("Matching instances")
         return mark_safe(  # noqa: S308 (every part escaped)
             f'<div class="combobox"><input{_attrs(final)}>'
             f'<ul role="listbox" id="{escape(listbox)}" class="combobox-list" '
-            f'aria-label="{escape(gettext("Matching instances"))}" hidden></ul>'
+            f'aria-label="{escape(list_name)}" hidden></ul>'
             f'<p class="help" id="{escape(help_id)}">{escape(hint)}</p></div>'
         )
 
