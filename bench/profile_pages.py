@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--top", type=int, default=0, help="print the N costliest functions")
+    parser.add_argument("--sql", action="store_true", help="print each page's queries")
     parser.add_argument("--only", default="", help="profile only the pages whose key has this")
     args = parser.parse_args()
 
@@ -117,6 +118,9 @@ def profile(args, env, execution_instances) -> None:
         with CaptureQueriesContext(connection) as queries:
             client.get(page.path)
         count = len(queries)  # now: the next request empties the connection's log
+        if args.sql:
+            for query in queries.captured_queries:
+                print("   ", query["sql"][:160])
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()

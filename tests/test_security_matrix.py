@@ -88,6 +88,8 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("approvals", "POST"): (APPROVERS, OK),
     ("instances", "GET"): (SIGNED_IN, OK),
     ("instances", "POST"): (SIGNED_IN, 405),
+    ("instance_choices", "GET"): (SIGNED_IN, OK),
+    ("instance_choices", "POST"): (SIGNED_IN, 405),
     ("instance_sync", "GET"): (SIGNED_IN, 405),
     ("instance_sync", "POST"): (STAFF, OK),
     ("sync_progress", "GET"): (SIGNED_IN, OK),
