@@ -9,6 +9,7 @@ from accounts_app.views import audit, core, instances, requests, sync
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
     path("healthz", core.healthz, name="healthz"),
+    path("livez", core.livez, name="livez"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("reauth/", reauth.reauth, name="reauth"),

@@ -78,7 +78,9 @@ def test_without_javascript_an_unknown_id_is_refused_at_the_field(estate, reques
     assert not AccountRequest.objects.exists()
 
 
-def test_a_form_shown_again_keeps_the_instance_and_its_facts_for_the_browser_checks(estate, requester):
+def test_a_form_shown_again_keeps_the_instance_and_its_facts_for_the_browser_checks(
+    estate, requester
+):
     page = signed_in(requester).get(reverse("request_new")).content.decode()
     assert "data-architecture" not in page
     response = signed_in(requester).post(

@@ -60,6 +60,8 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("dashboard", "POST"): (SIGNED_IN, OK),
     ("healthz", "GET"): (EVERYONE, OK),
     ("healthz", "POST"): (EVERYONE, 405),
+    ("livez", "GET"): (EVERYONE, OK),
+    ("livez", "POST"): (EVERYONE, 405),
     ("login", "GET"): (EVERYONE, OK),
     ("login", "POST"): (EVERYONE, OK),
     ("logout", "GET"): (SIGNED_IN, 405),
