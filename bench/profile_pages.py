@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--top", type=int, default=0, help="print the N costliest functions")
+    parser.add_argument("--sort", default="tottime", help="their order (pstats: cumulative…)")
     parser.add_argument("--sql", action="store_true", help="print each page's queries")
     parser.add_argument("--only", default="", help="profile only the pages whose key has this")
     args = parser.parse_args()
@@ -141,7 +142,7 @@ def profile(args, env, execution_instances) -> None:
             + "  ".join(f"{shares[bucket]:7.2f}ms" for bucket, _ in BUCKETS)
         )
         if args.top:
-            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats(args.sort).print_stats(args.top)
 
 
 def attribute(stats: pstats.Stats, repeat: int) -> dict[str, float]:
