@@ -71,7 +71,7 @@ class InstanceCombobox(forms.TextInput):
         hint = gettext("Type part of an ID, name or region, then choose with the arrow keys.")
         list_name = gettext("Matching instances")
         return mark_safe(  # noqa: S308 (every part escaped)
-            f'<div class="combobox"><input{_attrs(final)}>'
+            f'<div class="combobox"><input{html_attrs(final)}>'
             f'<ul role="listbox" id="{escape(listbox)}" class="combobox-list" '
             f'aria-label="{escape(list_name)}" hidden></ul>'
             f'<p class="help" id="{escape(help_id)}">{escape(hint)}</p></div>'
@@ -123,7 +123,7 @@ def _option(instance: Instance, purpose: str) -> str:
     label = f" ·{name} · {instance.region_id} · Redis {instance.engine_version}"
     why = f'<span class="combobox-why"> — {escape("; ".join(blockers))}</span>' if blockers else ""
     return (
-        f'<li{_attrs(attrs)}><span class="combobox-value">{escape(instance.instance_id)}</span>'
+        f'<li{html_attrs(attrs)}><span class="combobox-value">{escape(instance.instance_id)}</span>'
         f"{escape(label)}{why}</li>"
     )
 
@@ -142,7 +142,8 @@ def _facts(instance: Instance) -> dict[str, str]:
     )
 
 
-def _attrs(attrs: dict) -> str:
+def html_attrs(attrs: dict) -> str:
+    """HTML attributes, escaped: `True` writes the bare name, `False` and `None` nothing."""
     return "".join(
         f" {name}" if value is True else f' {name}="{escape(str(value))}"'
         for name, value in attrs.items()

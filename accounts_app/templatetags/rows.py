@@ -11,13 +11,14 @@ from collections.abc import Callable
 from html import escape
 from urllib.parse import quote
 
-from django import template
+from django import forms, template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
 from accounts_app import api_labels, rules, vpc_auth
+from accounts_app.forms.instance_picker import html_attrs
 from accounts_app.models import AccountRequest
 
 register = template.Library()
@@ -117,3 +118,37 @@ def select_field(field) -> SafeString:
     return mark_safe(  # noqa: S308 (every part escaped)
         f'<select name="{escape(field.html_name)}" id="{escape(field.auto_id)}">{options}</select>'
     )
+
+
+@register.simple_tag
+def filter_fields(fields) -> SafeString:
+    """A filter form's fields, each with its label and errors: selects and plain inputs
+    written out here, any other widget rendered by Django."""
+    parts = []
+    for field in fields:
+        widget = field.field.widget
+        if field.widget_type == "select":
+            control = select_field(field)
+        elif type(widget) in (forms.TextInput, forms.DateInput):
+            control = _plain_input(field)
+        else:
+            control = field.as_widget()
+        errors = str(field.errors) if field.errors else ""
+        css = "field has-error" if field.errors else "field"
+        parts.append(
+            f'<div class="{css}"><label for="{escape(field.id_for_label)}">'
+            f"{escape(str(field.label))}</label>{control}{errors}</div>"
+        )
+    return mark_safe("".join(parts))  # noqa: S308 (every part escaped, or Django's)
+
+
+def _plain_input(field) -> str:
+    widget = field.field.widget
+    attrs = {
+        "type": widget.input_type,
+        "name": field.html_name,
+        "value": widget.format_value(field.value()),
+        **field.build_widget_attrs(widget.attrs),
+        "id": field.auto_id,
+    }
+    return f"<input{html_attrs(attrs)}>"
