@@ -126,13 +126,7 @@ def filter_fields(fields) -> SafeString:
     written out here, any other widget rendered by Django."""
     parts = []
     for field in fields:
-        widget = field.field.widget
-        if field.widget_type == "select":
-            control = select_field(field)
-        elif type(widget) in (forms.TextInput, forms.DateInput):
-            control = _plain_input(field)
-        else:
-            control = field.as_widget()
+        control = select_field(field) if field.widget_type == "select" else plain_input(field)
         errors = str(field.errors) if field.errors else ""
         css = "field has-error" if field.errors else "field"
         parts.append(
@@ -142,13 +136,20 @@ def filter_fields(fields) -> SafeString:
     return mark_safe("".join(parts))  # noqa: S308 (every part escaped, or Django's)
 
 
-def _plain_input(field) -> str:
+@register.simple_tag
+def plain_input(field) -> SafeString:
+    """A text, date or checkbox input written out here; any other widget by Django."""
     widget = field.field.widget
-    attrs = {
-        "type": widget.input_type,
-        "name": field.html_name,
-        "value": widget.format_value(field.value()),
-        **field.build_widget_attrs(widget.attrs),
-        "id": field.auto_id,
-    }
-    return f"<input{html_attrs(attrs)}>"
+    if type(widget) not in PLAIN_INPUTS:
+        return field.as_widget()
+    attrs = {"type": widget.input_type, "name": field.html_name}
+    if isinstance(widget, forms.CheckboxInput):
+        attrs["checked"] = widget.check_test(field.value())
+    else:
+        attrs["value"] = widget.format_value(field.value())
+    attrs.update(field.build_widget_attrs(widget.attrs))
+    attrs["id"] = field.auto_id
+    return mark_safe(f"<input{html_attrs(attrs)}>")  # noqa: S308 (every part escaped)
+
+
+PLAIN_INPUTS = (forms.TextInput, forms.DateInput, forms.CheckboxInput)
