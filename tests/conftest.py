@@ -111,6 +111,8 @@ def choose_instance(page, instance_id: str, label: str = "Instance") -> None:
     """Type part of the ID into the instance picker, then click the suggestion (Playwright)."""
     from playwright.sync_api import expect
 
+    # htmx and app.js bind the input once the page has loaded: typing earlier asks nothing.
+    page.wait_for_load_state()
     box = page.get_by_role("combobox", name=label, exact=True)
     box.fill(instance_id[-8:])
     option = page.locator(f'[role="option"][data-value="{instance_id}"]')
