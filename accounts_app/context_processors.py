@@ -3,6 +3,9 @@ from __future__ import annotations
 from accounts_app import policy, roles
 from accounts_app.selectors import requests as selectors
 
+# The navigation's badge counts at most this many waiting requests.
+BADGE_CAP = 100
+
 
 def navigation(request):
     user = getattr(request, "user", None)
@@ -13,8 +16,11 @@ def navigation(request):
         "nav_can_request": policy.may_request(user),
         "nav_can_approve": policy.may_approve(user),
         "nav_can_view_everything": policy.may_view_everything(user),
-        # Lazy: evaluated only where the template shows it.
+        # Lazy: evaluated only where the header shows it. Capped: counting thousands of
+        # waiting requests on every page would cost more than the page; "99+" says enough.
         "nav_waiting_count": lambda: (
-            selectors.waiting_for_approval(user).count() if policy.may_approve(user) else 0
+            selectors.waiting_for_approval(user)[:BADGE_CAP].count()
+            if policy.may_approve(user)
+            else 0
         ),
     }

@@ -8,6 +8,7 @@ from accounts_app.views import audit, core, identity, instances, requests, sync,
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
     path("healthz", core.healthz, name="healthz"),
+    path("livez", core.livez, name="livez"),
     path("login/", identity.login, name="login"),
     path("login/break-glass/", identity.login_break_glass, name="login_break_glass"),
     path("logout/", identity.logout, name="logout"),
@@ -37,6 +38,7 @@ urlpatterns = [
     path("approvals/", requests.approvals, name="approvals"),
     # Instance inventory.
     path("instances/", instances.instance_list, name="instances"),
+    path("instances/choices/", instances.instance_choices, name="instance_choices"),
     path("instances/sync/", instances.instance_sync, name="instance_sync"),
     path("instances/sync/progress/", sync.sync_progress, name="sync_progress"),
     path("instances/<str:instance_id>/", instances.instance_detail, name="instance_detail"),

@@ -246,6 +246,9 @@ def start_simulator(children, env, cores, scratch, timing) -> tuple[subprocess.P
     log = scratch / "simulator.log"
     command = [sys.executable, str(ROOT / "manage.py"), "kvstore_simulator", "--host"]
     command += ["127.0.0.1", "--port", str(port), "--state", str(scratch / "simulator.json")]
+    # New accounts at once: with Alibaba's activation delay, an instance refuses the next
+    # CreateAccount for a minute, and the execute flow creates several per instance.
+    command += ["--activation-seconds", "0"]
     simulator = children.start(cores.on(cores.load, command), env=env, log=log)
     endpoint = f"http://127.0.0.1:{port}"
     wait_for(f"{endpoint}/_simulator/health", simulator, log)

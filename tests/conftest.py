@@ -120,6 +120,20 @@ def sign_in(page, base_url: str, username: str) -> None:
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
+def choose_instance(page, instance_id: str, label: str = "Instance") -> None:
+    """Type part of the ID into the instance picker, then click the suggestion (Playwright)."""
+    from playwright.sync_api import expect
+
+    # htmx and app.js bind the input once the page has loaded: typing earlier asks nothing.
+    page.wait_for_load_state()
+    box = page.get_by_role("combobox", name=label, exact=True)
+    box.fill(instance_id[-8:])
+    option = page.locator(f'[role="option"][data-value="{instance_id}"]')
+    expect(option).to_be_visible()
+    option.click()
+    expect(box).to_have_value(instance_id)
+
+
 def empty_instance(simulator, instance_id: str):
     """A healthy 6.0 instance with no account, on the simulator and in the inventory.
 

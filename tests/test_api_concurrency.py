@@ -4,11 +4,8 @@ with 20 different ones, make exactly one CreateAccount at the simulator."""
 from __future__ import annotations
 
 import json
-import os
-import threading
 
 import pytest
-from django.db import connections
 from django.test import Client
 
 from accounts_app.audit import Origin
@@ -17,44 +14,27 @@ from accounts_app.services import workflow
 from tests.api_support import token_for
 from tests.builders import request_row
 from tests.conftest import empty_instance
+from tests.threads import ON_POSTGRESQL_IN_TRANSACTIONS, run_together
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason="concurrency is proven on PostgreSQL (CI runs the suite there too)",
-    ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = ON_POSTGRESQL_IN_TRANSACTIONS
 
 CALLS = 20
 TRIALS = 5
 
 
 def execute_together(pk: int, token: str, keys: list[str]) -> list[int]:
-    barrier = threading.Barrier(len(keys))
-    statuses: list[int] = []
+    def call(index: int) -> int:
+        response = Client().post(
+            f"/api/v1/requests/{pk}/execute",
+            json.dumps({"account_password": "Str0ng-Passw0rd"}),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": keys[index]},
+        )
+        return response.status_code
 
-    def call(key: str) -> None:
-        try:
-            client = Client()
-            barrier.wait()
-            response = client.post(
-                f"/api/v1/requests/{pk}/execute",
-                json.dumps({"account_password": "Str0ng-Passw0rd"}),
-                content_type="application/json",
-                headers={"Authorization": f"Bearer {token}", "Idempotency-Key": key},
-            )
-            statuses.append(response.status_code)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=call, args=(key,)) for key in keys]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
+    outcomes = run_together(call, len(keys))
+    assert all(kind == "ok" for kind, _ in outcomes), outcomes
+    return [status for _, status in outcomes]
 
 
 @pytest.mark.parametrize("same_key", [True, False], ids=["one key", "different keys"])

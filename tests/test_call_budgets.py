@@ -36,13 +36,23 @@ def test_the_budget_is_kept_in_the_database_not_in_a_process_cache():
     assert CallWindow.objects.get(key="api:token:abc").calls == 2
 
 
-def test_a_new_window_brings_a_new_budget_and_forgets_old_windows():
+def test_a_new_window_brings_a_new_budget():
     spend_at(NOON)
     spend_at(NOON)
 
     assert spend_at(NOON + timedelta(minutes=1)) == 0
-    assert spend_at(NOON + timedelta(minutes=10)) == 0
-    assert CallWindow.objects.filter(key="api:token:abc").count() == 1
+    assert CallWindow.objects.filter(key="api:token:abc").count() == 2
+
+
+def test_a_call_is_one_statement_whether_it_opens_its_window_or_not(
+    django_assert_num_queries,
+):
+    with django_assert_num_queries(1):
+        spend_at(NOON)
+    with django_assert_num_queries(1):
+        spend_at(NOON)
+    with django_assert_num_queries(1):
+        spend_at(NOON)
 
 
 def test_each_key_has_its_own_budget():

@@ -6,10 +6,6 @@ try to execute (or approve) the same request at once.
 
 from __future__ import annotations
 
-import os
-
-import pytest
-
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, Decision, Instance
 from accounts_app.services import workflow
@@ -18,18 +14,7 @@ from tests.builders import request_row
 from tests.conftest import empty_instance
 from tests.demo_instances import HEALTHY
 
-# serialized_rollback: the flush after these tests must not leave later tests
-# without the groups, policies and content types the migrations created.
-pytestmark = [
-    pytest.mark.postgres,
-    # Decided before any database work: a skipped transactional test would
-    # still flush the database on its way out.
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-        reason="concurrency is proven on PostgreSQL (CI runs the suite there too)",
-    ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
-]
+pytestmark = threads.ON_POSTGRESQL_IN_TRANSACTIONS
 
 THREADS = 8
 TRIALS = 100

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from accounts_app.models import AccountRequest
 from tests.builders import approved_request
-from tests.conftest import sign_in
+from tests.conftest import choose_instance, sign_in
 from tests.demo_instances import HEALTHY
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -43,7 +43,7 @@ def test_the_request_form_speaks_chinese_and_english(live_server, page, estate, 
     expect(page.locator("#id_account_privilege option[value=RoleReadOnly]")).to_have_text("只读")
 
     # rules.js checks as the name is typed, in the page's language.
-    page.get_by_label("实例", exact=True).select_option(HEALTHY)
+    choose_instance(page, HEALTHY, "实例")
     name = page.get_by_label("账号名")
     name.fill("Bad Name")
     live = page.locator("#id_account_name-rule-msg")

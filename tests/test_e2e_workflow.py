@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts_app.models import AccountRequest, AuditEvent
-from tests.conftest import sign_in
+from tests.conftest import choose_instance, sign_in
 from tests.demo_instances import HEALTHY
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -22,7 +22,7 @@ def test_request_approve_and_create_in_a_real_browser(
     # The requester asks for an account; the browser checks the name as it is typed.
     sign_in(page, base, "alice")
     page.get_by_role("link", name="New request").click()
-    page.get_by_label("Instance", exact=True).select_option(HEALTHY)
+    choose_instance(page, HEALTHY)
     name = page.get_by_label("Account name")
     name.fill("Bad Name")
     name.blur()

@@ -26,15 +26,20 @@ def submit(user, **overrides):
     return signed_in(user).post(reverse("request_new"), request_form_data(**overrides))
 
 
-def test_the_request_form_lists_synced_instances_with_reasons(estate, requester):
-    page = signed_in(requester).get(reverse("request_new")).content.decode()
-    assert HEALTHY in page
+def test_the_request_form_suggests_synced_instances_with_reasons(estate, requester):
+    client = signed_in(requester)
+    page = client.get(reverse("request_new")).content.decode()
+    assert 'role="combobox"' in page
     assert 'id="kvstore-rules"' in page
-    # The 2.8 instance is offered, but disabled with its reason.
-    option = page[
-        page.index(f'value="{OLD_ENGINE}"') - 200 : page.index(f'value="{OLD_ENGINE}"') + 400
-    ]
-    assert "disabled" in option
+    # The 2.8 instance is suggested, but disabled with its reason.
+    answer = client.get(reverse("instance_choices"), {"instance_id": OLD_ENGINE}).content.decode()
+    [option] = [item for item in answer.split("<li") if f'data-value="{OLD_ENGINE}"' in item]
+    assert 'aria-disabled="true"' in option
+    assert "2.8" in option
+    assert (
+        HEALTHY
+        in client.get(reverse("instance_choices"), {"instance_id": "ord5x"}).content.decode()
+    )
 
 
 def test_a_valid_request_is_submitted_and_redirects_to_its_page(estate, requester):

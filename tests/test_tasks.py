@@ -428,6 +428,6 @@ def test_pruning_forgets_what_finished_long_ago_and_keeps_the_rest(queue, settin
 
     pruned = tasks.prune.call()
 
-    assert pruned == {"deliveries": 1, "periodic_runs": 0, "sync_runs": 0}
+    assert pruned == {"deliveries": 1, "periodic_runs": 0, "sync_runs": 0, "call_windows": 0}
     assert [str(pk) for pk in DBTaskResult.objects.values_list("id", flat=True)] == [recent.id]
     assert list(NotificationDelivery.objects.values_list("event_key", flat=True)) == ["new"]

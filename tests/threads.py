@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from django.db import connections
+
+# Concurrency is proven on PostgreSQL (CI runs the suite there too). Decided before any
+# database work: a skipped transactional test would still flush the database on its way
+# out; serialized_rollback, so that the flush after these tests does not leave later
+# tests without the groups, policies and content types the migrations created.
+ON_POSTGRESQL_IN_TRANSACTIONS = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="concurrency is proven on PostgreSQL (CI runs the suite there too)",
+    ),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def run_together(

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts_app.background.models import NotificationDelivery, PeriodicRun, SyncRun
+from accounts_app.models import CallWindow
 
 
 def prune(*, days: int) -> dict:
@@ -22,4 +23,5 @@ def prune(*, days: int) -> dict:
         "deliveries": NotificationDelivery.objects.filter(created_at__lt=before).delete()[0],
         "periodic_runs": PeriodicRun.objects.filter(enqueued_at__lt=before).delete()[0],
         "sync_runs": SyncRun.objects.filter(started_at__lt=before).delete()[0],
+        "call_windows": CallWindow.objects.filter(window_start__lt=before).delete()[0],
     }

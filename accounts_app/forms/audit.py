@@ -6,6 +6,7 @@ from django import forms
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
+from accounts_app.forms.instance_picker import InstanceCombobox
 from accounts_app.models import AuditEvent
 from accounts_app.selectors.audit import (
     DEFAULT_PAGE_SIZE,
@@ -30,7 +31,12 @@ class AuditFilterForm(forms.Form):
         required=False,
         choices=[("", _("Any action")), *AuditEvent.Action.choices],
     )
-    instance_id = forms.CharField(label=_("Instance ID"), required=False, max_length=64)
+    instance_id = forms.CharField(
+        label=_("Instance ID"),
+        required=False,
+        max_length=64,
+        widget=InstanceCombobox(purpose="filter"),
+    )
     account_name = forms.CharField(label=_("Account name"), required=False, max_length=64)
     outcome = forms.ChoiceField(
         label=_("Outcome"),

@@ -6,15 +6,12 @@ to check as the user types; these forms check them again on the server.
 
 from __future__ import annotations
 
-from html import escape
-
 from django import forms
-from django.forms.utils import flatatt
-from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import rules
-from accounts_app.models import AccountRequest, Instance
+from accounts_app.forms.instance_picker import InstanceField
+from accounts_app.models import AccountRequest
 from accounts_app.selectors.instances import blocker_messages
 
 
@@ -29,71 +26,8 @@ class DescribedFieldsMixin:
             field.widget.attrs["aria-describedby"] = f"{field_id}-rule-msg {field_id}_helptext"
 
 
-class InstanceSelect(forms.Select):
-    """A select whose options carry what the browser needs about each instance,
-    and are disabled (with the reason) where no account can be created.
-
-    Written out in Python: Django renders one template per option, which costs
-    seconds with thousands of instances.
-    """
-
-    def render(self, name, value, attrs=None, renderer=None):
-        select_attrs = self.build_attrs(self.attrs, attrs)
-        select_attrs["name"] = name
-        selected = "" if value is None else str(value)
-        # The choices are read here, when the page is drawn, not when a form is
-        # only validated: each value carries its Instance (ModelChoiceIteratorValue).
-        options = [self._option(choice, label, selected) for choice, label in self.choices]
-        return mark_safe(f"<select{flatatt(select_attrs)}>{''.join(options)}</select>")  # noqa: S308 (every part escaped)
-
-    def _option(self, choice, label, selected: str) -> str:
-        value = str(choice)
-        attrs = {"value": value}
-        if value == selected:
-            attrs["selected"] = True
-        instance = getattr(choice, "instance", None)
-        if instance is not None:
-            attrs.update(
-                rules.instance_option_attrs(
-                    architecture_type=instance.architecture_type,
-                    engine_version=instance.engine_version,
-                    instance_status=instance.status,
-                    account_count=instance.account_count or 0,
-                )
-            )
-            attrs["data-password-free"] = "true" if instance.password_free else "false"
-            blockers = blocker_messages(instance)
-            if blockers:
-                attrs["disabled"] = True
-                label = f"{label} — {'; '.join(blockers)}"
-        return f"<option{_html_attrs(attrs)}>{escape(str(label), quote=False)}</option>"
-
-
-def _html_attrs(attrs: dict) -> str:
-    # The standard library's escape: Django's format_html machinery is ten times
-    # slower, which thousands of options make visible.
-    return "".join(
-        f" {name}" if value is True else f' {name}="{escape(str(value))}"'
-        for name, value in attrs.items()
-        if value is not False and value is not None
-    )
-
-
-class InstanceChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Instance) -> str:
-        name = f" {obj.name}" if obj.name else ""
-        return f"{obj.instance_id}{name} · {obj.region_id} · Redis {obj.engine_version}"
-
-
 class AccountRequestForm(DescribedFieldsMixin, forms.Form):
-    instance_id = InstanceChoiceField(
-        label=_("Instance"),
-        queryset=Instance.objects.filter(is_gone=False).order_by("region_id", "instance_id"),
-        to_field_name="instance_id",
-        widget=InstanceSelect,
-        empty_label=_("Choose an instance"),
-        error_messages={"invalid_choice": _("Choose an instance from the list.")},
-    )
+    instance_id = InstanceField(label=_("Instance"), max_length=64)
     account_name = forms.CharField(
         label=_("Account name"),
         validators=[rules.django_validator("AccountName")],
@@ -129,9 +63,7 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
         super().__init__(*args, **kwargs)
         for name, param in FIELD_RULES.items():
             self.fields[name].widget.attrs.update(rules.widget_attrs(param))
-        self.fields["instance_id"].widget.attrs.update(
-            rules.widget_attrs("InstanceId", select=True)
-        )
+        self.fields["instance_id"].widget.attrs.update(rules.widget_attrs("InstanceId"))
         self.fields["account_privilege"].widget.attrs["data-instance-select"] = "id_instance_id"
 
     @staticmethod

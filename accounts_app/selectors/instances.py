@@ -105,3 +105,28 @@ def requests_for_instance(instance: Instance, user) -> QuerySet[AccountRequest]:
     """The requests made for an instance that this user may open."""
     requests = requests_with_instance().filter(instance=instance)
     return policy.visible_requests(user, requests).order_by("-created_at")
+
+
+# The instance pickers' answers: enough to choose from, few enough to stay cheap at any
+# estate size.
+MATCHES_SHOWN = 50
+
+
+def instance_matches(
+    text: str, *, include_gone: bool = False, limit: int = MATCHES_SHOWN
+) -> tuple[list[Instance], bool]:
+    """Instances whose ID, name or region contains `text`, and whether there were more.
+
+    One query: `limit + 1` rows tell whether the answer was cut.
+    """
+    instances = Instance.objects.all() if include_gone else Instance.objects.filter(is_gone=False)
+    if text := text.strip():
+        instances = instances.filter(
+            Q(instance_id__icontains=text) | Q(name__icontains=text) | Q(region_id__icontains=text)
+        )
+    found = list(instances.order_by("region_id", "instance_id")[: limit + 1])
+    return found[:limit], len(found) > limit
+
+
+def instance_by_id(instance_id: str) -> Instance | None:
+    return Instance.objects.filter(instance_id=instance_id.strip()).first()

@@ -3,16 +3,12 @@ Alibaba checks from page views (live_calls.py) and an API token's calls (tokens.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet
+from django.db import connection
 from django.utils import timezone
 
 from accounts_app.models import CallWindow
-
-# Windows older than this many of their own length are forgotten when a new one opens.
-KEPT_WINDOWS = 5
 
 
 def spend(key: str, *, limit: int, window_seconds: int) -> int:
@@ -20,30 +16,25 @@ def spend(key: str, *, limit: int, window_seconds: int) -> int:
     window, else the seconds until the window ends (the call is then not counted)."""
     now = int(timezone.now().timestamp())
     start = now - now % window_seconds
-    opened = datetime.fromtimestamp(start, tz=UTC)
-    window = CallWindow.objects.filter(key=key, window_start=opened)
-    # Usually one UPDATE; the window's first call creates its row, and a call that loses
-    # the race to create it counts in the row the winner made.
-    if (
-        _counted(window, limit)
-        or (limit > 0 and _opened(key, opened, window_seconds))
-        or _counted(window, limit)
-    ):
+    if limit > 0 and _counted(key, datetime.fromtimestamp(start, tz=UTC), limit):
         return 0
     return max(1, start + window_seconds - now)
 
 
-def _counted(window: QuerySet, limit: int) -> bool:
-    # The row count decides, so concurrent calls on several servers share one budget.
-    return bool(window.filter(calls__lt=limit).update(calls=F("calls") + 1))
-
-
-def _opened(key: str, opened: datetime, window_seconds: int) -> bool:
-    try:
-        with transaction.atomic():
-            CallWindow.objects.create(key=key, window_start=opened, calls=1)
-    except IntegrityError:
-        return False
-    forgotten = opened - timedelta(seconds=window_seconds * KEPT_WINDOWS)
-    CallWindow.objects.filter(key=key, window_start__lt=forgotten).delete()
-    return True
+def _counted(key: str, window_start: datetime, limit: int) -> bool:
+    """One statement whatever the window's state (SQLite and PostgreSQL both upsert):
+    the first call opens the window, the next ones count while under the limit, and
+    concurrent calls on several servers share the one row."""
+    table = connection.ops.quote_name(CallWindow._meta.db_table)
+    key_column, start_column, calls = (
+        connection.ops.quote_name(name) for name in ("key", "window_start", "calls")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({key_column}, {start_column}, {calls}) "  # noqa: S608
+            f"VALUES (%s, %s, 1) ON CONFLICT ({key_column}, {start_column}) "
+            f"DO UPDATE SET {calls} = {table}.{calls} + 1 WHERE {table}.{calls} < %s "
+            f"RETURNING {calls}",
+            [key, connection.ops.adapt_datetimefield_value(window_start), limit],
+        )
+        return cursor.fetchone() is not None

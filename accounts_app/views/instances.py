@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
@@ -13,6 +14,7 @@ from accounts_app import policy, roles, rules
 from accounts_app.alibaba.errors import AlibabaApiError
 from accounts_app.audit import Origin
 from accounts_app.background import sync as background_sync
+from accounts_app.forms.instance_picker import render_matches
 from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
 from accounts_app.selectors import instances as instance_selectors
@@ -20,6 +22,16 @@ from accounts_app.services import inventory, live_calls
 
 PAGE_SIZE = 100
 REQUESTS_SHOWN = 100
+
+
+@require_GET
+def instance_choices(request):
+    """The instance pickers' suggestions (htmx): at most MATCHES_SHOWN options."""
+    purpose = "filter" if request.GET.get("purpose") == "filter" else "request"
+    instances, more = instance_selectors.instance_matches(
+        request.GET.get("instance_id", ""), include_gone=purpose == "filter"
+    )
+    return HttpResponse(render_matches(instances, more=more, purpose=purpose))
 
 
 @require_GET

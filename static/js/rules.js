@@ -19,7 +19,9 @@
 //   <input type="password" id="C" data-confirm-for="P"> + <div class="field-error" id="C-rule-msg">
 // Privilege and instance:
 //   <select data-rule="InstanceId"> options: data-architecture, data-engine, and optionally
-//     data-status, data-account-count (rules.instance_option_attrs)
+//     data-status, data-account-count (rules.instance_option_attrs); or an
+//     <input role="combobox" data-rule="InstanceId"> holding the same data attributes for
+//     the instance chosen (accounts_app/forms/instance_picker.py)
 //   <select id="R" data-rule="AccountPrivilege" [data-instance-select="<instance select id>"]>
 //   <p class="rule-note" id="R-rule-note"> or any element with data-reason-for="R": the reason
 //     why an option (RoleRepl) is disabled for the selected instance.
@@ -406,7 +408,10 @@
     );
   }
 
+  // A select's chosen option; the instance picker (a combobox input) holds the facts of
+  // the chosen instance in its own data attributes.
   function selectedOption(select) {
+    if (select.getAttribute("role") === "combobox") return select.dataset.architecture ? select : null;
     return select.selectedOptions && select.selectedOptions[0];
   }
 
@@ -426,7 +431,7 @@
   function instanceSelectFor(select) {
     if (select.dataset.instanceSelect) return document.getElementById(select.dataset.instanceSelect);
     const scope = select.form || document;
-    const marked = scope.querySelector('select[data-rule="InstanceId"]');
+    const marked = scope.querySelector('[data-rule="InstanceId"]');
     if (marked) return marked;
     const option = scope.querySelector("select option[data-architecture]");
     return option ? option.closest("select") : null;
@@ -436,7 +441,8 @@
   function fieldViolations(field) {
     const param = field.dataset.rule;
     const violations = validate(param, field.value);
-    if (violations.length || field.tagName !== "SELECT") return violations;
+    const picker = field.tagName === "SELECT" || field.getAttribute("role") === "combobox";
+    if (violations.length || !picker) return violations;
     if (param === "InstanceId") {
       const facts = optionFacts(selectedOption(field));
       return facts ? instanceBlockers(facts) : [];

@@ -1,0 +1,155 @@
+"""`{% load rows %}`: the rows of the long tables, written out in Python.
+
+Through the template language each cell costs a variable lookup, a filter and an
+escape, and a hundred rows cost more than the rest of the page (docs/benchmarks.md).
+Each function here writes the same markup its template did, escaping every value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from urllib.parse import quote
+
+from django import forms, template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
+
+from accounts_app import api_labels, rules, vpc_auth
+from accounts_app.forms.instance_picker import html_attrs
+from accounts_app.models import AccountRequest
+
+register = template.Library()
+
+# Labels by value (lazy, translated when shown): get_FOO_display() searches the field's
+# choices for each row.
+PRIVILEGE_LABELS = dict(rules.PRIVILEGE_CHOICES)
+STATUS_LABELS = dict(AccountRequest.Status.choices)
+
+
+def url_maker(name: str, sentinel: str | int) -> Callable[[object], str]:
+    """reverse(name, args=[value]) for many values, reversing once."""
+    head, tail = reverse(name, args=[sentinel]).split(str(sentinel))
+    return lambda value: f"{head}{quote(str(value))}{tail}"
+
+
+def _label(labels: dict, value: str):
+    return labels.get(value, value)
+
+
+def _time(value) -> str:
+    if value is None:
+        return ""
+    local = timezone.localtime(value)
+    return f'<time datetime="{local.isoformat()}">{local:%Y-%m-%d %H:%M}</time>'
+
+
+@register.simple_tag
+def request_rows(rows) -> SafeString:
+    """The body of requests/_table.html: one row per request (instance and requester
+    selected with it)."""
+    request_url = url_maker("request_detail", 999_999_999)
+    instance_url = url_maker("instance_detail", "instance-id")
+    lines = []
+    for row in rows:
+        instance_id = row.instance.instance_id
+        lines.append(
+            f'<tr><td><a href="{request_url(row.pk)}">{row.pk}</a></td>'
+            f"<td><code>{escape(row.account_name)}</code></td>"
+            f'<td><a href="{escape(instance_url(instance_id))}">{escape(instance_id)}</a></td>'
+            f"<td>{escape(str(_label(PRIVILEGE_LABELS, row.account_privilege)))}</td>"
+            f"<td>{escape(row.requester.get_username())}</td>"
+            f'<td><span class="status status-{escape(row.status)}">'
+            f"{escape(str(_label(STATUS_LABELS, row.status)))}</span></td>"
+            f"<td>{_time(row.created_at)}</td></tr>"
+        )
+    return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
+
+
+@register.simple_tag
+def instance_rows(rows) -> SafeString:
+    """The body of the instance list: one row per InstanceRow."""
+    detail_url = url_maker("instance_detail", "instance-id")
+    warning = escape(str(vpc_auth.PASSWORD_FREE_WARNING))
+    password_free = escape(gettext("Password-free VPC access is on"))
+    yes = escape(gettext("Yes"))
+    lines = []
+    for row in rows:
+        instance = row.instance
+        instance_id = escape(instance.instance_id)
+        badges = "".join(
+            f'<span class="badge badge-bad" data-reason>{escape(reason)}</span>'
+            for reason in row.blockers
+        )
+        if row.password_free:
+            badges += (
+                f'<span class="badge badge-warn" data-warning title="{warning}">'
+                f"{password_free}</span>"
+            )
+        if not row.blockers:
+            badges += f'<span class="badge badge-ok">{yes}</span>'
+        architecture = api_labels.architecture_label(instance.architecture_type)
+        status = api_labels.instance_status_label(instance.status)
+        lines.append(
+            f'<tr data-instance="{instance_id}">'
+            f'<td><a href="{escape(detail_url(instance.instance_id))}"><code>{instance_id}'
+            f"</code></a></td><td>{escape(instance.name)}</td>"
+            f"<td>{escape(instance.region_id)}</td>"
+            f"<td>Redis {escape(instance.engine_version)}</td>"
+            f"<td>{escape(str(architecture))}</td>"
+            f'<td><span class="status">{escape(str(status))}</span></td>'
+            f"<td>{escape(row.account_usage)}</td><td>{badges}</td></tr>"
+        )
+    return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
+
+
+@register.simple_tag
+def select_field(field) -> SafeString:
+    """A filter form's `<select>`, its options written out here: Django's Select widget
+    renders a template per option, and a filter form has dozens."""
+    current = "" if field.value() is None else str(field.value())
+    options = "".join(
+        f'<option value="{escape(str(value))}"{" selected" if str(value) == current else ""}>'
+        f"{escape(str(label))}</option>"
+        for value, label in field.field.widget.choices
+    )
+    return mark_safe(  # noqa: S308 (every part escaped)
+        f'<select name="{escape(field.html_name)}" id="{escape(field.auto_id)}">{options}</select>'
+    )
+
+
+@register.simple_tag
+def filter_fields(fields) -> SafeString:
+    """A filter form's fields, each with its label and errors: selects and plain inputs
+    written out here, any other widget rendered by Django."""
+    parts = []
+    for field in fields:
+        control = select_field(field) if field.widget_type == "select" else plain_input(field)
+        errors = str(field.errors) if field.errors else ""
+        css = "field has-error" if field.errors else "field"
+        parts.append(
+            f'<div class="{css}"><label for="{escape(field.id_for_label)}">'
+            f"{escape(str(field.label))}</label>{control}{errors}</div>"
+        )
+    return mark_safe("".join(parts))  # noqa: S308 (every part escaped, or Django's)
+
+
+@register.simple_tag
+def plain_input(field) -> SafeString:
+    """A text, date or checkbox input written out here; any other widget by Django."""
+    widget = field.field.widget
+    if type(widget) not in PLAIN_INPUTS:
+        return field.as_widget()
+    attrs = {"type": widget.input_type, "name": field.html_name}
+    if isinstance(widget, forms.CheckboxInput):
+        attrs["checked"] = widget.check_test(field.value())
+    else:
+        attrs["value"] = widget.format_value(field.value())
+    attrs.update(field.build_widget_attrs(widget.attrs))
+    attrs["id"] = field.auto_id
+    return mark_safe(f"<input{html_attrs(attrs)}>")  # noqa: S308 (every part escaped)
+
+
+PLAIN_INPUTS = (forms.TextInput, forms.DateInput, forms.CheckboxInput)

@@ -1,0 +1,211 @@
+"""Each page's query count is fixed: the same with a few rows as with many, and within
+the issue's ceiling (bench/goals.py). Counts, not times: times depend on the machine.
+
+What is counted: every query of the request through the whole middleware stack, the
+session, the user and their roles included. The Alibaba calls of a live pre-flight are
+HTTP, not queries; the task engine's enqueue rows are (the database backend).
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts_app.models import AccountRequest, Decision, Instance
+from bench.goals import MAX_QUERIES, MAX_QUERIES_LIVE
+from tests.builders import instance_row, request_form_data, submitted_request
+
+pytestmark = pytest.mark.django_db
+
+Status = AccountRequest.Status
+# Each status's share of the seeded requests, so that every dashboard list has rows.
+STATUSES = [Status.PENDING, Status.CREATED, Status.NEEDS_RECONCILIATION, Status.REJECTED]
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    client.get(reverse("livez"))  # the first request after sign-in may write the session
+    return client
+
+
+def queries_of(client: Client, url: str, **params) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url, params)
+    assert response.status_code == 200, (url, response.status_code)
+    return len(queries)
+
+
+def seed(first: int, rows: int, requester, approver) -> None:
+    """`rows` more instances, `rows` requests by the requester in mixed statuses, a
+    decision on each decided one, and `rows` audit events."""
+    now = timezone.now()
+    last = Instance.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    Instance.objects.bulk_create(
+        Instance(
+            instance_id=f"r-bp1seed{number:06d}",
+            name=f"seed-{number}",
+            region_id="cn-hangzhou",
+            engine_version="6.0",
+            architecture_type="standard",
+            status="Normal",
+            account_count=number % 18,
+            synced_at=now,
+        )
+        for number in range(first, first + rows)
+    )
+    instances = list(Instance.objects.filter(instance_id__startswith="r-bp1seed", pk__gt=last))
+    requests = AccountRequest.objects.bulk_create(
+        AccountRequest(
+            requester=requester,
+            instance=instance,
+            account_name=f"seed_{first + number}",
+            account_privilege="RoleReadOnly",
+            justification="reports",
+            approvals_required=1,
+            status=STATUSES[number % len(STATUSES)],
+            approved_at=now if STATUSES[number % len(STATUSES)] != Status.PENDING else None,
+            finished_at=now if STATUSES[number % len(STATUSES)] != Status.PENDING else None,
+        )
+        for number, instance in enumerate(instances)
+    )
+    Decision.objects.bulk_create(
+        Decision(
+            request=request,
+            approver=approver,
+            requester_id=requester.pk,
+            verdict="approve" if request.status != Status.REJECTED else "reject",
+        )
+        for request in requests
+        if request.status != Status.PENDING
+    )
+    call_command("seed_audit", events=rows, stdout=io.StringIO())
+
+
+def page_counts(requester, approver, auditor) -> dict[str, int]:
+    created = AccountRequest.objects.filter(status=Status.CREATED).order_by("-pk").first()
+    as_requester, as_approver = signed_in(requester), signed_in(approver)
+    as_auditor = signed_in(auditor)
+    return {
+        "ceiling (/livez, signed in)": queries_of(as_auditor, reverse("livez")),
+        "dashboard (approver)": queries_of(as_approver, reverse("dashboard")),
+        "dashboard (requester)": queries_of(as_requester, reverse("dashboard")),
+        "approvals": queries_of(as_approver, reverse("approvals")),
+        "instances": queries_of(as_requester, reverse("instances")),
+        "instances, filtered": queries_of(as_requester, reverse("instances"), q="seed"),
+        "instance picker": queries_of(
+            as_requester, reverse("instance_choices"), instance_id="seed"
+        ),
+        "request detail, created": queries_of(
+            as_approver, reverse("request_detail", args=[created.pk])
+        ),
+        "request form": queries_of(as_requester, reverse("request_new")),
+        "audit": queries_of(as_auditor, reverse("audit")),
+        "audit, filtered": queries_of(as_auditor, reverse("audit"), instance_id="r-bp1"),
+    }
+
+
+# What each page costs now; those above MAX_QUERIES miss the issue's goal, and are held
+# here so that they cannot grow.
+EXPECTED = {
+    "ceiling (/livez, signed in)": 3,
+    "dashboard (approver)": 8,
+    "dashboard (requester)": 6,
+    "approvals": 5,
+    "instances": 8,
+    "instances, filtered": 8,
+    "instance picker": 3,
+    "request detail, created": 7,
+    "request form": 3,
+    "audit": 4,
+    "audit, filtered": 4,
+}
+
+
+def test_every_page_takes_the_same_queries_with_50_rows_as_with_500(requester, approver, auditor):
+    seed(0, 50, requester, approver)
+    few = page_counts(requester, approver, auditor)
+    seed(50, 450, requester, approver)
+    many = page_counts(requester, approver, auditor)
+    assert few == many
+    assert many == EXPECTED
+
+
+def test_the_pages_that_meet_the_goal_are_the_ones_expected():
+    within = {page for page, count in EXPECTED.items() if count <= MAX_QUERIES}
+    assert within == set(EXPECTED) - OVER_GOAL
+
+
+OVER_GOAL = {
+    "dashboard (approver)",  # four lists, each its own query, and the badge
+    "dashboard (requester)",
+    "instances",  # the page, its count, the filter choices, the last sync, the sync run
+    "instances, filtered",
+    "request detail, created",  # the request, its decisions, its events, the badge
+}
+
+
+def test_a_pending_request_with_its_live_preflight_has_a_fixed_count(estate, requester, approver):
+    first = submitted_request(requester)
+    second = submitted_request(requester, name="app_writer")
+    as_approver = signed_in(approver)
+    counts = {
+        queries_of(as_approver, reverse("request_detail", args=[pk]))
+        for pk in (first.pk, second.pk)
+    }
+    # Over MAX_QUERIES_LIVE: the pre-flight's circuit breaker reads and writes its row
+    # around each Alibaba call; the viewer's live-call budget is one statement, and who
+    # may decide asks when each approver got the role (four eyes past a superuser).
+    assert counts == {16}
+    assert max(counts) > MAX_QUERIES_LIVE
+
+
+def test_the_posts_take_a_fixed_number_of_queries(estate, requester, approver):
+    as_requester, as_approver = signed_in(requester), signed_in(approver)
+    with CaptureQueriesContext(connection) as submit:
+        response = as_requester.post(reverse("request_new"), request_form_data())
+    assert response.status_code == 302
+    account_request = AccountRequest.objects.get()
+    with CaptureQueriesContext(connection) as approve:
+        response = as_approver.post(
+            reverse("request_approve", args=[account_request.pk]), {"comment": "ok"}
+        )
+    assert response.status_code == 302
+    password = "Str0ng-Passw0rd"
+    with CaptureQueriesContext(connection) as execute:
+        response = as_requester.post(
+            reverse("request_execute", args=[account_request.pk]),
+            {"account_password": password, "account_password_confirm": password},
+        )
+    assert response.status_code == 200
+    assert AccountRequest.objects.get().status == Status.CREATED
+    # Over the issue's ceilings (15, 12, 20: bench/goals.py); held here so they cannot grow.
+    assert (len(submit), len(approve), len(execute)) == (28, 26, 43)
+
+
+def test_the_approvals_badge_counts_up_to_99_then_says_99_plus(requester, approver):
+    instance = instance_row("r-bp1badge")
+    waiting = [
+        AccountRequest(
+            requester=requester,
+            instance=instance,
+            account_name=f"wait_{number}",
+            account_privilege="RoleReadOnly",
+            justification="reports",
+            approvals_required=1,
+        )
+        for number in range(120)
+    ]
+    AccountRequest.objects.bulk_create(waiting[:99])
+    page = signed_in(approver).get(reverse("dashboard")).content.decode()
+    assert 'badge-count" title="waiting for your decision">99</span>' in page
+    AccountRequest.objects.bulk_create(waiting[99:])
+    page = signed_in(approver).get(reverse("dashboard")).content.decode()
+    assert 'badge-count" title="waiting for your decision">99+</span>' in page
