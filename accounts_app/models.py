@@ -430,3 +430,6 @@ from accounts_app.background.models import (  # noqa: E402, F401
     TaskFailure,
     WorkerHeartbeat,
 )
+
+# Chat channels (accounts_app/chat/models.py).
+from accounts_app.chat.models import ChatChannel  # noqa: E402, F401

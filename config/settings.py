@@ -326,6 +326,13 @@ SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=300)
 SCHEDULE_PRUNE_SECONDS = env.int("SCHEDULE_PRUNE_SECONDS", default=86400)
 TASKS_KEEP_DAYS = env.int("TASKS_KEEP_DAYS", default=14)
 
+# Chat channels (accounts_app/chat/): their webhook URLs and signing secrets are kept
+# encrypted with these Fernet keys, comma-separated; the first encrypts, every one
+# decrypts (rotation: put the new key first). Without a key no channel can be added.
+CHAT_ENCRYPTION_KEYS = env.list("CHAT_ENCRYPTION_KEYS", default=[])
+# Seconds to wait for a chat platform's answer before the try counts as failed.
+CHAT_TIMEOUT = env.float("CHAT_TIMEOUT", default=5.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

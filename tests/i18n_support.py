@@ -27,6 +27,7 @@ ALLOWED_WORDS = frozenset(
     DescribeAccounts CreateAccount DescribeInstances VPC ID IP API UTC CST CSV JSON SSL
     AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT User-Agent English http https
     admin root select
+    Slack Webhook
     """.split()
 )
 # API values that messages quote as the API writes them: "状态：Changing", "cluster 架构".

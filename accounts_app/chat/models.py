@@ -1,0 +1,83 @@
+"""A chat channel: one group of one platform, and the events it is told about."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from accounts_app.chat import secrets
+
+
+class ChatEvent(models.TextChoices):
+    SUBMITTED = "submitted", _("Submitted")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
+    CREATED = "created", _("Created")
+    FAILED = "failed", _("Failed")
+    OUTCOME_UNKNOWN = "outcome_unknown", _("Outcome unknown")
+    EXPIRED = "expired", _("Expired")
+
+
+class ChatChannel(models.Model):
+    class Kind(models.TextChoices):
+        DINGTALK = "dingtalk", _("DingTalk custom robot")
+        FEISHU = "feishu", _("Feishu/Lark custom bot")
+        WECOM = "wecom", _("WeCom group robot")
+        SLACK = "slack", _("Slack incoming webhook")
+
+    class Language(models.TextChoices):
+        ENGLISH = "en", "English"
+        CHINESE = "zh-hans", "简体中文"
+
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    kind = models.CharField(_("platform"), max_length=16, choices=Kind)
+    # Fernet tokens (accounts_app/chat/secrets.py): never the plain URL or secret.
+    url_encrypted = models.TextField(_("webhook URL (encrypted)"))
+    secret_encrypted = models.TextField(_("signing secret (encrypted)"), blank=True)
+    language = models.CharField(_("language"), max_length=8, choices=Language, default="en")
+    # ChatEvent values; empty: every event.
+    events = models.JSONField(_("events"), default=list, blank=True)
+    # Region IDs; empty: every region.
+    regions = models.JSONField(_("regions"), default=list, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("chat channel")
+        verbose_name_plural = _("chat channels")
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    def __repr__(self) -> str:
+        return f"<ChatChannel {self.pk} {self.name} {self.kind}>"
+
+    @property
+    def url(self) -> str:
+        return secrets.decrypt(self.url_encrypted)
+
+    @url.setter
+    def url(self, value: str) -> None:
+        self.url_encrypted = secrets.encrypt(value)
+
+    @property
+    def secret(self) -> str:
+        return secrets.decrypt(self.secret_encrypted)
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.secret_encrypted = secrets.encrypt(value)
+
+    @property
+    def masked_url(self) -> str:
+        return secrets.mask_url(self.url)
+
+    @property
+    def masked_secret(self) -> str:
+        return secrets.mask_secret(self.secret)
+
+    def wants(self, event: str, region_id: str) -> bool:
+        return (not self.events or event in self.events) and (
+            not self.regions or region_id in self.regions
+        )
