@@ -432,4 +432,4 @@ from accounts_app.background.models import (  # noqa: E402, F401
 )
 
 # Chat channels (accounts_app/chat/models.py).
-from accounts_app.chat.models import ChatChannel  # noqa: E402, F401
+from accounts_app.chat.models import ChatChannel, ChatIdentity, ChatNonce  # noqa: E402, F401

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import QuerySet
 
 from accounts_app import roles
@@ -64,6 +65,12 @@ def may_decide(user, account_request: AccountRequest) -> bool:
         and may_decide_on(user, account_request)
         and all(d.approver_id != user.pk for d in account_request.decisions.all())
     )
+
+
+def may_decide_from_chat(account_request: AccountRequest) -> bool:
+    """Chat buttons carry no second factor or re-authentication: only the privileges of
+    CHAT_APPROVABLE_PRIVILEGES may be decided there; the others, on the page."""
+    return account_request.account_privilege in settings.CHAT_APPROVABLE_PRIVILEGES
 
 
 def may_cancel(user, account_request: AccountRequest) -> bool:

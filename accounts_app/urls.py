@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from accounts_app import reauth
-from accounts_app.views import audit, core, instances, requests, sync
+from accounts_app.views import audit, chat, core, instances, requests, sync
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
@@ -13,6 +13,10 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("reauth/", reauth.reauth, name="reauth"),
     path("preferences/", core.preferences, name="preferences"),
+    path("preferences/chat/", chat.chat_link, name="chat_link"),
+    # Chat platforms' callbacks: public, verified by their signatures.
+    path("chat/slack/interactivity/", chat.slack_interactivity, name="chat_slack"),
+    path("chat/feishu/callback/", chat.feishu_callback, name="chat_feishu"),
     # The approval workflow.
     path("requests/new/", requests.request_new, name="request_new"),
     path("requests/preflight/", requests.request_preflight, name="request_preflight"),

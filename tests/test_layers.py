@@ -64,6 +64,7 @@ LAYERS = [
         "accounts_app.chat.delivery",
         "accounts_app.chat.messages",
         "accounts_app.chat.platforms",
+        "accounts_app.chat.verify",
     },
     # The package itself and background.models: the task engine's bookkeeping tables.
     {"accounts_app.models", "accounts_app.background", "accounts_app.chat"},

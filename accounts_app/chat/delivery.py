@@ -27,7 +27,7 @@ def send_to_channel(*, channel: ChatChannel, event: str, request_id: int) -> Non
     account_request = AccountRequest.objects.select_related("instance", "requester").get(
         pk=request_id
     )
-    message = messages.compose(event, account_request, channel.language)
+    message = messages.compose(event, account_request, channel.language, channel_id=channel.pk)
     platforms.post(
         channel.kind,
         channel.url,

@@ -23,9 +23,24 @@ class Message:
     fields: list[tuple[str, str]]
     link_label: str
     link: str
+    # Pending: Slack and Feishu cards carry Approve and Reject buttons (accounts_app/
+    # services/chat_approvals.py answers them).
+    request_id: int = 0
+    channel_id: int | None = None  # in the buttons' value: the audit log names the channel
+    decidable: bool = False
+    approve_label: str = ""
+    reject_label: str = ""
 
 
-def compose(event: str, account_request: AccountRequest, language: str) -> Message:
+def compose(
+    event: str,
+    account_request: AccountRequest,
+    language: str,
+    *,
+    note: str = "",
+    channel_id: int | None = None,
+) -> Message:
+    """The message about `event`; `note` (a chat decision, said already translated) last."""
     instance = account_request.instance
     approvers = [
         decision.approver.get_username()
@@ -63,12 +78,19 @@ def compose(event: str, account_request: AccountRequest, language: str) -> Messa
                 },
             ),
         ]
+        if note:
+            fields.append((_("Decision"), note))
         return Message(
             title=headline % {"id": account_request.pk, "account": account_request.account_name},
             fields=fields,
             link_label=_("Open the request"),
             link=settings.SITE_URL.rstrip("/")
             + reverse("request_detail", args=[account_request.pk]),
+            request_id=account_request.pk,
+            channel_id=channel_id,
+            decidable=account_request.is_pending,
+            approve_label=_("Approve"),
+            reject_label=_("Reject"),
         )
 
 
@@ -113,9 +135,10 @@ def payload(kind: str, message: Message) -> dict:
                             {
                                 "tag": "button",
                                 "text": {"tag": "plain_text", "content": message.link_label},
-                                "type": "primary",
+                                "type": "default",
                                 "url": message.link,
-                            }
+                            },
+                            *_feishu_buttons(message),
                         ],
                     },
                 ],
@@ -142,10 +165,54 @@ def payload(kind: str, message: Message) -> dict:
                 "elements": [
                     {
                         "type": "button",
+                        "action_id": "open",
                         "text": {"type": "plain_text", "text": message.link_label},
                         "url": message.link,
-                    }
+                    },
+                    *_slack_buttons(message),
                 ],
             },
         ],
     }
+
+
+def _slack_buttons(message: Message) -> list[dict]:
+    # Reference: https://api.slack.com/reference/block-kit/block-elements#button
+    if not message.decidable:
+        return []
+    return [
+        {
+            "type": "button",
+            "action_id": verdict,
+            "style": style,
+            "value": f"{message.request_id}:{message.channel_id or ''}",
+            "text": {"type": "plain_text", "text": label},
+        }
+        for verdict, style, label in (
+            ("approve", "primary", message.approve_label),
+            ("reject", "danger", message.reject_label),
+        )
+    ]
+
+
+def _feishu_buttons(message: Message) -> list[dict]:
+    # A button with a value calls the app's card callback URL back.
+    # Reference: https://open.feishu.cn/document/uAjLw4CM/ukzMukzMukzM/feishu-cards/card-callback-communication
+    if not message.decidable:
+        return []
+    return [
+        {
+            "tag": "button",
+            "type": kind,
+            "text": {"tag": "plain_text", "content": label},
+            "value": {
+                "action": verdict,
+                "request_id": message.request_id,
+                "channel": message.channel_id,
+            },
+        }
+        for verdict, kind, label in (
+            ("approve", "primary", message.approve_label),
+            ("reject", "danger", message.reject_label),
+        )
+    ]

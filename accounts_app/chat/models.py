@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -81,3 +82,53 @@ class ChatChannel(models.Model):
         return (not self.events or event in self.events) and (
             not self.regions or region_id in self.regions
         )
+
+
+class ChatPlatform(models.TextChoices):
+    """The platforms whose buttons call back: the only ones a chat user links to."""
+
+    SLACK = "slack", "Slack"
+    FEISHU = "feishu", _("Feishu/Lark")
+
+
+class ChatIdentity(models.Model):
+    """A dashboard user's account on a chat platform, linked once by a signed one-time
+    code (never by display name). A chat decision acts as this user."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities"
+    )
+    platform = models.CharField(_("platform"), max_length=16, choices=ChatPlatform)
+    # Slack's user ID (U…), Feishu's open_id (ou_…): stable, unlike a display name.
+    external_id = models.CharField(_("chat user ID"), max_length=128)
+    linked_at = models.DateTimeField(_("linked at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("chat identity")
+        verbose_name_plural = _("chat identities")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["platform", "external_id"], name="one_user_per_chat_identity"
+            ),
+            models.UniqueConstraint(fields=["user", "platform"], name="one_chat_identity_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.platform}"
+
+
+class ChatNonce(models.Model):
+    """Something signed that is accepted once: a callback (replays are refused) or a
+    link code. The unique key makes the second use fail, whatever the race."""
+
+    scope = models.CharField(max_length=16)
+    key = models.CharField(max_length=64)
+    seen_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="one_use_per_chat_nonce")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope}:{self.key[:12]}"
