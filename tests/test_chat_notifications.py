@@ -9,6 +9,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 
 from accounts_app import notifications
 from accounts_app.background import retry
@@ -17,6 +19,7 @@ from accounts_app.chat.models import ChatChannel
 from accounts_app.models import AccountRequest, Decision
 from accounts_app.services.chat import chat_channel_add
 from tests.builders import instance_row, request_row
+from tests.conftest import cast_member
 from tests.fixtures.chat_fakes import ChatFakes
 from tests.test_tasks import DATABASE_BACKEND, run_worker
 
@@ -280,3 +283,47 @@ def test_the_command_adds_lists_masked_and_removes(fakes, queue, capsys):
     assert ChatChannel.objects.count() == 0
     with pytest.raises(CommandError):
         call_command("chat_channel", "remove", "dba")
+
+
+def test_staff_add_a_channel_in_the_admin_and_never_see_its_credentials_again(
+    make_user, fakes, queue
+):
+    staff = cast_member(make_user, "superuser_requester")
+    url = fakes.add("dingtalk", "token-dingtalk", SECRETS["dingtalk"])
+    admin = Client()
+    admin.force_login(staff)
+    response = admin.post(
+        reverse("admin:accounts_app_chatchannel_add"),
+        {
+            "name": "dba",
+            "kind": "dingtalk",
+            "webhook_url": url,
+            "signing_secret": SECRETS["dingtalk"],
+            "language": "zh-hans",
+            "events": ["submitted", "expired"],
+            "regions": "cn-shanghai, cn-hangzhou",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    channel = ChatChannel.objects.get()
+    assert channel.url == url and channel.secret == SECRETS["dingtalk"]
+    assert channel.events == ["submitted", "expired"]
+    assert channel.regions == ["cn-shanghai", "cn-hangzhou"]
+
+    pages = [
+        admin.get(reverse("admin:accounts_app_chatchannel_changelist")),
+        admin.get(reverse("admin:accounts_app_chatchannel_change", args=[channel.pk])),
+    ]
+    for page in pages:
+        html = page.content.decode()
+        assert "http://127.0.0.1:" in html  # the masked URL: scheme and host
+        assert "token-dingtalk" not in html and SECRETS["dingtalk"] not in html
+
+    # Saved again with the credentials left empty: they are kept.
+    admin.post(
+        reverse("admin:accounts_app_chatchannel_change", args=[channel.pk]),
+        {"name": "dba", "kind": "dingtalk", "language": "en", "regions": "", "is_active": "on"},
+    )
+    channel.refresh_from_db()
+    assert channel.url == url and channel.language == "en" and channel.regions == []
