@@ -358,3 +358,11 @@ def test_pending_cards_carry_the_buttons_and_their_channel(pending, fakes, chann
         button.get("value") for button in buttons
     ]
     assert ChatChannel.objects.count() == 1
+
+
+def test_without_the_apps_secrets_cards_carry_only_the_link(pending, channel, settings):
+    settings.SLACK_SIGNING_SECRET = settings.FEISHU_ENCRYPT_KEY = ""
+    message = messages.compose("submitted", pending, "en", channel_id=channel.pk)
+    for kind in ("slack", "feishu"):
+        text = json.dumps(messages.payload(kind, message))
+        assert "approve" not in text and "Open the request" in text

@@ -178,7 +178,8 @@ def payload(kind: str, message: Message) -> dict:
 
 def _slack_buttons(message: Message) -> list[dict]:
     # Reference: https://api.slack.com/reference/block-kit/block-elements#button
-    if not message.decidable:
+    # Without the app's signing secret no click could be verified: no buttons.
+    if not message.decidable or not settings.SLACK_SIGNING_SECRET:
         return []
     return [
         {
@@ -198,7 +199,8 @@ def _slack_buttons(message: Message) -> list[dict]:
 def _feishu_buttons(message: Message) -> list[dict]:
     # A button with a value calls the app's card callback URL back.
     # Reference: https://open.feishu.cn/document/uAjLw4CM/ukzMukzMukzM/feishu-cards/card-callback-communication
-    if not message.decidable:
+    # Without the app's Encrypt Key no click could be verified: no buttons.
+    if not message.decidable or not settings.FEISHU_ENCRYPT_KEY:
         return []
     return [
         {
