@@ -6,6 +6,8 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from accounts_app.chat.models import ChatChannel, ChatIdentity
+from accounts_app.forms.chat import ChatChannelForm
 from accounts_app.models import (
     AccountRequest,
     ApiToken,
@@ -82,6 +84,48 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     @admin.action(description=_("Revoke the selected tokens"))
     def revoke(self, request, queryset):
         queryset.filter(revoked_at=None).update(revoked_at=timezone.now())
+
+
+@admin.register(ChatChannel)
+class ChatChannelAdmin(admin.ModelAdmin):
+    """Staff add and edit channels here; the URL and secret are only ever shown masked."""
+
+    form = ChatChannelForm
+    list_display = ["name", "kind", "masked_url", "masked_secret", "language", "is_active"]
+    list_filter = ["kind", "language", "is_active"]
+    readonly_fields = ["masked_url", "masked_secret"]
+    fields = [
+        "name",
+        "kind",
+        "masked_url",
+        "webhook_url",
+        "masked_secret",
+        "signing_secret",
+        "language",
+        "events",
+        "regions",
+        "is_active",
+    ]
+
+    @admin.display(description=_("webhook URL"))
+    def masked_url(self, channel: ChatChannel) -> str:
+        return channel.masked_url if channel.url_encrypted else "-"
+
+    @admin.display(description=_("signing secret"))
+    def masked_secret(self, channel: ChatChannel) -> str:
+        return channel.masked_secret or "-"
+
+
+@admin.register(ChatIdentity)
+class ChatIdentityAdmin(ReadOnlyAdmin):
+    """Linked chat users; deleting one unlinks it (the user links again from the chat)."""
+
+    list_display = ["user", "platform", "external_id", "linked_at"]
+    list_filter = ["platform"]
+    search_fields = ["user__username", "external_id"]
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_staff
 
 
 # Background work: tasks, failures, syncs, deliveries, workers.

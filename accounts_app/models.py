@@ -561,3 +561,7 @@ class ApiIdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"idempotency key of user #{self.user_id} for request #{self.request_id}"
+
+
+# Chat channels (accounts_app/chat/models.py).
+from accounts_app.chat.models import ChatChannel, ChatIdentity, ChatNonce  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""E-mail notifications. Enqueued as tasks with the transition that causes them, sent
+"""E-mail and chat notifications. Enqueued as tasks with the transition that causes them, sent
 by a worker (accounts_app/background/delivery.py), so a slow mail server never holds
 a page; a failure to send is retried, never undoes or blocks a transition. No mail
 carries a password: none of these functions is ever given one."""
@@ -14,6 +14,8 @@ from django.db.models import Max, Q
 from django_tasks_db.backend import DatabaseBackend
 
 from accounts_app.background.delivery import send_notification
+from accounts_app.chat.delivery import send_chat_message
+from accounts_app.chat.models import ChatChannel, ChatEvent
 from accounts_app.models import AccountRequest, AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -42,19 +44,16 @@ def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
 
 
 def _send(kind: str, account_request: AccountRequest, recipients: list[str], **extra):
-    """The mails of a request's transition. The event is the request's latest audit
-    event: every transition writes exactly one, so a task that runs twice sends once."""
+    """The mails and chat messages of a request's transition. The event is the request's
+    latest audit event: every transition writes exactly one, so a task that runs twice
+    sends once."""
     last_seq = AuditEvent.objects.filter(request=account_request).aggregate(Max("seq"))["seq__max"]
+    event_key = f"{kind}:{account_request.pk}:{last_seq or 0}"
+    _to_chat(kind, account_request, event_key, extra.get("verdict"))
     approver = extra.pop("approver", None)
     if approver is not None:
         extra["approver_id"] = approver.pk
-    _enqueue(
-        kind,
-        recipients,
-        event_key=f"{kind}:{account_request.pk}:{last_seq or 0}",
-        request_id=account_request.pk,
-        extra=extra,
-    )
+    _enqueue(kind, recipients, event_key=event_key, request_id=account_request.pk, extra=extra)
 
 
 def _enqueue(
@@ -86,10 +85,45 @@ def _enqueue(
                 extra=extra,
             )
 
+    _enqueue_with_transition(enqueue, after_commit=after_commit)
+
+
+def _enqueue_with_transition(enqueue, *, after_commit: bool = True) -> None:
     if not after_commit or isinstance(send_notification.get_backend(), DatabaseBackend):
         enqueue()
     else:
         transaction.on_commit(enqueue, robust=True)
+
+
+def _chat_event(kind: str, account_request: AccountRequest, verdict: str | None) -> str:
+    if kind == "decided":
+        return ChatEvent.APPROVED if verdict == "approve" else ChatEvent.REJECTED
+    if kind == "finished":
+        return ChatEvent.CREATED if account_request.is_created else ChatEvent.FAILED
+    return {"reconciliation": ChatEvent.OUTCOME_UNKNOWN}.get(kind, kind)
+
+
+def _to_chat(kind, account_request: AccountRequest, event_key: str, verdict) -> None:
+    """One chat task per active channel that wants this event for this region."""
+    event = _chat_event(kind, account_request, verdict)
+    region = account_request.instance.region_id
+    channels = [
+        channel.pk
+        for channel in ChatChannel.objects.filter(is_active=True)
+        if channel.wants(event, region)
+    ]
+
+    def enqueue():
+        for channel_id in channels:
+            send_chat_message.enqueue(
+                event_key=f"chat-{event_key}",
+                event=str(event),
+                request_id=account_request.pk,
+                channel_id=channel_id,
+            )
+
+    if channels:
+        _enqueue_with_transition(enqueue)
 
 
 def request_submitted(account_request: AccountRequest) -> None:

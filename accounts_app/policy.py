@@ -130,6 +130,12 @@ def may_decide(user, account_request: AccountRequest) -> bool:
     )
 
 
+def may_decide_from_chat(account_request: AccountRequest) -> bool:
+    """Chat buttons carry no second factor or re-authentication: only the privileges of
+    CHAT_APPROVABLE_PRIVILEGES may be decided there; the others, on the page."""
+    return account_request.account_privilege in settings.CHAT_APPROVABLE_PRIVILEGES
+
+
 def may_cancel(user, account_request: AccountRequest) -> bool:
     return owns(user, account_request) and account_request.is_cancellable
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from accounts_app import reauth
-from accounts_app.views import audit, core, identity, instances, requests, sync, tokens
+from accounts_app.views import audit, chat, core, identity, instances, requests, sync, tokens
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
@@ -26,6 +26,10 @@ urlpatterns = [
         identity.login_cancelled,
         name="socialaccount_login_cancelled",
     ),
+    path("preferences/chat/", chat.chat_link, name="chat_link"),
+    # Chat platforms' callbacks: public, verified by their signatures.
+    path("chat/slack/interactivity/", chat.slack_interactivity, name="chat_slack"),
+    path("chat/feishu/callback/", chat.feishu_callback, name="chat_feishu"),
     # The approval workflow.
     path("requests/new/", requests.request_new, name="request_new"),
     path("requests/preflight/", requests.request_preflight, name="request_preflight"),

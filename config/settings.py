@@ -435,6 +435,22 @@ LIVE_CALLS_PER_MINUTE = env.int("LIVE_CALLS_PER_MINUTE", default=30)
 # The debug page and error mails hide sensitive variables and POST parameters under
 # DEBUG too (config/error_reports.py).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.AlwaysSafeExceptionReporterFilter"
+# Chat channels (accounts_app/chat/): their webhook URLs and signing secrets are kept
+# encrypted with these Fernet keys, comma-separated; the first encrypts, every one
+# decrypts (rotation: put the new key first). Without a key no channel can be added.
+CHAT_ENCRYPTION_KEYS = env.list("CHAT_ENCRYPTION_KEYS", default=[])
+# Seconds to wait for a chat platform's answer before the try counts as failed.
+CHAT_TIMEOUT = env.float("CHAT_TIMEOUT", default=5.0)
+# Approving from chat (docs/chat-platforms.md). Slack: the app's signing secret, which
+# signs its interactivity requests. Feishu/Lark: the app's Encrypt Key (signs and
+# encrypts card callbacks) and Verification Token. Empty: that platform's buttons
+# are refused.
+SLACK_SIGNING_SECRET = env.str("SLACK_SIGNING_SECRET", default="")
+FEISHU_ENCRYPT_KEY = env.str("FEISHU_ENCRYPT_KEY", default="")
+FEISHU_VERIFICATION_TOKEN = env.str("FEISHU_VERIFICATION_TOKEN", default="")
+# Privileges that may be approved from chat; the others need the page (its sign-in,
+# and whatever second factor or re-authentication the page asks for).
+CHAT_APPROVABLE_PRIVILEGES = env.list("CHAT_APPROVABLE_PRIVILEGES", default=["RoleReadOnly"])
 
 LOGGING = {
     "version": 1,

@@ -1,13 +1,16 @@
-"""Run the demo: the local R-KVStore simulator, the dashboard and one background
-worker, stopped together.
+"""Run the demo: the local R-KVStore simulator, the dashboard, one background worker
+and local fakes of the chat platforms, stopped together.
 
 Started by `make run`. The dashboard is pointed at the simulator through
-KVSTORE_ENDPOINT; the simulator keeps its state in .simulator-state.json.
+KVSTORE_ENDPOINT; the simulator keeps its state in .simulator-state.json. A chat
+channel of each platform (DingTalk, Feishu/Lark, WeCom, Slack) posts to the fakes,
+whose page lists every message they received.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import secrets
 import signal
@@ -28,7 +31,64 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
                 return
         except OSError:
             time.sleep(0.1)
-    raise SystemExit(f"The simulator did not start on {host}:{port}.")
+    raise SystemExit(f"Nothing started on {host}:{port}.")
+
+
+CHAT_LANGUAGES = {"dingtalk": "zh-hans", "feishu": "en", "wecom": "zh-hans", "slack": "en"}
+
+
+def ensure_chat_key() -> None:
+    """A .env written before chat channels existed gets its encryption key once."""
+    if os.environ.get("CHAT_ENCRYPTION_KEYS") or read_env_value("CHAT_ENCRYPTION_KEYS"):
+        return
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    with (ROOT / ".env").open("a") as env_file:
+        env_file.write(f"CHAT_ENCRYPTION_KEYS={key}\n")
+
+
+def start_chat_fakes(manage: list[str], env: dict, port: int) -> subprocess.Popen:
+    """The fakes, and a demo channel of each platform pointed at them."""
+    secret = secrets.token_urlsafe(16)
+    fakes = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.fixtures.chat_fakes",
+            "--port",
+            str(port),
+            "--secret",
+            secret,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for_port("127.0.0.1", port)
+    base = f"http://127.0.0.1:{port}"
+    urls = {
+        "dingtalk": f"{base}/robot/send?access_token=demo-token",
+        "feishu": f"{base}/open-apis/bot/v2/hook/demo-token",
+        "wecom": f"{base}/cgi-bin/webhook/send?key=demo-token",
+        "slack": f"{base}/services/demo-token",
+    }
+    for kind, url in urls.items():
+        name = f"demo-{kind}"
+        subprocess.run([*manage, "chat_channel", "remove", name], env=env, capture_output=True)
+        subprocess.run(
+            [
+                *manage,
+                "chat_channel",
+                "add",
+                f"--name={name}",
+                f"--kind={kind}",
+                f"--url={url}",
+                f"--secret={secret}",
+                f"--language={CHAT_LANGUAGES[kind]}",
+            ],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return fakes
 
 
 def main() -> None:
@@ -42,7 +102,9 @@ def main() -> None:
         help="also start the demo OpenID provider and sign in through it (make run-sso)",
     )
     parser.add_argument("--idp-port", type=int, default=8002)
+    parser.add_argument("--chat-port", type=int, default=8003)
     args = parser.parse_args()
+    ensure_chat_key()
 
     env = dict(os.environ, KVSTORE_ENDPOINT=f"http://127.0.0.1:{args.simulator_port}")
     manage = [sys.executable, str(ROOT / "manage.py")]
@@ -65,24 +127,25 @@ def main() -> None:
         ],
         env=env,
     )
-    dashboard = worker = None
+    dashboard = worker = chat = None
     try:
         wait_for_port("127.0.0.1", args.simulator_port)
         subprocess.run([*manage, "sync_instances"], env=env, check=False)
-        print_sign_in(args.host, args.port)
+        chat = start_chat_fakes(manage, env, args.chat_port)
+        print_sign_in(args.host, args.port, args.chat_port)
         dashboard = start_dashboard(manage, args.host, args.port, env)
         # Mail, "sync now" and the periodic jobs run here (SQLite: one worker is enough).
         worker = subprocess.Popen([*manage, "run_worker"], env=env)
-        processes = (simulator, dashboard, worker, *([idp] if idp else []))
+        processes = (simulator, dashboard, worker, chat, *([idp] if idp else []))
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
     finally:
-        for process in (worker, dashboard, simulator, idp):
+        for process in (worker, dashboard, simulator, chat, idp):
             if process is not None and process.poll() is None:
                 process.send_signal(signal.SIGINT)
-        for process in (worker, dashboard, simulator, idp):
+        for process in (worker, dashboard, simulator, chat, idp):
             if process is not None:
                 try:
                     process.wait(timeout=5)
@@ -137,12 +200,13 @@ def start_demo_idp(env: dict, args) -> subprocess.Popen:
     return idp
 
 
-def print_sign_in(host: str, port: int) -> None:
+def print_sign_in(host: str, port: int, chat_port: int) -> None:
     password = os.environ.get("DEMO_PASSWORD") or read_env_value("DEMO_PASSWORD")
     print(
         f"\n  Dashboard:  http://{host}:{port}/\n"
         f"  Sign in as requester, approver, approver2, auditor or admin\n"
         f"  Password:   {password}   (DEMO_PASSWORD in .env)\n"
+        f"  Chat:       http://127.0.0.1:{chat_port}/   (what the demo chat channels received)\n"
         f"  Stop with Ctrl-C (stops the simulator and the worker too).\n",
         flush=True,
     )

@@ -6,6 +6,7 @@ AUDIT_HMAC_KEY stays the same.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import string
 import sys
@@ -51,6 +52,8 @@ def main(path: str) -> None:
                 "DEMO_MODE=true",
                 f"SECRET_KEY={secrets.token_urlsafe(50)}",
                 f"AUDIT_HMAC_KEY={secrets.token_urlsafe(48)}",
+                "# Encrypts the chat channels' webhook URLs and secrets (a Fernet key).",
+                f"CHAT_ENCRYPTION_KEYS={base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()}",
                 f"DEMO_PASSWORD={demo_password()}",
                 "# The local simulator of the R-KVStore API, started by `make run`.",
                 "KVSTORE_ENDPOINT=http://127.0.0.1:8001",

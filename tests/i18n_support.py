@@ -28,7 +28,7 @@ ALLOWED_WORDS = frozenset(
     AccessKey Secret STS RAM NTP Endpoint KVSTORE_ENDPOINT MIN_APPROVALS User-Agent English
     http https
     admin root select
-    Authorization Bearer Idempotency-Key CSRF X-CSRFToken
+    Authorization Bearer Idempotency-Key CSRF X-CSRFToken Slack Webhook
     """.split()
 )
 # API values that messages quote as the API writes them: "状态：Changing", "cluster 架构".

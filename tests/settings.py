@@ -9,6 +9,7 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-01234567
 os.environ.setdefault("AUDIT_HMAC_KEY", "test-audit-hmac-key")
 os.environ.setdefault("DEBUG", "false")
 os.environ.setdefault("HTTPS", "false")
+os.environ.setdefault("CHAT_ENCRYPTION_KEYS", "dGVzdC1jaGF0LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=")
 os.environ.setdefault("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAItestkeyid")
 os.environ.setdefault("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "test-access-key-secret")
 # Playwright's sync API keeps an event loop running in the test thread; the ORM

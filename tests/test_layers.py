@@ -68,9 +68,13 @@ LAYERS = [
         "accounts_app.background.retry",
         "accounts_app.background.workers",
         "accounts_app.background.housekeeping",
+        "accounts_app.chat.delivery",
+        "accounts_app.chat.messages",
+        "accounts_app.chat.platforms",
+        "accounts_app.chat.verify",
     },
     # The package itself and background.models: the task engine's bookkeeping tables.
-    {"accounts_app.models", "accounts_app.background"},
+    {"accounts_app.models", "accounts_app.background", "accounts_app.chat"},
     {
         "accounts_app.rules",
         "accounts_app.api_labels",

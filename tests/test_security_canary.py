@@ -12,7 +12,10 @@ password raw and encoded: zero hits.
 
 The notifications those paths cause go through the real task queue (django-tasks-db's
 table) and its worker, once failing (errors, tracebacks and the dead letter are kept)
-and once sent, so the dump searches the task tables too.
+and once sent, so the dump searches the task tables too. Chat channels of every
+platform get theirs over loopback (tests/fixtures/chat_fakes.py): what the platforms
+received is searched as well, and the channels' webhook tokens and signing secrets
+are searched for like the password, everywhere but in the webhook URLs themselves.
 The browser's profile directory is searched the same way by
 tests/test_e2e_browser_profile.py (Chromium's own files, written on close). Since issue 23
 the run also meets an upstream that echoes the password back in every encoding, a crash
@@ -65,7 +68,9 @@ from accounts_app.background import delivery, retry
 from accounts_app.background.models import NotificationDelivery, TaskFailure
 from accounts_app.models import AccountRequest, CircuitBreaker
 from accounts_app.services import tokens, workflow
+from accounts_app.services.chat import chat_channel_add
 from tests.conftest import empty_instance
+from tests.fixtures.chat_fakes import ChatFakes
 from tests.hostile_upstream import hostile_endpoint
 
 # Committed, so that pg_dump (another connection) sees every row. serialized_rollback
@@ -586,7 +591,30 @@ def run_the_tasks(settings, monkeypatch) -> None:
     for failure in failures:
         retry.retry_failure(failure)
     call_command("db_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
-    assert NotificationDelivery.objects.filter(sent_at__isnull=False).count() == len(failures)
+    mails = NotificationDelivery.objects.exclude(recipient__startswith="chat:")
+    assert mails.filter(sent_at__isnull=False).count() == len(failures)
+
+
+CHAT_KINDS = ("dingtalk", "feishu", "wecom", "slack")
+
+
+def add_chat_channels(fakes: ChatFakes) -> dict[str, str]:
+    """A channel of each platform; returns their credentials, to search for."""
+    credentials = {}
+    for kind in CHAT_KINDS:
+        token, secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        chat_channel_add(name=kind, kind=kind, url=fakes.add(kind, token, secret), secret=secret)
+        credentials |= {f"the {kind} webhook token": token, f"the {kind} secret": secret}
+    return credentials
+
+
+def collect_chat_posts(fakes: ChatFakes, evidence: Evidence) -> None:
+    """What the platforms received: every one accepted, every event of the run there."""
+    posts = fakes.posts()
+    assert {post.kind for post in posts} == set(CHAT_KINDS)
+    assert all(post.accepted for post in posts), [post.reason for post in posts]
+    for index, post in enumerate(posts):
+        evidence.add(f"chat:{post.kind}:{index}", post.raw.decode())
 
 
 def crash_with_debug_on(run: Run, canary: str, settings, monkeypatch) -> None:
@@ -686,9 +714,19 @@ def canary_run(committed_db, estate, requester, approver, every_log_record, sett
     return Run(estate, requester, approver, evidence), handler
 
 
+@pytest.fixture
+def chat_fakes():
+    server = ChatFakes().start()
+    yield server
+    server.stop()
+
+
 @committed
-def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch, capfd):
+def test_no_password_comes_to_rest_on_any_path(
+    canary_run, settings, monkeypatch, capfd, chat_fakes
+):
     run, handler = canary_run
+    chat_credentials = add_chat_channels(chat_fakes)
     canary = make_canary()
     extra = {
         "too short": make_canary(24)[:7],
@@ -707,6 +745,7 @@ def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch
     assert any("Audit checkpoint" in m.subject for m in mail.outbox)
     assert any("canary_auditor" in m.body for m in mail.outbox)
     positive_control(run, canary)
+    collect_chat_posts(chat_fakes, run.evidence)
     collect_at_rest(run.evidence, capfd)
     dump = next(text for where, text in run.evidence.items if where == "db:dump")
     # The task tables were dumped with rows in them: what the search covered.
@@ -714,7 +753,7 @@ def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch
         assert table_text in dump, f"no {table_text} in the task tables"
 
     # The capture saw what it should have: SQL with parameters, the client, the error.
-    assert {"log", "response", "db", "session", "mail", "cache"} <= run.evidence.kinds()
+    assert {"log", "response", "db", "session", "mail", "cache", "chat"} <= run.evidence.kinds()
     wheres = {where for where, _ in run.evidence.items}
     for logger in (
         "log:django.db.backends",
@@ -725,7 +764,7 @@ def test_no_password_comes_to_rest_on_any_path(canary_run, settings, monkeypatch
         assert logger in wheres, f"nothing captured from {logger}"
     assert handler.count > 1000
 
-    leaks = find_leaks({"the canary": canary, **extra}, run.evidence)
+    leaks = find_leaks({"the canary": canary, **extra, **chat_credentials}, run.evidence)
     assert leaks == [], "\n".join(leaks)
 
 

@@ -26,6 +26,8 @@ from tests.security_support import (
 pytestmark = pytest.mark.django_db
 
 CSRF_FAILED = b"CSRF verification failed"
+# Called by the chat platforms, which sign each request instead of holding a session.
+SIGNED_BY_PLATFORM = ("chat_slack", "chat_feishu")
 
 
 def csrf_client(user) -> Client:
@@ -108,9 +110,21 @@ def test_every_post_route_refuses_missing_wrong_and_foreign_tokens(urls):
     foreign = token_of(csrf_client(actors["approver"]))
     # The superuser passes every permission check: only the token can stop the POST.
     signed_in_routes = {
-        name: url for name, url in routes.items() if name != "login" and name not in API_DOCUMENTS
+        name: url
+        for name, url in routes.items()
+        if name != "login" and name not in API_DOCUMENTS and name not in SIGNED_BY_PLATFORM
     }
     assert csrf_sweep(actors["superuser_requester"], foreign, signed_in_routes) == []
+
+
+def test_the_chat_callbacks_trust_the_platforms_signature_never_a_session(urls):
+    """CSRF-exempt, so a forged POST riding a staff session must still be refused."""
+    actors, routes = urls
+    client = csrf_client(actors["superuser_requester"])
+    for name in SIGNED_BY_PLATFORM:
+        for data, headers in [({}, {}), ({}, {"X-CSRFToken": token_of(client)})]:
+            response = client.post(routes[name], data, headers=headers)
+            assert response.status_code == 403 and CSRF_FAILED not in response.content
 
 
 def test_the_sign_in_form_refuses_a_post_without_its_token(urls):

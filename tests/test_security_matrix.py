@@ -51,6 +51,8 @@ STAFF = frozenset({"superuser_requester"})
 DECIDERS = APPROVERS - OWNERS
 
 OK = "ok"  # a 2xx, or a redirect that is not to the sign-in page
+# Routes that no session opens: the anonymous visitor is refused like everyone else.
+VERIFIED_BY_SIGNATURE = {"chat_slack", "chat_feishu"}
 
 # (route, method) -> (actors who get past authorization, what they get).
 # Every other signed-in actor gets 403 and an audit event; the anonymous visitor
@@ -88,6 +90,14 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("api_tokens", "POST"): (SIGNED_IN, OK),
     ("api_token_revoke", "GET"): (SIGNED_IN, 405),
     ("api_token_revoke", "POST"): (SIGNED_IN, OK),
+    ("chat_link", "GET"): (SIGNED_IN, 405),
+    ("chat_link", "POST"): (SIGNED_IN, OK),
+    # Chat platforms' callbacks: public, but an unsigned POST is refused and audited
+    # whoever sends it (VERIFIED_BY_SIGNATURE).
+    ("chat_slack", "GET"): (EVERYONE, 405),
+    ("chat_slack", "POST"): (frozenset(), 403),
+    ("chat_feishu", "GET"): (EVERYONE, 405),
+    ("chat_feishu", "POST"): (frozenset(), 403),
     ("request_new", "GET"): (REQUESTERS, OK),
     ("request_new", "POST"): (REQUESTERS, OK),
     ("request_preflight", "GET"): (REQUESTERS, OK),
@@ -179,7 +189,7 @@ class Sweep:
             else:
                 response = client.post(url, POST_DATA.get(route.name, {}))
             self.count += 1
-            self._check_answer(label, response, actor, allowed, answer, denied_before)
+            self._check_answer(label, response, actor, allowed, answer, denied_before, route.name)
             if method == "GET" and rows_snapshot() != before:
                 self.problems.append(f"{label}: a GET changed AccountRequest or Decision rows")
             if account_request is not None and method == "POST":
@@ -187,14 +197,16 @@ class Sweep:
             transaction.set_rollback(True)
         client.cookies = deepcopy(self.cookies[actor])
 
-    def _check_answer(self, label, response, actor, allowed, answer, denied_before) -> None:
+    def _check_answer(
+        self, label, response, actor, allowed, answer, denied_before, route_name
+    ) -> None:
         status = response.status_code
         location = response.get("Location", "")
         new_denials = denied_events() - denied_before
         # The sign-in page asked for a page: what LoginRequiredMiddleware answers.
         to_login = status == 302 and location.startswith(reverse("login") + "?next=")
         if actor not in allowed:
-            if actor == "anonymous":
+            if actor == "anonymous" and route_name not in VERIFIED_BY_SIGNATURE:
                 if not to_login:
                     self.problems.append(f"{label}: {status} {location}, not the sign-in page")
             elif status != 403 or new_denials != 1:

@@ -30,6 +30,7 @@ from accounts_app.background.models import (
     TaskFailure,
     WorkerHeartbeat,
 )
+from accounts_app.chat.models import ChatNonce
 from accounts_app.models import AccountRequest, Instance
 from tests.builders import submitted_request
 
@@ -425,9 +426,19 @@ def test_pruning_forgets_what_finished_long_ago_and_keeps_the_rest(queue, settin
     NotificationDelivery.objects.create(event_key="old", recipient="a@example.com")
     NotificationDelivery.objects.filter(event_key="old").update(created_at=long_ago)
     NotificationDelivery.objects.create(event_key="new", recipient="a@example.com")
+    ChatNonce.objects.create(scope="slack", key="old")
+    ChatNonce.objects.filter(key="old").update(seen_at=long_ago)
+    ChatNonce.objects.create(scope="slack", key="new")
 
     pruned = tasks.prune.call()
 
-    assert pruned == {"deliveries": 1, "periodic_runs": 0, "sync_runs": 0, "call_windows": 0}
+    assert pruned == {
+        "deliveries": 1,
+        "periodic_runs": 0,
+        "sync_runs": 0,
+        "call_windows": 0,
+        "chat_nonces": 1,
+    }
+    assert list(ChatNonce.objects.values_list("key", flat=True)) == ["new"]
     assert [str(pk) for pk in DBTaskResult.objects.values_list("id", flat=True)] == [recent.id]
     assert list(NotificationDelivery.objects.values_list("event_key", flat=True)) == ["new"]

@@ -8,6 +8,7 @@ TASKS_WORKER_TIMEOUT, and the retry then sends: at least once, and once in pract
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -33,6 +34,19 @@ def deliver(
     *, event_key: str, kind: str, request_id: int | None, recipient: str, extra: dict
 ) -> bool:
     """Send one notification unless it was sent already; True when sent by this call."""
+
+    def send() -> None:
+        subject, body = render(kind, request_id, extra)
+        send_mail(subject, body, None, [recipient])
+
+    return deliver_once(event_key=event_key, recipient=recipient, send=send)
+
+
+def deliver_once(*, event_key: str, recipient: str, send: Callable[[], None]) -> bool:
+    """Call send() unless this (event, recipient) was sent already; True when sent now.
+
+    Mail and chat messages alike (a chat channel's recipient is "chat:<channel id>").
+    """
     _record(event_key, recipient)
     deliveries = NotificationDelivery.objects.filter(event_key=event_key, recipient=recipient)
     if deliveries.filter(sent_at__isnull=False).exists():
@@ -46,8 +60,7 @@ def deliver(
             return False
         raise DeliveryInProgress(f"{event_key} to {recipient} is being sent by another run")
     try:
-        subject, body = render(kind, request_id, extra)
-        send_mail(subject, body, None, [recipient])
+        send()
     except BaseException:
         deliveries.update(claimed_at=None)
         raise

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts_app.background.models import NotificationDelivery, PeriodicRun, SyncRun
+from accounts_app.chat.models import ChatNonce
 from accounts_app.models import CallWindow
 
 
@@ -24,4 +25,7 @@ def prune(*, days: int) -> dict:
         "periodic_runs": PeriodicRun.objects.filter(enqueued_at__lt=before).delete()[0],
         "sync_runs": SyncRun.objects.filter(started_at__lt=before).delete()[0],
         "call_windows": CallWindow.objects.filter(window_start__lt=before).delete()[0],
+        # Callbacks older than five minutes and link codes older than fifteen are
+        # refused on their own: their nonces need not be kept for long.
+        "chat_nonces": ChatNonce.objects.filter(seen_at__lt=before).delete()[0],
     }

@@ -1,0 +1,1 @@
+"""Chat channels: notifications to DingTalk, Feishu/Lark, WeCom and Slack groups."""
