@@ -420,6 +420,8 @@ SCHEDULE_EXPIRE_SECONDS = env.int("SCHEDULE_EXPIRE_SECONDS", default=900)
 SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=300)
 # Daily: finished tasks, deliveries, periodic runs and syncs older than TASKS_KEEP_DAYS go.
 SCHEDULE_PRUNE_SECONDS = env.int("SCHEDULE_PRUNE_SECONDS", default=86400)
+# Hourly: the audit chain's head mailed to the auditors and written to the log stream.
+SCHEDULE_CHECKPOINT_SECONDS = env.int("SCHEDULE_CHECKPOINT_SECONDS", default=3600)
 TASKS_KEEP_DAYS = env.int("TASKS_KEEP_DAYS", default=14)
 
 # Four eyes that survive a superuser (accounts_app/policy.py). No approval policy may ask

@@ -31,7 +31,7 @@ from accounts_app.background.models import (
     WorkerHeartbeat,
 )
 from accounts_app.chat.models import ChatNonce
-from accounts_app.models import AccountRequest, Instance
+from accounts_app.models import AccountRequest, AuditEvent, Instance
 from tests.builders import submitted_request
 
 DATABASE_BACKEND = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
@@ -370,6 +370,7 @@ def test_the_scheduler_enqueues_each_job_once_per_period(queue, settings):
     settings.SCHEDULE_EXPIRE_SECONDS = 600
     settings.SCHEDULE_RECONCILE_SECONDS = 0  # off
     settings.SCHEDULE_PRUNE_SECONDS = 0
+    settings.SCHEDULE_CHECKPOINT_SECONDS = 0
     now = timezone.now().replace(minute=0, second=1)
 
     assert scheduler.tick(now) == ["sync", "expire"]
@@ -383,6 +384,21 @@ def test_the_scheduler_enqueues_each_job_once_per_period(queue, settings):
         "accounts_app.background.tasks.expire_requests",
         "accounts_app.background.tasks.start_sync",
     ]
+
+
+def test_the_audit_checkpoint_is_published_on_the_schedule(queue, people, settings, caplog):
+    settings.SCHEDULE_CHECKPOINT_SECONDS = 3600
+    for job in ("SYNC", "EXPIRE", "RECONCILE", "PRUNE"):
+        setattr(settings, f"SCHEDULE_{job}_SECONDS", 0)
+    head = AuditEvent.objects.order_by("-seq").first()
+
+    assert scheduler.tick(timezone.now()) == ["checkpoint"]
+    with caplog.at_level("INFO", logger="accounts_app.audit.checkpoint"):
+        run_worker()
+
+    assert f"audit-checkpoint seq={head.seq} hash={head.hash}" in caplog.text
+    published = AuditEvent.objects.order_by("-seq").first()
+    assert published.action == AuditEvent.Action.CHECKPOINT_PUBLISHED
 
 
 def test_expiry_and_reconciliation_run_as_tasks(queue, estate, people, settings):

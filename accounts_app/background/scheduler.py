@@ -23,6 +23,7 @@ JOBS = {
     "expire": (lambda: settings.SCHEDULE_EXPIRE_SECONDS, tasks.expire_requests),
     "reconcile": (lambda: settings.SCHEDULE_RECONCILE_SECONDS, tasks.reconcile_requests),
     "prune": (lambda: settings.SCHEDULE_PRUNE_SECONDS, tasks.prune),
+    "checkpoint": (lambda: settings.SCHEDULE_CHECKPOINT_SECONDS, tasks.publish_audit_checkpoint),
 }
 
 

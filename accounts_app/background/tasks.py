@@ -12,7 +12,7 @@ from django.tasks import task
 
 from accounts_app.audit import Origin
 from accounts_app.background import housekeeping, sync
-from accounts_app.services import workflow
+from accounts_app.services import audit_checkpoints, workflow
 
 
 @task()
@@ -37,3 +37,10 @@ def prune() -> dict:
 def reconcile_requests() -> dict:
     settled = workflow.reconcile_all(origin=Origin.system("scheduler"))
     return {"reconciled": len(settled)}
+
+
+@task()
+def publish_audit_checkpoint() -> dict:
+    """The audit chain's head, to where the database's owner cannot rewrite it."""
+    checkpoint = audit_checkpoints.checkpoint_publish(origin=Origin.system("scheduler"))
+    return {"seq": checkpoint.seq}
