@@ -52,6 +52,7 @@ FAST_WORKERS = {
     "SCHEDULE_EXPIRE_SECONDS": "0",
     "SCHEDULE_RECONCILE_SECONDS": "0",
     "SCHEDULE_PRUNE_SECONDS": "0",
+    "SCHEDULE_CHECKPOINT_SECONDS": "0",
 }
 
 
@@ -307,6 +308,7 @@ def test_two_schedulers_enqueue_each_job_once_per_period(on_postgres, stack, tmp
         SCHEDULE_EXPIRE_SECONDS=str(intervals["expire"]),
         SCHEDULE_RECONCILE_SECONDS=str(intervals["reconcile"]),
         SCHEDULE_PRUNE_SECONDS="0",
+        SCHEDULE_CHECKPOINT_SECONDS="0",
     )
     command = ["run_scheduler", "--tick", "0.05", "--duration", "7"]
     schedulers = [
