@@ -472,6 +472,9 @@ class AuditChainHead(models.Model):
 
     seq = models.BigIntegerField(default=0)
     hash = models.CharField(max_length=64, default="0" * 64)
+    # The newest event's time, so that a writer need not read that event to keep time
+    # from going backwards along the chain. Empty on a head written before it existed.
+    last_event_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"audit chain head at #{self.seq}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Case, Exists, Q, QuerySet, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -86,38 +86,41 @@ def may_decide_on(user, account_request: AccountRequest) -> bool:
 # --- Four eyes that survive an administrator ----------------------------------
 
 
-def granted_by_requester(approver, requester_id: int) -> bool:
-    """The requester gave the approver a role, a permission, a flag or the account."""
-    return RoleGrant.objects.filter(user=approver, granted_by_id=requester_id).exists()
-
-
-def granted_recently(approver) -> bool:
-    """The approver was given something within the last APPROVER_WAIT_HOURS."""
+def _granted_recently() -> Q:
+    """A RoleGrant given within the last APPROVER_WAIT_HOURS (none when that is 0)."""
     hours = settings.APPROVER_WAIT_HOURS
     if hours <= 0:
-        return False
-    since = timezone.now() - timedelta(hours=hours)
-    return RoleGrant.objects.filter(user=approver, granted_at__gte=since).exists()
+        return Q(pk__in=[])
+    return Q(granted_at__gte=timezone.now() - timedelta(hours=hours))
 
 
 def approver_conflict(approver, requester_id: int) -> str:
-    """Why this approver may not decide this requester's requests; empty when they may."""
-    if granted_by_requester(approver, requester_id):
+    """Why this approver may not decide this requester's requests; empty when they may.
+    One query for both reasons: the grant that stands in the way, by the requester first."""
+    by_requester = Q(granted_by_id=requester_id)
+    grants = RoleGrant.objects.filter(user=approver).filter(by_requester | _granted_recently())
+    # (pk, granter) of the grant in the way, one by the requester first; None when none is.
+    conflict = (
+        grants.order_by(Case(When(by_requester, then=0), default=1))
+        .values_list("pk", "granted_by_id")
+        .first()
+    )
+    if conflict is None:
+        return ""
+    if conflict[1] == requester_id:
         return str(
             _(
                 "You were given your role or your account by the requester: someone else "
                 "must decide on their requests."
             )
         )
-    if granted_recently(approver):
-        return str(
-            _(
-                "Your role or your account is less than %(hours)s hours old: you may "
-                "approve requests once that time has passed."
-            )
-            % {"hours": settings.APPROVER_WAIT_HOURS}
+    return str(
+        _(
+            "Your role or your account is less than %(hours)s hours old: you may "
+            "approve requests once that time has passed."
         )
-    return ""
+        % {"hours": settings.APPROVER_WAIT_HOURS}
+    )
 
 
 def may_decide(user, account_request: AccountRequest) -> bool:
@@ -190,8 +193,12 @@ def visible_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[Accou
 
 def decidable_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[AccountRequest]:
     """may_decide, as a filter."""
-    if not may_approve(user) or granted_recently(user):
+    if not may_approve(user):
         return requests.none()
+    if settings.APPROVER_WAIT_HOURS > 0:
+        # Too new an approver, in the same query: a page listing requests asks no more.
+        recent = RoleGrant.objects.filter(_granted_recently(), user=user)
+        requests = requests.exclude(Exists(recent))
     return (
         requests.filter(status=AccountRequest.Status.PENDING)
         .exclude(requester=user)

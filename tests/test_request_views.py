@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
-from accounts_app.models import AccountRequest, AuditEvent
-from tests.builders import approved_request, request_form_data
+from accounts_app.models import AccountRequest, AuditEvent, Instance
+from tests.builders import approved_request, request_form_data, request_row
 from tests.conftest import cast_member
 from tests.demo_instances import HEALTHY, OLD_ENGINE, PASSWORD_FREE
 
 pytestmark = pytest.mark.django_db
+
+Status = AccountRequest.Status
 
 PASSWORD = "Str0ng-Passw0rd"
 
@@ -200,3 +205,25 @@ def test_the_dashboard_shows_a_requester_only_their_own_created_accounts(
     assert created_on_dashboard(requester) == 1
     assert created_on_dashboard(other_requester) == 0
     assert created_on_dashboard(approver) == 1
+
+
+def test_each_dashboard_list_shows_its_ten_newest_rows_even_when_they_overlap(
+    estate, requester, other_requester, approver
+):
+    instance = Instance.objects.get(instance_id=HEALTHY)
+    now = timezone.now()
+    for number in range(12):  # each newer than the one before
+        finished = now + timedelta(minutes=number)
+        request_row(
+            requester, instance, f"mine_{number}", status=Status.CREATED, finished_at=finished
+        )
+        request_row(other_requester, instance, f"theirs_{number}")
+    newest = range(11, 1, -1)
+    lists = signed_in(approver).get(reverse("dashboard")).context
+    assert [row.account_name for row in lists["waiting"]] == [f"theirs_{n}" for n in newest]
+    created = [f"mine_{n}" for n in newest]
+    assert [row.account_name for row in lists["recently_created"]] == created
+    as_requester = signed_in(requester).get(reverse("dashboard")).context
+    assert [row.account_name for row in as_requester["my_requests"]] == created
+    assert [row.account_name for row in as_requester["recently_created"]] == created
+    assert as_requester["waiting"] == []

@@ -59,7 +59,9 @@ def record_event(
         )
         event.hash = event_digest(event_values(event), head.hash)
         event.save(force_insert=True)
-        AuditChainHead.objects.filter(pk=head.pk).update(seq=event.seq, hash=event.hash)
+        AuditChainHead.objects.filter(pk=head.pk).update(
+            seq=event.seq, hash=event.hash, last_event_at=event.created_at
+        )
     return event
 
 
@@ -70,7 +72,10 @@ def _next_time(head: AuditChainHead):
     date range into a seq range (audit_selectors._within_dates).
     """
     now = timezone.now()
-    previous = AuditEvent.objects.filter(seq=head.seq).values_list("created_at", flat=True).first()
+    previous = head.last_event_at
+    if previous is None:  # a head from before last_event_at: read the event itself
+        events = AuditEvent.objects.filter(seq=head.seq)
+        previous = events.values_list("created_at", flat=True).first()
     return max(now, previous) if previous is not None else now
 
 

@@ -186,12 +186,13 @@ class Breaker:
     # --- Storage ------------------------------------------------------------------------
 
     def _read(self) -> _Snapshot | None:
+        # One plain SELECT on every call, no transaction of its own: it sits on the path
+        # of every Alibaba call (two per pre-flight), and a read needs no atomicity.
         try:
-            with transaction.atomic():
-                row = self._rows().values_list("consecutive_failures", "open_until").first()
-                if row is None:
-                    CircuitBreaker.objects.get_or_create(name=self.name)
-                    return _Snapshot(0, None)
+            row = self._rows().values_list("consecutive_failures", "open_until").first()
+            if row is None:
+                CircuitBreaker.objects.get_or_create(name=self.name)
+                return _Snapshot(0, None)
         except DatabaseError:
             log.warning("circuit breaker %s: state unreadable, calling anyway", self.name)
             return None

@@ -196,15 +196,16 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
         conflict = policy.approver_conflict(approver, account_request.requester_id)
         if conflict:
             raise TransitionError(conflict)
+        # No savepoint: a second decision by the same approver breaks the unique
+        # constraint, and the refusal then rolls the whole transaction back.
         try:
-            with transaction.atomic():
-                Decision.objects.create(
-                    request=account_request,
-                    approver=approver,
-                    requester_id=account_request.requester_id,
-                    verdict=verdict,
-                    comment=comment,
-                )
+            Decision.objects.create(
+                request=account_request,
+                approver=approver,
+                requester_id=account_request.requester_id,
+                verdict=verdict,
+                comment=comment,
+            )
         except IntegrityError as error:
             raise TransitionError(_("You have already decided on this request.")) from error
 
@@ -304,11 +305,13 @@ def request_cancel(*, request_id: int, user, origin: Origin) -> AccountRequest:
 def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
     """Expire the request if its time is up. Runs in its own transaction, so the
     expiry sticks even when the caller then refuses the action."""
+    # Read outside the transaction (nearly every request is not stale: one statement);
+    # the compare-and-set below decides if it moved on since.
+    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+    if not account_request.is_stale(timezone.now()):
+        return False
+    was = account_request.status
     with transaction.atomic():
-        account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
-        if not account_request.is_stale(timezone.now()):
-            return False
-        was = account_request.status
         try:
             _transition(
                 account_request,

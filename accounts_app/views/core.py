@@ -9,7 +9,6 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from accounts_app import policy
 from accounts_app.background.workers import queue_health
 from accounts_app.forms.preferences import PreferencesForm
 from accounts_app.selectors import requests as selectors
@@ -20,15 +19,7 @@ DASHBOARD_LIST_SIZE = 10
 
 
 def dashboard(request):
-    user = request.user
-    context = {
-        "my_requests": selectors.my_requests(user)[:DASHBOARD_LIST_SIZE],
-        "waiting": selectors.waiting_for_approval(user)[:DASHBOARD_LIST_SIZE]
-        if policy.may_approve(user)
-        else [],
-        "reconciliation": selectors.needing_reconciliation(user)[:DASHBOARD_LIST_SIZE],
-        "recently_created": selectors.recently_created(user)[:DASHBOARD_LIST_SIZE],
-    }
+    context = selectors.dashboard_lists(request.user, DASHBOARD_LIST_SIZE)
     template = "dashboard.html"
     if request.htmx:
         template += "#dashboard-lists"

@@ -128,12 +128,15 @@ def append_batch(factory: EventFactory, count: int) -> None:
         for seq in range(head.seq + 1, head.seq + 1 + count):
             values = factory.event(seq)
             event_hash = event_digest(values, prev_hash, signer=factory.signer)
-            values["created_at"] = ops.adapt_datetimefield_value(values["created_at"])
+            last_event_at = values["created_at"]
+            values["created_at"] = ops.adapt_datetimefield_value(last_event_at)
             rows.append([*(values[name] for name in HASHED_FIELDS), prev_hash, event_hash])
             prev_hash = event_hash
         with connection.cursor() as cursor:
             cursor.executemany(INSERT_SQL, rows)
-        AuditChainHead.objects.filter(pk=head.pk).update(seq=seq, hash=prev_hash)
+        AuditChainHead.objects.filter(pk=head.pk).update(
+            seq=seq, hash=prev_hash, last_event_at=last_event_at
+        )
 
 
 def _insert_sql() -> str:
