@@ -3,7 +3,17 @@ from __future__ import annotations
 from django.urls import include, path
 
 from accounts_app import reauth
-from accounts_app.views import audit, chat, core, identity, instances, requests, sync, tokens
+from accounts_app.views import (
+    audit,
+    chat,
+    core,
+    identity,
+    instances,
+    request_list,
+    requests,
+    sync,
+    tokens,
+)
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
@@ -31,6 +41,7 @@ urlpatterns = [
     path("chat/slack/interactivity/", chat.slack_interactivity, name="chat_slack"),
     path("chat/feishu/callback/", chat.feishu_callback, name="chat_feishu"),
     # The approval workflow.
+    path("requests/", request_list.request_list, name="request_list"),
     path("requests/new/", requests.request_new, name="request_new"),
     path("requests/preflight/", requests.request_preflight, name="request_preflight"),
     path("requests/<int:pk>/", requests.request_detail, name="request_detail"),
@@ -38,6 +49,11 @@ urlpatterns = [
     path("requests/<int:pk>/reject/", requests.request_reject, name="request_reject"),
     path("requests/<int:pk>/cancel/", requests.request_cancel, name="request_cancel"),
     path("requests/<int:pk>/execute/", requests.request_execute, name="request_execute"),
+    path(
+        "requests/<int:pk>/execute/result/",
+        requests.request_execute_result,
+        name="request_execute_result",
+    ),
     path("requests/<int:pk>/reconcile/", requests.request_reconcile, name="request_reconcile"),
     path("approvals/", requests.approvals, name="approvals"),
     # Instance inventory.

@@ -67,7 +67,7 @@ def execute_page(user, account_request, *, post: bool):
     if not post:
         return client.get(url).content.decode()
     data = {"account_password": PASSWORD, "account_password_confirm": PASSWORD}
-    return client.post(url, data).content.decode()
+    return client.post(url, data, follow=True).content.decode()
 
 
 @pytest.mark.parametrize(

@@ -227,6 +227,7 @@ def story(estate, requester, approver, auditor):
     created_page = as_requester.post(
         reverse("request_execute", args=[created.pk]),
         {"account_password": PASSWORD, "account_password_confirm": PASSWORD},
+        follow=True,
     )
     rejected = submit(as_requester, account_name="app_no")
     as_approver.post(reverse("request_reject", args=[rejected.pk]), {"comment": "no"})
@@ -289,6 +290,8 @@ def test_the_requester_pages_are_in_chinese(story):
         data=["app_x"],
     )
     assert_chinese(client.get(reverse("request_detail", args=[story["approved"].pk])))
+    assert_chinese(client.get(reverse("request_list")))
+    assert_chinese(client.get(reverse("request_execute_result", args=[story["created"].pk])))
     assert_chinese(client.get(reverse("request_detail", args=[story["rejected"].pk])))
     assert_chinese(client.get(reverse("request_execute", args=[story["approved"].pk])))
     assert "账号已创建" in assert_chinese(story["created_page"])
@@ -342,6 +345,8 @@ def test_the_approver_and_auditor_pages_are_in_chinese(story):
     approver, auditor = story["approver"], story["auditor"]
     assert_chinese(approver.get(reverse("dashboard")))
     assert_chinese(approver.get(reverse("approvals")))
+    assert_chinese(approver.get(reverse("request_list"), {"tab": "waiting"}))
+    assert_chinese(approver.get(reverse("request_list"), {"tab": "all", "date_to": "2000-01-01"}))
     assert_chinese(approver.get(reverse("request_detail", args=[story["pending"].pk])))
     response = approver.post(
         reverse("request_approve", args=[story["pending"].pk]), {"comment": "x"}, follow=True

@@ -105,13 +105,72 @@ def test_the_whole_flow_through_the_pages(estate, requester, approver):
         reverse("request_execute", args=[account_request.pk]),
         {"account_password": PASSWORD, "account_password_confirm": PASSWORD},
     )
-    assert response.status_code == 200
-    body = response.content.decode()
-    assert "The account was created" in body
-    assert "AUTH app_reader:" in body
-    assert PASSWORD not in body
+    # Post/redirect/get: the outcome is a page of its own, which a refresh asks again.
+    result_url = reverse("request_execute_result", args=[account_request.pk])
+    assert (response.status_code, response.url) == (302, result_url)
+    for _refresh in range(2):
+        body = client.get(result_url).content.decode()
+        assert "The account was created" in body
+        assert "AUTH app_reader:" in body
+        assert "nothing to create" not in body
+        assert PASSWORD not in body
+    assert len(estate.calls("CreateAccount")) == 1
     account_request.refresh_from_db()
     assert account_request.status == AccountRequest.Status.CREATED
+    # The form of a created request answers with its result, not an empty password form.
+    form = client.get(reverse("request_execute", args=[account_request.pk]))
+    assert form.url == result_url
+
+
+def created_page(requester, approver, instance_id: str) -> bytes:
+    account_request = approved_request(requester, approver)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        instance=Instance.objects.get(instance_id=instance_id)
+    )
+    client = signed_in(requester)
+    client.post(
+        reverse("request_execute", args=[account_request.pk]),
+        {"account_password": PASSWORD, "account_password_confirm": PASSWORD},
+    )
+    return client.get(reverse("request_execute_result", args=[account_request.pk])).content
+
+
+def test_the_created_page_gives_the_redis_6_auth_line_with_a_placeholder(
+    estate, requester, approver
+):
+    body = created_page(requester, approver, PASSWORD_FREE)  # Redis 7.0
+    assert b"AUTH app_reader &lt;password&gt;" in body
+    assert b"AUTH app_reader:&lt;password&gt;" in body
+    assert PASSWORD.encode() not in body
+
+
+def test_the_created_page_of_redis_5_gives_only_the_user_colon_password_line(
+    estate, requester, approver
+):
+    body = created_page(requester, approver, HEALTHY)  # Redis 5.0
+    assert b"AUTH app_reader:&lt;password&gt;" in body
+    assert b"AUTH app_reader &lt;password&gt;" not in body
+
+
+def test_an_execution_refused_before_the_call_redirects_to_the_form_with_the_reason(
+    estate, requester, approver, settings
+):
+    account_request = approved_request(requester, approver)
+    AccountRequest.objects.filter(pk=account_request.pk).update(account_name="app_exists")
+    estate.add_account(account_request.instance.instance_id, "app_exists")
+    client = signed_in(requester)
+    response = client.post(
+        reverse("request_execute", args=[account_request.pk]),
+        {"account_password": PASSWORD, "account_password_confirm": PASSWORD},
+        follow=True,
+    )
+    assert response.redirect_chain == [(reverse("request_execute", args=[account_request.pk]), 302)]
+    body = response.content.decode()
+    assert "see the pre-flight checks" in body
+    assert "see the checks below" not in body
+    assert "data-next-steps" in body  # cancel, or copy with another name
+    assert PASSWORD not in body
+    assert not estate.calls("CreateAccount")
 
 
 def test_a_mismatched_confirmation_is_refused_and_the_password_not_rendered_back(

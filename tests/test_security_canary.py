@@ -364,13 +364,23 @@ class Run:
         return account_request
 
     def execute(self, account_request, password, confirm=None, *, client=None):
-        return (client or self.client).post(
+        """The POST, and after it the pages its redirect leads to (post/redirect/get:
+        the result page and the messages it carries are searched too)."""
+        client = client or self.client
+        response = client.post(
             reverse("request_execute", args=[account_request.pk]),
             {
                 "account_password": password,
                 "account_password_confirm": password if confirm is None else confirm,
             },
         )
+        execute_pages = {
+            reverse(name, args=[account_request.pk])
+            for name in ("request_execute", "request_execute_result")
+        }
+        if response.status_code == 302 and response.url in execute_pages:
+            return client.get(response.url, follow=True)
+        return response
 
     def expect(self, account_request, calls: int) -> None:
         self.expected_calls[account_request.instance.instance_id] = calls

@@ -168,7 +168,9 @@ def test_an_old_sign_in_must_confirm_the_password_before_executing(
         action=AuditEvent.Action.LOGIN, actor=requester, comment="re-authenticated"
     ).exists()
     created = client.post(
-        execute_url, {"account_password": PASSWORD, "account_password_confirm": PASSWORD}
+        execute_url,
+        {"account_password": PASSWORD, "account_password_confirm": PASSWORD},
+        follow=True,
     )
     assert "The account was created" in created.content.decode()
 

@@ -95,7 +95,7 @@ def request_submit(
     )
     if not preflight.can_proceed:
         raise TransitionError(
-            _("This account cannot be created on this instance; see the checks below."),
+            _("This account cannot be created on this instance; see the pre-flight checks."),
             preflight=preflight,
         )
     try:
@@ -363,7 +363,7 @@ def request_execute(
     preflight = preflight_for(account_request, client=client, at_execute=True, viewer=user)
     if not preflight.can_proceed:
         raise TransitionError(
-            _("The account cannot be created right now; see the checks below."),
+            _("The account cannot be created right now; see the pre-flight checks."),
             preflight=preflight,
         )
     # Refused before the claim: the request stays approved and no call is made.

@@ -28,10 +28,12 @@ register = template.Library()
 # (URL name, label, who sees it: a context flag from context_processors.navigation).
 NAV_LINKS = [
     ("dashboard", _("Dashboard"), None),
+    ("request_list", _("Requests"), None),
     ("request_new", _("New request"), "nav_can_request"),
     ("approvals", _("Approvals"), "nav_can_approve"),
     ("instances", _("Instances"), None),
     ("audit", _("Audit log"), "nav_can_view_everything"),
+    ("created_accounts", _("Created accounts"), "nav_can_view_everything"),
 ]
 
 

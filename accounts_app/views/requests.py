@@ -11,11 +11,14 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts_app import policy, roles, rules
+from accounts_app.alibaba import errors
 from accounts_app.audit import Origin
 from accounts_app.forms.requests import AccountRequestForm, DecisionForm, ExecuteForm
 from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required, second_factor_required
+from accounts_app.selectors import request_list
 from accounts_app.selectors import requests as selectors
+from accounts_app.selectors.connection import connection_hints
 from accounts_app.services import workflow
 
 
@@ -148,45 +151,73 @@ def request_cancel(request, pk: int):
 @roles.role_required(roles.REQUEST_ACCOUNT)
 @recent_login_required
 def request_execute(request, pk: int):
-    """The one request in which the password exists: typed, sent to CreateAccount, forgotten."""
+    """The one request in which the password exists: typed, sent to CreateAccount, forgotten.
+
+    Post/redirect/get: every attempt that reached the workflow answers with a redirect,
+    so a refresh shows the outcome again and never posts the password a second time. An
+    invalid form is answered in place (nothing was attempted; its password fields are
+    rendered empty). The password itself is never shown after the POST: a generated one
+    lives only in this page's fields, in the browser, until it is submitted."""
     account_request = _own_request(request, pk)
-    if request.method == "GET" and not account_request.is_approved:
-        return redirect("request_detail", pk=pk)
     form = ExecuteForm(request.POST or None)
-    preflight = result = None
     if request.method == "POST" and form.is_valid():
-        result, preflight = _execute(request, pk, form)
-        account_request.refresh_from_db()
-    if result is None and preflight is None and account_request.is_approved:
-        preflight = workflow.preflight_for(
-            account_request, at_execute=True, viewer=request.user, page_view=True
-        )
-    context = {
-        "account_request": account_request,
-        # The form is rendered with PasswordInput(render_value=False): a
-        # password typed before an error is never written back into the page.
-        "form": form,
-        "preflight": preflight,
-        "result": result,
-        "rules_spec": rules.browser_spec(),
-    }
+        if _execute(request, pk, form):
+            return redirect("request_execute_result", pk=pk)
+        return redirect("request_execute", pk=pk)
+    if not account_request.is_approved:
+        return redirect("request_execute_result", pk=pk)
+    preflight = workflow.preflight_for(
+        account_request, at_execute=True, viewer=request.user, page_view=True
+    )
+    context = {"account_request": account_request, "form": form, "preflight": preflight}
+    context["rules_spec"] = rules.browser_spec()
     return render(request, "requests/execute.html", context)
 
 
 @sensitive_variables()
-def _execute(request, pk: int, form: ExecuteForm):
-    """(the execution's result, None), or (None, the pre-flight that refused it)."""
+def _execute(request, pk: int, form: ExecuteForm) -> bool:
+    """Whether CreateAccount was called (its outcome is then the request's state); a
+    refusal before the call is said in a message."""
     try:
-        result = workflow.request_execute(
+        workflow.request_execute(
             request_id=pk,
             user=request.user,
             account_password=form.cleaned_data["account_password"],
             origin=Origin.from_request(request),
         )
     except workflow.TransitionError as error:
-        form.add_error(None, error.message)
-        return None, error.preflight
-    return result, None
+        messages.error(request, error.message)
+        return False
+    return True
+
+
+# What an execution leaves (approved: refused by Alibaba for a cause that passes, the
+# approval standing).
+EXECUTION_OUTCOMES = {
+    AccountRequest.Status.APPROVED,
+    AccountRequest.Status.CREATED,
+    AccountRequest.Status.FAILED,
+    AccountRequest.Status.NEEDS_RECONCILIATION,
+}
+
+
+@never_cache
+@require_GET
+@roles.role_required(roles.REQUEST_ACCOUNT)
+def request_execute_result(request, pk: int):
+    """What the last execution left, read from the request: the created account's
+    connection details (never its password), an unknown outcome, or the refusal."""
+    account_request = _own_request(request, pk)
+    if account_request.status not in EXECUTION_OUTCOMES:
+        return redirect("request_detail", pk=pk)
+    if account_request.is_approved and not account_request.error_code:
+        return redirect("request_execute", pk=pk)  # nothing was tried since the approval
+    context = {
+        "account_request": account_request,
+        "instance_busy": errors.is_instance_busy(account_request.error_code),
+        "connection": connection_hints(account_request),
+    }
+    return render(request, "requests/execute_result.html", context)
 
 
 # What reconciling found, by the request's status afterwards.
@@ -225,8 +256,9 @@ def request_reconcile(request, pk: int):
 
 @roles.role_required(roles.APPROVE_REQUEST)
 def approvals(request):
-    rows = selectors.waiting_for_approval(request.user)[:200]
+    number = request_list.page_number(request.GET.get("page"))
+    page = request_list.page_of(selectors.waiting_for_approval(request.user), number)
     template = "requests/approvals.html"
     if request.htmx:
         template += "#approval-rows"
-    return render(request, template, {"rows": rows})
+    return render(request, template, {"page": page})

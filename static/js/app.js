@@ -114,4 +114,55 @@
   }
 
   document.querySelectorAll("input[data-combobox]").forEach(bindCombobox);
+
+  // Copy buttons (templates/requests/_copy_button.html): hidden until this script can
+  // copy; they copy what the page already shows, never a password.
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) return navigator.clipboard.writeText(text);
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "visually-hidden";
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+    return Promise.resolve();
+  }
+
+  document.querySelectorAll("button[data-copy]").forEach(function (button) {
+    var label = button.textContent;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      var source = document.getElementById(button.dataset.copy);
+      copyText(source.textContent.trim()).then(function () {
+        button.textContent = button.dataset.copied;
+        setTimeout(function () {
+          button.textContent = label;
+        }, 2000);
+      });
+    });
+  });
+
+  // A form whose POST can take seconds (CreateAccount: up to the API's deadline) says
+  // so, and is not sent twice. Disabled after the submit event, so the button's own
+  // value is still part of the POST.
+  document.querySelectorAll("button[data-busy-text]").forEach(function (button) {
+    if (!button.form) return;
+    button.form.addEventListener("submit", function (event) {
+      setTimeout(function () {
+        if (event.defaultPrevented) return; // refused in the browser: nothing was sent
+        button.disabled = true;
+        button.setAttribute("aria-busy", "true");
+        button.textContent = button.dataset.busyText;
+      }, 0);
+    });
+  });
+
+  // Forms that undo something ask first (cancelling a request).
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
 })();

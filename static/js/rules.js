@@ -533,7 +533,15 @@
       b.setAttribute("aria-label", ui.generateLabel);
       tools.appendChild(b);
     });
-    const status = companion(input, "generate-status", "span", "rule-status", generate);
+    // Copies the field's value from the page itself: the password never leaves the
+    // browser except in the form's POST to CreateAccount.
+    const copy = button(document.querySelector('[data-password-copy="' + CSS.escape(id) + '"]'), function (b) {
+      b.dataset.passwordCopy = id;
+      b.textContent = ui.copy;
+      b.setAttribute("aria-label", ui.copyLabel);
+      tools.appendChild(b);
+    });
+    const status = companion(input, "generate-status", "span", "rule-status", copy);
 
     const list = companion(input, "checklist", "ul", "rule-checklist", message);
     list.dataset.checklistFor = id;
@@ -592,6 +600,12 @@
         if (updaters.has(confirm)) updaters.get(confirm)(true);
       });
       status.textContent = ui.generated;
+    });
+    copy.addEventListener("click", function () {
+      if (!input.value || !navigator.clipboard) return;
+      navigator.clipboard.writeText(input.value).then(function () {
+        status.textContent = ui.copied;
+      });
     });
     input.addEventListener("kvstore:checked", refreshChecklist);
     input.addEventListener("input", function () {
