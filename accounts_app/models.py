@@ -72,6 +72,12 @@ class ApprovalPolicy(models.Model):
         _("privilege"), max_length=32, choices=PRIVILEGE_CHOICES, unique=True
     )
     approvals_required = models.PositiveSmallIntegerField(_("approvals required"), default=1)
+    # Fleet requests (one account on many instances): the most instances one request may
+    # name, and the size above which one more approval is needed; empty: no limit.
+    max_fleet_size = models.PositiveSmallIntegerField(_("largest fleet"), null=True, blank=True)
+    extra_approval_above = models.PositiveSmallIntegerField(
+        _("one more approval above"), null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("approval policy")
@@ -243,6 +249,9 @@ class AccountRequest(models.Model):
     copied_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="copies"
     )
+    # How many instances a fleet request names (its FleetTarget rows); 0: a request for
+    # one account on `instance` alone. A fleet request's `instance` is its first target.
+    fleet_size = models.PositiveSmallIntegerField(_("instances"), default=0)
 
     objects = AccountRequestQuerySet.as_manager()
 
@@ -275,6 +284,10 @@ class AccountRequest(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    @property
+    def is_fleet(self) -> bool:
+        return self.fleet_size > 0
 
     @property
     def is_pending(self) -> bool:
@@ -568,3 +581,39 @@ class ApiIdempotencyKey(models.Model):
 
 # Chat channels (accounts_app/chat/models.py).
 from accounts_app.chat.models import ChatChannel, ChatIdentity, ChatNonce  # noqa: E402, F401
+
+
+class FleetTarget(models.Model):
+    """One instance of a fleet request, frozen at submission, with its own outcome.
+
+    The request's approval covers every target; each target is claimed
+    (waiting or failed -> creating) by a compare-and-set before its CreateAccount,
+    so concurrent runs call it at most once per claim (accounts_app/services/fleet.py).
+    """
+
+    class Status(models.TextChoices):
+        WAITING = "waiting", _("Waiting")
+        CREATING = "creating", _("Creating")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        UNKNOWN = "unknown", _("Unknown")
+
+    request = models.ForeignKey(AccountRequest, on_delete=models.PROTECT, related_name="targets")
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="fleet_targets")
+    position = models.PositiveSmallIntegerField()  # the order the requester confirmed
+    status = models.CharField(_("status"), max_length=16, choices=Status, default=Status.WAITING)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error_code = models.CharField(_("error code"), max_length=128, blank=True)
+    error_message = models.TextField(_("error message"), blank=True)
+    alibaba_request_id = models.CharField(_("Alibaba RequestId"), max_length=64, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["request", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["request", "instance"], name="one_target_per_instance")
+        ]
+
+    def __str__(self) -> str:
+        return f"request #{self.request_id} on instance #{self.instance_id}: {self.status}"

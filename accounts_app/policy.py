@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import roles
-from accounts_app.models import AccountRequest, RoleGrant
+from accounts_app.models import AccountRequest, ApprovalPolicy, RoleGrant
 
 # --- Roles --------------------------------------------------------------------
 
@@ -144,8 +144,10 @@ def may_cancel(user, account_request: AccountRequest) -> bool:
 
 
 def may_execute(user, account_request: AccountRequest) -> bool:
-    """Only the requester creates the account, once approved."""
-    return owns(user, account_request) and account_request.is_approved
+    """Only the requester creates the account, once approved (a fleet: may_execute_fleet)."""
+    return (
+        owns(user, account_request) and account_request.is_approved and not account_request.is_fleet
+    )
 
 
 def may_reconcile_on(user, account_request: AccountRequest) -> bool:
@@ -170,6 +172,7 @@ class RequestActions:
     reconcile: bool
     copy: bool
     is_requester: bool
+    execute_fleet: bool = False
 
 
 def request_actions(user, account_request: AccountRequest) -> RequestActions:
@@ -180,7 +183,39 @@ def request_actions(user, account_request: AccountRequest) -> RequestActions:
         reconcile=may_reconcile(user, account_request),
         copy=may_copy(user, account_request),
         is_requester=owns(user, account_request),
+        execute_fleet=may_execute_fleet(user, account_request),
     )
+
+
+# --- Fleet requests (one account on many instances) ----------------------------
+
+
+def _fleet_policy(privilege: str) -> ApprovalPolicy | None:
+    return ApprovalPolicy.objects.filter(account_privilege=privilege).first()
+
+
+def fleet_size_refusal(privilege: str, size: int) -> str:
+    """Why a fleet of ``size`` instances may not be requested with this privilege's
+    policy; empty when it may."""
+    row = _fleet_policy(privilege)
+    if row is not None and row.max_fleet_size is not None and size > row.max_fleet_size:
+        return str(
+            _("The approval policy allows at most %(max)s instances in one request.")
+            % {"max": row.max_fleet_size}
+        )
+    return ""
+
+
+def fleet_extra_approvals(privilege: str, size: int) -> int:
+    """Approvals a fleet needs beyond the privilege's own: one above the policy's size."""
+    row = _fleet_policy(privilege)
+    above = row.extra_approval_above if row is not None else None
+    return 1 if above is not None and size > above else 0
+
+
+def may_execute_fleet(user, account_request: AccountRequest) -> bool:
+    """The requester runs (or reruns the failed instances of) an approved fleet."""
+    return account_request.is_fleet and owns(user, account_request) and account_request.is_approved
 
 
 # --- Many requests: the same questions as queries -----------------------------

@@ -488,6 +488,8 @@ def _pattern(start: CharClass | None, allowed: CharClass) -> str:
 
 _NAME_CHARS = LOWER | DIGIT | CharClass.chars("_")
 _PASSWORD_CHARS = UPPER | LOWER | DIGIT | SPECIAL
+# What a generated password is drawn from (services/fleet.py: one password per instance).
+PASSWORD_ALPHABET = _PASSWORD_CHARS.members()
 _DESCRIPTION_START = LETTER | CHINESE
 _DESCRIPTION_CHARS = LETTER | CHINESE | DIGIT | CharClass.chars("_-")
 # Instance IDs have no documented grammar; every one seen is `r-` and lowercase

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, AuditEvent, Instance
+from accounts_app.selectors.fleet import fleet_progress, fleet_targets
 from accounts_app.selectors.instances import blocker_messages
 
 
@@ -38,7 +39,7 @@ def account_request(row: AccountRequest) -> dict:
     fields = (
         "account_name account_privilege account_description account_type justification "
         "status approvals_required created_at approved_at finished_at alibaba_request_id "
-        "error_code error_message"
+        "error_code error_message fleet_size"
     ).split()
     return {
         "id": row.pk,
@@ -66,8 +67,36 @@ def request_detail(user, row: AccountRequest, events) -> dict:
         "actions": {
             "decide": actions.decide,
             "cancel": actions.cancel,
-            "execute": actions.execute,
+            "execute": actions.execute or actions.execute_fleet,
             "reconcile": actions.reconcile,
+        },
+        **(fleet(row) if row.is_fleet else {}),
+    }
+
+
+def fleet(row: AccountRequest) -> dict:
+    """A fleet request's targets, and how far its runs got."""
+    targets = fleet_targets(row)
+    progress = fleet_progress(targets)
+    return {
+        "targets": [
+            {
+                "instance_id": target.instance.instance_id,
+                "region_id": target.instance.region_id,
+                **{
+                    name: getattr(target, name)
+                    for name in (
+                        "status attempts error_code error_message alibaba_request_id finished_at"
+                    ).split()
+                },
+            }
+            for target in targets
+        ],
+        "progress": {
+            "total": progress.total,
+            "done": progress.done,
+            "failed": progress.failed,
+            "unknown": progress.unknown,
         },
     }
 

@@ -20,11 +20,12 @@ from accounts_app.api.schemas import (
     RequestIn,
     RequestPage,
 )
+from accounts_app.forms.fleet import FleetRequestForm
 from accounts_app.forms.requests import AccountRequestForm, DecisionForm
 from accounts_app.models import AccountRequest
 from accounts_app.selectors import api_pages
 from accounts_app.selectors import requests as selectors
-from accounts_app.services import idempotency, workflow
+from accounts_app.services import fleet, idempotency, workflow
 
 router = Router(tags=["requests"])
 ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 429: Error}
@@ -96,18 +97,38 @@ def request_create(request, body: RequestIn):
     require_scope(request, "request")
     if not policy.may_request(request.user):
         raise deny(request, "request_account")
-    form = AccountRequestForm(body.dict())
+    fleet_request = bool(body.instance_ids)
+    form = (FleetRequestForm if fleet_request else AccountRequestForm)(body.dict())
     if not form.is_valid():
         raise ApiError(
             400, "InvalidParameter", _("Correct the fields below."), errors=form_errors(form)
         )
+    submit = fleet.fleet_submit if fleet_request else workflow.request_submit
     try:
-        row = workflow.request_submit(
-            requester=request.user, origin=origin_of(request), **form.submission()
-        )
+        row = submit(requester=request.user, origin=origin_of(request), **form.submission())
+    except fleet.FleetRefused as error:
+        raise _fleet_refused(error) from error
     except workflow.TransitionError as error:
         raise _conflict(error, None) from error
     return Status(201, _detail(request, row.pk))
+
+
+def _fleet_refused(error: fleet.FleetRefused) -> ApiError:
+    """409 with each instance's pre-flight, so the caller can drop the blocked ones."""
+    return ApiError(
+        409,
+        "PreflightFailed" if error.checks else "InvalidParameter",
+        error.message,
+        instances=[
+            {
+                "instance_id": check.instance.instance_id,
+                "status": check.status,
+                "reason": str(check.reason),
+                "preflight": present.preflight(check.preflight),
+            }
+            for check in error.checks
+        ],
+    )
 
 
 @router.get("/requests/{id}", response={200: RequestDetail, **ERRORS})
@@ -266,6 +287,8 @@ def _repeat(claim: idempotency.Claim, pk: int):
 
 @sensitive_variables()
 def _execute(request, pk: int, password: str) -> tuple[int, dict]:
+    if AccountRequest.objects.filter(pk=pk, fleet_size__gt=0).exists():
+        return _execute_fleet(request, pk, password)
     try:
         result = workflow.request_execute(
             request_id=pk, user=request.user, account_password=password, origin=origin_of(request)
@@ -281,6 +304,36 @@ def _execute(request, pk: int, password: str) -> tuple[int, dict]:
         "request": _json_ready(_detail(request, pk)),
         "error": error,
     }
+
+
+@sensitive_variables()
+def _execute_fleet(request, pk: int, password: str) -> tuple[int, dict]:
+    """Every waiting or failed instance, with the one password; the answer says each one's
+    outcome (`request.targets`). Generated passwords are the pages' alone: an API answer
+    never carries a password."""
+    try:
+        runs = fleet.fleet_execute(
+            request_id=pk,
+            user=request.user,
+            password_for=lambda target: password,
+            origin=origin_of(request),
+        )
+    except workflow.TransitionError as error:
+        conflict = _conflict(error, pk)
+        return 409, {"code": conflict.code, "message": conflict.message, **conflict.extra}
+    detail = _json_ready(_detail(request, pk))
+    created = detail["status"] == AccountRequest.Status.CREATED
+    error = None
+    if not created:
+        progress = detail["progress"]
+        error = {
+            "code": "NotEveryInstanceCreated",
+            "message": str(
+                _("%(failed)s instances failed and %(unknown)s have an unknown outcome.")
+                % {"failed": progress["failed"], "unknown": progress["unknown"]}
+            ),
+        }
+    return 200, {"created": created, "request": detail, "error": error, "ran": len(runs)}
 
 
 def _json_ready(answer: dict) -> dict:

@@ -30,12 +30,22 @@ class Preflight(Schema):
     checks: list[PreflightCheck]
 
 
+class InstanceCheck(Schema):
+    instance_id: str
+    status: Literal["ok", "blocked", "warning"]
+    reason: str
+    preflight: Preflight | None
+
+
 class Error(Schema):
     code: str
     message: str
     errors: dict[str, list[FieldError]] | None = None
     status: str | None = Field(None, description="409: the request's current state")
     preflight: Preflight | None = None
+    instances: list[InstanceCheck] | None = Field(
+        None, description="A fleet request refused: each instance's pre-flight"
+    )
 
 
 # --- Instances ----------------------------------------------------------------
@@ -90,6 +100,11 @@ class RequestIn(Schema):
     """The request form's fields; every one is checked by the form, all errors at once."""
 
     instance_id: str = ""
+    instance_ids: list[str] = Field(
+        default_factory=list,
+        description="A fleet request: the same account on each of these instances "
+        "(instead of instance_id)",
+    )
     account_name: str = ""
     account_privilege: str = ""
     account_description: str = ""
@@ -127,6 +142,7 @@ class RequestOut(Schema):
     alibaba_request_id: str
     error_code: str
     error_message: str
+    fleet_size: int = Field(0, description="How many instances a fleet request names; 0: one")
 
 
 class RequestPage(Schema):
@@ -161,16 +177,39 @@ class Actions(Schema):
     reconcile: bool
 
 
+class FleetTargetOut(Schema):
+    instance_id: str
+    region_id: str
+    status: Literal["waiting", "creating", "done", "failed", "unknown"]
+    attempts: int
+    error_code: str
+    error_message: str
+    alibaba_request_id: str
+    finished_at: datetime | None
+
+
+class FleetProgressOut(Schema):
+    total: int
+    done: int
+    failed: int
+    unknown: int
+
+
 class RequestDetail(RequestOut):
     decisions: list[DecisionOut]
     timeline: list[TimelineEvent]
     actions: Actions
+    targets: list[FleetTargetOut] = Field(
+        default_factory=list, description="A fleet request's instances and their outcomes"
+    )
+    progress: FleetProgressOut | None = None
 
 
 class ExecuteOut(Schema):
     created: bool
     request: RequestDetail
     error: Error | None
+    ran: int | None = Field(None, description="A fleet request: the instances this call ran")
 
 
 # --- Audit --------------------------------------------------------------------

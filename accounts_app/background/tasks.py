@@ -12,7 +12,7 @@ from django.tasks import task
 
 from accounts_app.audit import Origin
 from accounts_app.background import housekeeping, sync
-from accounts_app.services import audit_checkpoints, workflow
+from accounts_app.services import audit_checkpoints, fleet, workflow
 
 
 @task()
@@ -35,7 +35,8 @@ def prune() -> dict:
 
 @task()
 def reconcile_requests() -> dict:
-    settled = workflow.reconcile_all(origin=Origin.system("scheduler"))
+    origin = Origin.system("scheduler")
+    settled = workflow.reconcile_all(origin=origin) + fleet.fleet_reconcile_stuck(origin=origin)
     return {"reconciled": len(settled)}
 
 

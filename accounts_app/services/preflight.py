@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -224,8 +225,11 @@ def _open_request_check(
     instance: Instance, account_name: str, exclude_request_id: int | None, viewer=None
 ) -> Check:
     params = {"name": account_name}
+    # On the instance itself, or among the instances of a fleet request.
     others = AccountRequest.objects.filter(
-        instance=instance, account_name=account_name, status__in=AccountRequest.OPEN_STATUSES
+        Q(instance=instance) | Q(targets__instance=instance),
+        account_name=account_name,
+        status__in=AccountRequest.OPEN_STATUSES,
     )
     if exclude_request_id is not None:
         others = others.exclude(pk=exclude_request_id)

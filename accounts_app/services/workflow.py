@@ -342,6 +342,8 @@ def expire_requests(*, origin: Origin | None = None) -> int:
 
 
 def check_executable(account_request: AccountRequest, user) -> None:
+    if account_request.is_fleet:  # its run is services/fleet.py's, target by target
+        raise TransitionError(_("This request names many instances: run it from its page."))
     if not policy.owns(user, account_request):
         raise TransitionError(_("Only the requester creates the account once it is approved."))
     if not account_request.is_approved:
@@ -561,6 +563,10 @@ def reconcile_request(*, request_id: int, origin: Origin, client=None) -> Accoun
     account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
     if account_request.status != Status.NEEDS_RECONCILIATION:
         raise TransitionError(_("This request does not need reconciliation."))
+    if account_request.is_fleet:
+        from accounts_app.services.fleet import fleet_reconcile  # it imports this module
+
+        return fleet_reconcile(request_id=request_id, origin=origin, client=client)
     return reconcile(account_request=account_request, origin=origin, client=client)
 
 
@@ -572,16 +578,14 @@ def reconcile_all(*, origin: Origin | None = None, client=None) -> list[AccountR
     """
     origin = origin or Origin.system("reconcile_requests")
     stuck_before = timezone.now() - STUCK_EXECUTION_AFTER
-    for account_request in AccountRequest.objects.select_related("instance").filter(
-        status=Status.EXECUTING, executing_since__lt=stuck_before
-    ):
+    # Fleet requests are settled target by target (services.fleet.fleet_reconcile_stuck).
+    single = AccountRequest.objects.select_related("instance").filter(fleet_size=0)
+    for account_request in single.filter(status=Status.EXECUTING, executing_since__lt=stuck_before):
         try:
             _record_outcome_unknown(account_request, None, origin)
         except TransitionError:
             continue  # it finished meanwhile
     return [
         reconcile(account_request=account_request, origin=origin, client=client)
-        for account_request in AccountRequest.objects.select_related("instance").filter(
-            status=Status.NEEDS_RECONCILIATION
-        )
+        for account_request in single.filter(status=Status.NEEDS_RECONCILIATION)
     ]

@@ -1,0 +1,108 @@
+"""The fleet request form: the request form's fields, with a list of instances."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from accounts_app import rules
+from accounts_app.forms.requests import AccountRequestForm
+from accounts_app.models import Instance
+from accounts_app.selectors.fleet import FleetSelector, instances_by_id
+
+
+class InstanceListField(forms.Field):
+    """Instance IDs (checkboxes on the page, a JSON list in the API) -> the instances,
+    in the order given; an ID the inventory does not know is an error, named."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[Instance]:
+        if isinstance(value, str):
+            value = value.replace(",", " ").split()
+        ids = [str(item).strip() for item in value or [] if str(item).strip()]
+        if not ids:
+            raise forms.ValidationError(_("Choose at least one instance."), code="required")
+        malformed = [i for i in ids if rules.validate("InstanceId", i)]
+        instances, unknown = instances_by_id([i for i in ids if i not in malformed])
+        if malformed or unknown:
+            raise forms.ValidationError(
+                _("Not in the inventory: %(ids)s."),
+                code="unknown_instance",
+                params={"ids": ", ".join([*malformed, *unknown][:10])},
+            )
+        return instances
+
+    def validate(self, value) -> None:
+        """to_python said it all (required included)."""
+
+
+class FleetRequestForm(AccountRequestForm):
+    """The request form without its one instance: `instance_ids` names them all."""
+
+    instance_ids = InstanceListField(label=_("Instances"), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["instance_id"]
+
+    def submission(self) -> dict:
+        """The cleaned values, as fleet.fleet_submit() takes them."""
+        data = self.cleaned_data
+        return {
+            "instances": data["instance_ids"],
+            "account_name": data["account_name"],
+            "account_privilege": data["account_privilege"],
+            "account_description": data["account_description"],
+            "account_type": data["account_type"],
+            "justification": data["justification"],
+        }
+
+
+class FleetSelectorForm(forms.Form):
+    """Search for the instances of a fleet: every field given must match."""
+
+    name = forms.CharField(label=_("Name or ID contains"), required=False, max_length=64)
+    region = forms.CharField(label=_("Region"), required=False, max_length=32)
+    engine = forms.CharField(label=_("Engine version"), required=False, max_length=16)
+
+    def selector(self) -> FleetSelector:
+        data = self.cleaned_data if self.is_valid() else {}
+        return FleetSelector(
+            name=data.get("name", ""), region=data.get("region", ""), engine=data.get("engine", "")
+        )
+
+
+class FleetExecuteForm(forms.Form):
+    """One password typed for every instance, or one generated per instance."""
+
+    one_password_each = forms.BooleanField(
+        label=_("Generate a different password for each instance"), required=False
+    )
+    account_password = forms.CharField(
+        label=_("Password"),
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
+        ),
+    )
+    account_password_confirm = forms.CharField(
+        label=_("Confirm password"),
+        strip=False,
+        required=False,
+        widget=forms.PasswordInput(
+            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
+        ),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("one_password_each"):
+            return cleaned
+        password = cleaned.get("account_password", "")
+        for violation in rules.validate("AccountPassword", password):
+            self.add_error("account_password", violation.message)
+        if password != cleaned.get("account_password_confirm", ""):
+            self.add_error("account_password_confirm", rules.passwords_do_not_match_message())
+        return cleaned

@@ -1,0 +1,504 @@
+"""Fleet requests: one account on many instances, approved once, created per instance.
+
+The request names its instances at submission (FleetTarget rows, frozen); approvers
+decide on the whole list through the ordinary workflow. The run happens inside the
+one HTTP request that received the password: the request is claimed (approved ->
+executing), then each runnable target is claimed (waiting or failed -> creating,
+compare-and-set), checked again, and CreateAccount is called on it with no
+transaction or lock held; its outcome is written to its row and to the audit log
+before the next target, so another tab can watch. At the end the request goes back to
+approved (failed targets may run again while the approval lasts), to
+needs-reconciliation (an outcome is unknown), or to created (every target is done).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
+
+from accounts_app import notifications, policy, rules
+from accounts_app.alibaba import errors
+from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
+from accounts_app.audit import Origin, record_event
+from accounts_app.models import AccountRequest, AuditEvent, FleetTarget, Instance
+from accounts_app.selectors.fleet import MAX_FLEET_SIZE
+from accounts_app.services import call_budgets, workflow
+from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
+from accounts_app.services.preflight import BLOCKED, OK, WARNING, PreflightResult, run_preflight
+from accounts_app.services.workflow import TransitionError
+
+Status = AccountRequest.Status
+Target = FleetTarget.Status
+Action = AuditEvent.Action
+Outcome = AuditEvent.Outcome
+
+# CreateAccount calls per second over every fleet run on every server (a shared
+# CallWindow row): Alibaba throttles an account's calls per API with Throttling.User,
+# and the single-instance executions, the syncs and the pre-flights share that quota.
+CREATES_PER_SECOND = 10
+CREATE_BUDGET_KEY = "fleet:CreateAccount"
+
+# A fleet run that claimed no target for this long lost its server mid-call.
+STUCK_TARGET_AFTER = timedelta(minutes=5)
+
+RUNNABLE = [Target.WAITING, Target.FAILED]
+
+
+# --- Submit -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One instance's pre-flight, as the fleet form's table shows it."""
+
+    instance: Instance
+    preflight: PreflightResult
+
+    @property
+    def status(self) -> str:
+        if self.preflight.blockers:
+            return BLOCKED
+        return WARNING if self.preflight.warnings else OK
+
+    @property
+    def reason(self) -> str:
+        found = self.preflight.blockers or self.preflight.warnings
+        return found[0].message if found else ""
+
+
+class FleetRefused(TransitionError):
+    """A fleet that cannot be submitted as it is; ``checks``: the table to show."""
+
+    def __init__(self, message, *, checks: list[TargetCheck] | None = None):
+        super().__init__(message)
+        self.checks = checks or []
+
+
+def fleet_preflight(
+    *, instances: list[Instance], account_name: str, privilege: str, viewer, client=None
+) -> list[TargetCheck]:
+    client = client or get_guarded_client()
+    return [
+        TargetCheck(
+            instance,
+            run_preflight(
+                instance=instance,
+                account_name=account_name,
+                privilege=privilege,
+                client=client,
+                viewer=viewer,
+            ),
+        )
+        for instance in instances
+    ]
+
+
+def fleet_size_refusal(privilege: str, size: int) -> str:
+    if size < 1:
+        return str(_("Choose at least one instance."))
+    if size > MAX_FLEET_SIZE:
+        return str(_("One request may name at most %(max)s instances.") % {"max": MAX_FLEET_SIZE})
+    return policy.fleet_size_refusal(privilege, size)
+
+
+def fleet_submit(
+    *,
+    requester,
+    instances: list[Instance],
+    account_name: str,
+    account_privilege: str,
+    account_description: str,
+    account_type: str,
+    justification: str,
+    origin: Origin,
+    client=None,
+) -> AccountRequest:
+    """Submit one request for the account on every instance, each checked first."""
+    refusal = fleet_size_refusal(account_privilege, len(instances))
+    if refusal:
+        raise FleetRefused(refusal)
+    checks = fleet_preflight(
+        instances=instances,
+        account_name=account_name,
+        privilege=account_privilege,
+        viewer=requester,
+        client=client,
+    )
+    blocked = sum(check.status == BLOCKED for check in checks)
+    if blocked:
+        raise FleetRefused(
+            _("%(count)s instances are blocked: remove them from the list, then submit.")
+            % {"count": blocked},
+            checks=checks,
+        )
+    required = workflow.approvals_required_for(account_privilege) + policy.fleet_extra_approvals(
+        account_privilege, len(instances)
+    )
+    try:
+        with transaction.atomic():
+            account_request = AccountRequest.objects.create(
+                requester=requester,
+                instance=instances[0],
+                account_name=account_name,
+                account_privilege=account_privilege,
+                account_description=account_description,
+                account_type=account_type,
+                justification=justification,
+                approvals_required=required,
+                fleet_size=len(instances),
+            )
+            FleetTarget.objects.bulk_create(
+                FleetTarget(request=account_request, instance=instance, position=position)
+                for position, instance in enumerate(instances)
+            )
+            record_event(
+                action=Action.REQUEST_SUBMITTED,
+                outcome=Outcome.SUCCESS,
+                origin=origin,
+                request=account_request,
+                comment=f"fleet of {len(instances)} instances: {justification}"[:500],
+            )
+    except IntegrityError as error:
+        raise FleetRefused(
+            _("There is already an open request for this account name on this instance.")
+        ) from error
+    notifications.request_submitted(account_request)
+    return account_request
+
+
+# --- Execute ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    """What one target's turn in a run did. ``password`` is set only for a password
+    generated for this instance, to be shown once in the answer of this run."""
+
+    target: FleetTarget
+    status: str
+    password: str = ""
+
+
+def generate_password(length: int = 20) -> str:
+    """A password the rules accept: letters, digits and the allowed special characters."""
+    alphabet = rules.PASSWORD_ALPHABET
+    while True:
+        password = "".join(secrets.choice(alphabet) for _ in range(length))
+        if not rules.validate("AccountPassword", password):
+            return password
+
+
+@sensitive_variables()
+def fleet_execute(
+    *,
+    request_id: int,
+    user,
+    password_for: Callable[[FleetTarget], str],
+    origin: Origin,
+    client=None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[TargetRun]:
+    """Run every waiting or failed target once. ``password_for`` gives each target's
+    password (the same for all, or one generated per instance); it lives only here."""
+    client = client or get_guarded_client()
+    if workflow.expire_if_stale(request_id=request_id, origin=origin):
+        raise TransitionError(_("The approval has expired: submit a new request."))
+    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+    _check_runnable(account_request, user)
+    if api_breaker().is_open():
+        raise TransitionError(unavailable_message())
+    with transaction.atomic():
+        workflow._transition(
+            account_request,
+            Status.APPROVED,
+            Action.EXECUTION_STARTED,
+            origin,
+            comment=f"fleet run over {account_request.fleet_size} instances",
+            status=Status.EXECUTING,
+            executed_by=user,
+            executing_since=timezone.now(),
+        )
+    runs = []
+    try:
+        for target in account_request.targets.select_related("instance").filter(
+            status__in=RUNNABLE
+        ):
+            password = password_for(target)
+            status = _run_target(account_request, target, password, origin, client, user, sleep)
+            runs.append(TargetRun(target, status, password if status == Target.DONE else ""))
+    finally:
+        _settle_request(account_request, Status.EXECUTING)
+    return runs
+
+
+def _check_runnable(account_request: AccountRequest, user) -> None:
+    if not account_request.is_fleet:
+        raise TransitionError(_("This request is for one instance: create it from its page."))
+    if not policy.owns(user, account_request):
+        raise TransitionError(_("Only the requester creates the account once it is approved."))
+    if account_request.status == Status.EXECUTING:
+        raise TransitionError(
+            _("This request is being created right now (in another tab or by another click).")
+        )
+    if not account_request.is_approved:
+        raise workflow._refusal(
+            account_request, _("This request is %(status)s: there is nothing to create.")
+        )
+
+
+def _run_target(account_request, target, password, origin, client, user, sleep) -> str:
+    """Claim, check again, call CreateAccount, record: one target's turn."""
+    claimed = FleetTarget.objects.filter(pk=target.pk, status__in=RUNNABLE).update(
+        status=Target.CREATING, attempts=F("attempts") + 1, claimed_at=timezone.now()
+    )
+    if claimed != 1:
+        return target.status  # another run took it
+    target.status = Target.CREATING
+    # The run's heartbeat: a request executing with no claim for STUCK_TARGET_AFTER lost
+    # its server (fleet_reconcile_stuck).
+    AccountRequest.objects.filter(pk=account_request.pk, status=Status.EXECUTING).update(
+        executing_since=timezone.now()
+    )
+    preflight = run_preflight(
+        instance=target.instance,
+        account_name=account_request.account_name,
+        privilege=account_request.account_privilege,
+        exclude_request_id=account_request.pk,
+        client=client,
+        at_execute=True,
+        viewer=user,
+    )
+    if not preflight.can_proceed:
+        message = preflight.blockers[0].message
+        _record_target(
+            account_request,
+            target,
+            origin,
+            Target.FAILED,
+            Action.EXECUTION_FAILED,
+            outcome=Outcome.FAILURE,
+            code="PreflightBlocked",
+            message=message,
+        )
+        return Target.FAILED
+    _wait_for_budget(sleep)
+    instance = target.instance
+    try:
+        result = client.create_account(
+            region_id=instance.region_id,
+            instance_id=instance.instance_id,
+            account_name=account_request.account_name,
+            account_password=password,
+            account_privilege=account_request.account_privilege,
+            account_description=account_request.account_description,
+            account_type=account_request.account_type,
+        )
+    except AlibabaApiError as error:
+        workflow._keep_only_what_fits(error)
+        return _settle_target_error(account_request, target, error, origin, client)
+    _record_target(
+        account_request,
+        target,
+        origin,
+        Target.DONE,
+        Action.ACCOUNT_CREATED,
+        request_id=getattr(result, "request_id", ""),
+    )
+    return Target.DONE
+
+
+def _wait_for_budget(sleep: Callable[[float], None]) -> None:
+    """Take one CreateAccount from the shared per-second budget, waiting for it."""
+    while wait := call_budgets.spend(CREATE_BUDGET_KEY, limit=CREATES_PER_SECOND, window_seconds=1):
+        sleep(wait)
+
+
+def _settle_target_error(account_request, target, error, origin, client) -> str:
+    # As for one instance (workflow._settle_error): a duplicate after an unknown outcome
+    # is most likely our own earlier call; DescribeAccounts settles it.
+    retried_duplicate = error.code == errors.DUPLICATE_NAME and _had_unknown_outcome(
+        account_request, target
+    )
+    if isinstance(error, OutcomeUnknown) or retried_duplicate:
+        _record_target(
+            account_request,
+            target,
+            origin,
+            Target.UNKNOWN,
+            Action.OUTCOME_UNKNOWN,
+            outcome=Outcome.UNKNOWN,
+            code=error.code or "OutcomeUnknown",
+            message=str(error.human_message),
+        )
+        return _reconcile_target(account_request, target, origin, client)
+    _record_target(
+        account_request,
+        target,
+        origin,
+        Target.FAILED,
+        Action.EXECUTION_FAILED,
+        outcome=Outcome.FAILURE,
+        code=error.code or "",
+        message=str(error.human_message),
+        request_id=error.request_id or "",
+    )
+    return Target.FAILED
+
+
+def _had_unknown_outcome(account_request, target) -> bool:
+    return AuditEvent.objects.filter(
+        request_id=account_request.pk,
+        instance_id=target.instance.instance_id,
+        action=Action.OUTCOME_UNKNOWN,
+    ).exists()
+
+
+def _record_target(
+    account_request: AccountRequest,
+    target: FleetTarget,
+    origin: Origin,
+    status: str,
+    action: str,
+    *,
+    outcome: str = Outcome.SUCCESS,
+    code: str = "",
+    message: str = "",
+    request_id: str = "",
+    comment: str = "",
+) -> None:
+    """Move the target on from its current status and write its audit event, together."""
+    request_id = workflow.answers.request_id(request_id)
+    instance = target.instance
+    finished = status in (Target.DONE, Target.FAILED)
+    with transaction.atomic():
+        changed = FleetTarget.objects.filter(pk=target.pk, status=target.status).update(
+            status=status,
+            error_code=code,
+            error_message=message,
+            alibaba_request_id=request_id,
+            finished_at=timezone.now() if finished else None,
+        )
+        if changed != 1:
+            raise TransitionError(
+                _("Someone else changed this request at the same moment; reload it.")
+            )
+        record_event(
+            action=action,
+            outcome=outcome,
+            origin=origin,
+            request=account_request,
+            instance_id=instance.instance_id,
+            region_id=instance.region_id,
+            alibaba_request_id=request_id,
+            error_code=code,
+            comment=(comment or message)[:500],
+        )
+        if status == Target.DONE and instance.account_count is not None:
+            Instance.objects.filter(pk=instance.pk).update(account_count=F("account_count") + 1)
+    target.status = status
+
+
+def _settle_request(account_request: AccountRequest, expected: str) -> None:
+    """The request's status from its targets' (no event: each target wrote its own)."""
+    statuses = set(account_request.targets.values_list("status", flat=True))
+    fields: dict = {"status": Status.APPROVED}
+    if statuses == {Target.DONE}:
+        fields = {"status": Status.CREATED, "finished_at": timezone.now()}
+    elif statuses & {Target.UNKNOWN, Target.CREATING}:
+        fields = {"status": Status.NEEDS_RECONCILIATION}
+    workflow._compare_and_set(account_request, expected, **fields)
+    if account_request.status == Status.CREATED:
+        notifications.request_finished(account_request)
+    elif account_request.status == Status.NEEDS_RECONCILIATION:
+        notifications.request_needs_reconciliation(account_request)
+
+
+# --- Reconcile ----------------------------------------------------------------
+
+
+def _reconcile_target(account_request, target, origin, client) -> str:
+    """DescribeAccounts on this target's instance alone: found, done; absent, failed
+    (it may run again); no answer, it stays unknown."""
+    instance = target.instance
+    try:
+        accounts = client.describe_accounts(
+            region_id=instance.region_id,
+            instance_id=instance.instance_id,
+            account_name=account_request.account_name,
+        )
+    except AlibabaApiError:
+        return Target.UNKNOWN
+    if any(account.account_name == account_request.account_name for account in accounts):
+        _record_target(
+            account_request,
+            target,
+            origin,
+            Target.DONE,
+            Action.RECONCILED,
+            comment="found by DescribeAccounts: the account exists",
+        )
+        return Target.DONE
+    _record_target(
+        account_request,
+        target,
+        origin,
+        Target.FAILED,
+        Action.RECONCILED,
+        outcome=Outcome.FAILURE,
+        code="",
+        message="",
+        comment="not found by DescribeAccounts: nothing was created; it may run again",
+    )
+    return Target.FAILED
+
+
+def fleet_reconcile(*, request_id: int, origin: Origin, client=None) -> AccountRequest:
+    """Settle every target of unknown outcome (and every one whose run died mid-call)."""
+    client = client or get_guarded_client()
+    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+    if account_request.status != Status.NEEDS_RECONCILIATION:
+        raise TransitionError(_("This request does not need reconciliation."))
+    for target in account_request.targets.select_related("instance").filter(
+        status__in=[Target.UNKNOWN, Target.CREATING]
+    ):
+        if target.status == Target.CREATING:
+            _record_target(
+                account_request,
+                target,
+                origin,
+                Target.UNKNOWN,
+                Action.OUTCOME_UNKNOWN,
+                outcome=Outcome.UNKNOWN,
+                code="OutcomeUnknown",
+                message="the run stopped before its outcome",
+            )
+        _reconcile_target(account_request, target, origin, client)
+    _settle_request(account_request, Status.NEEDS_RECONCILIATION)
+    return account_request
+
+
+def fleet_reconcile_stuck(*, origin: Origin | None = None, client=None) -> list[AccountRequest]:
+    """Fleet runs whose server died (executing for too long): their targets are
+    settled one by one (the `reconcile_requests` command)."""
+    origin = origin or Origin.system("reconcile_requests")
+    stuck_before = timezone.now() - STUCK_TARGET_AFTER
+    stuck = AccountRequest.objects.filter(
+        status=Status.EXECUTING, fleet_size__gt=0, executing_since__lt=stuck_before
+    ).values_list("pk", flat=True)
+    for request_id in stuck:
+        AccountRequest.objects.filter(pk=request_id, status=Status.EXECUTING).update(
+            status=Status.NEEDS_RECONCILIATION
+        )
+    waiting = AccountRequest.objects.filter(
+        status=Status.NEEDS_RECONCILIATION, fleet_size__gt=0
+    ).values_list("pk", flat=True)
+    return [fleet_reconcile(request_id=pk, origin=origin, client=client) for pk in waiting]
