@@ -10,6 +10,10 @@ For each module (all of scripts/mutation.toml, or the ones named on the command 
    one in a clean run too;
 3. write the score and the survivors to docs/mutation.json, then docs/mutation.md.
 
+`--recheck` runs only the last run's survivors again, against today's tests: for tests
+added to kill them, when the module itself has not changed since that run (its
+source's SHA-256 is kept with the result). Minutes instead of an hour.
+
 Mutants listed under [equivalent] in scripts/mutation.toml count apart: the score is
 killed / (all - equivalent). CPU is scarce: it runs under `nice -n 19`, one module at
 a time, MUTATION_JOBS workers (default 1).
@@ -18,6 +22,7 @@ a time, MUTATION_JOBS workers (default 1).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -48,6 +53,11 @@ def main() -> int:
     parser.add_argument(
         "--render", action="store_true", help="only rewrite docs/mutation.md from the last runs"
     )
+    parser.add_argument(
+        "--recheck",
+        action="store_true",
+        help="re-run only the last run's survivors (the module must be unchanged since)",
+    )
     args = parser.parse_args()
     config = tomllib.loads(CONFIG.read_text())
     if args.render:
@@ -59,7 +69,11 @@ def main() -> int:
         parser.error(f"not in {CONFIG.relative_to(ROOT)}: {', '.join(unknown)}")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in modules:
-        results[module] = run_module(module, config["modules"][module]["tests"])
+        tests = config["modules"][module]["tests"]
+        if args.recheck:
+            results[module] = recheck_module(module, tests, results.get(module))
+        else:
+            results[module] = run_module(module, tests)
         RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     REPORT.write_text(render(results, config.get("equivalent", {})))
     print(f"wrote {REPORT.relative_to(ROOT)}")
@@ -68,34 +82,19 @@ def main() -> int:
 
 def run_module(module: str, tests: list[str]) -> dict:
     started = time.monotonic()
-    commit = git("rev-parse", "--short", "HEAD")
-    if git("status", "--porcelain", "--untracked-files=no"):
-        commit += "+changes"
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
-        work = Path(scratch) / "project"
-        shutil.copytree(ROOT, work, ignore=lambda _dir, names: SKIPPED.intersection(names))
-        configure(work / "pyproject.toml", module, tests)
-        jobs = os.environ.get("MUTATION_JOBS", "1")
-        print(f"== {module}: mutmut run ({jobs} worker(s))", flush=True)
-        run = [*NICE, VENV_BIN / "mutmut", "run", "--max-children", jobs]
-        if subprocess.run(run, cwd=work).returncode != 0:
-            # Most often the clean run failed: no mutant was tested, nothing to score.
-            raise SystemExit(f"mutmut run failed for {module}; see its output above")
-        statuses = mutant_statuses(work)
+        work = scratch_copy(Path(scratch), module, tests)
+        statuses = mutmut_run(work, module)
         survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
-        print(f"== {module}: {len(survivors)} survivor(s) to re-run in a fresh process")
-        confirmed = []
-        for done, name in enumerate(survivors, 1):
-            if survives_fresh(work, module, name, tests):
-                confirmed.append(name)
-            print(f"   {done}/{len(survivors)} re-run, {len(confirmed)} still alive", flush=True)
+        confirmed = fresh_survivors(work, module, survivors, tests)
         diffs = {name: mutant_diff(work, name) for name in confirmed}
     counts: dict[str, int] = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
     return {
-        "measured": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit,
+        "measured": now(),
+        "commit": commit_measured(),
+        "source_sha256": source_sha256(module),
         "tests": tests,
         "mutants": len(statuses),
         "statuses": counts,
@@ -103,6 +102,87 @@ def run_module(module: str, tests: list[str]) -> dict:
         "survivors": diffs,
         "minutes": round((time.monotonic() - started) / 60, 1),
     }
+
+
+def recheck_module(module: str, tests: list[str], last: dict | None) -> dict:
+    """The last run's survivors against today's tests; the rest of that run stands."""
+    if last is None or measured_source_sha256(module, last) != source_sha256(module):
+        raise SystemExit(f"{module} changed since its last full run (or has none): run it whole")
+    started = time.monotonic()
+    survivors = sorted(last["survivors"])
+    with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
+        work = scratch_copy(Path(scratch), module, tests)
+        statuses = mutmut_run(work, module, survivors)
+        alive = [name for name in survivors if statuses.get(name) in UNKILLED]
+        confirmed = set(fresh_survivors(work, module, alive, tests))
+    return {
+        **last,
+        "survivors": {name: diff for name, diff in last["survivors"].items() if name in confirmed},
+        "rechecked": {
+            "measured": now(),
+            "commit": commit_measured(),
+            "tests": tests,
+            "survivors": len(survivors),
+            "killed": len(survivors) - len(confirmed),
+            "minutes": round((time.monotonic() - started) / 60, 1),
+        },
+    }
+
+
+def scratch_copy(scratch: Path, module: str, tests: list[str]) -> Path:
+    work = scratch / "project"
+    shutil.copytree(ROOT, work, ignore=lambda _dir, names: SKIPPED.intersection(names))
+    configure(work / "pyproject.toml", module, tests)
+    return work
+
+
+def mutmut_run(work: Path, module: str, names: list[str] = ()) -> dict[str, str]:
+    """Run mutmut (on every mutant, or on `names`); the status of each mutant."""
+    jobs = os.environ.get("MUTATION_JOBS", "1")
+    print(f"== {module}: mutmut run ({jobs} worker(s))", flush=True)
+    run = [*NICE, VENV_BIN / "mutmut", "run", "--max-children", jobs, *names]
+    if subprocess.run(run, cwd=work).returncode != 0:
+        # Most often the clean run failed: no mutant was tested, nothing to score.
+        raise SystemExit(f"mutmut run failed for {module}; see its output above")
+    return mutant_statuses(work)
+
+
+def fresh_survivors(work: Path, module: str, names: list[str], tests: list[str]) -> list[str]:
+    print(f"== {module}: {len(names)} survivor(s) to re-run in a fresh process")
+    confirmed = []
+    for done, name in enumerate(names, 1):
+        if survives_fresh(work, module, name, tests):
+            confirmed.append(name)
+        print(f"   {done}/{len(names)} re-run, {len(confirmed)} still alive", flush=True)
+    return confirmed
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def commit_measured() -> str:
+    commit = git("rev-parse", "--short", "HEAD")
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+changes"
+    return commit
+
+
+def source_sha256(module: str) -> str:
+    return hashlib.sha256((ROOT / module).read_bytes()).hexdigest()
+
+
+def measured_source_sha256(module: str, result: dict) -> str | None:
+    """The SHA-256 of the module a run mutated; for runs from before it was kept, read
+    from the run's commit if that commit was clean."""
+    if "source_sha256" in result:
+        return result["source_sha256"]
+    if "+" in result["commit"]:
+        return None
+    source = subprocess.run(
+        ["git", "show", f"{result['commit']}:{module}"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    return hashlib.sha256(source).hexdigest()
 
 
 def configure(pyproject: Path, module: str, tests: list[str]) -> None:
@@ -162,6 +242,12 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
+def measured_on(result: dict) -> str:
+    if "rechecked" in result:
+        return f"{result['commit']}, survivors {result['rechecked']['commit']}"
+    return result["commit"]
+
+
 def render(results: dict, equivalent: dict[str, str]) -> str:
     lines = [
         "# Mutation testing",
@@ -189,7 +275,7 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
         killed = scored - left
         score = f"{100 * killed / scored:.1f} %" if scored else "n/a"
         lines.append(
-            f"| {module} | {result['commit']} | {result['mutants']} | {killed} "
+            f"| {module} | {measured_on(result)} | {result['mutants']} | {killed} "
             f"| {len(equivalents)} | {left} | {score} | {result['minutes']} |"
         )
     lines += [
@@ -200,6 +286,13 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
     ]
     for module, result in sorted(results.items()):
         lines += ["", f"## {module}", "", f"Measured {result['measured']} on {result['commit']}."]
+        if "rechecked" in result:
+            again = result["rechecked"]
+            lines.append(
+                f"Its {again['survivors']} survivors re-run {again['measured']} on "
+                f"{again['commit']} (module unchanged), with today's tests: "
+                f"{again['killed']} killed."
+            )
         lines.append(
             "Statuses from mutmut: "
             + ", ".join(f"{status} {count}" for status, count in sorted(result["statuses"].items()))
