@@ -16,7 +16,8 @@ source's SHA-256 is kept with the result). Minutes instead of an hour.
 
 Mutants listed under [equivalent] in scripts/mutation.toml count apart: the score is
 killed / (all - equivalent). CPU is scarce: it runs under `nice -n 19`, one module at
-a time, MUTATION_JOBS workers (default 1).
+a time, MUTATION_JOBS workers (default 1). MUTATION_MINUTES bounds each module's mutmut
+run: the mutants it had no time for are reported as unchecked, outside the score.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,7 +46,9 @@ SKIPPED = {".venv", ".git", "mutants", "staticfiles", "__pycache__", ".pytest_ca
 NICE = ["nice", "-n", "19"]
 # mutmut's statuses of a mutant no test caught (yet): re-run in a fresh process.
 FRESH_RUN_OPTIONS = ["-p", "no:cacheprovider", "-m", "not browser and not postgres"]
-UNKILLED = {"survived", "no tests", "suspicious", "not checked", "skipped"}
+UNKILLED = {"survived", "no tests", "suspicious", "skipped"}
+# A mutant mutmut had no time for (MUTATION_MINUTES): neither killed nor a survivor.
+UNCHECKED = "not checked"
 
 
 def main() -> int:
@@ -67,27 +71,38 @@ def main() -> int:
     unknown = [m for m in modules if m not in config["modules"]]
     if unknown:
         parser.error(f"not in {CONFIG.relative_to(ROOT)}: {', '.join(unknown)}")
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for module in modules:
         tests = config["modules"][module]["tests"]
         if args.recheck:
-            results[module] = recheck_module(module, tests, results.get(module))
+            result = recheck_module(module, tests, load_results().get(module))
         else:
-            results[module] = run_module(module, tests)
+            result = run_module(module, tests)
+        # Read again: another run (of other modules) may have written meanwhile.
+        results = {**load_results(), module: result}
         RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    REPORT.write_text(render(results, config.get("equivalent", {})))
+    REPORT.write_text(render(load_results(), config.get("equivalent", {})))
     print(f"wrote {REPORT.relative_to(ROOT)}")
     return 0
+
+
+def load_results() -> dict:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
 
 
 def run_module(module: str, tests: list[str]) -> dict:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         work = scratch_copy(Path(scratch), module, tests)
-        statuses = mutmut_run(work, module)
-        survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
-        confirmed = fresh_survivors(work, module, survivors, tests)
-        diffs = {name: mutant_diff(work, name) for name in confirmed}
+        mutmut_run(work, module)
+        return scored_run(work, module, tests, started)
+
+
+def scored_run(work: Path, module: str, tests: list[str], started: float) -> dict:
+    """Score the mutmut run in `work`: re-run its survivors in a fresh process."""
+    statuses = mutant_statuses(work)
+    survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
+    confirmed = fresh_survivors(work, module, survivors, tests)
+    diffs = {name: mutant_diff(work, name) for name in confirmed}
     counts: dict[str, int] = {}
     for status in statuses.values():
         counts[status] = counts.get(status, 0) + 1
@@ -97,6 +112,7 @@ def run_module(module: str, tests: list[str]) -> dict:
         "source_sha256": source_sha256(module),
         "tests": tests,
         "mutants": len(statuses),
+        "unchecked": counts.get(UNCHECKED, 0),
         "statuses": counts,
         "killed_on_recheck": len(survivors) - len(confirmed),
         "survivors": diffs,
@@ -137,11 +153,22 @@ def scratch_copy(scratch: Path, module: str, tests: list[str]) -> Path:
 
 
 def mutmut_run(work: Path, module: str, names: list[str] = ()) -> dict[str, str]:
-    """Run mutmut (on every mutant, or on `names`); the status of each mutant."""
+    """Run mutmut (on every mutant, or on `names`) for at most MUTATION_MINUTES; the
+    status of each mutant."""
     jobs = os.environ.get("MUTATION_JOBS", "1")
-    print(f"== {module}: mutmut run ({jobs} worker(s))", flush=True)
+    minutes = float(os.environ.get("MUTATION_MINUTES", "0")) or None
+    print(f"== {module}: mutmut run ({jobs} worker(s), {minutes or 'no'} minutes' limit)")
     run = [*NICE, VENV_BIN / "mutmut", "run", "--max-children", jobs, *names]
-    if subprocess.run(run, cwd=work).returncode != 0:
+    mutmut = subprocess.Popen(run, cwd=work, start_new_session=True)
+    try:
+        returncode = mutmut.wait(timeout=minutes and minutes * 60)
+    except subprocess.TimeoutExpired:
+        # mutmut keeps each result as it comes: what it had no time for stays unchecked.
+        os.killpg(mutmut.pid, signal.SIGTERM)
+        mutmut.wait()
+        print(f"== {module}: stopped after {minutes} minutes", flush=True)
+        return mutant_statuses(work)
+    if returncode != 0:
         # Most often the clean run failed: no mutant was tested, nothing to score.
         raise SystemExit(f"mutmut run failed for {module}; see its output above")
     return mutant_statuses(work)
@@ -259,30 +286,33 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
         "out of the score. Run it before resolving an issue that changes one of these modules.",
         "",
         "What this measure does not see: mutmut mutates functions and methods, not module-level",
-        "tables (audit.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS); tests",
+        "tables (audit.chain.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS); tests",
         "pin those directly (tests/test_audit_golden.py, tests/test_rules_guarantees.py,",
         "tests/test_workflow_guarantees.py). Browser tests are left out, so a mutant only",
         "Chromium would catch counts as a survivor here.",
         "",
-        "| module | commit | mutants | killed | equivalent | survivors | score | minutes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| module | commit | mutants | unchecked | killed | equivalent | survivors | score "
+        "| minutes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for module, result in sorted(results.items()):
         survivors = result["survivors"]
         equivalents = [name for name in survivors if name in equivalent]
         left = len(survivors) - len(equivalents)
-        scored = result["mutants"] - len(equivalents)
+        unchecked = result.get("unchecked", 0)
+        scored = result["mutants"] - unchecked - len(equivalents)
         killed = scored - left
         score = f"{100 * killed / scored:.1f} %" if scored else "n/a"
         lines.append(
-            f"| {module} | {measured_on(result)} | {result['mutants']} | {killed} "
+            f"| {module} | {measured_on(result)} | {result['mutants']} | {unchecked} | {killed} "
             f"| {len(equivalents)} | {left} | {score} | {result['minutes']} |"
         )
     lines += [
         "",
         "Killed counts every mutant a test caught: failed, timed out, or killed again on the",
         "fresh-process re-run; a mutant mutmut reports as having no test counts as a survivor",
-        "only if the re-run confirms it.",
+        "only if the re-run confirms it. Unchecked: mutants the run had no time for",
+        "(MUTATION_MINUTES), left out of the score; the score is of the checked ones.",
     ]
     for module, result in sorted(results.items()):
         lines += ["", f"## {module}", "", f"Measured {result['measured']} on {result['commit']}."]
