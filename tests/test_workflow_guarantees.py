@@ -566,3 +566,57 @@ def test_only_a_request_of_unknown_outcome_can_be_reconciled(estate, client_, re
 
     assert str(refused.value.message) == "This request does not need reconciliation."
     assert not estate.calls("DescribeAccounts")
+
+
+# --- The request form's live pre-flight -----------------------------------------------
+
+
+def test_the_forms_pre_flight_waits_for_an_instance_that_exists(estate, requester):
+    Instance.objects.filter(instance_id=REPL_OK).update(is_gone=True)
+
+    for instance_id in ("", "r-bp1nosuchinstance0", REPL_OK):
+        assert (
+            workflow.preflight_for_form(
+                instance_id=instance_id,
+                account_name="app_reader",
+                privilege="RoleReadOnly",
+                viewer=requester,
+            )
+            is None
+        )
+
+
+def test_the_forms_pre_flight_checks_the_name_and_the_privilege_live(estate, requester):
+    estate.add_account(HEALTHY, "app_reader")
+
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="app_reader", privilege="RoleRepl", viewer=requester
+    )
+
+    assert result.live
+    assert result.check("account_name").status == "blocked"
+    assert result.check("privilege").status == "blocked"  # 5.0: no RoleRepl
+
+
+def test_the_forms_pre_flight_leaves_out_a_name_the_rules_refuse(estate, requester):
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="9 not a name", privilege="", viewer=requester
+    )
+
+    assert result.check("account_name") is None
+    assert result.check("privilege") is None
+    assert result.check("instance").status == "ok"
+
+
+def test_the_forms_pre_flight_uses_the_synced_facts_once_the_viewers_budget_is_spent(
+    estate, requester, settings
+):
+    settings.LIVE_CALLS_PER_MINUTE = 0  # spent before the first call
+    estate.clear_calls()
+
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="app_reader", privilege="", viewer=requester
+    )
+
+    assert not result.live
+    assert not estate.calls()
