@@ -78,10 +78,11 @@ bench: install
 	$(PY) bench/run.py
 
 # Mutation testing of the core modules (scripts/mutation.toml), one at a time, niced;
-# writes docs/mutation.md. Not in CI: an hour or more. MODULES=path limits the run.
+# writes docs/mutation.md. Not in CI: an hour or more. MODULES=path limits the run;
+# RECHECK=1 re-runs only the last run's survivors (tests added, module unchanged).
 mutation: install
 	$(PY) -m pip install --quiet -r requirements-mutation.txt
-	$(PY) scripts/mutation.py $(MODULES)
+	$(PY) scripts/mutation.py $(if $(RECHECK),--recheck) $(MODULES)
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -13,10 +13,10 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision
+from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
 from accounts_app.services import workflow
-from tests.builders import approve, origin_of, submitted_request
+from tests.builders import approve, origin_of, request_row, submitted_request
 
 pytestmark = pytest.mark.django_db
 
@@ -433,3 +433,190 @@ def test_the_cancel_event_is_linked_to_its_request(estate, requester):
     assert (cancelled.actor, cancelled.account_name) == (requester, "app_reader")
     account_request.refresh_from_db()
     assert account_request.finished_at is not None
+
+
+# --- Refusals say why, in the request's own words ------------------------------------
+
+
+def test_a_rejection_without_a_reason_is_refused_and_says_the_requester_will_read_it(
+    estate, requester, approver
+):
+    account_request = submitted_request(requester)
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow.request_reject(
+            request_id=account_request.pk,
+            approver=approver,
+            comment="   ",
+            origin=origin_of(approver),
+        )
+
+    assert str(refused.value.message) == (
+        "Say why you reject the request: the requester will read it."
+    )
+    account_request.refresh_from_db()
+    assert account_request.status == Status.PENDING
+
+
+def test_cancelling_a_finished_request_is_refused_naming_its_status(estate, requester, approver):
+    account_request = submitted_request(requester)
+    workflow.request_reject(
+        request_id=account_request.pk,
+        approver=approver,
+        comment="Use the shared reader.",
+        origin=origin_of(approver),
+    )
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow.request_cancel(
+            request_id=account_request.pk, user=requester, origin=origin_of(requester)
+        )
+
+    assert str(refused.value.message) == "This request is Rejected: it can no longer be cancelled."
+    assert not events(account_request, "request_cancelled")
+
+
+# --- The scheduled jobs sign what they change ----------------------------------------
+
+
+def test_the_expiry_job_signs_its_audit_events_with_its_name(estate, requester, settings):
+    account_request = submitted_request(requester)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        created_at=timezone.now() - timedelta(days=settings.REQUEST_TTL_DAYS, minutes=1)
+    )
+
+    assert workflow.expire_requests() == 1
+
+    [expired] = events(account_request, "request_expired")
+    assert (expired.actor, expired.actor_name) == (None, "expire_requests")
+
+
+def test_the_reconciliation_job_signs_its_audit_events_with_its_name(
+    estate, client_, requester, approver, monkeypatch
+):
+    account_request = approved(requester, approver)
+    with pytest.raises(SystemExit):
+        execute(account_request, requester, ServerDiesMidCall(client_))
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=6))
+
+    workflow.reconcile_all(client=client_)
+
+    signed = {(e.action, e.actor_name) for e in account_request.events.filter(actor__isnull=True)}
+    assert signed == {
+        ("outcome_unknown", "reconcile_requests"),
+        ("reconciled", "reconcile_requests"),
+    }
+
+
+# --- Reconciling one request by hand --------------------------------------------------
+
+
+def lost_call(requester, *, created: bool, estate):
+    """A request whose CreateAccount outcome was lost; ``created``: it reached Alibaba."""
+    account_request = request_row(
+        requester,
+        Instance.objects.get(instance_id=HEALTHY),
+        "app_reader",
+        status=Status.NEEDS_RECONCILIATION,
+    )
+    if created:
+        estate.add_account(HEALTHY, "app_reader", privilege="RoleReadOnly")
+    return account_request
+
+
+def test_reconciling_a_request_whose_account_exists_records_it_as_created(
+    estate, client_, requester, approver
+):
+    account_request = lost_call(requester, created=True, estate=estate)
+
+    workflow.reconcile_request(
+        request_id=account_request.pk, origin=origin_of(approver), client=client_
+    )
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.CREATED
+    [reconciled] = events(account_request, "reconciled")
+    assert (reconciled.actor, reconciled.outcome) == (approver, "success")
+
+
+def test_reconciling_a_request_whose_account_is_absent_gives_the_approval_back(
+    estate, client_, requester, approver
+):
+    account_request = lost_call(requester, created=False, estate=estate)
+
+    workflow.reconcile_request(
+        request_id=account_request.pk, origin=origin_of(approver), client=client_
+    )
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+    [reconciled] = events(account_request, "reconciled")
+    assert reconciled.outcome == "failure"
+
+
+def test_only_a_request_of_unknown_outcome_can_be_reconciled(estate, client_, requester, approver):
+    account_request = approved(requester, approver)
+    estate.clear_calls()
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow.reconcile_request(
+            request_id=account_request.pk, origin=origin_of(approver), client=client_
+        )
+
+    assert str(refused.value.message) == "This request does not need reconciliation."
+    assert not estate.calls("DescribeAccounts")
+
+
+# --- The request form's live pre-flight -----------------------------------------------
+
+
+def test_the_forms_pre_flight_waits_for_an_instance_that_exists(estate, requester):
+    Instance.objects.filter(instance_id=REPL_OK).update(is_gone=True)
+
+    for instance_id in ("", "r-bp1nosuchinstance0", REPL_OK):
+        assert (
+            workflow.preflight_for_form(
+                instance_id=instance_id,
+                account_name="app_reader",
+                privilege="RoleReadOnly",
+                viewer=requester,
+            )
+            is None
+        )
+
+
+def test_the_forms_pre_flight_checks_the_name_and_the_privilege_live(estate, requester):
+    estate.add_account(HEALTHY, "app_reader")
+
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="app_reader", privilege="RoleRepl", viewer=requester
+    )
+
+    assert result.live
+    assert result.check("account_name").status == "blocked"
+    assert result.check("privilege").status == "blocked"  # 5.0: no RoleRepl
+
+
+def test_the_forms_pre_flight_leaves_out_a_name_the_rules_refuse(estate, requester):
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="9 not a name", privilege="", viewer=requester
+    )
+
+    assert result.check("account_name") is None
+    assert result.check("privilege") is None
+    assert result.check("instance").status == "ok"
+
+
+def test_the_forms_pre_flight_uses_the_synced_facts_once_the_viewers_budget_is_spent(
+    estate, requester, settings
+):
+    settings.LIVE_CALLS_PER_MINUTE = 0  # spent before the first call
+    estate.clear_calls()
+
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="app_reader", privilege="", viewer=requester
+    )
+
+    assert not result.live
+    assert not estate.calls()
