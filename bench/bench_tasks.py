@@ -43,17 +43,20 @@ PASSWORD = secrets.token_urlsafe(16)
 QUEUED = "django_tasks_db.DatabaseBackend"
 INLINE = "django.tasks.backends.immediate.ImmediateBackend"
 SEED = """
+from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 from accounts_app import roles
-from accounts_app.models import AccountRequest, Instance
+from accounts_app.models import AccountRequest, Instance, RoleGrant
 roles.ensure_groups()
 User = get_user_model()
 requester = User.objects.create_user("bench_requester", "requester@example.com", "{password}")
 requester.groups.add(Group.objects.get(name=roles.REQUESTERS))
 approver = User.objects.create_user("bench_approver", "approver@example.com", "{password}")
 approver.groups.add(Group.objects.get(name=roles.APPROVERS))
+# An approver of long standing: one made today waits APPROVER_WAIT_HOURS before deciding.
+RoleGrant.objects.update(granted_at=timezone.now() - timedelta(days=2))
 for number in range({count}):
     instance = Instance.objects.create(
         instance_id=f"r-bp1mail{{number:06d}}", region_id="cn-hangzhou", engine_version="6.0",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import importlib
+import json
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -19,9 +20,11 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accounts_app.audit import Origin, record_event, verify_chain
-from accounts_app.audit.chain import Signer, event_digest
+from accounts_app.audit.chain import Signer, _encode_json, event_digest
 from accounts_app.models import AccountRequest, AuditChainHead, AuditEvent, Instance
 
 KEY = "golden-key"
@@ -60,6 +63,13 @@ def test_the_digest_of_fixed_inputs_never_changes(settings):
 
     assert event_digest(GOLDEN_VALUES, PREV_HASH) == GOLDEN_DIGEST
     assert event_digest(GOLDEN_VALUES, PREV_HASH, signer=Signer(KEY.encode())) == GOLDEN_DIGEST
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(), st.text()), max_size=20))
+def test_the_chain_encodes_any_values_exactly_as_compact_json_dumps(values):
+    # The encoder is built once for speed (chain._json_encoder): it must not differ from
+    # json.dumps in a single byte, whatever a user typed (quotes, controls, any script).
+    assert _encode_json(values) == json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
 def test_the_digest_is_an_hmac_of_compact_utc_json_a_newline_and_the_previous_hash():

@@ -369,6 +369,20 @@ def test_csv_export_streams_the_current_filter_and_is_audited(auditor_client, au
     assert rows[0]["hash"] == wanted.hash
 
 
+def test_the_export_writes_each_time_as_isoformat_in_utc(auditor_client):
+    # Later than the sign-in's event: time never goes backwards along the chain.
+    fraction_at = (timezone.now() + timedelta(days=1)).replace(microsecond=123456)
+    fraction = event(at=fraction_at)
+    whole = event(at=fraction_at.replace(microsecond=0) + timedelta(seconds=1))
+    expected = [fraction.created_at.astimezone(UTC), whole.created_at.astimezone(UTC)]
+    assert [moment.microsecond for moment in expected] == [123456, 0]
+
+    for fmt in ("csv", "jsonl"):
+        text = read_stream(auditor_client.get(f"/audit/export.{fmt}"))
+        for moment in expected:
+            assert moment.isoformat() in text, (fmt, moment)
+
+
 def test_jsonl_export_has_one_event_per_line(auditor_client):
     seed(30)
 

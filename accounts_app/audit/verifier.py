@@ -114,21 +114,30 @@ class _ChainWalker:
     def walk(self, rows: Iterable[tuple]) -> None:
         report, sign = self.report, self.sign
         expected, prev_hash = self.expected, self.prev_hash
+        checked, last_seq = 0, report.last_seq
+        # Plain comparisons and locals: this loop runs once per event of the log.
         for row in rows:
             seq, stored_prev, stored_hash = row[0], row[-2], row[-1]
             # A gap or a misplaced row explains a broken link: report it once.
-            if seq > expected:
+            if seq == expected and stored_prev == prev_hash:
+                pass
+            elif seq > expected:
                 self.add(expected, _missing(expected, seq - 1) + " (deleted)")
             elif seq < expected:
                 self.add(seq, "event out of place (inserted)")
-            elif stored_prev != prev_hash:
+            else:
                 self.add(seq, "prev_hash is not the previous event's hash (inserted or relinked)")
             # The database already gave created_at in its canonical text form.
             if sign(row[:-2], stored_prev) != stored_hash:
                 self.add(seq, "content does not match its HMAC (edited, or forged without the key)")
-            prev_hash, expected = stored_hash, max(expected, seq + 1)
-            report.checked += 1
-            report.last_seq = max(report.last_seq, seq)
+            prev_hash = stored_hash
+            if seq >= expected:
+                expected = seq + 1
+            if seq > last_seq:
+                last_seq = seq
+            checked += 1
+        report.checked += checked
+        report.last_seq = last_seq
         self.expected, self.prev_hash = expected, prev_hash
 
     def check_head(self, head_seq: int, head_hash: str) -> None:

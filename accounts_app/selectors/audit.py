@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.db import connection
-from django.db.models import Prefetch, Q, QuerySet, Subquery
+from django.db.models import CharField, Func, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts_app.models import AccountRequest, AuditEvent, Decision
@@ -205,7 +205,10 @@ def export_rows(audit_filter: AuditFilter, *, batch_size: int | None = None) -> 
     stood when it began (its own EXPORT_DOWNLOADED event included).
     """
     batch_size = batch_size or EXPORT_BATCH_SIZE
-    events = filtered_events(audit_filter).order_by("-seq").values_list(*EXPORT_FIELDS)
+    columns = (
+        UtcIsoformat("created_at") if name == "created_at" else name for name in EXPORT_FIELDS
+    )
+    events = filtered_events(audit_filter).order_by("-seq").values_list(*columns)
     before = None
     while True:
         batch = events.filter(seq__lt=before) if before is not None else events
@@ -214,6 +217,26 @@ def export_rows(audit_filter: AuditFilter, *, batch_size: int | None = None) -> 
         if len(rows) < batch_size:
             return
         before = rows[-1][0]
+
+
+class UtcIsoformat(Func):
+    """A datetime column as text, exactly as datetime.isoformat() writes it in UTC
+    ("2026-03-01T00:30:15.123456+00:00", no fraction on a whole second), formatted by
+    the database: an export of a million events then builds no datetime object."""
+
+    output_field = CharField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # Django stores str() of the naive UTC datetime: "2026-03-01 00:30:15.123456".
+        template = "replace(%(expressions)s, ' ', 'T') || '+00:00'"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = (
+            "replace(to_char(%(expressions)s AT TIME ZONE 'UTC', "
+            """'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '') || '+00:00'"""
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 def created_accounts(

@@ -63,17 +63,26 @@ def filtered_instances(instance_filter: InstanceFilter) -> QuerySet[Instance]:
 
 def filter_choices() -> dict[str, list[str]]:
     """The distinct values of each filterable column, in one query."""
-    combinations = Instance.objects.values_list(*FILTER_FIELDS.values()).distinct()
+    return inventory_summary()[0]
+
+
+def inventory_summary() -> tuple[dict[str, list[str]], datetime | None]:
+    """filter_choices() and the time of the last sync, in one query: each distinct
+    combination of the filterable columns with its newest sync time."""
+    combinations = (
+        Instance.objects.values_list(*FILTER_FIELDS.values())
+        .annotate(last=Max("synced_at"))
+        .order_by()
+    )
     values: dict[str, set[str]] = {name: set() for name in FILTER_FIELDS}
-    for combination in combinations.order_by():
+    last_synced = None
+    for *combination, last in combinations:
         for name, value in zip(FILTER_FIELDS, combination, strict=True):
             if value:
                 values[name].add(value)
-    return {name: sorted(found) for name, found in values.items()}
-
-
-def last_synced() -> datetime | None:
-    return Instance.objects.aggregate(last=Max("synced_at"))["last"]
+        if last is not None and (last_synced is None or last > last_synced):
+            last_synced = last
+    return {name: sorted(found) for name, found in values.items()}, last_synced
 
 
 def blocker_messages(instance: Instance) -> list[str]:

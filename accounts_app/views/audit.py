@@ -142,28 +142,41 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_CHUNK_ROWS = 1_000
 
 
-def _csv_cell(value) -> str:
-    if value.__class__ is str:  # most cells: checked first
-        return "'" + value if value.startswith(FORMULA_STARTS) else value
-    if value is None:
-        return ""
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+# The fields whose values the app writes itself (numbers, its own time stamps, its codes,
+# hashes): no user-typed text, so no cell of theirs can start a formula.
+WRITTEN_BY_THE_APP = frozenset(
+    {"seq", "created_at", "request_id", "action", "outcome", "prev_hash", "hash"}
+)
 
 
 def csv_lines(rows: Iterable[tuple]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(audit_selectors.EXPORT_FIELDS)
+    typed = [
+        index
+        for index, name in enumerate(audit_selectors.EXPORT_FIELDS)
+        if name not in WRITTEN_BY_THE_APP
+    ]
     for chunk in itertools.batched(rows, EXPORT_CHUNK_ROWS):
-        writer.writerows([_csv_cell(value) for value in row] for row in chunk)
+        # csv writes None as an empty cell and numbers as digits by itself.
+        writer.writerows(_defused(row, typed) for row in chunk)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     if buffer.tell():
         yield buffer.getvalue()
+
+
+def _defused(row: tuple, typed: list[int]) -> tuple | list:
+    """The row, with a quote before each typed cell a spreadsheet would run."""
+    cells = None
+    for index in typed:
+        value = row[index]
+        if value and value.startswith(FORMULA_STARTS):
+            cells = cells or list(row)
+            cells[index] = "'" + value
+    return cells or row
 
 
 def jsonl_lines(rows: Iterable[tuple]) -> Iterator[str]:

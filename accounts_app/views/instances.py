@@ -37,7 +37,8 @@ def instance_choices(request):
 @require_GET
 @vary_on_headers("HX-Request")
 def instance_list(request):
-    form = InstanceFilterForm(request.GET, choices=instance_selectors.filter_choices())
+    choices, last_synced = instance_selectors.inventory_summary()
+    form = InstanceFilterForm(request.GET, choices=choices)
     page = rows = None
     if form.is_valid():
         paginator = Paginator(
@@ -53,7 +54,7 @@ def instance_list(request):
         "form": form,
         "page": page,
         "rows": rows,
-        "last_synced": instance_selectors.last_synced(),
+        "last_synced": last_synced,
         "can_sync": policy.may_sync_inventory(request.user),
         "sync_run": background_sync.latest_run(),
     }
