@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Case, Exists, Q, QuerySet, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import roles
-from accounts_app.models import AccountRequest, ApprovalPolicy, RoleGrant
+from accounts_app.models import AccountRequest, ApprovalPolicy, Decision, RoleGrant
 
 # --- Roles --------------------------------------------------------------------
 
@@ -244,4 +245,34 @@ def decidable_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[Acc
                 "granted_by"
             )
         )
+    )
+
+
+def approvers_who_may_decide(account_request: AccountRequest) -> QuerySet:
+    """may_decide, as a filter over the users: who may still approve or reject this
+    request (its page says "waiting for any of"). One query."""
+    users = get_user_model().objects.filter(is_active=True)
+    if not account_request.is_pending:
+        return users.none()
+    app, codename = roles.APPROVE_REQUEST.split(".")
+    holds_the_role = (
+        Q(is_superuser=True)
+        | Q(
+            groups__permissions__codename=codename, groups__permissions__content_type__app_label=app
+        )
+        | Q(user_permissions__codename=codename, user_permissions__content_type__app_label=app)
+    )
+    conflicts = RoleGrant.objects.filter(granted_by_id=account_request.requester_id)
+    if settings.APPROVER_WAIT_HOURS > 0:
+        since = timezone.now() - timedelta(hours=settings.APPROVER_WAIT_HOURS)
+        conflicts = RoleGrant.objects.filter(
+            Q(granted_by_id=account_request.requester_id) | Q(granted_at__gte=since)
+        )
+    return (
+        users.filter(holds_the_role)
+        .exclude(pk=account_request.requester_id)
+        .exclude(pk__in=Decision.objects.filter(request=account_request).values("approver"))
+        .exclude(pk__in=conflicts.values("user"))
+        .distinct()
+        .order_by("username")
     )

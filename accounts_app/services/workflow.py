@@ -66,7 +66,17 @@ def approvals_required_for(privilege: str) -> int:
     """The policy's number, never below MIN_APPROVALS (a row written before the floor
     was raised does not lower it)."""
     policy = ApprovalPolicy.objects.filter(account_privilege=privilege).first()
-    required = policy.approvals_required if policy else DEFAULT_APPROVALS.get(privilege, 1)
+    return _required(privilege, policy.approvals_required if policy else None)
+
+
+def approvals_required_by_privilege() -> dict[str, int]:
+    """approvals_required_for each privilege, in one query (the request form shows them)."""
+    rows = dict(ApprovalPolicy.objects.values_list("account_privilege", "approvals_required"))
+    return {privilege: _required(privilege, rows.get(privilege)) for privilege in DEFAULT_APPROVALS}
+
+
+def _required(privilege: str, from_policy: int | None) -> int:
+    required = DEFAULT_APPROVALS.get(privilege, 1) if from_policy is None else from_policy
     return max(required, settings.MIN_APPROVALS)
 
 

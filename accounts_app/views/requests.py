@@ -18,6 +18,7 @@ from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required, second_factor_required
 from accounts_app.selectors import request_list
 from accounts_app.selectors import requests as selectors
+from accounts_app.selectors.approvals import approval_progress
 from accounts_app.selectors.connection import connection_hints
 from accounts_app.services import workflow
 
@@ -44,7 +45,16 @@ def request_new(request):
             messages.success(request, submitted % {"pk": account_request.pk})
             return redirect("request_detail", pk=account_request.pk)
     context = {"form": form, "preflight": preflight, "rules_spec": rules.browser_spec()}
+    context["approval_policy"] = approval_policy_shown()
     return render(request, "requests/new.html", context)
+
+
+def approval_policy_shown() -> list[tuple[str, int]]:
+    """(privilege label, approvals it needs), for the form to say before submitting."""
+    required = workflow.approvals_required_by_privilege()
+    return [
+        (label, required[value]) for value, label in rules.PRIVILEGE_CHOICES if value in required
+    ]
 
 
 @roles.role_required(roles.REQUEST_ACCOUNT)
@@ -82,6 +92,7 @@ def request_detail(request, pk: int):
     context = {
         "account_request": account_request,
         "decisions": account_request.decisions.all(),
+        "progress": approval_progress(account_request),
         "events": account_request.events.order_by("seq"),
         "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
         if account_request.awaits_creation

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0012_chat'),
+        ('accounts_app', '0013_chain_head_last_event_at'),
     ]
 
     operations = [
