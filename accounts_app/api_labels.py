@@ -86,3 +86,45 @@ def account_type_label(value: str) -> str:
 
 def privilege_label(value: str) -> str:
     return _label(PRIVILEGES, value)
+
+
+# Region IDs and the names Alibaba gives them (English here, the console's Chinese names
+# in the translation): "Common region IDs", https://help.aliyun.com/document_detail/140601.html
+# (English: https://www.alibabacloud.com/help/doc-detail/140601.htm) and the ECS regions
+# list, https://www.alibabacloud.com/help/en/ecs/product-overview/regions-and-zones/.
+REGIONS: dict[str, Promise] = {
+    "cn-qingdao": pgettext_lazy("region", "China (Qingdao)"),
+    "cn-beijing": pgettext_lazy("region", "China (Beijing)"),
+    "cn-zhangjiakou": pgettext_lazy("region", "China (Zhangjiakou)"),
+    "cn-huhehaote": pgettext_lazy("region", "China (Hohhot)"),
+    "cn-wulanchabu": pgettext_lazy("region", "China (Ulanqab)"),
+    "cn-hangzhou": pgettext_lazy("region", "China (Hangzhou)"),
+    "cn-shanghai": pgettext_lazy("region", "China (Shanghai)"),
+    "cn-nanjing": pgettext_lazy("region", "China (Nanjing - Local Region)"),
+    "cn-fuzhou": pgettext_lazy("region", "China (Fuzhou - Local Region)"),
+    "cn-shenzhen": pgettext_lazy("region", "China (Shenzhen)"),
+    "cn-heyuan": pgettext_lazy("region", "China (Heyuan)"),
+    "cn-guangzhou": pgettext_lazy("region", "China (Guangzhou)"),
+    "cn-chengdu": pgettext_lazy("region", "China (Chengdu)"),
+    "cn-hongkong": pgettext_lazy("region", "China (Hong Kong)"),
+    "ap-northeast-1": pgettext_lazy("region", "Japan (Tokyo)"),
+    "ap-northeast-2": pgettext_lazy("region", "South Korea (Seoul)"),
+    "ap-southeast-1": pgettext_lazy("region", "Singapore"),
+    "ap-southeast-3": pgettext_lazy("region", "Malaysia (Kuala Lumpur)"),
+    "ap-southeast-5": pgettext_lazy("region", "Indonesia (Jakarta)"),
+    "us-west-1": pgettext_lazy("region", "US (Silicon Valley)"),
+    "us-east-1": pgettext_lazy("region", "US (Virginia)"),
+    "eu-central-1": pgettext_lazy("region", "Germany (Frankfurt)"),
+    "eu-west-1": pgettext_lazy("region", "UK (London)"),
+    "me-east-1": pgettext_lazy("region", "UAE (Dubai)"),
+}
+
+
+def region_name(value: str) -> str:
+    return _label(REGIONS, value)
+
+
+def region_label(value: str) -> str:
+    """A region as pages show it: its name in the reader's language, then its ID (the
+    value the API and the filters take); an ID not listed stays as it came."""
+    return f"{REGIONS[value]} · {value}" if value in REGIONS else value

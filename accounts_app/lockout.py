@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message
 from accounts_app.audit.origin import trusted_client_ip
 from accounts_app.models import AuditEvent
 
@@ -34,8 +35,9 @@ def locked_out(
         action=AuditEvent.Action.LOGIN_FAILED,
         outcome=AuditEvent.Outcome.FAILURE,
         origin=Origin.from_request(request),
-        comment=f"locked out after {settings.AXES_FAILURE_LIMIT} failed sign-ins: "
-        f"username: {username[:150]}",
+        message=message(
+            "login.locked_out", limit=settings.AXES_FAILURE_LIMIT, username=username[:150]
+        ),
     )
     minutes = int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)
     return render(

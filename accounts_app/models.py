@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import vpc_auth
@@ -42,8 +43,13 @@ class Instance(models.Model):
     account_count = models.PositiveSmallIntegerField(_("accounts"), null=True, blank=True)
     is_gone = models.BooleanField(_("gone"), default=False)
     synced_at = models.DateTimeField(_("last synced"))
+    # The instance's tags, key -> value, as DescribeInstances lists them (Tags.Tag[]):
+    # what teams label instances with (env, team, app), and what search matches.
+    tags = models.JSONField(_("tags"), default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("instance")
+        verbose_name_plural = _("instances")
         ordering = ["region_id", "instance_id"]
         indexes = [
             models.Index(fields=["name"]),
@@ -234,7 +240,7 @@ class AccountRequest(models.Model):
     created_at = models.DateTimeField(_("requested at"), auto_now_add=True)
     approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
-    executing_since = models.DateTimeField(null=True, blank=True)
+    executing_since = models.DateTimeField(_("executing since"), null=True, blank=True)
     executed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -247,7 +253,12 @@ class AccountRequest(models.Model):
     error_code = models.CharField(_("error code"), max_length=128, blank=True)
     error_message = models.TextField(_("error message"), blank=True)
     copied_from = models.ForeignKey(
-        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="copies"
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="copies",
+        verbose_name=_("copied from"),
     )
     # How many instances a fleet request names (its FleetTarget rows); 0: a request for
     # one account on `instance` alone. A fleet request's `instance` is its first target.
@@ -256,6 +267,8 @@ class AccountRequest(models.Model):
     objects = AccountRequestQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("account request")
+        verbose_name_plural = _("account requests")
         ordering = ["-created_at"]
         permissions = [
             ("request_account", _("Can request and create accounts")),
@@ -279,7 +292,12 @@ class AccountRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.account_name} on {self.instance.instance_id}"
+        # Shown by the admin, in the reader's language.
+        return gettext("#%(pk)s %(name)s on %(instance)s") % {
+            "pk": self.pk,
+            "name": self.account_name,
+            "instance": self.instance.instance_id,
+        }
 
     @property
     def is_open(self) -> bool:
@@ -332,20 +350,33 @@ class Decision(models.Model):
         APPROVE = "approve", _("Approved")
         REJECT = "reject", _("Rejected")
 
-    request = models.ForeignKey(AccountRequest, on_delete=models.PROTECT, related_name="decisions")
+    request = models.ForeignKey(
+        AccountRequest,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+        verbose_name=_("request"),
+    )
     approver = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="decisions",
+        verbose_name=_("approver"),
     )
     # A copy of request.requester, so that the database itself can refuse a
     # decision by the requester (four eyes), superusers included.
     requester = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("requester"),
     )
     verdict = models.CharField(_("decision"), max_length=16, choices=Verdict)
     comment = models.TextField(_("comment"), max_length=2000, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("decided at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("decision")
+        verbose_name_plural = _("decisions")
         ordering = ["created_at"]
         constraints = [
             models.CheckConstraint(
@@ -427,17 +458,27 @@ class AuditEvent(models.Model):
         DENIED = "denied", _("Denied")
 
     # Position in the chain: 1, 2, 3... with no gaps. Also the pagination key.
-    seq = models.BigIntegerField(unique=True)
-    created_at = models.DateTimeField(db_index=True)
+    seq = models.BigIntegerField(_("sequence number"), unique=True)
+    created_at = models.DateTimeField(_("time"), db_index=True)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("user"),
     )
     actor_name = models.CharField(_("actor"), max_length=150, blank=True)
     source_ip = models.GenericIPAddressField(_("source IP"), null=True, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=512, blank=True)
     action = models.CharField(_("action"), max_length=32, choices=Action)
     request = models.ForeignKey(
-        AccountRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+        AccountRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="events",
+        verbose_name=_("request"),
     )
     instance_id = models.CharField(_("instance ID"), max_length=64, blank=True)
     region_id = models.CharField(_("region"), max_length=32, blank=True)
@@ -447,12 +488,24 @@ class AuditEvent(models.Model):
     alibaba_request_id = models.CharField(_("Alibaba RequestId"), max_length=64, blank=True)
     error_code = models.CharField(_("error code"), max_length=128, blank=True)
     comment = models.TextField(_("comment"), blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(_("previous hash"), max_length=64)
+    hash = models.CharField(_("hash"), max_length=64)
+    # A sentence the system wrote, as its identifier in accounts_app/audit/messages.py and
+    # its parameters (canonical JSON), said in the reader's language. Hashed only when
+    # set, so events written before these fields existed verify as they always did.
+    # (db_default too: bulk writers such as seed_audit insert rows without them.)
+    message_id = models.CharField(
+        _("message"), max_length=64, blank=True, default="", db_default=""
+    )
+    message_params = models.TextField(
+        _("message parameters"), blank=True, default="", db_default=""
+    )
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-seq"]
         indexes = [
             models.Index(fields=["action", "-seq"]),
@@ -527,11 +580,14 @@ class ApiToken(models.Model):
     SCOPES = ("read", "request", "approve", "execute", "audit")
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        verbose_name=_("user"),
     )
     name = models.CharField(_("name"), max_length=100)
     prefix = models.CharField(_("prefix"), max_length=16)
-    digest = models.CharField(max_length=64, unique=True)
+    digest = models.CharField(_("digest"), max_length=64, unique=True)
     scopes = models.CharField(_("scopes"), max_length=64)  # space-separated SCOPES
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     expires_at = models.DateTimeField(_("expires"))

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 AUDITORS_GROUP = "Auditors"
 
 
-def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
+def approvers_emails() -> list[str]:
     User = get_user_model()
     users = (
         User.objects.filter(is_active=True)
@@ -38,8 +38,6 @@ def approvers_emails(exclude_user_id: int | None = None) -> list[str]:
         .exclude(email="")
         .distinct()
     )
-    if exclude_user_id is not None:
-        users = users.exclude(pk=exclude_user_id)
     return list(users.values_list("email", flat=True))
 
 
@@ -126,10 +124,10 @@ def _to_chat(kind, account_request: AccountRequest, event_key: str, verdict) -> 
         _enqueue_with_transition(enqueue)
 
 
-def request_submitted(account_request: AccountRequest) -> None:
-    _send(
-        "submitted", account_request, approvers_emails(exclude_user_id=account_request.requester_id)
-    )
+def request_submitted(account_request: AccountRequest, *, recipients: list[str]) -> None:
+    """``recipients``: who may decide on it (policy.deciders_emails, asked by the caller:
+    policy sits above this module)."""
+    _send("submitted", account_request, recipients)
 
 
 def request_decided(account_request: AccountRequest, *, verdict: str, approver) -> None:

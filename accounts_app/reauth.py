@@ -33,6 +33,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 
 from accounts_app import policy
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message as audit_message
 from accounts_app.models import AuditEvent
 from accounts_app.services.mfa import mfa_enrolled, mfa_verify
 from accounts_app.sso.middleware import NO_ROLE_KEY
@@ -221,5 +222,5 @@ def _confirmed(request: HttpRequest, *, second_factor: bool) -> None:
         action=AuditEvent.Action.LOGIN,
         outcome=AuditEvent.Outcome.SUCCESS,
         origin=Origin.from_request(request),
-        comment="re-authenticated",
+        message=audit_message("login.reauthenticated"),
     )

@@ -70,14 +70,20 @@ def deny(request, perm: str, *, message=None, reason: str = ""):
     `perm` is what the refused action needs: a permission, or "staff status".
     """
     from accounts_app.audit import Origin, record_event
+    from accounts_app.audit.messages import message as audit_message
     from accounts_app.models import AuditEvent
 
     record_event(
         action=AuditEvent.Action.PERMISSION_DENIED,
         outcome=AuditEvent.Outcome.DENIED,
         origin=Origin.from_request(request),
-        comment=f"{request.method} {request.path[:200]} needs {perm}"
-        + (f" ({reason})" if reason else ""),
+        message=audit_message(
+            "denied.needs_because" if reason else "denied.needs",
+            method=request.method,
+            path=request.path[:200],
+            needs=perm,
+            **({"reason": reason} if reason else {}),
+        ),
     )
     raise PermissionDenied(
         message

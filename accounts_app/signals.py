@@ -12,6 +12,7 @@ from django.dispatch import receiver
 
 from accounts_app import notifications, reauth
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message
 from accounts_app.models import ApprovalPolicy, AuditEvent
 from accounts_app.services import admin_changes, preferences
 from accounts_app.sso.adapters import IDENTITY_ATTRIBUTE
@@ -24,16 +25,21 @@ def audit_login(sender, request, user, **kwargs):
     identity = getattr(request, IDENTITY_ATTRIBUTE, None)
     if identity is not None:
         reauth.mark_signed_in_through_idp(request, identity)
-        comment = f"through the IdP: issuer {identity.issuer}, subject {identity.subject}"
+        said = message("login.idp", issuer=identity.issuer, subject=identity.subject)
         if identity.asserted_second_factor:
-            comment += f"; second factor asserted (amr {','.join(identity.amr)})"
+            said = message(
+                "login.idp_mfa",
+                issuer=identity.issuer,
+                subject=identity.subject,
+                amr=",".join(identity.amr),
+            )
     else:
-        comment = "local password" if settings.LOCAL_LOGIN else "break-glass local password"
+        said = message("login.local" if settings.LOCAL_LOGIN else "login.break_glass")
     event = record_event(
         action=AuditEvent.Action.LOGIN,
         outcome=AuditEvent.Outcome.SUCCESS,
         origin=Origin.from_request(request, user=user),
-        comment=comment,
+        message=said,
     )
     if identity is None and not settings.LOCAL_LOGIN:
         notifications.break_glass_sign_in(user=user, event=event)
@@ -55,12 +61,14 @@ def audit_login_failed(sender, credentials, request=None, **kwargs):
     # credentials never include the password: Django replaces it with asterisks
     # before sending this signal; only the username is kept.
     origin = Origin.from_request(request) if request is not None else Origin()
-    off = "" if settings.LOCAL_LOGIN else " (local sign-in is off but for break-glass users)"
     record_event(
         action=AuditEvent.Action.LOGIN_FAILED,
         outcome=AuditEvent.Outcome.FAILURE,
         origin=origin,
-        comment=f"username: {str(credentials.get('username', ''))[:150]}{off}",
+        message=message(
+            "login.failed" if settings.LOCAL_LOGIN else "login.failed_local_off",
+            username=str(credentials.get("username", ""))[:150],
+        ),
     )
 
 

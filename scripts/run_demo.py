@@ -34,6 +34,29 @@ def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
     raise SystemExit(f"Nothing started on {host}:{port}.")
 
 
+def check_ports_free(ports: dict[str, tuple[str, int]]) -> None:
+    """Stop before anything starts when a port is taken: otherwise the dashboard would
+    start anyway, and sync against whatever answers there (another demo's simulator)."""
+    busy = [f"{what}: {host}:{port}" for what, (host, port) in ports.items() if in_use(host, port)]
+    if busy:
+        raise SystemExit(
+            "Another program is listening on a port the demo needs:\n  "
+            + "\n  ".join(busy)
+            + "\nStop it, or choose other ports, e.g. make run PORT=8100 SIMULATOR_PORT=8101"
+        )
+
+
+def in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers do: a port only holding connections that are closing is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 CHAT_LANGUAGES = {"dingtalk": "zh-hans", "feishu": "en", "wecom": "zh-hans", "slack": "en"}
 
 
@@ -104,6 +127,14 @@ def main() -> None:
     parser.add_argument("--idp-port", type=int, default=8002)
     parser.add_argument("--chat-port", type=int, default=8003)
     args = parser.parse_args()
+    check_ports_free(
+        {
+            "the dashboard (PORT)": (args.host, args.port),
+            "the simulator (SIMULATOR_PORT)": ("127.0.0.1", args.simulator_port),
+            "the chat fakes (--chat-port)": ("127.0.0.1", args.chat_port),
+            **({"the demo IdP (--idp-port)": ("127.0.0.1", args.idp_port)} if args.sso else {}),
+        }
+    )
     ensure_chat_key()
 
     env = dict(os.environ, KVSTORE_ENDPOINT=f"http://127.0.0.1:{args.simulator_port}")
@@ -132,10 +163,13 @@ def main() -> None:
         wait_for_port("127.0.0.1", args.simulator_port)
         subprocess.run([*manage, "sync_instances"], env=env, check=False)
         chat = start_chat_fakes(manage, env, args.chat_port)
-        print_sign_in(args.host, args.port, args.chat_port)
         dashboard = start_dashboard(manage, args.host, args.port, env)
         # Mail, "sync now" and the periodic jobs run here (SQLite: one worker is enough).
         worker = subprocess.Popen([*manage, "run_worker"], env=env)
+        # Last, once the dashboard answers: the lines a newcomer needs, under everything
+        # the servers print as they start.
+        wait_for_port(args.host, args.port)
+        print_sign_in(args.host, args.port, args.chat_port)
         processes = (simulator, dashboard, worker, chat, *([idp] if idp else []))
         while all(process.poll() is None for process in processes):
             time.sleep(0.5)

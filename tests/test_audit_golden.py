@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from accounts_app.audit import Origin, record_event, verify_chain
 from accounts_app.audit.chain import Signer, _encode_json, event_digest
+from accounts_app.audit.messages import message
 from accounts_app.models import AccountRequest, AuditChainHead, AuditEvent, Instance
 
 KEY = "golden-key"
@@ -257,3 +258,116 @@ def test_a_rewritten_head_hash_with_the_right_sequence_number_is_found(chain):
     assert [(b.seq, b.reason) for b in report.breaks] == [
         (chain["events"][-1].seq, "the chain head's hash is not the last event's hash")
     ]
+
+
+# --- Events that carry a system message (accounts_app/audit/messages.py) -------------
+# The message's identifier and parameters are hashed after every other field, and only
+# when the event has one: the digests above (no message) are unchanged.
+
+MESSAGE_VALUES = {
+    **GOLDEN_VALUES,
+    "action": "instances_synced",
+    "request_id": None,
+    "instance_id": "",
+    "account_name": "",
+    "account_privilege": "",
+    "alibaba_request_id": "",
+    "comment": "",
+    "message_id": "sync.summary",
+    "message_params": message(
+        "sync.summary",
+        seen=3,
+        regions_ok=1,
+        regions=1,
+        created=1,
+        updated=0,
+        unchanged=2,
+        gone=0,
+    ).params_text(),
+}
+MESSAGE_CANONICAL = (
+    '[42,"2026-03-01T00:30:15.123456+00:00",7,"bob","203.0.113.9","Firefox/140",'
+    '"instances_synced",null,"","cn-hangzhou","","","success","","","",'
+    '"sync.summary","{\\"created\\":1,\\"gone\\":0,\\"regions\\":1,\\"regions_ok\\":1,'
+    '\\"seen\\":3,\\"unchanged\\":2,\\"updated\\":0}"]'
+)
+MESSAGE_DIGEST = "b5dbc066caf03d82cc0057d002fd6f62446ecd8f67f5e90c676069a0d2d8ea3c"
+
+
+def test_the_digest_of_an_event_with_a_message_never_changes(settings):
+    settings.AUDIT_HMAC_KEY = KEY
+
+    assert event_digest(MESSAGE_VALUES, PREV_HASH) == MESSAGE_DIGEST
+
+
+def test_a_message_is_hashed_as_two_more_values_after_the_others():
+    message_bytes = (MESSAGE_CANONICAL + "\n" + PREV_HASH).encode()
+
+    assert hmac.new(KEY.encode(), message_bytes, hashlib.sha256).hexdigest() == MESSAGE_DIGEST
+
+
+def test_message_parameters_are_compact_json_with_sorted_keys_and_unescaped_text():
+    said = message("login.failed", username="张三")
+
+    assert said.params_text() == '{"username":"张三"}'
+    assert message("login.local").params_text() == ""
+
+
+def test_an_event_without_a_message_hashes_exactly_as_before_messages_existed(settings):
+    settings.AUDIT_HMAC_KEY = KEY
+    no_message = {**GOLDEN_VALUES, "message_id": "", "message_params": ""}
+
+    assert event_digest(no_message, PREV_HASH) == GOLDEN_DIGEST
+
+
+@pytest.mark.parametrize(
+    ("field", "other"),
+    [("message_id", "sync.summary_failed"), ("message_params", '{"seen":4}')],
+)
+def test_the_digest_covers_the_message(settings, field, other):
+    settings.AUDIT_HMAC_KEY = KEY
+
+    assert event_digest({**MESSAGE_VALUES, field: other}, PREV_HASH) != MESSAGE_DIGEST
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("message_id", "reconcile.found"), ("message_params", ""), ("message_id", "")],
+)
+def test_an_edited_message_breaks_the_chain(chain, column, value):
+    event = record_event(
+        action="request_expired",
+        outcome="success",
+        origin=Origin.system("t"),
+        request=chain["request"],
+        message=message("reconcile.not_found") if column == "message_id" else None,
+    )
+    if column == "message_params":
+        event = record_event(
+            action="login_failed",
+            outcome="failure",
+            origin=Origin.system("t"),
+            message=message("login.failed", username="mallory"),
+        )
+    assert verify_chain().ok
+
+    rewrite(event.seq, column, value)
+
+    assert [b.seq for b in verify_chain().breaks] == [event.seq]
+
+
+@pytest.mark.django_db
+def test_a_chain_of_events_with_and_without_messages_verifies(chain):
+    record_event(
+        action="login",
+        outcome="success",
+        origin=Origin.system("t"),
+        message=message("login.idp", issuer="https://idp.example", subject="张三"),
+    )
+    record_event(action="logout", outcome="success", origin=Origin.system("t"))
+
+    report = verify_chain()
+
+    assert report.ok
+    assert report.checked == AuditEvent.objects.count()

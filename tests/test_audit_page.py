@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
 from accounts_app.selectors import audit as audit_selectors
 from accounts_app.services.preferences import TIME_ZONE_KEY
@@ -70,7 +71,7 @@ def test_a_requester_is_refused_and_the_refusal_is_audited(client, requester, ur
     assert response.status_code == 403
     denial = AuditEvent.objects.get(action=Action.PERMISSION_DENIED)
     assert (denial.actor, denial.outcome) == (requester, Outcome.DENIED)
-    assert url in denial.comment
+    assert url in event_text(denial)
     assert not AuditEvent.objects.filter(action=Action.EXPORT_DOWNLOADED).exists()
 
 
@@ -360,7 +361,8 @@ def test_csv_export_streams_the_current_filter_and_is_audited(auditor_client, au
 
     # Audited before a single row is sent.
     export = AuditEvent.objects.get(action=Action.EXPORT_DOWNLOADED)
-    assert (export.actor, export.comment) == (auditor, "csv: q=app")
+    said = "CSV export of the events matching q=app."
+    assert (export.actor, event_text(export)) == (auditor, said)
     rows = list(csv.DictReader(io.StringIO(read_stream(response))))
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
@@ -393,7 +395,8 @@ def test_jsonl_export_has_one_event_per_line(auditor_client):
         AuditEvent.objects.order_by("-seq").values_list("seq", flat=True)
     )
     assert records[0]["action"] == "export_downloaded"
-    assert records[0]["comment"] == "jsonl: all events"
+    assert records[0]["message_id"] == "export.all"
+    assert records[0]["message_en"] == "JSONL export of all events."
     assert datetime.fromisoformat(records[-1]["created_at"]).tzinfo is not None
 
 

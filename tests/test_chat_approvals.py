@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from accounts_app.audit.messages import event_text
 from accounts_app.chat import messages
 from accounts_app.chat.models import ChatChannel, ChatIdentity
 from accounts_app.models import AccountRequest, AuditEvent, Decision
@@ -89,11 +90,11 @@ def post_slack(body: bytes, headers: dict):
 
 
 def denials() -> list[str]:
-    return list(
-        AuditEvent.objects.filter(action=Action.PERMISSION_DENIED)
-        .order_by("seq")
-        .values_list("comment", flat=True)
-    )
+    """What the refusals say, in English (the catalogue's own words)."""
+    return [
+        event_text(event)
+        for event in AuditEvent.objects.filter(action=Action.PERMISSION_DENIED).order_by("seq")
+    ]
 
 
 def status_of(account_request) -> str:
@@ -142,7 +143,7 @@ def test_a_tampered_body_is_refused_and_audited(pending, approver, fakes, channe
 
     assert post_slack(tampered, headers).status_code == 403
     assert status_of(pending) == Status.PENDING
-    assert denials() == ["refused from Slack: signature does not match"]
+    assert denials() == ["Refused from Slack: signature does not match"]
 
 
 def test_a_wrong_signing_secret_is_refused(pending, approver, fakes, channel):
@@ -161,7 +162,7 @@ def test_an_old_timestamp_is_refused_even_when_signed(pending, approver, fakes, 
 
     assert response.status_code == 403
     assert status_of(pending) == Status.PENDING
-    assert denials() == ["refused from Slack: timestamp missing or older than five minutes"]
+    assert denials() == ["Refused from Slack: timestamp missing or older than five minutes"]
 
 
 def test_a_replayed_callback_is_refused_and_audited(
@@ -174,7 +175,7 @@ def test_a_replayed_callback_is_refused_and_audited(
 
     assert post_slack(body, dict(headers)).status_code == 403
     assert Decision.objects.count() == 1
-    assert denials() == ["refused from Slack: replayed"]
+    assert denials() == ["Refused from Slack: replayed"]
 
 
 def test_an_unlinked_chat_user_gets_a_code_that_links_them_once_from_the_preferences_page(
@@ -183,7 +184,7 @@ def test_an_unlinked_chat_user_gets_a_code_that_links_them_once_from_the_prefere
     post_slack(*click_slack(pending, "U0NEW", fakes, channel))
 
     assert status_of(pending) == Status.PENDING
-    assert denials() == ["refused from Slack (dba-slack): chat user not linked"]
+    assert denials() == ["Refused from Slack (dba-slack): the chat user is not linked"]
     [answer] = fakes.posts("slack_response")
     assert answer.body["response_type"] == "ephemeral"
     code = re.search(r"Chat accounts: (\S+)$", answer.body["text"]).group(1)
@@ -219,7 +220,7 @@ def test_the_requester_cannot_approve_their_own_request_from_chat(
     post_slack(*click_slack(pending, "U0ALICE", fakes, channel))
 
     assert status_of(pending) == Status.PENDING
-    assert denials() == ["refused from Slack (dba-slack): own request"]
+    assert denials() == ["Refused from Slack (dba-slack): their own request"]
     assert "their own request" in fakes.posts("slack_response")[0].body["text"]
 
 
@@ -230,7 +231,9 @@ def test_a_privilege_protected_by_policy_answers_with_the_page(requester, approv
     post_slack(*click_slack(writer, "U0BOB", fakes, channel))
 
     assert status_of(writer) == Status.PENDING
-    assert denials() == ["refused from Slack (dba-slack): privilege needs the page"]
+    assert denials() == [
+        "Refused from Slack (dba-slack): this privilege is decided on the dashboard's page"
+    ]
     assert f"/requests/{writer.pk}/" in fakes.posts("slack_response")[0].body["text"]
 
 
@@ -311,7 +314,7 @@ def test_a_feishu_callback_that_is_not_feishus_is_refused_and_audited(
 
     assert post_feishu(body, headers).status_code == 403
     assert status_of(pending) == Status.PENDING
-    assert denials() == [f"refused from Feishu/Lark: {reason}"]
+    assert denials() == [f"Refused from Feishu/Lark: {reason}"]
 
 
 def test_a_feishu_callback_signed_long_ago_or_replayed_or_with_another_token_is_refused(
@@ -329,9 +332,9 @@ def test_a_feishu_callback_signed_long_ago_or_replayed_or_with_another_token_is_
     assert post_feishu(*feishu_callback(FEISHU_KEY, click)).status_code == 200
     assert post_feishu(*feishu_callback(FEISHU_KEY, click)).status_code == 403  # same event_id
     assert denials() == [
-        "refused from Feishu/Lark: timestamp missing or older than five minutes",
-        "refused from Feishu/Lark: verification token does not match",
-        "refused from Feishu/Lark: replayed",
+        "Refused from Feishu/Lark: timestamp missing or older than five minutes",
+        "Refused from Feishu/Lark: verification token does not match",
+        "Refused from Feishu/Lark: replayed",
     ]
     assert Decision.objects.count() == 1
 

@@ -72,7 +72,7 @@ def the_request_in(pending, status: str) -> AccountRequest:
 
 
 EVENTS = {
-    "submitted": lambda r, approver: notifications.request_submitted(r),
+    "submitted": lambda r, approver: notifications.request_submitted(r, recipients=[]),
     "approved": lambda r, approver: notifications.request_decided(
         r, verdict="approve", approver=approver
     ),
@@ -151,7 +151,7 @@ def test_each_platform_gets_its_own_rich_format_with_the_request_facts(
 
 def test_a_channel_in_chinese_speaks_chinese(fakes, queue, pending):
     add_channel(fakes, "feishu", language="zh-hans")
-    notifications.request_submitted(pending)
+    notifications.request_submitted(pending, recipients=[])
     run_worker()
 
     text = text_of(fakes.posts("feishu")[0])
@@ -163,7 +163,7 @@ def test_a_wrong_secret_is_refused_by_the_platform_and_dead_lettered(fakes, queu
     queue.TASKS_MAX_ATTEMPTS = 2
     for kind in ("dingtalk", "feishu"):
         add_channel(fakes, kind, secret="not-the-secret")
-    notifications.request_submitted(pending)
+    notifications.request_submitted(pending, recipients=[])
     run_worker()
 
     reasons = {post.kind: post.reason for post in fakes.posts()}
@@ -186,7 +186,7 @@ def test_a_passing_failure_is_retried_until_the_message_goes_through(
     queue.TASKS_MAX_ATTEMPTS = 3
     add_channel(fakes, kind)
     fakes.fail_next(kind, answer, times=2)
-    notifications.request_submitted(pending)
+    notifications.request_submitted(pending, recipients=[])
     run_worker()
 
     assert [post.accepted for post in fakes.posts(kind)] == [False, False, True]
@@ -198,7 +198,7 @@ def test_the_last_failure_is_a_failed_task_that_staff_can_retry(fakes, queue, pe
     queue.TASKS_MAX_ATTEMPTS = 2
     add_channel(fakes, "wecom")
     fakes.fail_next("wecom", "rate_limit", times=2)
-    notifications.request_submitted(pending)
+    notifications.request_submitted(pending, recipients=[])
     run_worker()
 
     failure = TaskFailure.objects.get()
@@ -211,8 +211,8 @@ def test_the_last_failure_is_a_failed_task_that_staff_can_retry(fakes, queue, pe
 
 def test_a_message_goes_once_however_often_its_task_runs(fakes, queue, pending):
     add_channel(fakes, "slack")
-    notifications.request_submitted(pending)
-    notifications.request_submitted(pending)  # the same event, enqueued again
+    notifications.request_submitted(pending, recipients=[])
+    notifications.request_submitted(pending, recipients=[])  # the same event, enqueued again
     run_worker()
     assert len(fakes.posts("slack")) == 1
 
@@ -220,7 +220,7 @@ def test_a_message_goes_once_however_often_its_task_runs(fakes, queue, pending):
 def test_channels_get_only_their_events_and_regions(fakes, queue, pending, approver):
     add_channel(fakes, "slack", events=["approved"])
     add_channel(fakes, "wecom", regions=["cn-hangzhou"])
-    notifications.request_submitted(pending)
+    notifications.request_submitted(pending, recipients=[])
     notifications.request_decided(pending, verdict="approve", approver=approver)
     run_worker()
 
@@ -231,7 +231,7 @@ def test_channels_get_only_their_events_and_regions(fakes, queue, pending, appro
 def test_a_removed_or_inactive_channel_gets_nothing_queued_before(fakes, queue, pending):
     add_channel(fakes, "slack")
     add_channel(fakes, "wecom")
-    notifications.request_submitted(pending)
+    notifications.request_submitted(pending, recipients=[])
     ChatChannel.objects.filter(kind="slack").delete()
     ChatChannel.objects.filter(kind="wecom").update(is_active=False)
     run_worker()

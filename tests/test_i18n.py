@@ -7,6 +7,7 @@ template or Python string that was not marked for translation shows up there in 
 from __future__ import annotations
 
 import gettext
+import json
 import os
 import re
 import shutil
@@ -25,7 +26,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import translation
 
-from accounts_app import notifications, rules
+from accounts_app import notifications, policy, rules
 from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance, UserPreference
 from accounts_app.services.preferences import TIME_ZONE_KEY
 from accounts_app.simulator.demo_estate import demo_estate
@@ -182,6 +183,8 @@ def data_strings() -> set[str]:
         "instance_id", "name", "region_id", "instance_class", "connection_domain", "instance_type"
     ):
         values.update(row)
+    for tags in Instance.objects.values_list("tags", flat=True):
+        values.update(f"{key}:{value}" for key, value in tags.items())
     for row in AccountRequest.objects.values_list(
         "account_name",
         "account_description",
@@ -196,6 +199,12 @@ def data_strings() -> set[str]:
         "actor_name", "comment", "alibaba_request_id", "error_code", "account_privilege"
     ):
         values.update(row)
+    # A system message's parameters are data; its sentence is interface, so it must be
+    # Chinese.
+    for params in AuditEvent.objects.exclude(message_params="").values_list(
+        "message_params", flat=True
+    ):
+        values.update(str(value) for value in json.loads(params).values())
     values.update(get_user_model().objects.values_list("username", flat=True))
     state = demo_estate()
     for accounts in state["accounts"].values():
@@ -407,7 +416,9 @@ def test_emails_go_out_in_the_sites_language(
     mail.outbox.clear()
     # Sent while serving someone who reads English: the mail speaks the site's language.
     with translation.override("en"), django_capture_on_commit_callbacks(execute=True):
-        notifications.request_submitted(story["pending"])
+        notifications.request_submitted(
+            story["pending"], recipients=policy.deciders_emails(story["pending"])
+        )
         notifications.request_decided(story["approved"], verdict="approve", approver=approver)
         notifications.request_finished(story["created"])
         notifications.request_expired(story["rejected"])

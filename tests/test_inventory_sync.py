@@ -8,6 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from accounts_app.audit import Origin
+from accounts_app.audit.messages import event_text
 from accounts_app.models import AuditEvent, Instance
 from accounts_app.services.inventory import refresh_instance, sync_instances
 from tests.demo_instances import CHANGING, FULL, HEALTHY, OLD_ENGINE, PASSWORD_FREE
@@ -201,11 +202,11 @@ def test_each_sync_writes_one_audit_event(kvstore):
     assert AuditEvent.objects.count() == 2
     assert succeeded.outcome == AuditEvent.Outcome.SUCCESS
     assert succeeded.actor_name == "cron"
-    assert "10 instances" in succeeded.comment
-    assert "10 new" in succeeded.comment
+    assert "10 instances" in event_text(succeeded)
+    assert "10 new" in event_text(succeeded)
     assert failed.outcome == AuditEvent.Outcome.FAILURE
-    assert HANGZHOU in failed.comment
-    assert "ServiceUnavailable" in failed.comment
+    assert HANGZHOU in event_text(failed)
+    assert "ServiceUnavailable" in event_text(failed)
 
 
 def test_refresh_instance_writes_the_live_count(kvstore):

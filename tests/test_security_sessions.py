@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app import lockout, middleware, reauth
+from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, AuditEvent
 from tests.builders import approved_request
 from tests.conftest import DEMO_TEST_PASSWORD
@@ -165,7 +166,7 @@ def test_an_old_sign_in_must_confirm_the_password_before_executing(
     assert confirmed.status_code == 302 and confirmed["Location"] == execute_url
     assert client.cookies["sessionid"].value != key
     assert AuditEvent.objects.filter(
-        action=AuditEvent.Action.LOGIN, actor=requester, comment="re-authenticated"
+        action=AuditEvent.Action.LOGIN, actor=requester, message_id="login.reauthenticated"
     ).exists()
     created = client.post(
         execute_url,
@@ -208,9 +209,9 @@ def test_five_failures_lock_the_pair_out_for_fifteen_minutes_and_are_audited(req
     assert "Too many failed sign-ins" in answers[-1].content.decode()
     # Locked: even the right password is refused, and that is audited too.
     assert sign_in(client, requester).status_code == 429
-    locked = AuditEvent.objects.filter(action=LOGIN_FAILED, comment__contains="locked out")
+    locked = AuditEvent.objects.filter(action=LOGIN_FAILED, message_id="login.locked_out")
     assert locked.count() == 2
-    assert f"username: {requester.username}" in locked.first().comment
+    assert f"username {requester.username}" in event_text(locked.first())
 
     # The same user from another address is not locked out.
     assert sign_in(Client(), requester, REMOTE_ADDR="10.9.8.7").status_code == 302

@@ -13,6 +13,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
 from accounts_app.services import workflow
@@ -418,7 +419,7 @@ def test_deciding_on_a_stale_request_expires_it_instead(estate, requester, appro
     assert account_request.finished_at is not None
     assert not Decision.objects.filter(request=account_request).exists()
     [expired] = events(account_request, "request_expired")
-    assert expired.comment == "expired while pending"
+    assert event_text(expired) == "Expired while waiting for approval."
 
 
 def test_the_cancel_event_is_linked_to_its_request(estate, requester):

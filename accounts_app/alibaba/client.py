@@ -74,6 +74,8 @@ class InstanceSummary:
     port: int | None = None
     network_type: str = ""
     capacity: int | None = None  # MB
+    # DescribeInstances' Tags.Tag[] (Key, Value), in the answer's order.
+    tags: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,19 @@ def _instance_fields(item: Mapping[str, Any]) -> dict[str, Any]:
         "port": _int_or_none(item.get("Port")),
         "network_type": text("NetworkType"),
         "capacity": _int_or_none(item.get("Capacity")),
+        "tags": _tags(item),
     }
+
+
+def _tags(item: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    # Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-describeinstances-redis
+    # (Instances.KVStoreInstance[].Tags.Tag[].Key / .Value)
+    tags = (item.get("Tags") or {}).get("Tag") or []
+    return tuple(
+        (str(tag.get("Key") or ""), str(tag.get("Value") or ""))
+        for tag in tags
+        if isinstance(tag, Mapping) and tag.get("Key")
+    )
 
 
 def _account_from(item: Mapping[str, Any], instance_id: str) -> Account:

@@ -121,7 +121,9 @@ def _log(
     # Only the action, the instance and the outcome: never a parameter value.
     elapsed_ms = (time.monotonic() - started) * 1000
     if error is None:
-        log.info(
+        # DEBUG: a sync makes two calls per instance, which would bury everything else
+        # at the default level (LOG_LEVEL=DEBUG shows them).
+        log.debug(
             "kvstore %s instance=%s attempt=%d ok in %.0f ms",
             action, params.get("InstanceId", "-"), attempt, elapsed_ms,
         )  # fmt: skip

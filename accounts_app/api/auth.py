@@ -17,6 +17,7 @@ from ninja.security import HttpBearer, SessionAuth
 from accounts_app import reauth
 from accounts_app.api.errors import ApiError
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message as audit_message
 from accounts_app.models import ApiToken, AuditEvent
 from accounts_app.services import tokens
 
@@ -111,6 +112,8 @@ def deny(request, needs: str, message=None, *, code: str = "Forbidden") -> ApiEr
         action=AuditEvent.Action.PERMISSION_DENIED,
         outcome=AuditEvent.Outcome.DENIED,
         origin=origin_of(request),
-        comment=f"{request.method} {request.path[:200]} needs {needs}",
+        message=audit_message(
+            "denied.needs", method=request.method, path=request.path[:200], needs=needs
+        ),
     )
     return ApiError(403, code, message or _("You may not do this."))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from accounts_app import policy
+from accounts_app.audit.messages import render as render_message
 from accounts_app.models import AccountRequest, AuditEvent, Instance
 from accounts_app.selectors.fleet import fleet_progress, fleet_targets
 from accounts_app.selectors.instances import blocker_messages
@@ -109,6 +112,7 @@ def _timeline_event(event: AuditEvent) -> dict:
         "action": event.action,
         "outcome": event.outcome,
         "comment": event.comment,
+        **_message(event),
         "error_code": event.error_code,
         "alibaba_request_id": event.alibaba_request_id,
     }
@@ -121,7 +125,17 @@ AUDIT_FIELDS = (
 
 
 def audit_event(event: AuditEvent) -> dict:
-    return {name: getattr(event, name) for name in AUDIT_FIELDS}
+    return {**{name: getattr(event, name) for name in AUDIT_FIELDS}, **_message(event)}
+
+
+def _message(event: AuditEvent) -> dict:
+    """The system's message: its identifier and parameters as the chain covers them, and
+    its sentence in the caller's language (Accept-Language)."""
+    return {
+        "message_id": event.message_id,
+        "message_params": json.loads(event.message_params) if event.message_params else {},
+        "message": render_message(event.message_id, event.message_params),
+    }
 
 
 def created_account(row: AccountRequest) -> dict:

@@ -164,6 +164,9 @@ class TimelineEvent(Schema):
     action: str
     outcome: str
     comment: str
+    message_id: str
+    message_params: dict
+    message: str
     error_code: str
     alibaba_request_id: str
 
@@ -229,6 +232,11 @@ class AuditEventOut(Schema):
     alibaba_request_id: str
     error_code: str
     comment: str
+    # A sentence the system wrote: its catalogue identifier and parameters (covered by the
+    # audit chain), and the sentence in the caller's language (Accept-Language).
+    message_id: str
+    message_params: dict
+    message: str
     source_ip: str | None
 
 

@@ -35,11 +35,22 @@ HASHED_FIELDS = (
     "comment",
 )
 
+# Added after chains were written: hashed after HASHED_FIELDS, and only for an event
+# that carries a message, so every event without one hashes exactly as before.
+MESSAGE_FIELDS = ("message_id", "message_params")
+
 
 def event_digest(values: dict, prev_hash: str, *, signer: Signer | None = None) -> str:
-    """The event's hash, from its HASHED_FIELDS values and the previous event's hash."""
+    """The event's hash, from its hashed values and the previous event's hash."""
     sign = signer or Signer(_hmac_key())
-    return sign([_canonical(values[name]) for name in HASHED_FIELDS], prev_hash)
+    return sign(canonical_values(values), prev_hash)
+
+
+def canonical_values(values: dict) -> list:
+    canonical = [_canonical(values[name]) for name in HASHED_FIELDS]
+    if values.get("message_id"):
+        canonical += [values["message_id"], values["message_params"]]
+    return canonical
 
 
 def chain_signer() -> Signer:
@@ -108,4 +119,4 @@ def _canonical_time(value: datetime) -> str:
 
 
 def event_values(event: AuditEvent) -> dict:
-    return {name: getattr(event, name) for name in HASHED_FIELDS}
+    return {name: getattr(event, name) for name in (*HASHED_FIELDS, *MESSAGE_FIELDS)}

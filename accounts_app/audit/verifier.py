@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 
 from django.db import connection, connections
 
-from accounts_app.audit.chain import GENESIS_HASH, HASHED_FIELDS, Signer, chain_signer
+from accounts_app.audit.chain import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    MESSAGE_FIELDS,
+    Signer,
+    chain_signer,
+)
 from accounts_app.models import AuditChainHead, AuditEvent
 
 
@@ -127,8 +133,9 @@ class _ChainWalker:
                 self.add(seq, "event out of place (inserted)")
             else:
                 self.add(seq, "prev_hash is not the previous event's hash (inserted or relinked)")
-            # The database already gave created_at in its canonical text form.
-            if sign(row[:-2], stored_prev) != stored_hash:
+            # The database already gave created_at in its canonical text form. The
+            # message fields are hashed only when the event has a message (chain.py).
+            if sign(row[:-2] if row[-4] else row[:-4], stored_prev) != stored_hash:
                 self.add(seq, "content does not match its HMAC (edited, or forged without the key)")
             prev_hash = stored_hash
             if seq >= expected:
@@ -232,7 +239,8 @@ def _walk_segment(after: int | None, upto: int | None, batch_size: int, max_brea
 
 
 def _raw_batches(*, after: int | None, batch_size: int, upto: int | None = None) -> Iterator[tuple]:
-    """Rows of (HASHED_FIELDS..., prev_hash, hash) with after < seq <= upto, in seq order.
+    """Rows of (HASHED_FIELDS..., MESSAGE_FIELDS..., prev_hash, hash), after < seq <= upto,
+    in seq order.
 
     The first walk starts with after=None, so that a row forged at seq 0 or
     below is read too.
@@ -242,7 +250,7 @@ def _raw_batches(*, after: int | None, batch_size: int, upto: int | None = None)
     for name in HASHED_FIELDS:
         column = quote(AuditEvent._meta.get_field(name).column)
         columns.append(_canonical_time_sql(column) if name == "created_at" else column)
-    columns += [quote("prev_hash"), quote("hash")]
+    columns += [quote(name) for name in (*MESSAGE_FIELDS, "prev_hash", "hash")]
     # Names from the model's own metadata, never from input.
     select = f"SELECT {', '.join(columns)} FROM {quote(AuditEvent._meta.db_table)}"  # noqa: S608
     while True:

@@ -6,6 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.audit.chain import event_digest, event_values
+from accounts_app.audit.messages import AuditMessage
 from accounts_app.audit.origin import Origin, normalized_ip
 from accounts_app.models import AccountRequest, AuditChainHead, AuditEvent
 
@@ -23,11 +24,15 @@ def record_event(
     alibaba_request_id: str = "",
     error_code: str = "",
     comment: str = "",
+    message: AuditMessage | None = None,
 ) -> AuditEvent:
     """Append one event. Call it inside the transaction of the change it records.
 
     If it fails, the exception propagates and the caller's transaction rolls
     back: nothing happens without its audit event (fail closed).
+
+    ``message``: what the system says about the event, from the catalogue
+    (accounts_app.audit.messages); ``comment``: what a user typed.
     """
     if request is not None:
         instance_id = instance_id or request.instance.instance_id
@@ -55,6 +60,8 @@ def record_event(
             alibaba_request_id=_text(alibaba_request_id),
             error_code=_text(error_code)[:128],
             comment=_text(comment),
+            message_id=message.id if message else "",
+            message_params=_text(message.params_text()) if message else "",
             prev_hash=head.hash,
         )
         event.hash = event_digest(event_values(event), head.hash)

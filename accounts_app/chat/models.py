@@ -96,7 +96,10 @@ class ChatIdentity(models.Model):
     code (never by display name). A chat decision acts as this user."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="chat_identities",
+        verbose_name=_("user"),
     )
     platform = models.CharField(_("platform"), max_length=16, choices=ChatPlatform)
     # Slack's user ID (U…), Feishu's open_id (ou_…): stable, unlike a display name.

@@ -21,7 +21,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from accounts_app import rules
+from accounts_app import api_labels, rules
 from accounts_app.models import Instance
 from accounts_app.selectors.instances import blocker_messages, instance_by_id
 
@@ -68,7 +68,10 @@ class InstanceCombobox(forms.TextInput):
                 final.update(_facts(instance))
         help_id = f"{field_id}-combobox-help"
         final["aria-describedby"] = " ".join(filter(None, [final.get("aria-describedby"), help_id]))
-        hint = gettext("Type part of an ID, name or region, then choose with the arrow keys.")
+        hint = gettext(
+            "Type part of an ID, name, region or tag (or key:value), then choose with the "
+            "arrow keys."
+        )
         list_name = gettext("Matching instances")
         return mark_safe(  # noqa: S308 (every part escaped)
             f'<div class="combobox"><input{html_attrs(final)}>'
@@ -120,7 +123,8 @@ def _option(instance: Instance, purpose: str) -> str:
         if blockers:
             attrs["aria-disabled"] = "true"
     name = f" {instance.name}" if instance.name else ""
-    label = f" ·{name} · {instance.region_id} · Redis {instance.engine_version}"
+    region = api_labels.region_label(instance.region_id)
+    label = f" ·{name} · {region} · Redis {instance.engine_version}"
     why = f'<span class="combobox-why"> — {escape("; ".join(blockers))}</span>' if blockers else ""
     return (
         f'<li{html_attrs(attrs)}><span class="combobox-value">{escape(instance.instance_id)}</span>'

@@ -15,7 +15,11 @@ class InstanceFilterForm(forms.Form):
         required=False,
         max_length=128,
         widget=forms.TextInput(
-            attrs={"type": "search", "placeholder": _("Instance ID or name"), "autocomplete": "off"}
+            attrs={
+                "type": "search",
+                "placeholder": _("ID, name, region, tag or key:value"),
+                "autocomplete": "off",
+            }
         ),
     )
     region = forms.ChoiceField(label=_("Region"), required=False)
@@ -28,6 +32,7 @@ class InstanceFilterForm(forms.Form):
     CHOICE_LABELS = {
         "architecture": api_labels.architecture_label,
         "status": api_labels.instance_status_label,
+        "region": api_labels.region_label,
     }
 
     def __init__(self, data, *, choices: dict[str, list[str]]) -> None:

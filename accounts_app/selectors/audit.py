@@ -27,8 +27,9 @@ MIN_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
 EXPORT_BATCH_SIZE = 2_000
 
-# What an export holds, in order. The hashes let an auditor check a full
-# export offline against the key.
+# What an export holds, in order. The hashes (with the message fields, hashed when
+# set: accounts_app/audit/chain.py) let an auditor check a full export offline
+# against the key. The export adds the message as the reader reads it.
 EXPORT_FIELDS = (
     "seq",
     "created_at",
@@ -47,6 +48,8 @@ EXPORT_FIELDS = (
     "user_agent",
     "prev_hash",
     "hash",
+    "message_id",
+    "message_params",
 )
 
 

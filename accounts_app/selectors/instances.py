@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Max, Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
 
 from accounts_app import policy, rules, wording
 from accounts_app.models import AccountRequest, Instance
@@ -49,12 +50,36 @@ class InstanceRow:
         return f"{count} / {rules.MAX_ACCOUNTS_PER_INSTANCE}"
 
 
+def instances_matching(
+    text: str, instances: QuerySet[Instance] | None = None
+) -> QuerySet[Instance]:
+    """The instances a search for `text` finds, among `instances` (default: all).
+
+    `key:value` finds the instances whose tag `key` has that value (any case); any other
+    text finds those whose ID, name, region or a tag contains it. The one definition of
+    instance search: the list, the pickers and fleet requests ask this.
+    """
+    instances = Instance.objects.all() if instances is None else instances
+    text = text.strip()
+    if not text:
+        return instances
+    key, colon, value = text.partition(":")
+    if colon and key.strip() and value.strip():
+        tag_value = KeyTextTransform(key.strip(), "tags")
+        return instances.alias(tag_value=tag_value).filter(tag_value__iexact=value.strip())
+    return instances.filter(
+        Q(instance_id__icontains=text)
+        | Q(name__icontains=text)
+        | Q(region_id__icontains=text)
+        | Q(tags__icontains=text)
+    )
+
+
 def filtered_instances(instance_filter: InstanceFilter) -> QuerySet[Instance]:
     instances = Instance.objects.all()
     if not instance_filter.gone:
         instances = instances.filter(is_gone=False)
-    if q := instance_filter.q.strip():
-        instances = instances.filter(Q(instance_id__icontains=q) | Q(name__icontains=q))
+    instances = instances_matching(instance_filter.q, instances)
     for name, field in FILTER_FIELDS.items():
         if value := getattr(instance_filter, name):
             instances = instances.filter(**{field: value})
@@ -124,15 +149,12 @@ MATCHES_SHOWN = 50
 def instance_matches(
     text: str, *, include_gone: bool = False, limit: int = MATCHES_SHOWN
 ) -> tuple[list[Instance], bool]:
-    """Instances whose ID, name or region contains `text`, and whether there were more.
+    """Instances that `text` finds (instances_matching), and whether there were more.
 
     One query: `limit + 1` rows tell whether the answer was cut.
     """
     instances = Instance.objects.all() if include_gone else Instance.objects.filter(is_gone=False)
-    if text := text.strip():
-        instances = instances.filter(
-            Q(instance_id__icontains=text) | Q(name__icontains=text) | Q(region_id__icontains=text)
-        )
+    instances = instances_matching(text, instances)
     found = list(instances.order_by("region_id", "instance_id")[: limit + 1])
     return found[:limit], len(found) > limit
 

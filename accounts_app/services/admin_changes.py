@@ -17,6 +17,7 @@ from django.contrib.auth.models import Group, Permission
 
 from accounts_app import notifications
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import AuditMessage, message
 from accounts_app.models import AuditEvent, RoleGrant
 
 Action = AuditEvent.Action
@@ -27,10 +28,10 @@ USER_FIELDS = ("username", "email", "is_active", "is_staff", "is_superuser")
 GRANTING_FLAGS = ("is_staff", "is_superuser")
 
 
-def _record(action: str, comment: str, *, origin: Origin | None = None) -> None:
+def _record(action: str, said: AuditMessage, *, origin: Origin | None = None) -> None:
     origin = origin or Origin.current()
     event = record_event(
-        action=action, outcome=AuditEvent.Outcome.SUCCESS, origin=origin, comment=comment[:4000]
+        action=action, outcome=AuditEvent.Outcome.SUCCESS, origin=origin, message=said
     )
     notifications.admin_change(event)
 
@@ -51,25 +52,29 @@ def user_saved(*, user, before: dict[str, object] | None, password_changed: bool
     after = user_snapshot(user)
     if before is None:
         flags = ", ".join(f"{k}={v}" for k, v in after.items() if k != "username")
-        _record(Action.USER_CHANGED, f"user {user.username} created ({flags})", origin=origin)
+        said = message("admin.user_created", user=user.username, flags=flags)
+        _record(Action.USER_CHANGED, said, origin=origin)
         _grant([user.pk], "account", origin)
         for flag in GRANTING_FLAGS:
             if after[flag]:
                 _grant([user.pk], flag, origin)
         return
     changes = [f"{k}: {before[k]} -> {after[k]}" for k in USER_FIELDS if before[k] != after[k]]
-    if password_changed:
-        changes.append("password changed")
-    if not changes:
+    if not changes and not password_changed:
         return
-    _record(Action.USER_CHANGED, f"user {user.username}: " + "; ".join(changes), origin=origin)
+    said = message(
+        "admin.user_changed_password" if password_changed else "admin.user_changed",
+        user=user.username,
+        changes="; ".join(changes) or "-",
+    )
+    _record(Action.USER_CHANGED, said, origin=origin)
     for flag in GRANTING_FLAGS:
         if after[flag] and not before[flag]:
             _grant([user.pk], flag, origin)
 
 
 def user_deleted(*, user) -> None:
-    _record(Action.USER_CHANGED, f"user {user.username} deleted")
+    _record(Action.USER_CHANGED, message("admin.user_deleted", user=user.username))
 
 
 def memberships_changed(*, user_ids: set[int], group_ids: set[int], added: bool) -> None:
@@ -80,7 +85,8 @@ def memberships_changed(*, user_ids: set[int], group_ids: set[int], added: bool)
     sign = "+" if added else "-"
     for user_id in sorted(user_ids):
         change = ", ".join(f"{sign}{name}" for name in groups)
-        _record(Action.ROLE_CHANGED, f"user {names.get(user_id)}: groups {change}", origin=origin)
+        said = message("admin.user_groups", user=str(names.get(user_id)), change=change)
+        _record(Action.ROLE_CHANGED, said, origin=origin)
         if added:
             for name in groups:
                 _grant([user_id], f"group {name}", origin)
@@ -93,9 +99,8 @@ def user_permissions_changed(*, user_ids: set[int], permission_ids: set[int], ad
     sign = "+" if added else "-"
     for user_id in sorted(user_ids):
         change = ", ".join(f"{sign}{codename}" for codename in codenames)
-        _record(
-            Action.ROLE_CHANGED, f"user {names.get(user_id)}: permissions {change}", origin=origin
-        )
+        said = message("admin.user_permissions", user=str(names.get(user_id)), change=change)
+        _record(Action.ROLE_CHANGED, said, origin=origin)
         if added:
             for codename in codenames:
                 _grant([user_id], f"permission {codename}", origin)
@@ -107,7 +112,8 @@ def group_permissions_changed(*, group, permission_ids: set[int], added: bool) -
     codenames = _codenames(permission_ids)
     sign = "+" if added else "-"
     change = ", ".join(f"{sign}{codename}" for codename in codenames)
-    _record(Action.GROUP_CHANGED, f"group {group.name}: permissions {change}", origin=origin)
+    said = message("admin.group_permissions", group=group.name, change=change)
+    _record(Action.GROUP_CHANGED, said, origin=origin)
     if added:
         members = list(group.user_set.values_list("pk", flat=True))
         for codename in codenames:
@@ -116,32 +122,33 @@ def group_permissions_changed(*, group, permission_ids: set[int], added: bool) -
 
 def group_saved(*, group, before_name: str | None) -> None:
     if before_name is None:
-        _record(Action.GROUP_CHANGED, f"group {group.name} created")
+        _record(Action.GROUP_CHANGED, message("admin.group_created", group=group.name))
     elif before_name != group.name:
-        _record(Action.GROUP_CHANGED, f"group renamed: {before_name} -> {group.name}")
+        said = message("admin.group_renamed", before=before_name, group=group.name)
+        _record(Action.GROUP_CHANGED, said)
 
 
 def group_deleted(*, group) -> None:
-    _record(Action.GROUP_CHANGED, f"group {group.name} deleted")
+    _record(Action.GROUP_CHANGED, message("admin.group_deleted", group=group.name))
 
 
 def policy_saved(*, policy, before: int | None) -> None:
     if before == policy.approvals_required:
         return
-    was = "none" if before is None else str(before)
-    _record(
-        Action.POLICY_CHANGED,
-        f"approval policy {policy.account_privilege}: approvals required "
-        f"{was} -> {policy.approvals_required}",
+    said = message(
+        "admin.policy_changed",
+        privilege=policy.account_privilege,
+        was="-" if before is None else before,
+        now=policy.approvals_required,
     )
+    _record(Action.POLICY_CHANGED, said)
 
 
 def policy_deleted(*, policy) -> None:
-    _record(
-        Action.POLICY_CHANGED,
-        f"approval policy {policy.account_privilege} deleted "
-        f"(was {policy.approvals_required}; the default applies)",
+    said = message(
+        "admin.policy_deleted", privilege=policy.account_privilege, was=policy.approvals_required
     )
+    _record(Action.POLICY_CHANGED, said)
 
 
 def _codenames(permission_ids: set[int]) -> list[str]:

@@ -28,7 +28,6 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.functional import Promise
-from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts_app.alibaba.client import KVStoreClient, get_client
@@ -38,6 +37,7 @@ from accounts_app.alibaba.errors import (
     OutcomeUnknown,
     is_throttling,
 )
+from accounts_app.audit import messages as audit_messages
 from accounts_app.models import CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,8 @@ log = logging.getLogger(__name__)
 KVSTORE_BREAKER = "kvstore"
 BREAKER_OPEN = "Client.BreakerOpen"
 
-_UNAVAILABLE = _(
-    "The Alibaba Cloud API is unavailable right now: its last calls failed, so the "
-    "dashboard stopped calling it for a moment. Nothing was sent and nothing was created. "
-    "Try again in a minute."
-)
+# Worded once, in the audit log's catalogue: a refused execution records it too.
+_UNAVAILABLE = audit_messages.UNAVAILABLE
 
 T = TypeVar("T")
 

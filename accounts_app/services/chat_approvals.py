@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 
 from accounts_app import policy
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message as audit_message
 from accounts_app.chat import messages, platforms, verify
 from accounts_app.chat.models import ChatChannel, ChatIdentity, ChatNonce
 from accounts_app.chat.verify import CallbackRefused
@@ -202,7 +203,7 @@ def _decide(click: Click, channel: ChatChannel | None, source_ip: str | None) ->
     page = settings.SITE_URL.rstrip("/") + reverse("request_detail", args=[click.request_id])
     if identity is None:
         preferences = settings.SITE_URL.rstrip("/") + reverse("preferences")
-        _audit(origin, account_request, "chat user not linked", where)
+        _audit(origin, account_request, "chat.not_linked", where)
         return Reply(
             False,
             _(
@@ -212,16 +213,16 @@ def _decide(click: Click, channel: ChatChannel | None, source_ip: str | None) ->
             % {"url": preferences, "code": link_code(click.platform, click.external_id)},
         )
     if account_request is None:
-        _audit(origin, None, f"no request {click.request_id}", where)
+        _audit(origin, None, "", where, no_request=click.request_id)
         return Reply(False, _("There is no such request."))
     if policy.owns(user, account_request):
-        _audit(origin, account_request, "own request", where)
+        _audit(origin, account_request, "chat.own_request", where)
         return Reply(False, _("Nobody may approve or reject their own request."))
     if not policy.may_decide_on(user, account_request):
-        _audit(origin, account_request, "not an approver", where)
+        _audit(origin, account_request, "chat.not_approver", where)
         return Reply(False, _("You may not approve or reject requests."))
     if not policy.may_decide_from_chat(account_request):
-        _audit(origin, account_request, "privilege needs the page", where)
+        _audit(origin, account_request, "chat.needs_page", where)
         return Reply(
             False,
             _("%(privilege)s is decided on the request's page: %(url)s")
@@ -262,14 +263,22 @@ def _origin(click: Click, user, where: str, source_ip: str | None) -> Origin:
     )
 
 
-def _audit(origin: Origin, account_request, reason: str, where: str) -> None:
+def _audit(origin: Origin, account_request, reason: str, where: str, no_request=None) -> None:
+    """``reason``: a catalogue identifier (said in the reader's language) or the
+    verifier's own short text."""
+    if no_request is not None:
+        said = audit_message(
+            "chat.refused_no_request", where=where, request_id=str(no_request)[:64]
+        )
+    else:
+        said = audit_message("chat.refused", where=where, reason=reason[:400])
     with transaction.atomic():
         record_event(
             action=AuditEvent.Action.PERMISSION_DENIED,
             outcome=AuditEvent.Outcome.DENIED,
             origin=origin,
             request=account_request,
-            comment=f"refused from {where}: {reason}"[:500],
+            message=said,
         )
 
 

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from accounts_app import roles
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message
 from accounts_app.models import AuditEvent
 
 STAFF = "staff"
@@ -86,8 +87,13 @@ def identity_apply_roles(*, user, identity: Identity, origin: Origin) -> set[str
             action=AuditEvent.Action.ROLES_CHANGED,
             outcome=AuditEvent.Outcome.SUCCESS,
             origin=origin,
-            comment=f"from the IdP: issuer {identity.issuer}, subject {identity.subject}; "
-            f"added: {', '.join(added) or '-'}; removed: {', '.join(removed) or '-'}; "
-            f"groups: {', '.join(identity.groups) or '-'}",
+            message=message(
+                "roles.from_idp",
+                issuer=identity.issuer,
+                subject=identity.subject,
+                added=", ".join(added) or "-",
+                removed=", ".join(removed) or "-",
+                groups=", ".join(identity.groups) or "-",
+            ),
         )
     return (wanted & set(ROLE_GROUPS)) | ({STAFF} if staff else set())

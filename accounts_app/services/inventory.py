@@ -34,6 +34,7 @@ from accounts_app.alibaba.client import (
 )
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import AuditMessage, message
 from accounts_app.models import AuditEvent, Instance
 from accounts_app.services import answers
 from accounts_app.services.breaker import get_guarded_client
@@ -42,6 +43,7 @@ from accounts_app.services.breaker import get_guarded_client
 # decide whether a row changed.
 SYNCED_FIELDS = (
     "name",
+    "tags",
     "region_id",
     "engine_version",
     "architecture_type",
@@ -80,6 +82,9 @@ class InstanceDetails:
     attribute: InstanceAttribute
     accounts: list[Account] | None
     edition_type: str | None = None
+    # From DescribeInstances too (DescribeInstanceAttribute has none): None when it was
+    # not called, and the row keeps the tags the last sync wrote.
+    tags: dict[str, str] | None = None
 
     @property
     def normal_accounts(self) -> list[Account] | None:
@@ -110,6 +115,8 @@ class InstanceDetails:
         }
         if self.edition_type is not None:
             values["edition_type"] = self.edition_type
+        if self.tags is not None:
+            values["tags"] = self.tags
         return values
 
 
@@ -137,21 +144,45 @@ class SyncReport:
     def ok(self) -> bool:
         return not self.failures
 
-    def summary(self) -> str:
-        """One line for the audit log, the command's output and the page's message."""
-        text = (
-            f"{self.seen} instances in {len(self.regions) - len(self.failed_regions)} of "
-            f"{len(self.regions)} regions: {self.created} new, {self.updated} changed, "
-            f"{self.unchanged} unchanged, {self.gone} gone"
+    def audit_message(self) -> AuditMessage:
+        """The sync's summary for the audit log, said in each reader's language."""
+        counts = {
+            "seen": self.seen,
+            "regions_ok": len(self.regions) - len(self.failed_regions),
+            "regions": len(self.regions),
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "gone": self.gone,
+        }
+        if not self.failures:
+            return message("sync.summary", **counts)
+        # The failures are the client's error texts: codes and API values, not sentences.
+        failed = "; ".join(f"{key}: {reason}" for key, reason in self.failures.items())
+        return message(
+            "sync.summary_failed", **counts, failed=len(self.failures), failures=failed[:3000]
         )
-        if self.failures:
-            failed = "; ".join(f"{key}: {reason}" for key, reason in self.failures.items())
-            text += f". Failed ({len(self.failures)}): {failed}"
-        return text
+
+
+# A resource has at most 20 tags, keys and values of at most 128 characters (Alibaba's
+# tag limits): more is a hostile answer, cut to what a real one can hold.
+MAX_TAGS, MAX_TAG_LENGTH = 20, 128
+
+
+def kept_tags(tags: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return {
+        key[:MAX_TAG_LENGTH].replace("\x00", ""): value[:MAX_TAG_LENGTH].replace("\x00", "")
+        for key, value in tags[:MAX_TAGS]
+    }
 
 
 def fetch_details(
-    instance_id: str, region_id: str, client: KVStoreClient, *, edition_type: str | None = None
+    instance_id: str,
+    region_id: str,
+    client: KVStoreClient,
+    *,
+    edition_type: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> InstanceDetails:
     """DescribeInstanceAttribute, then DescribeAccounts if the engine has accounts.
 
@@ -161,7 +192,9 @@ def fetch_details(
     accounts = None
     if supports_accounts(attribute.engine_version):
         accounts = client.describe_accounts(region_id=region_id, instance_id=instance_id)
-    details = InstanceDetails(attribute=attribute, accounts=accounts, edition_type=edition_type)
+    details = InstanceDetails(
+        attribute=attribute, accounts=accounts, edition_type=edition_type, tags=tags
+    )
     problem = answers.instance_problem(attribute.instance_id, details.field_values())
     if problem is not None:
         # Refused whole: a row half written from a hostile answer would lie.
@@ -238,6 +271,7 @@ def _fetch_all(
                 summary.region_id,
                 client,
                 edition_type=summary.edition_type,
+                tags=kept_tags(summary.tags),
             )
         except AlibabaApiError as error:
             return error
@@ -315,5 +349,5 @@ def _write(
             outcome=AuditEvent.Outcome.FAILURE if report.failures else AuditEvent.Outcome.SUCCESS,
             origin=origin,
             region_id=report.regions[0] if len(report.regions) == 1 else "",
-            comment=report.summary()[:4000],
+            message=report.audit_message(),
         )

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import AuditMessage, message
 from accounts_app.models import AuditEvent
 
 PENDING_TOTP_KEY = "mfa_pending_totp"
@@ -48,12 +49,12 @@ def mfa_enrol(*, user, session, code: str, origin: Origin) -> list[str] | None:
     """Turn TOTP on if `code` proves the pending secret: the recovery codes, else None."""
     secret = session.get(PENDING_TOTP_KEY)
     if not secret or mfa_enrolled(user) or not validate_totp_code(secret, code):
-        _audit(AuditEvent.Action.MFA_FAILED, origin, "enrolment code refused")
+        _audit(AuditEvent.Action.MFA_FAILED, origin, message("mfa.enrolment_refused"))
         return None
     TOTP.activate(user, secret)
     codes = RecoveryCodes.activate(user).get_unused_codes()
     del session[PENDING_TOTP_KEY]
-    _audit(AuditEvent.Action.MFA_ENROLLED, origin, "TOTP and recovery codes")
+    _audit(AuditEvent.Action.MFA_ENROLLED, origin, message("mfa.enrolled"))
     return codes
 
 
@@ -65,15 +66,15 @@ def mfa_verify(*, user, code: str, origin: Origin) -> bool:
     """
     code = code.strip().replace(" ", "")
     if _recent_failures(user) >= MAX_FAILURES:
-        _audit(AuditEvent.Action.MFA_FAILED, origin, "too many refused codes: not checked")
+        _audit(AuditEvent.Action.MFA_FAILED, origin, message("mfa.throttled"))
         return False
     for authenticator in Authenticator.objects.filter(user_id=user.pk):
         wrapped = authenticator.wrap()
         if code and wrapped.validate_code(code):
             authenticator.record_usage()
-            _audit(AuditEvent.Action.MFA_USED, origin, authenticator.type)
+            _audit(AuditEvent.Action.MFA_USED, origin, message("mfa.used", kind=authenticator.type))
             return True
-    _audit(AuditEvent.Action.MFA_FAILED, origin, "second-factor code refused")
+    _audit(AuditEvent.Action.MFA_FAILED, origin, message("mfa.refused"))
     return False
 
 
@@ -84,8 +85,8 @@ def _recent_failures(user) -> int:
     ).count()
 
 
-def _audit(action: str, origin: Origin, comment: str) -> None:
-    record_event(action=action, outcome=_outcome(action), origin=origin, comment=comment)
+def _audit(action: str, origin: Origin, said: AuditMessage) -> None:
+    record_event(action=action, outcome=_outcome(action), origin=origin, message=said)
 
 
 def _outcome(action: str) -> str:

@@ -23,7 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts_app import policy, rules, vpc_auth, wording
+from accounts_app import api_labels, policy, rules, vpc_auth, wording
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
 from accounts_app.models import AccountRequest, Instance
@@ -183,7 +183,9 @@ def _instance_checks(facts: _Facts) -> list[Check]:
         )
     }
     passed = {
-        "status": _("The instance is running (status %(status)s).") % {"status": facts.status},
+        # The status as the instance list names it (运行中 in Chinese), not the API's word.
+        "status": _("The instance is running (status %(status)s).")
+        % {"status": api_labels.instance_status_label(facts.status)},
         "engine": _("Redis %(engine)s supports accounts.") % {"engine": facts.engine_version},
         "account_count": _("%(count)s of %(max)s accounts are used.")
         % {"count": facts.account_count, "max": rules.MAX_ACCOUNTS_PER_INSTANCE},

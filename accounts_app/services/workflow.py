@@ -22,9 +22,15 @@ from accounts_app import notifications, policy, rules
 from accounts_app.alibaba import errors
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import AuditMessage, message
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
 from accounts_app.services import answers, live_calls
-from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
+from accounts_app.services.breaker import (
+    BREAKER_OPEN,
+    api_breaker,
+    get_guarded_client,
+    unavailable_message,
+)
 from accounts_app.services.preflight import PreflightResult, run_preflight
 
 logger = logging.getLogger(__name__)
@@ -134,7 +140,9 @@ def request_submit(
         raise TransitionError(
             _("There is already an open request for this account name on this instance.")
         ) from error
-    notifications.request_submitted(account_request)
+    notifications.request_submitted(
+        account_request, recipients=policy.deciders_emails(account_request)
+    )
     return account_request
 
 
@@ -270,11 +278,12 @@ def _transition(
     *,
     outcome: str = Outcome.SUCCESS,
     comment: str = "",
+    said: AuditMessage | None = None,
     event: dict[str, str] | None = None,
     **fields,
 ) -> None:
-    """Compare-and-set, then the audit event of that change (``event``: its other
-    fields), in the caller's transaction."""
+    """Compare-and-set, then the audit event of that change (``said``: the system's
+    message, ``event``: its other fields), in the caller's transaction."""
     _compare_and_set(account_request, expected, **fields)
     record_event(
         action=action,
@@ -282,6 +291,7 @@ def _transition(
         origin=origin,
         request=account_request,
         comment=comment,
+        message=said,
         **(event or {}),
     )
 
@@ -328,7 +338,7 @@ def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
                 was,
                 Action.REQUEST_EXPIRED,
                 origin,
-                comment=f"expired while {was}",
+                said=message(f"request.expired_{was}"),
                 status=Status.EXPIRED,
                 finished_at=timezone.now(),
             )
@@ -442,7 +452,7 @@ def _settle_error(account_request, error: AlibabaApiError, origin, client) -> Ex
 
 
 def _record_created(
-    account_request, origin, *, action, expected, alibaba_request_id: str = "", comment: str = ""
+    account_request, origin, *, action, expected, alibaba_request_id: str = "", said=None
 ) -> None:
     with transaction.atomic():
         _transition(
@@ -450,7 +460,7 @@ def _record_created(
             expected,
             action,
             origin,
-            comment=comment,
+            said=said,
             event={"alibaba_request_id": alibaba_request_id},
             status=Status.CREATED,
             finished_at=timezone.now(),
@@ -498,7 +508,7 @@ def _record_failure(account_request, error: AlibabaApiError, origin) -> None:
             Action.EXECUTION_FAILED,
             origin,
             outcome=Outcome.FAILURE,
-            comment=str(error.human_message)[:500],
+            said=_api_error_message(error),
             event={"alibaba_request_id": error.request_id or "", "error_code": error.code or ""},
             **fields,
         )
@@ -506,9 +516,17 @@ def _record_failure(account_request, error: AlibabaApiError, origin) -> None:
         notifications.request_finished(account_request)
 
 
+def _api_error_message(error: AlibabaApiError) -> AuditMessage:
+    """The audit log's sentence for a failed call, said from its code in the reader's
+    language (the API's own text is never kept: _keep_only_what_fits)."""
+    if error.code == BREAKER_OPEN:
+        return message("execution.unavailable")
+    return message("execution.api_error", code=error.code or "")
+
+
 def _record_outcome_unknown(account_request, error: AlibabaApiError | None, origin) -> None:
     code = (error.code if error else "") or "OutcomeUnknown"
-    message = str(error.human_message) if error else "the execution stopped before its outcome"
+    message_text = str(error.human_message) if error else "the execution stopped before its outcome"
     with transaction.atomic():
         _transition(
             account_request,
@@ -516,11 +534,11 @@ def _record_outcome_unknown(account_request, error: AlibabaApiError | None, orig
             Action.OUTCOME_UNKNOWN,
             origin,
             outcome=Outcome.UNKNOWN,
-            comment=message[:500],
+            said=_api_error_message(error) if error else message("execution.stopped"),
             event={"error_code": code},
             status=Status.NEEDS_RECONCILIATION,
             error_code=code,
-            error_message=message,
+            error_message=message_text,
         )
 
 
@@ -550,7 +568,7 @@ def reconcile(*, account_request: AccountRequest, origin: Origin, client=None) -
             origin,
             action=Action.RECONCILED,
             expected=Status.NEEDS_RECONCILIATION,
-            comment="found by DescribeAccounts: the account exists",
+            said=message("reconcile.found"),
         )
         return account_request
 
@@ -561,7 +579,7 @@ def reconcile(*, account_request: AccountRequest, origin: Origin, client=None) -
             Action.RECONCILED,
             origin,
             outcome=Outcome.FAILURE,
-            comment="not found by DescribeAccounts: nothing was created; the approval stands",
+            said=message("reconcile.not_found"),
             status=Status.APPROVED,
             error_code="",
             error_message="",

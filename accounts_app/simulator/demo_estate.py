@@ -47,6 +47,7 @@ def make_instance(
     instance_type: str = "Redis",
     vpc_auth_mode: str = "Open",
     capacity: int = 1024,
+    tags: dict[str, str] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """An instance record with the API's field names (DescribeInstances' and
@@ -74,9 +75,19 @@ def make_instance(
         "ChargeType": "PrePaid",
         "CreateTime": "2024-03-18T02:14:51Z",
         "VpcAuthMode": vpc_auth_mode,
+        # As DescribeInstances lists them: Tags.Tag[] of Key and Value.
+        "Tags": {"Tag": [{"Key": k, "Value": v} for k, v in (tags or _tags_of(name)).items()]},
     }
     instance.update(extra)
     return instance
+
+
+def _tags_of(name: str) -> dict[str, str]:
+    """Tags a team would put on an instance named like this one: its environment, team
+    and application, read from the name (orders-cache: team orders, app orders-cache)."""
+    team = name.split("-")[0]
+    env = "staging" if "staging" in name or "test" in name else "prod"
+    return {"env": env, "team": team, "app": name}
 
 
 def make_account(
@@ -178,3 +189,54 @@ def demo_estate() -> State:
         "instances": {item["InstanceId"]: item for item in instances},
         "accounts": accounts,
     }
+
+
+# A bigger estate on demand (seed_demo --instances N): regions, with the ID prefixes
+# Alibaba gives instances there, and the teams, applications and environments that
+# names and tags are made of, so that searching by any of them finds a handful.
+BIG_ESTATE_REGIONS = {
+    "cn-hangzhou": ("r-bp1", "cn-hangzhou-h"),
+    "cn-shanghai": ("r-uf6", "cn-shanghai-e"),
+    "cn-beijing": ("r-2ze", "cn-beijing-g"),
+    "cn-shenzhen": ("r-wz9", "cn-shenzhen-e"),
+    "ap-southeast-1": ("r-t4n", "ap-southeast-1-a"),
+}
+_TEAMS = ("orders", "payments", "search", "ads", "risk", "growth", "logistics", "billing")
+_APPS = ("cache", "sessions", "queue", "ratelimit", "feed", "leaderboard")
+_ENVS = ("prod", "staging", "test")
+_ENGINES = ("5.0", "6.0", "7.0", "4.0")
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def bigger_estate(count: int) -> State:
+    """The demo estate and generated instances up to `count` in all, the same every time."""
+    state = demo_estate()
+    regions = list(BIG_ESTATE_REGIONS.items())
+    for number in range(max(0, count - len(state["instances"]))):
+        region_id, (prefix, zone_id) = regions[number % len(regions)]
+        team = _TEAMS[number % len(_TEAMS)]
+        app = _APPS[(number // len(_TEAMS)) % len(_APPS)]
+        env = _ENVS[number % len(_ENVS)]
+        engine = _ENGINES[number % len(_ENGINES)]
+        instance_id = prefix + _id_suffix(number, 20 - len(prefix))
+        instance = make_instance(
+            instance_id,
+            f"{team}-{app}-{env}-{number:03d}",
+            region_id,
+            zone_id,
+            engine,
+            "cluster" if number % 5 == 0 else "standard",
+            tags={"env": env, "team": team, "app": f"{team}-{app}"},
+        )
+        state["instances"][instance_id] = instance
+        state["accounts"][instance_id] = builtin_accounts(instance_id, engine)
+    return state
+
+
+def _id_suffix(number: int, length: int) -> str:
+    # Deterministic, spread over the alphabet like real IDs, unique per number.
+    digits, value = [], number * 7919 + 104729
+    for _ in range(length):
+        value, digit = divmod(value * 31 + 17, len(_ID_ALPHABET))
+        digits.append(_ID_ALPHABET[digit])
+    return "".join(digits)

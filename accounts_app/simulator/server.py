@@ -202,8 +202,9 @@ class Simulator(Operations, Gateway, FaultInjection, ControlApi):
             entry["http_status"] = status
             entry["code"] = code
             entry["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
-        # Only the action, instance and outcome: never a parameter value.
-        log.info(
+        # Only the action, instance and outcome: never a parameter value. DEBUG: one line
+        # per call would bury the demo's banner (LOG_LEVEL=DEBUG shows them).
+        log.debug(
             "%s %s instance=%s -> %s %s%s",
             entry["signature_version"] or "-",
             entry["action"] or "-",

@@ -6,6 +6,7 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message
 from accounts_app.models import AuditEvent
 from accounts_app.services.identity import identity_apply_roles, identity_from_claims
 
@@ -70,7 +71,9 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
             action=AuditEvent.Action.LOGIN_FAILED,
             outcome=AuditEvent.Outcome.FAILURE,
             origin=Origin.from_request(request),
-            comment=f"OIDC sign-in refused ({error or 'error'}) at {provider.name}: {reason}",
+            message=message(
+                "login.idp_refused", provider=provider.name, error=error or "error", reason=reason
+            ),
         )
 
 

@@ -6,6 +6,7 @@ from django import template
 
 from accounts_app import api_labels, vpc_auth, wording
 from accounts_app.alibaba.errors import human_message_for
+from accounts_app.audit.messages import event_text
 
 register = template.Library()
 
@@ -15,6 +16,9 @@ register.filter("edition", api_labels.edition_label)
 register.filter("account_status", api_labels.account_status_label)
 register.filter("account_type", api_labels.account_type_label)
 register.filter("privilege", api_labels.privilege_label)
+register.filter("region", api_labels.region_label)
+# An audit event's message in the reader's language, then its comment.
+register.filter("event_text", event_text)
 
 
 @register.simple_tag

@@ -95,14 +95,25 @@ def instance_rows(rows) -> SafeString:
         lines.append(
             f'<tr data-instance="{instance_id}">'
             f'<td><a href="{escape(detail_url(instance.instance_id))}"><code>{instance_id}'
-            f"</code></a></td><td>{escape(instance.name)}</td>"
-            f"<td>{escape(instance.region_id)}</td>"
+            f"</code></a></td><td>{escape(instance.name)}{_tags(instance.tags)}</td>"
+            f"<td>{escape(api_labels.region_label(instance.region_id))}</td>"
             f"<td>Redis {escape(instance.engine_version)}</td>"
             f"<td>{escape(str(architecture))}</td>"
             f'<td><span class="status">{escape(str(status))}</span></td>'
             f"<td>{escape(row.account_usage)}</td><td>{badges}</td></tr>"
         )
     return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
+
+
+def _tags(tags: dict) -> str:
+    """An instance's tags under its name, as `key:value`: what the search box takes."""
+    if not tags:
+        return ""
+    chips = "".join(
+        f'<span class="tag">{escape(str(key))}:{escape(str(value))}</span>'
+        for key, value in sorted(tags.items())
+    )
+    return f'<div class="tags">{chips}</div>'
 
 
 @register.simple_tag

@@ -12,14 +12,16 @@ from html import escape
 from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from accounts_app import roles
-from accounts_app.api_labels import privilege_label
+from accounts_app.api_labels import privilege_label, region_label
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import event_text, message
+from accounts_app.audit.messages import render as render_message
 from accounts_app.forms.audit import AuditFilterForm
 from accounts_app.models import AuditEvent
 from accounts_app.selectors import audit as audit_selectors
@@ -75,8 +77,9 @@ def _event_row(event: AuditEvent, zone, action_labels: dict, outcome_labels: dic
         if event.request_id
         else ""
     )
+    region = escape(region_label(event.region_id))
     instance = (
-        f'{_code(event.instance_id)} <span class="muted">{escape(event.region_id)}</span>'
+        f'{_code(event.instance_id)} <span class="muted">{region}</span>'
         if event.instance_id
         else ""
     )
@@ -99,7 +102,8 @@ def _event_row(event: AuditEvent, zone, action_labels: dict, outcome_labels: dic
         f'<span class="badge {badge}">{escape(outcome)}</span>',
         _code(event.alibaba_request_id),
         _code(event.error_code),
-        escape(event.comment),
+        # The system's message in the reader's language, then what a user typed.
+        escape(event_text(event)),
         escape(event.source_ip or ""),
     ]
     return "<tr><td>" + "</td><td>".join(cells) + "</td></tr>"
@@ -123,15 +127,32 @@ def audit_export(request, fmt: str):
         action=AuditEvent.Action.EXPORT_DOWNLOADED,
         outcome=AuditEvent.Outcome.SUCCESS,
         origin=Origin.from_request(request),
-        comment=f"{fmt}: {audit_filter.describe() or 'all events'}",
+        message=_export_message(fmt, audit_filter.describe()),
     )
     content_type, render_rows = EXPORT_FORMATS[fmt]
+    language = translation.get_language()
+    rows = audit_selectors.export_rows(audit_filter)
     response = StreamingHttpResponse(
-        render_rows(audit_selectors.export_rows(audit_filter)), content_type=content_type
+        _in_language(language, render_rows(rows, language)), content_type=content_type
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}.{fmt}"'
+    # The system's messages are in the reader's language: the file and its headers say which.
+    response["Content-Disposition"] = f'attachment; filename="audit-{stamp}-{language}.{fmt}"'
+    response["Content-Language"] = language
     return response
+
+
+def _in_language(language: str, chunks: Iterator[str]) -> Iterator[str]:
+    """The chunks, rendered in `language` whenever the server iterates them (after the
+    view has returned, when the request's language may no longer be active)."""
+    with translation.override(language):
+        yield from chunks
+
+
+def _export_message(fmt: str, filters: str):
+    if filters:
+        return message("export.filtered", format=fmt.upper(), filters=filters)
+    return message("export.all", format=fmt.upper())
 
 
 # Spreadsheets run a cell that starts with one of these as a formula; a
@@ -145,22 +166,29 @@ EXPORT_CHUNK_ROWS = 1_000
 # The fields whose values the app writes itself (numbers, its own time stamps, its codes,
 # hashes): no user-typed text, so no cell of theirs can start a formula.
 WRITTEN_BY_THE_APP = frozenset(
-    {"seq", "created_at", "request_id", "action", "outcome", "prev_hash", "hash"}
+    {"seq", "created_at", "request_id", "action", "outcome", "message_id", "prev_hash", "hash"}
 )
 
 
-def csv_lines(rows: Iterable[tuple]) -> Iterator[str]:
+def message_column(language: str) -> str:
+    """The export's column of messages, named with the language they are written in."""
+    return f"message_{language}"
+
+
+def _with_message(row: tuple) -> tuple:
+    # EXPORT_FIELDS ends with message_id, message_params.
+    return (*row, render_message(row[-2], row[-1]))
+
+
+def csv_lines(rows: Iterable[tuple], language: str) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(audit_selectors.EXPORT_FIELDS)
-    typed = [
-        index
-        for index, name in enumerate(audit_selectors.EXPORT_FIELDS)
-        if name not in WRITTEN_BY_THE_APP
-    ]
+    columns = (*audit_selectors.EXPORT_FIELDS, message_column(language))
+    writer.writerow(columns)
+    typed = [index for index, name in enumerate(columns) if name not in WRITTEN_BY_THE_APP]
     for chunk in itertools.batched(rows, EXPORT_CHUNK_ROWS):
         # csv writes None as an empty cell and numbers as digits by itself.
-        writer.writerows(_defused(row, typed) for row in chunk)
+        writer.writerows(_defused(_with_message(row), typed) for row in chunk)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -179,10 +207,10 @@ def _defused(row: tuple, typed: list[int]) -> tuple | list:
     return cells or row
 
 
-def jsonl_lines(rows: Iterable[tuple]) -> Iterator[str]:
-    fields = audit_selectors.EXPORT_FIELDS
+def jsonl_lines(rows: Iterable[tuple], language: str) -> Iterator[str]:
+    fields = (*audit_selectors.EXPORT_FIELDS, message_column(language))
     for row in rows:
-        record = dict(zip(fields, row, strict=True))
+        record = dict(zip(fields, _with_message(row), strict=True))
         yield json.dumps(record, ensure_ascii=False, default=_json_value) + "\n"
 
 

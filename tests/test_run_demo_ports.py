@@ -1,0 +1,71 @@
+"""`make run` on a busy port: the real scripts/run_demo.py stops with a message that
+says which port, a non-zero exit, and nothing started (no traceback, no banner)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_demo(*args: str) -> subprocess.CompletedProcess:
+    # A chat key in the environment: the script must not touch the checkout's .env.
+    env = dict(os.environ, CHAT_ENCRYPTION_KEYS="x" * 44, DEMO_PASSWORD="not-shown")
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run_demo.py"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_busy_dashboard_port_stops_the_demo_before_anything_starts():
+    simulator_port, chat_port = free_port(), free_port()
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        busy = other_program.getsockname()[1]
+
+        result = run_demo(
+            "--port", str(busy),
+            "--simulator-port", str(simulator_port),
+            "--chat-port", str(chat_port),
+        )  # fmt: skip
+
+    assert result.returncode != 0
+    assert f"the dashboard (PORT): 127.0.0.1:{busy}" in result.stderr
+    assert "make run PORT=" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "not-shown" not in result.stdout and "Sign in as" not in result.stdout
+    # The simulator was never started: its port is still free.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", simulator_port))
+
+
+def test_a_busy_simulator_port_is_named_too():
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", 0))
+        other_program.listen()
+        busy = other_program.getsockname()[1]
+
+        result = run_demo(
+            "--port", str(free_port()),
+            "--simulator-port", str(busy),
+            "--chat-port", str(free_port()),
+        )  # fmt: skip
+
+    assert result.returncode != 0
+    assert f"the simulator (SIMULATOR_PORT): 127.0.0.1:{busy}" in result.stderr
+    assert "Traceback" not in result.stderr
