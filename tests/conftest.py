@@ -2,12 +2,21 @@ from __future__ import annotations
 
 import pytest
 from django.apps import apps
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group
 
 from accounts_app import roles
 
 DEMO_TEST_PASSWORD = "Correct-Horse-7"
+
+# The suite runs on busy machines (CI, several suites at once): Hypothesis's clocks would
+# then fail a property for the machine's sake, never for the code's.
+hypothesis_settings.register_profile(
+    "busy_machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("busy_machine")
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ def reinstall_sqlite_triggers(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0012_chat'),
+        ('accounts_app', '0014_fleet_targets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
