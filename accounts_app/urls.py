@@ -3,7 +3,17 @@ from __future__ import annotations
 from django.urls import include, path
 
 from accounts_app import reauth
-from accounts_app.views import audit, chat, core, identity, instances, requests, sync, tokens
+from accounts_app.views import (
+    audit,
+    chat,
+    core,
+    fleet,
+    identity,
+    instances,
+    requests,
+    sync,
+    tokens,
+)
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
@@ -40,6 +50,10 @@ urlpatterns = [
     path("requests/<int:pk>/execute/", requests.request_execute, name="request_execute"),
     path("requests/<int:pk>/reconcile/", requests.request_reconcile, name="request_reconcile"),
     path("approvals/", requests.approvals, name="approvals"),
+    # Fleet requests: one account on many instances.
+    path("requests/new/fleet/", fleet.fleet_new, name="fleet_new"),
+    path("requests/<int:pk>/fleet/execute/", fleet.fleet_execute, name="fleet_execute"),
+    path("requests/<int:pk>/fleet/progress/", fleet.fleet_progress, name="fleet_progress"),
     # Instance inventory.
     path("instances/", instances.instance_list, name="instances"),
     path("instances/choices/", instances.instance_choices, name="instance_choices"),

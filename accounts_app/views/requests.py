@@ -81,7 +81,7 @@ def request_detail(request, pk: int):
         "decisions": account_request.decisions.all(),
         "events": account_request.events.order_by("seq"),
         "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
-        if account_request.awaits_creation
+        if account_request.awaits_creation and not account_request.is_fleet
         else None,
         "may": policy.request_actions(request.user, account_request),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
