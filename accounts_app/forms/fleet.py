@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts_app import rules
 from accounts_app.forms.instance_picker import InstanceField
-from accounts_app.forms.requests import AccountRequestForm
+from accounts_app.forms.requests import AccountRequestForm, ExecuteForm
 from accounts_app.models import Instance
 from accounts_app.selectors.fleet import FleetSelector, instances_by_id
 
@@ -83,8 +83,8 @@ class FleetSelectorForm(forms.Form):
         )
 
 
-class FleetExecuteForm(forms.Form):
-    """One password typed for every instance, or one generated per instance.
+class FleetExecuteForm(ExecuteForm):
+    """The execute form, or no password at all: one generated per instance instead.
 
     No `required` attribute in the page: the browser would insist on a password the
     "generate one each" choice does not need; the server asks for it when it is needed.
@@ -94,36 +94,9 @@ class FleetExecuteForm(forms.Form):
     one_password_each = forms.BooleanField(
         label=_("Generate a different password for each instance"), required=False
     )
-    account_password = forms.CharField(
-        label=_("Password"),
-        strip=False,
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
-        ),
-    )
-    account_password_confirm = forms.CharField(
-        label=_("Confirm password"),
-        strip=False,
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
-        ),
-    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.is_bound and self.data.get("one_password_each"):
             for name in ("account_password", "account_password_confirm"):
                 self.fields[name].required = False
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("one_password_each"):
-            return cleaned
-        password = cleaned.get("account_password")
-        if password:
-            for violation in rules.validate("AccountPassword", password):
-                self.add_error("account_password", violation.message)
-        confirm = cleaned.get("account_password_confirm")
-        if password and confirm is not None and password != confirm:
-            self.add_error("account_password_confirm", rules.passwords_do_not_match_message())
-        return cleaned
