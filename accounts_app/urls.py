@@ -7,6 +7,7 @@ from accounts_app.views import (
     audit,
     chat,
     core,
+    fleet,
     identity,
     instances,
     request_list,
@@ -56,6 +57,10 @@ urlpatterns = [
     ),
     path("requests/<int:pk>/reconcile/", requests.request_reconcile, name="request_reconcile"),
     path("approvals/", requests.approvals, name="approvals"),
+    # Fleet requests: one account on many instances.
+    path("requests/new/fleet/", fleet.fleet_new, name="fleet_new"),
+    path("requests/<int:pk>/fleet/execute/", fleet.fleet_execute, name="fleet_execute"),
+    path("requests/<int:pk>/fleet/progress/", fleet.fleet_progress, name="fleet_progress"),
     # Instance inventory.
     path("instances/", instances.instance_list, name="instances"),
     path("instances/choices/", instances.instance_choices, name="instance_choices"),

@@ -16,6 +16,7 @@ and once sent, so the dump searches the task tables too. Chat channels of every
 platform get theirs over loopback (tests/fixtures/chat_fakes.py): what the platforms
 received is searched as well, and the channels' webhook tokens and signing secrets
 are searched for like the password, everywhere but in the webhook URLs themselves.
+A fleet request runs with the password typed once, on its page and through the API.
 The browser's profile directory is searched the same way by
 tests/test_e2e_browser_profile.py (Chromium's own files, written on close). Since issue 23
 the run also meets an upstream that echoes the password back in every encoding, a crash
@@ -67,7 +68,7 @@ from accounts_app.audit.testing import permit_test_flush
 from accounts_app.background import delivery, retry
 from accounts_app.background.models import NotificationDelivery, TaskFailure
 from accounts_app.models import AccountRequest, CircuitBreaker
-from accounts_app.services import tokens, workflow
+from accounts_app.services import fleet, tokens, workflow
 from accounts_app.services.chat import chat_channel_add
 from tests.conftest import empty_instance
 from tests.fixtures.chat_fakes import ChatFakes
@@ -548,6 +549,49 @@ def drive_the_api(run: Run, canary: str, extra_secrets: dict[str, str], settings
     assert any("api/v1" in m.subject for m in mail.outbox), "the admins got no error report"
 
 
+def drive_a_fleet(run: Run, canary: str) -> None:
+    """One password for a fleet: typed on the fleet page, run over three instances (one
+    throttled then retried, one of unknown outcome reconciled, one refused), then the
+    refused one again through the API. The password lives in one request per run."""
+    instances = [empty_instance(run.estate, f"r-canaryfleet{n}q") for n in range(3)]
+    row = fleet.fleet_submit(
+        requester=run.requester,
+        instances=instances,
+        account_name="canaryfleet",
+        account_privilege="RoleReadOnly",
+        account_description="canary",
+        account_type="Normal",
+        justification="canary scenario fleet",
+        origin=Origin.system("canary"),
+    )
+    workflow.request_approve(
+        request_id=row.pk, approver=run.approver, comment="", origin=Origin.system("canary")
+    )
+    ids = [instance.instance_id for instance in instances]
+    run.estate.add_fault("throttle", action="CreateAccount", instance_id=ids[0])
+    run.estate.add_fault("commit_then_timeout", action="CreateAccount", instance_id=ids[1], delay=3)
+    run.estate.add_fault(
+        "error", action="CreateAccount", instance_id=ids[2], code="IncorrectDBInstanceState"
+    )
+    page = run.client.post(
+        reverse("fleet_execute", args=[row.pk]),
+        {"account_password": canary, "account_password_confirm": canary},
+    )
+    assert page.status_code == 200
+    run.estate.clear_faults()
+    secret = tokens.token_create(
+        user=run.requester, name="canary fleet", scopes="read,execute", expires_in_days=1
+    ).secret
+    again = RecordingClient(run.evidence).post(
+        f"/api/v1/requests/{row.pk}/execute",
+        json.dumps({"account_password": canary}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": "fleet-again"},
+    )
+    assert again.json()["created"] is True, again.content
+    run.expected_calls.update({ids[0]: 2, ids[1]: 1, ids[2]: 2})
+
+
 def click_in_thread(run: Run, account_request, canary: str) -> None:
     connection.force_debug_cursor = True
     try:
@@ -747,6 +791,7 @@ def test_no_password_comes_to_rest_on_any_path(
     }
     drive_every_path(run, canary, extra, settings)
     drive_the_api(run, canary, extra, settings, monkeypatch)
+    drive_a_fleet(run, canary)
     crash_inside_the_execute_view(run, canary, settings, monkeypatch)
     crash_with_debug_on(run, canary, settings, monkeypatch)
     an_upstream_that_echoes_the_password(run, canary, settings)

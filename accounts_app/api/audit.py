@@ -64,4 +64,5 @@ def created_accounts(request, query: Query[AccountQuery]):
     if not 1 <= query.limit <= MAX_PAGE_SIZE or (query.cursor or 0) < 0:
         raise ApiError(400, "InvalidParameter", _("Check the paging parameters."))
     rows, cursor = audit_selectors.created_accounts(before=query.cursor, size=query.limit)
-    return {"items": [present.created_account(row) for row in rows], "next_cursor": cursor}
+    items = [account for row in rows for account in present.created_accounts(row)]
+    return {"items": items, "next_cursor": cursor}

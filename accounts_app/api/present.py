@@ -138,6 +138,22 @@ def _message(event: AuditEvent) -> dict:
     }
 
 
+def created_accounts(row: AccountRequest) -> list[dict]:
+    """One account per instance: a fleet request's created targets, or the request."""
+    if not row.is_fleet:
+        return [created_account(row)]
+    return [
+        {
+            **created_account(row),
+            "instance_id": target.instance.instance_id,
+            "region_id": target.instance.region_id,
+            "created_at": target.finished_at,
+            "alibaba_request_id": target.alibaba_request_id,
+        }
+        for target in row.created_targets
+    ]
+
+
 def created_account(row: AccountRequest) -> dict:
     return {
         "request_id": row.pk,

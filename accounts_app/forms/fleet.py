@@ -6,7 +6,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import rules
-from accounts_app.forms.requests import AccountRequestForm
+from accounts_app.forms.instance_picker import InstanceField
+from accounts_app.forms.requests import AccountRequestForm, ExecuteForm
 from accounts_app.models import Instance
 from accounts_app.selectors.fleet import FleetSelector, instances_by_id
 
@@ -41,10 +42,19 @@ class FleetRequestForm(AccountRequestForm):
     """The request form without its one instance: `instance_ids` names them all."""
 
     instance_ids = InstanceListField(label=_("Instances"), required=False)
+    add_instance = InstanceField(label=_("Add an instance"), required=False, max_length=64)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         del self.fields["instance_id"]
+
+    def listed_ids(self) -> list[str]:
+        """The instances the page lists: those still ticked, then the one just added."""
+        if not self.is_bound:
+            return []
+        ticked = self.data.getlist("instance_ids") if hasattr(self.data, "getlist") else []
+        added = self.data.get("add_instance", "").strip()
+        return list(dict.fromkeys([*ticked, *([added] if added else [])]))
 
     def submission(self) -> dict:
         """The cleaned values, as fleet.fleet_submit() takes them."""
@@ -73,36 +83,20 @@ class FleetSelectorForm(forms.Form):
         )
 
 
-class FleetExecuteForm(forms.Form):
-    """One password typed for every instance, or one generated per instance."""
+class FleetExecuteForm(ExecuteForm):
+    """The execute form, or no password at all: one generated per instance instead.
 
+    No `required` attribute in the page: the browser would insist on a password the
+    "generate one each" choice does not need; the server asks for it when it is needed.
+    """
+
+    use_required_attribute = False
     one_password_each = forms.BooleanField(
         label=_("Generate a different password for each instance"), required=False
     )
-    account_password = forms.CharField(
-        label=_("Password"),
-        strip=False,
-        required=False,
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
-        ),
-    )
-    account_password_confirm = forms.CharField(
-        label=_("Confirm password"),
-        strip=False,
-        required=False,
-        widget=forms.PasswordInput(
-            render_value=False, attrs={"autocomplete": "new-password", "spellcheck": "false"}
-        ),
-    )
 
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("one_password_each"):
-            return cleaned
-        password = cleaned.get("account_password", "")
-        for violation in rules.validate("AccountPassword", password):
-            self.add_error("account_password", violation.message)
-        if password != cleaned.get("account_password_confirm", ""):
-            self.add_error("account_password_confirm", rules.passwords_do_not_match_message())
-        return cleaned
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.is_bound and self.data.get("one_password_each"):
+            for name in ("account_password", "account_password_confirm"):
+                self.fields[name].required = False

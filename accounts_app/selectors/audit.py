@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import CharField, Func, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from accounts_app.models import AccountRequest, AuditEvent, Decision
+from accounts_app.models import AccountRequest, AuditEvent, Decision, FleetTarget
 
 # Above every character a text column can hold: q + MAX_CHAR bounds "starts with q".
 MAX_CHAR = "\U0010ffff"
@@ -265,4 +265,20 @@ def created_accounts(
             Q(finished_at__lt=cursor_time) | Q(finished_at=cursor_time, pk__lt=before)
         )
     rows = list(requests[: size + 1])
+    _attach_created_targets(rows[:size])
     return rows[:size], (rows[size - 1].pk if len(rows) > size else None)
+
+
+def _attach_created_targets(rows: list[AccountRequest]) -> None:
+    """A fleet request's created accounts are one per instance (``created_targets``):
+    one more query, only on a page that lists a fleet request."""
+    fleets = {row.pk: row for row in rows if row.is_fleet}
+    for row in fleets.values():
+        row.created_targets = []
+    if not fleets:
+        return
+    done = FleetTarget.objects.filter(
+        request_id__in=fleets, status=FleetTarget.Status.DONE
+    ).select_related("instance")
+    for target in done.order_by("position"):
+        fleets[target.request_id].created_targets.append(target)

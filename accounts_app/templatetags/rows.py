@@ -20,6 +20,7 @@ from django.utils.translation import gettext
 from accounts_app import api_labels, rules, vpc_auth
 from accounts_app.forms.instance_picker import html_attrs
 from accounts_app.models import AccountRequest
+from accounts_app.selectors.fleet import progress_by_request
 
 register = template.Library()
 
@@ -52,17 +53,28 @@ def request_rows(rows) -> SafeString:
     selected with it)."""
     request_url = url_maker("request_detail", 999_999_999)
     instance_url = url_maker("instance_detail", "instance-id")
+    rows = list(rows)
+    # Fleet requests: how many instances, and how far their runs got (one query, only
+    # when the page lists one).
+    fleets = [row.pk for row in rows if row.is_fleet]
+    progress = progress_by_request(fleets) if fleets else {}
     lines = []
     for row in rows:
         instance_id = row.instance.instance_id
+        instance = f'<a href="{escape(instance_url(instance_id))}">{escape(instance_id)}</a>'
+        done = ""
+        if row.pk in progress:
+            instance = escape(gettext("%(count)s instances") % {"count": row.fleet_size})
+            counts = progress[row.pk]
+            done = f' <span class="muted" data-progress>{counts.done}/{counts.total}</span>'
         lines.append(
             f'<tr><td><a href="{request_url(row.pk)}">{row.pk}</a></td>'
             f"<td><code>{escape(row.account_name)}</code></td>"
-            f'<td><a href="{escape(instance_url(instance_id))}">{escape(instance_id)}</a></td>'
+            f"<td>{instance}</td>"
             f"<td>{escape(str(_label(PRIVILEGE_LABELS, row.account_privilege)))}</td>"
             f"<td>{escape(row.requester.get_username())}</td>"
             f'<td><span class="status status-{escape(row.status)}">'
-            f"{escape(str(_label(STATUS_LABELS, row.status)))}</span></td>"
+            f"{escape(str(_label(STATUS_LABELS, row.status)))}</span>{done}</td>"
             f"<td>{_time(row.created_at)}</td></tr>"
         )
     return mark_safe("".join(lines))  # noqa: S308 (every part escaped)

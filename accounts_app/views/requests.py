@@ -95,7 +95,7 @@ def request_detail(request, pk: int):
         "progress": approval_progress(account_request),
         "events": account_request.events.order_by("seq"),
         "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
-        if account_request.awaits_creation
+        if account_request.awaits_creation and not account_request.is_fleet
         else None,
         "may": policy.request_actions(request.user, account_request),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
