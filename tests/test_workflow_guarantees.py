@@ -620,3 +620,94 @@ def test_the_forms_pre_flight_uses_the_synced_facts_once_the_viewers_budget_is_s
 
     assert not result.live
     assert not estate.calls()
+
+
+# --- Each refusal tells the user why ------------------------------------------------
+
+
+def refusal(action, *args, **kwargs) -> str:
+    with pytest.raises(workflow.TransitionError) as refused:
+        action(*args, **kwargs)
+    return str(refused.value.message)
+
+
+def test_a_request_the_instance_cannot_take_is_refused_pointing_at_the_checks(estate, requester):
+    estate.add_account(HEALTHY, "app_reader")
+
+    assert refusal(submitted_request, requester) == (
+        "This account cannot be created on this instance; see the checks below."
+    )
+    assert not AccountRequest.objects.exists()
+
+
+def test_only_someone_else_may_decide_and_only_once(estate, requester, approver, second_approver):
+    ApprovalPolicy.objects.filter(account_privilege="RoleReadOnly").update(approvals_required=2)
+    account_request = submitted_request(requester)
+
+    assert refusal(approve, account_request, requester) == (
+        "Nobody may approve or reject their own request."
+    )
+    approve(account_request, approver)
+    assert refusal(approve, account_request, approver) == (
+        "You have already decided on this request."
+    )
+
+
+def test_deciding_on_a_decided_request_is_refused_naming_its_status(
+    estate, requester, approver, second_approver
+):
+    account_request = approved(requester, approver)
+
+    assert refusal(approve, account_request, second_approver) == (
+        "This request is Approved: it can no longer be approved or rejected."
+    )
+
+
+def test_only_the_requester_may_cancel_or_execute(estate, client_, requester, approver):
+    account_request = approved(requester, approver)
+
+    assert refusal(
+        workflow.request_cancel,
+        request_id=account_request.pk,
+        user=approver,
+        origin=origin_of(approver),
+    ) == ("Only the requester can cancel a request.")
+    assert refusal(execute, account_request, approver, client_) == (
+        "Only the requester creates the account once it is approved."
+    )
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+
+
+def test_executing_a_request_not_yet_approved_is_refused_naming_its_status(
+    estate, client_, requester
+):
+    account_request = submitted_request(requester)
+
+    assert refusal(execute, account_request, requester, client_) == (
+        "This request is Pending approval: there is nothing to create."
+    )
+
+
+def test_executing_after_the_approval_expired_says_to_submit_again(
+    estate, client_, requester, approver, settings
+):
+    account_request = approved(requester, approver)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        approved_at=timezone.now() - timedelta(hours=settings.APPROVAL_TTL_HOURS, minutes=1)
+    )
+
+    assert refusal(execute, account_request, requester, client_) == (
+        "The approval has expired: submit a new request."
+    )
+
+
+def test_an_execution_the_instance_cannot_take_now_points_at_the_checks(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    estate.add_account(HEALTHY, "app_reader")
+
+    assert refusal(execute, account_request, requester, client_) == (
+        "The account cannot be created right now; see the checks below."
+    )
