@@ -237,19 +237,28 @@ def mutant_statuses(work: Path) -> dict[str, str]:
 
 
 def survives_fresh(work: Path, module: str, name: str, tests: list[str]) -> bool:
-    """Apply the mutant to the scratch copy and run its tests in a new process."""
+    """Apply the mutant to the scratch copy and run its tests in a new process: those
+    mutmut saw calling the mutated function, or all of the module's if none did."""
     source = work / module
     original = source.read_text()
     try:
         subprocess.run([VENV_BIN / "mutmut", "apply", name], cwd=work, check=True)
         run = subprocess.run(
-            [*NICE, VENV_BIN / "pytest", "-x", "-q", *FRESH_RUN_OPTIONS, *tests],
+            [*NICE, VENV_BIN / "pytest", "-x", "-q", *FRESH_RUN_OPTIONS]
+            + (tests_calling(work, name) or tests),
             cwd=work,
             capture_output=True,
         )
     finally:
         source.write_text(original)
     return run.returncode == 0  # 1: a test failed; 2 and up: the mutant broke the import
+
+
+def tests_calling(work: Path, name: str) -> list[str]:
+    """The tests mutmut recorded calling the function of mutant `name`."""
+    stats = json.loads((work / "mutants" / "mutmut-stats.json").read_text())
+    function = name.rsplit("__mutmut_", 1)[0]
+    return sorted(stats["tests_by_mangled_function_name"].get(function, []))
 
 
 def mutant_diff(work: Path, name: str) -> str:
@@ -286,8 +295,8 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
         "out of the score. Run it before resolving an issue that changes one of these modules.",
         "",
         "What this measure does not see: mutmut mutates functions and methods, not module-level",
-        "tables (audit.chain.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS); tests",
-        "pin those directly (tests/test_audit_golden.py, tests/test_rules_guarantees.py,",
+        "tables (audit.chain.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS);",
+        "tests pin those directly (tests/test_audit_golden.py, tests/test_rules_guarantees.py,",
         "tests/test_workflow_guarantees.py). Browser tests are left out, so a mutant only",
         "Chromium would catch counts as a survivor here.",
         "",
