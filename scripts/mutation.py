@@ -90,14 +90,14 @@ def load_results() -> dict:
 
 
 def run_module(module: str, tests: list[str]) -> dict:
-    started = time.monotonic()
+    started, commit = time.monotonic(), commit_measured()
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         work = scratch_copy(Path(scratch), module, tests)
         mutmut_run(work, module)
-        return scored_run(work, module, tests, started)
+        return scored_run(work, module, tests, started, commit)
 
 
-def scored_run(work: Path, module: str, tests: list[str], started: float) -> dict:
+def scored_run(work: Path, module: str, tests: list[str], started: float, commit: str) -> dict:
     """Score the mutmut run in `work`: re-run its survivors in a fresh process."""
     statuses = mutant_statuses(work)
     survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
@@ -108,7 +108,7 @@ def scored_run(work: Path, module: str, tests: list[str], started: float) -> dic
         counts[status] = counts.get(status, 0) + 1
     return {
         "measured": now(),
-        "commit": commit_measured(),
+        "commit": commit,
         "source_sha256": source_sha256(module),
         "tests": tests,
         "mutants": len(statuses),
@@ -124,7 +124,7 @@ def recheck_module(module: str, tests: list[str], last: dict | None) -> dict:
     """The last run's survivors against today's tests; the rest of that run stands."""
     if last is None or measured_source_sha256(module, last) != source_sha256(module):
         raise SystemExit(f"{module} changed since its last full run (or has none): run it whole")
-    started = time.monotonic()
+    started, commit = time.monotonic(), commit_measured()
     survivors = sorted(last["survivors"])
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         work = scratch_copy(Path(scratch), module, tests)
@@ -136,7 +136,7 @@ def recheck_module(module: str, tests: list[str], last: dict | None) -> dict:
         "survivors": {name: diff for name, diff in last["survivors"].items() if name in confirmed},
         "rechecked": {
             "measured": now(),
-            "commit": commit_measured(),
+            "commit": commit,
             "tests": tests,
             "survivors": len(survivors),
             "killed": len(survivors) - len(confirmed),
@@ -189,8 +189,10 @@ def now() -> str:
 
 
 def commit_measured() -> str:
+    """HEAD, with "+changes" if the work tree differs (in more than this script's output)."""
     commit = git("rev-parse", "--short", "HEAD")
-    if git("status", "--porcelain", "--untracked-files=no"):
+    outputs = [f":!{path.relative_to(ROOT)}" for path in (RESULTS, REPORT)]
+    if git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs):
         commit += "+changes"
     return commit
 
