@@ -90,14 +90,14 @@ def load_results() -> dict:
 
 
 def run_module(module: str, tests: list[str]) -> dict:
-    started = time.monotonic()
+    started, commit = time.monotonic(), commit_measured()
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         work = scratch_copy(Path(scratch), module, tests)
         mutmut_run(work, module)
-        return scored_run(work, module, tests, started)
+        return scored_run(work, module, tests, started, commit)
 
 
-def scored_run(work: Path, module: str, tests: list[str], started: float) -> dict:
+def scored_run(work: Path, module: str, tests: list[str], started: float, commit: str) -> dict:
     """Score the mutmut run in `work`: re-run its survivors in a fresh process."""
     statuses = mutant_statuses(work)
     survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
@@ -108,7 +108,7 @@ def scored_run(work: Path, module: str, tests: list[str], started: float) -> dic
         counts[status] = counts.get(status, 0) + 1
     return {
         "measured": now(),
-        "commit": commit_measured(),
+        "commit": commit,
         "source_sha256": source_sha256(module),
         "tests": tests,
         "mutants": len(statuses),
@@ -124,7 +124,7 @@ def recheck_module(module: str, tests: list[str], last: dict | None) -> dict:
     """The last run's survivors against today's tests; the rest of that run stands."""
     if last is None or measured_source_sha256(module, last) != source_sha256(module):
         raise SystemExit(f"{module} changed since its last full run (or has none): run it whole")
-    started = time.monotonic()
+    started, commit = time.monotonic(), commit_measured()
     survivors = sorted(last["survivors"])
     with tempfile.TemporaryDirectory(prefix="mutation-") as scratch:
         work = scratch_copy(Path(scratch), module, tests)
@@ -136,7 +136,7 @@ def recheck_module(module: str, tests: list[str], last: dict | None) -> dict:
         "survivors": {name: diff for name, diff in last["survivors"].items() if name in confirmed},
         "rechecked": {
             "measured": now(),
-            "commit": commit_measured(),
+            "commit": commit,
             "tests": tests,
             "survivors": len(survivors),
             "killed": len(survivors) - len(confirmed),
@@ -189,8 +189,10 @@ def now() -> str:
 
 
 def commit_measured() -> str:
+    """HEAD, with "+changes" if the work tree differs (in more than this script's output)."""
     commit = git("rev-parse", "--short", "HEAD")
-    if git("status", "--porcelain", "--untracked-files=no"):
+    outputs = [f":!{path.relative_to(ROOT)}" for path in (RESULTS, REPORT)]
+    if git("status", "--porcelain", "--untracked-files=no", "--", ".", *outputs):
         commit += "+changes"
     return commit
 
@@ -237,19 +239,28 @@ def mutant_statuses(work: Path) -> dict[str, str]:
 
 
 def survives_fresh(work: Path, module: str, name: str, tests: list[str]) -> bool:
-    """Apply the mutant to the scratch copy and run its tests in a new process."""
+    """Apply the mutant to the scratch copy and run its tests in a new process: those
+    mutmut saw calling the mutated function, or all of the module's if none did."""
     source = work / module
     original = source.read_text()
     try:
         subprocess.run([VENV_BIN / "mutmut", "apply", name], cwd=work, check=True)
         run = subprocess.run(
-            [*NICE, VENV_BIN / "pytest", "-x", "-q", *FRESH_RUN_OPTIONS, *tests],
+            [*NICE, VENV_BIN / "pytest", "-x", "-q", *FRESH_RUN_OPTIONS]
+            + (tests_calling(work, name) or tests),
             cwd=work,
             capture_output=True,
         )
     finally:
         source.write_text(original)
     return run.returncode == 0  # 1: a test failed; 2 and up: the mutant broke the import
+
+
+def tests_calling(work: Path, name: str) -> list[str]:
+    """The tests mutmut recorded calling the function of mutant `name`."""
+    stats = json.loads((work / "mutants" / "mutmut-stats.json").read_text())
+    function = name.rsplit("__mutmut_", 1)[0]
+    return sorted(stats["tests_by_mangled_function_name"].get(function, []))
 
 
 def mutant_diff(work: Path, name: str) -> str:
@@ -286,8 +297,8 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
         "out of the score. Run it before resolving an issue that changes one of these modules.",
         "",
         "What this measure does not see: mutmut mutates functions and methods, not module-level",
-        "tables (audit.chain.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS); tests",
-        "pin those directly (tests/test_audit_golden.py, tests/test_rules_guarantees.py,",
+        "tables (audit.chain.HASHED_FIELDS, rules.INVISIBLE_RANGES, workflow.DEFAULT_APPROVALS);",
+        "tests pin those directly (tests/test_audit_golden.py, tests/test_rules_guarantees.py,",
         "tests/test_workflow_guarantees.py). Browser tests are left out, so a mutant only",
         "Chromium would catch counts as a survivor here.",
         "",

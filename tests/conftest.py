@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 from django.apps import apps
-from hypothesis import HealthCheck
-from hypothesis import settings as hypothesis_settings
 from django.contrib.auth.management import create_permissions
 from django.contrib.auth.models import Group
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from accounts_app import roles
 

@@ -20,6 +20,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection
+from django.utils.translation import gettext_lazy
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -117,6 +118,14 @@ def test_the_digest_covers_every_field(settings, field, other):
     settings.AUDIT_HMAC_KEY = KEY
 
     assert event_digest({**GOLDEN_VALUES, field: other}, PREV_HASH) != GOLDEN_DIGEST
+
+
+def test_a_value_of_another_type_is_hashed_as_its_text(settings):
+    """A lazy translation, say, as the comment: hashed as the text it gives."""
+    settings.AUDIT_HMAC_KEY = KEY
+    lazy_comment = gettext_lazy(GOLDEN_VALUES["comment"])
+
+    assert event_digest({**GOLDEN_VALUES, "comment": lazy_comment}, PREV_HASH) == GOLDEN_DIGEST
 
 
 def test_the_digest_covers_the_previous_hash(settings):

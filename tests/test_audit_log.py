@@ -108,6 +108,24 @@ def test_an_ipv6_source_is_hashed_in_the_form_the_database_keeps():
     assert stored.hash == event_digest(event_values(stored), stored.prev_hash)
 
 
+def test_what_an_event_is_not_given_is_left_empty():
+    event = record_event(action=Action.LOGIN, outcome=Outcome.SUCCESS, origin=Origin.system("t"))
+
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert (stored.alibaba_request_id, stored.error_code, stored.comment) == ("", "", "")
+    assert (stored.instance_id, stored.account_name, stored.request_id) == ("", "", None)
+
+
+def test_an_event_costs_four_statements_inside_the_change_it_records(
+    django_assert_num_queries,
+):
+    """The head locked, the previous time read, the event inserted, the head moved on:
+    no savepoint of its own (a failure rolls the whole change back anyway)."""
+    record("first")
+    with transaction.atomic(), django_assert_num_queries(4):
+        record("second")
+
+
 def test_a_nul_character_does_not_make_the_event_impossible():
     event = record("user typed \x00 this")
 

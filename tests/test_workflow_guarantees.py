@@ -330,10 +330,13 @@ def test_a_definite_refusal_ends_the_request_as_failed_and_tells_the_requester(
     account_request.refresh_from_db()
     assert account_request.status == Status.FAILED
     assert account_request.error_code == code
-    assert account_request.error_message
+    assert account_request.error_message == str(result.error.human_message)
+    assert account_request.alibaba_request_id == result.error.request_id != ""
     assert before <= account_request.finished_at <= timezone.now()
     [failed] = events(account_request, "execution_failed")
     assert (failed.outcome, failed.error_code) == ("failure", code)
+    assert failed.comment == account_request.error_message
+    assert failed.alibaba_request_id == account_request.alibaba_request_id
     assert [m.to for m in mail.outbox] == [["alice@example.com"]]
     # Ended: it cannot be executed again.
     with pytest.raises(workflow.TransitionError):
@@ -346,12 +349,13 @@ def test_a_failure_that_retrying_can_cure_keeps_the_approval_without_a_finish_ti
     account_request = approved(requester, approver)
     estate.add_fault("http503", action="CreateAccount", count=100)
 
-    execute(account_request, requester, client_)
+    result = execute(account_request, requester, client_)
 
     account_request.refresh_from_db()
     assert account_request.status == Status.APPROVED
     assert account_request.finished_at is None
     assert account_request.error_code == "ServiceUnavailable"
+    assert account_request.alibaba_request_id == result.error.request_id
 
 
 # --- 10. Decisions, expiry, cancellation ---------------------------------------------
@@ -621,3 +625,142 @@ def test_the_forms_pre_flight_uses_the_synced_facts_once_the_viewers_budget_is_s
 
     assert not result.live
     assert not estate.calls()
+
+
+# --- Each refusal tells the user why ------------------------------------------------
+
+
+def refusal(action, *args, **kwargs) -> str:
+    with pytest.raises(workflow.TransitionError) as refused:
+        action(*args, **kwargs)
+    return str(refused.value.message)
+
+
+def test_a_request_the_instance_cannot_take_is_refused_pointing_at_the_checks(estate, requester):
+    estate.add_account(HEALTHY, "app_reader")
+
+    assert refusal(submitted_request, requester) == (
+        "This account cannot be created on this instance; see the checks below."
+    )
+    assert not AccountRequest.objects.exists()
+
+
+def test_only_someone_else_may_decide_and_only_once(estate, requester, approver, second_approver):
+    ApprovalPolicy.objects.filter(account_privilege="RoleReadOnly").update(approvals_required=2)
+    account_request = submitted_request(requester)
+
+    assert refusal(approve, account_request, requester) == (
+        "Nobody may approve or reject their own request."
+    )
+    approve(account_request, approver)
+    assert refusal(approve, account_request, approver) == (
+        "You have already decided on this request."
+    )
+
+
+def test_deciding_on_a_decided_request_is_refused_naming_its_status(
+    estate, requester, approver, second_approver
+):
+    account_request = approved(requester, approver)
+
+    assert refusal(approve, account_request, second_approver) == (
+        "This request is Approved: it can no longer be approved or rejected."
+    )
+
+
+def test_only_the_requester_may_cancel_or_execute(estate, client_, requester, approver):
+    account_request = approved(requester, approver)
+
+    assert refusal(
+        workflow.request_cancel,
+        request_id=account_request.pk,
+        user=approver,
+        origin=origin_of(approver),
+    ) == ("Only the requester can cancel a request.")
+    assert refusal(execute, account_request, approver, client_) == (
+        "Only the requester creates the account once it is approved."
+    )
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+
+
+def test_executing_a_request_not_yet_approved_is_refused_naming_its_status(
+    estate, client_, requester
+):
+    account_request = submitted_request(requester)
+
+    assert refusal(execute, account_request, requester, client_) == (
+        "This request is Pending approval: there is nothing to create."
+    )
+
+
+def test_executing_after_the_approval_expired_says_to_submit_again(
+    estate, client_, requester, approver, settings
+):
+    account_request = approved(requester, approver)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        approved_at=timezone.now() - timedelta(hours=settings.APPROVAL_TTL_HOURS, minutes=1)
+    )
+
+    assert refusal(execute, account_request, requester, client_) == (
+        "The approval has expired: submit a new request."
+    )
+
+
+def test_an_execution_the_instance_cannot_take_now_points_at_the_checks(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    estate.add_account(HEALTHY, "app_reader")
+
+    assert refusal(execute, account_request, requester, client_) == (
+        "The account cannot be created right now; see the checks below."
+    )
+
+
+# --- A duplicate name after a lost call is the lost call's account --------------------
+
+
+def lose_the_call(account_request, requester, client, monkeypatch):
+    """CreateAccount's outcome lost, then found absent: approved again, with an
+    outcome_unknown event in the request's history."""
+    with pytest.raises(SystemExit):
+        execute(account_request, requester, ServerDiesMidCall(client))
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=6))
+    workflow.reconcile_all(client=client)
+    monkeypatch.setattr(timezone, "now", real_now)
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+
+
+def test_a_duplicate_name_after_a_lost_call_is_reconciled_as_created(
+    estate, client_, requester, approver, monkeypatch
+):
+    account_request = approved(requester, approver)
+    lose_the_call(account_request, requester, client_, monkeypatch)
+
+    # The lost call's account shows up just as the retry is sent.
+    result = execute(
+        account_request, requester, SomeoneElseGetsThereFirst(client_, take_the_name(estate))
+    )
+
+    assert result.created
+    account_request.refresh_from_db()
+    assert account_request.status == Status.CREATED
+
+
+def test_a_duplicate_name_is_a_failure_when_only_another_request_lost_a_call(
+    estate, client_, requester, approver, monkeypatch
+):
+    other = approved(requester, approver, name="other_reader")
+    lose_the_call(other, requester, client_, monkeypatch)
+    account_request = approved(requester, approver)
+
+    result = execute(
+        account_request, requester, SomeoneElseGetsThereFirst(client_, take_the_name(estate))
+    )
+
+    assert not result.created
+    account_request.refresh_from_db()
+    assert account_request.status == Status.FAILED
