@@ -85,29 +85,10 @@ def may_decide_on(user, account_request: AccountRequest) -> bool:
 
 
 def deciders_emails(account_request: AccountRequest) -> list[str]:
-    """The addresses of everyone who may decide on this request (may_decide_on, asked of
-    every user at once): the mail about a pending request goes to them, and only them."""
-    User = get_user_model()
-    perm = {"codename": "approve_request", "content_type__app_label": "accounts_app"}
-    approvers = (
-        User.objects.filter(is_active=True)
-        .filter(
-            Q(**{f"groups__permissions__{k}": v for k, v in perm.items()})
-            | Q(**{f"user_permissions__{k}": v for k, v in perm.items()})
-            | Q(is_superuser=True)
-        )
-        .exclude(email="")
-        .exclude(pk=account_request.requester_id)
-    )
-    conflicted = RoleGrant.objects.filter(granted_by_id=account_request.requester_id)
-    hours = settings.APPROVER_WAIT_HOURS
-    if hours > 0:
-        since = timezone.now() - timedelta(hours=hours)
-        conflicted = RoleGrant.objects.filter(
-            Q(granted_by_id=account_request.requester_id) | Q(granted_at__gte=since)
-        )
-    approvers = approvers.exclude(pk__in=conflicted.values("user_id"))
-    return sorted(set(approvers.values_list("email", flat=True)))
+    """The addresses of everyone who may decide on this request: the mail about a
+    pending request goes to them, and only them."""
+    deciders = approvers_who_may_decide(account_request).exclude(email="")
+    return sorted(set(deciders.values_list("email", flat=True)))
 
 
 # --- Four eyes that survive an administrator ----------------------------------

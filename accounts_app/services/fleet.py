@@ -171,7 +171,9 @@ def fleet_submit(
         raise FleetRefused(
             _("There is already an open request for this account name on this instance.")
         ) from error
-    notifications.request_submitted(account_request)
+    notifications.request_submitted(
+        account_request, recipients=policy.deciders_emails(account_request)
+    )
     return account_request
 
 
