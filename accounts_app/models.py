@@ -65,13 +65,26 @@ class Instance(models.Model):
         return vpc_auth.is_known(self.vpc_auth_mode)
 
 
+class RequestKind(models.TextChoices):
+    """What a request asks for: each is one Alibaba operation (section 7 of the API reference)."""
+
+    CREATE = "create", _("Create an account")
+    DELETE = "delete", _("Delete an account")
+    PRIVILEGE = "privilege", _("Change an account's privilege")
+    RESET_PASSWORD = "reset_password", _("Reset an account's password")
+    DESCRIPTION = "description", _("Change an account's description")
+
+
 class ApprovalPolicy(models.Model):
     """How many distinct approvers a request for one privilege needs."""
 
-    account_privilege = models.CharField(
-        _("privilege"), max_length=32, choices=PRIVILEGE_CHOICES, unique=True
-    )
+    account_privilege = models.CharField(_("privilege"), max_length=32, choices=PRIVILEGE_CHOICES)
     approvals_required = models.PositiveSmallIntegerField(_("approvals required"), default=1)
+    # Which kind of request the row is for. A change without a row of its own asks what
+    # creating an account of that privilege asks (services/lifecycle.py).
+    kind = models.CharField(
+        _("kind of request"), max_length=16, choices=RequestKind, default=RequestKind.CREATE
+    )
 
     class Meta:
         verbose_name = _("approval policy")
@@ -79,11 +92,17 @@ class ApprovalPolicy(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(approvals_required__gte=1), name="policy_needs_an_approver"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "account_privilege"], name="one_policy_per_kind_and_privilege"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_account_privilege_display()}: {self.approvals_required}"
+        return (
+            f"{self.get_kind_display()}, {self.get_account_privilege_display()}: "
+            f"{self.approvals_required}"
+        )
 
     def save(self, *args, **kwargs):
         # Enforced here too, not only in forms: a command or a shell cannot go below it.
@@ -243,6 +262,15 @@ class AccountRequest(models.Model):
     copied_from = models.ForeignKey(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="copies"
     )
+    # A change to an existing account instead of a creation; account_privilege is then
+    # the privilege asked for (a grant) or the account's own, and current_privilege
+    # the account's privilege when the change was requested.
+    kind = models.CharField(
+        _("kind of request"), max_length=16, choices=RequestKind, default=RequestKind.CREATE
+    )
+    current_privilege = models.CharField(
+        _("privilege before"), max_length=32, choices=PRIVILEGE_CHOICES, blank=True, default=""
+    )
 
     objects = AccountRequestQuerySet.as_manager()
 
@@ -271,6 +299,18 @@ class AccountRequest(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.account_name} on {self.instance.instance_id}"
+
+    Kind = RequestKind
+
+    @property
+    def is_change(self) -> bool:
+        """A change to an existing account, not a creation."""
+        return self.kind != RequestKind.CREATE
+
+    @property
+    def needs_password(self) -> bool:
+        """The requester types a password at execution (creation, password reset)."""
+        return self.kind in (RequestKind.CREATE, RequestKind.RESET_PASSWORD)
 
     @property
     def is_open(self) -> bool:
@@ -391,6 +431,10 @@ class AuditEvent(models.Model):
         EXECUTION_FAILED = "execution_failed", _("Execution failed")
         OUTCOME_UNKNOWN = "outcome_unknown", _("Outcome unknown")
         RECONCILED = "reconciled", _("Reconciled")
+        ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+        PRIVILEGE_GRANTED = "privilege_granted", _("Account privilege changed")
+        PASSWORD_RESET = "password_reset", _("Account password reset")
+        DESCRIPTION_CHANGED = "description_changed", _("Account description changed")
         LOGIN = "login", _("Signed in")
         LOGIN_FAILED = "login_failed", _("Sign-in failed")
         LOGOUT = "logout", _("Signed out")

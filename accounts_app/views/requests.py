@@ -12,11 +12,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts_app import policy, roles, rules
 from accounts_app.audit import Origin
-from accounts_app.forms.requests import AccountRequestForm, DecisionForm, ExecuteForm
+from accounts_app.forms.requests import AccountRequestForm, DecisionForm, execute_form
 from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required, second_factor_required
 from accounts_app.selectors import requests as selectors
-from accounts_app.services import workflow
+from accounts_app.services import lifecycle, workflow
 
 
 @roles.role_required(roles.REQUEST_ACCOUNT)
@@ -27,7 +27,7 @@ def request_new(request):
     preflight = None
     if request.method == "POST" and form.is_valid():
         try:
-            account_request = workflow.request_submit(
+            account_request = lifecycle.request_submit(
                 requester=request.user,
                 origin=Origin.from_request(request),
                 copied_from=copied_from,
@@ -81,7 +81,7 @@ def request_detail(request, pk: int):
         "decisions": account_request.decisions.all(),
         "events": account_request.events.order_by("seq"),
         "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
-        if account_request.awaits_creation
+        if account_request.awaits_creation and not account_request.is_change
         else None,
         "may": policy.request_actions(request.user, account_request),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
@@ -152,15 +152,13 @@ def request_execute(request, pk: int):
     account_request = _own_request(request, pk)
     if request.method == "GET" and not account_request.is_approved:
         return redirect("request_detail", pk=pk)
-    form = ExecuteForm(request.POST or None)
+    form = execute_form(account_request, request.POST if request.method == "POST" else None)
     preflight = result = None
     if request.method == "POST" and form.is_valid():
         result, preflight = _execute(request, pk, form)
         account_request.refresh_from_db()
     if result is None and preflight is None and account_request.is_approved:
-        preflight = workflow.preflight_for(
-            account_request, at_execute=True, viewer=request.user, page_view=True
-        )
+        preflight = _execute_preflight(request, account_request)
     context = {
         "account_request": account_request,
         # The form is rendered with PasswordInput(render_value=False): a
@@ -170,17 +168,29 @@ def request_execute(request, pk: int):
         "result": result,
         "rules_spec": rules.browser_spec(),
     }
-    return render(request, "requests/execute.html", context)
+    template = (
+        "requests/execute_change.html" if account_request.is_change else "requests/execute.html"
+    )
+    return render(request, template, context)
+
+
+def _execute_preflight(request, account_request):
+    """What the API says now about creating the account; a change has no pre-flight."""
+    if account_request.is_change:
+        return None
+    return workflow.preflight_for(
+        account_request, at_execute=True, viewer=request.user, page_view=True
+    )
 
 
 @sensitive_variables()
-def _execute(request, pk: int, form: ExecuteForm):
+def _execute(request, pk: int, form):
     """(the execution's result, None), or (None, the pre-flight that refused it)."""
     try:
-        result = workflow.request_execute(
+        result = lifecycle.request_execute(
             request_id=pk,
             user=request.user,
-            account_password=form.cleaned_data["account_password"],
+            account_password=form.cleaned_data.get("account_password", ""),
             origin=Origin.from_request(request),
         )
     except workflow.TransitionError as error:
