@@ -435,6 +435,7 @@ class AuditEvent(models.Model):
         PRIVILEGE_GRANTED = "privilege_granted", _("Account privilege changed")
         PASSWORD_RESET = "password_reset", _("Account password reset")
         DESCRIPTION_CHANGED = "description_changed", _("Account description changed")
+        DRIFT_FOUND = "drift_found", _("Drift found")
         LOGIN = "login", _("Signed in")
         LOGIN_FAILED = "login_failed", _("Sign-in failed")
         LOGOUT = "logout", _("Signed out")
@@ -609,3 +610,58 @@ class ApiIdempotencyKey(models.Model):
 
 # Chat channels (accounts_app/chat/models.py).
 from accounts_app.chat.models import ChatChannel, ChatIdentity, ChatNonce  # noqa: E402, F401
+
+
+class AccountDrift(models.TextChoices):
+    """How an account differs from what the dashboard did (services/drift.py)."""
+
+    UNMANAGED = "unmanaged", _("Not made through the dashboard")
+    GONE = "gone", _("Gone")
+    PRIVILEGE = "privilege", _("Privilege changed outside the dashboard")
+    DESCRIPTION = "description", _("Description changed outside the dashboard")
+    UNDELETED = "undeleted", _("Should have been deleted")
+
+
+class KnownAccount(models.Model):
+    """An account on an instance as the last sweep saw it (DescribeAccounts), whoever
+    made it, with how it differs from what the dashboard did (``drift``, empty: none)."""
+
+    Drift = AccountDrift
+
+    instance = models.ForeignKey(
+        Instance,
+        on_delete=models.CASCADE,
+        related_name="known_accounts",
+        verbose_name=_("instance"),
+    )
+    account_name = models.CharField(_("account name"), max_length=64)
+    account_type = models.CharField(_("account type"), max_length=16, blank=True)
+    privilege = models.CharField(_("privilege"), max_length=32, blank=True)
+    status = models.CharField(_("status"), max_length=16, blank=True)
+    description = models.CharField(_("description"), max_length=256, blank=True)
+    is_gone = models.BooleanField(_("gone"), default=False)
+    # The request that created it, when the dashboard did.
+    created_by = models.ForeignKey(
+        AccountRequest,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created through"),
+    )
+    drift = models.CharField(_("drift"), max_length=16, choices=AccountDrift, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    swept_at = models.DateTimeField(_("last swept"))
+
+    class Meta:
+        ordering = ["instance_id", "account_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "account_name"], name="one_known_account_per_name"
+            )
+        ]
+        indexes = [models.Index(fields=["drift", "instance"])]
+
+    def __str__(self) -> str:
+        return f"{self.account_name} on {self.instance_id}"

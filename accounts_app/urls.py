@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.urls import include, path
 
 from accounts_app import reauth
-from accounts_app.views import audit, chat, core, identity, instances, requests, sync, tokens
+from accounts_app.views import audit, chat, core, drift, identity, instances, requests, sync, tokens
 
 urlpatterns = [
     path("", core.dashboard, name="dashboard"),
@@ -48,6 +48,7 @@ urlpatterns = [
     path("instances/<str:instance_id>/", instances.instance_detail, name="instance_detail"),
     # Audit log.
     path("audit/", audit.audit_log, name="audit"),
+    path("drift/", drift.drift, name="drift"),
     path("audit/export.<str:fmt>", audit.audit_export, name="audit_export"),
     path("audit/accounts/", audit.created_accounts, name="created_accounts"),
 ]

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts_app.models import AccountRequest, Decision, Instance
+from accounts_app.models import AccountRequest, Decision, Instance, KnownAccount
 from bench.goals import MAX_QUERIES, MAX_QUERIES_LIVE
 from tests.builders import instance_row, request_form_data, submitted_request
 
@@ -86,6 +86,17 @@ def seed(first: int, rows: int, requester, approver) -> None:
         for request in requests
         if request.status != Status.PENDING
     )
+    KnownAccount.objects.bulk_create(
+        KnownAccount(
+            instance=instance,
+            account_name=f"drift_{first + number}",
+            drift=KnownAccount.Drift.values[number % len(KnownAccount.Drift.values)],
+            created_by=requests[number] if number % 2 else None,
+            first_seen_at=now,
+            swept_at=now,
+        )
+        for number, instance in enumerate(instances)
+    )
     call_command("seed_audit", events=rows, stdout=io.StringIO())
 
 
@@ -109,6 +120,10 @@ def page_counts(requester, approver, auditor) -> dict[str, int]:
         "request form": queries_of(as_requester, reverse("request_new")),
         "audit": queries_of(as_auditor, reverse("audit")),
         "audit, filtered": queries_of(as_auditor, reverse("audit"), instance_id="r-bp1"),
+        "drift": queries_of(as_auditor, reverse("drift")),
+        "drift, filtered": queries_of(
+            as_auditor, reverse("drift"), instance_id="seed", drift="gone"
+        ),
     }
 
 
@@ -126,6 +141,8 @@ EXPECTED = {
     "request form": 3,
     "audit": 4,
     "audit, filtered": 4,
+    "drift": 5,
+    "drift, filtered": 5,
 }
 
 
