@@ -73,6 +73,8 @@ class RequestKind(models.TextChoices):
     PRIVILEGE = "privilege", _("Change an account's privilege")
     RESET_PASSWORD = "reset_password", _("Reset an account's password")
     DESCRIPTION = "description", _("Change an account's description")
+    # No Alibaba call: the dashboard records who owns an account made outside it.
+    ADOPT = "adopt", _("Adopt an account made outside the dashboard")
 
 
 class ApprovalPolicy(models.Model):
@@ -436,6 +438,7 @@ class AuditEvent(models.Model):
         PASSWORD_RESET = "password_reset", _("Account password reset")
         DESCRIPTION_CHANGED = "description_changed", _("Account description changed")
         DRIFT_FOUND = "drift_found", _("Drift found")
+        ACCOUNT_ADOPTED = "account_adopted", _("Account adopted")
         LOGIN = "login", _("Signed in")
         LOGIN_FAILED = "login_failed", _("Sign-in failed")
         LOGOUT = "logout", _("Signed out")

@@ -15,8 +15,9 @@ from django.urls import reverse
 
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
-from accounts_app.services import drift
-from tests.builders import approved_request, origin_of
+from accounts_app.services import drift, lifecycle
+from accounts_app.services.workflow import TransitionError
+from tests.builders import approve, approved_request, origin_of
 from tests.demo_instances import HEALTHY, TAIR
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +197,69 @@ def test_an_approved_account_not_yet_created_is_no_drift(estate, requester, appr
     approved_request(requester, approver, name="still_open")
     sweep()
     assert not KnownAccount.objects.filter(account_name="still_open").exists()
+
+
+# --- Acting on drift: adopt an account, or request its deletion -----------------------------------
+
+
+def test_adopting_an_unmanaged_account_goes_through_approval(estate, requester, approver):
+    made_outside(estate, "console_made", AccountPrivilege="RoleReadOnly")
+    sweep()
+    drift_page = page(approver, reverse("drift")).content.decode()
+    adopt_link = (
+        f"/requests/new/?kind=adopt&amp;instance_id={HEALTHY}&amp;account_name=console_made"
+    )
+    assert adopt_link in drift_page
+
+    as_requester = Client()
+    as_requester.force_login(requester)
+    form = as_requester.get(adopt_link.replace("&amp;", "&")).context["form"]
+    assert (form["kind"].value(), form["account_name"].value()) == ("adopt", "console_made")
+    as_requester.post(
+        reverse("request_new"),
+        {
+            "kind": "adopt",
+            "instance_id": HEALTHY,
+            "account_name": "console_made",
+            "account_privilege": "RoleReadOnly",
+            "account_type": "Normal",
+            "justification": "The reporting team owns it; made in the console last year.",
+        },
+    )
+    adoption = AccountRequest.objects.get(kind=AccountRequest.Kind.ADOPT)
+    assert adoption.status == Status.PENDING
+    assert known("console_made").drift == Drift.UNMANAGED  # nothing before approval
+    with pytest.raises(TransitionError):
+        approve(adoption, requester)
+    approve(adoption, approver)
+
+    done = as_requester.post(reverse("request_execute", args=[adoption.pk]), {})
+
+    assert 'data-outcome="done"' in done.content.decode()
+    row = known("console_made")
+    assert (row.drift, row.created_by_id) == ("", adoption.pk)
+    sweep()
+    assert known("console_made").drift == ""
+    assert adoption.events.filter(action=AuditEvent.Action.ACCOUNT_ADOPTED).count() == 1
+    with pytest.raises(TransitionError, match="already manages"):
+        lifecycle.request_submit(
+            kind=AccountRequest.Kind.ADOPT,
+            requester=requester,
+            instance=Instance.objects.get(instance_id=HEALTHY),
+            account_name="console_made",
+            account_privilege="RoleReadOnly",
+            account_description="",
+            account_type="Normal",
+            justification="again",
+            origin=origin_of(requester),
+        )
+
+
+def test_the_drift_page_offers_to_request_a_deletion(estate, approver):
+    made_outside(estate, "console_made")
+    sweep()
+    body = page(approver, reverse("drift")).content.decode()
+    link = f"/requests/new/?kind=delete&amp;instance_id={HEALTHY}&amp;account_name=console_made"
+    assert link in body
+    form = page(approver, link.replace("&amp;", "&")).context["form"]
+    assert form["kind"].value() == "delete"

@@ -89,6 +89,12 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             "kind": source.kind,
         }
 
+    @staticmethod
+    def initial_from_query(query) -> dict:
+        """A request prefilled from a link (the drift page's "adopt", "request its deletion")."""
+        names = ("kind", "instance_id", "account_name")
+        return {name: query[name] for name in names if query.get(name)}
+
     def submission(self) -> dict:
         """The cleaned values, as workflow.request_submit() takes them."""
         data = self.cleaned_data

@@ -62,7 +62,7 @@ def expected_accounts(instance: Instance) -> dict[str, Expected]:
     done = AccountRequest.objects.filter(instance=instance, status=AccountRequest.Status.CREATED)
     for request in done.order_by("finished_at", "pk"):
         name = request.account_name
-        if request.kind == Kind.CREATE:
+        if request.kind in (Kind.CREATE, Kind.ADOPT):
             expected[name] = Expected(
                 True, request.account_privilege, request.account_description, request
             )

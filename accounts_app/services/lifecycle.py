@@ -19,11 +19,11 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from accounts_app import notifications, policy
-from accounts_app.alibaba.client import Account
+from accounts_app.alibaba.client import Account, AccountChangeResult
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance
-from accounts_app.services import answers, workflow
+from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance, KnownAccount
+from accounts_app.services import answers, drift, workflow
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.services.workflow import ExecutionResult, TransitionError
 
@@ -38,6 +38,7 @@ DONE_ACTIONS = {
     Kind.PRIVILEGE: Action.PRIVILEGE_GRANTED,
     Kind.RESET_PASSWORD: Action.PASSWORD_RESET,
     Kind.DESCRIPTION: Action.DESCRIPTION_CHANGED,
+    Kind.ADOPT: Action.ACCOUNT_ADOPTED,
 }
 BUILT_IN = "Super"
 
@@ -86,6 +87,8 @@ def request_submit(
             client=client,
         )
     account = target_account(instance, account_name, client=client)
+    if kind == Kind.ADOPT and account_name in drift.expected_accounts(instance):
+        raise TransitionError(_("The dashboard already manages this account."))
     if kind == Kind.PRIVILEGE and account.privilege == account_privilege:
         raise TransitionError(_("The account already has this privilege."))
     if kind == Kind.DESCRIPTION and account.account_description == account_description:
@@ -256,6 +259,9 @@ def _call(client, account_request: AccountRequest, account_password: str):
         "account_name": account_request.account_name,
     }
     kind = account_request.kind
+    if kind == Kind.ADOPT:
+        # Nothing changes on the instance: the request records who owns the account.
+        return AccountChangeResult(request_id="")
     if kind == Kind.DELETE:
         return client.delete_account(**where)
     if kind == Kind.PRIVILEGE:
@@ -286,6 +292,10 @@ def _record_done(
             error_code="",
             error_message="",
         )
+        if account_request.kind == Kind.ADOPT:
+            KnownAccount.objects.filter(
+                instance=account_request.instance, account_name=account_request.account_name
+            ).update(created_by=account_request, drift="")
         instance = account_request.instance
         if account_request.kind == Kind.DELETE and instance.account_count:
             Instance.objects.filter(pk=instance.pk).update(account_count=instance.account_count - 1)

@@ -22,7 +22,9 @@ from accounts_app.services import lifecycle, workflow
 @roles.role_required(roles.REQUEST_ACCOUNT)
 def request_new(request):
     copied_from = selectors.copy_source(request.user, request.GET.get("copy"))
-    initial = AccountRequestForm.initial_from(copied_from)
+    initial = AccountRequestForm.initial_from(copied_from) or AccountRequestForm.initial_from_query(
+        request.GET
+    )
     form = AccountRequestForm(request.POST or None, initial=initial)
     preflight = None
     if request.method == "POST" and form.is_valid():
