@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
-from accounts_app.services import drift, lifecycle
+from accounts_app.services import drift, lifecycle, workflow
 from accounts_app.services.workflow import TransitionError
 from tests.builders import approve, approved_request, origin_of
 from tests.demo_instances import HEALTHY, TAIR
@@ -34,6 +34,17 @@ def made_outside(simulator, name, instance_id=HEALTHY, **fields):
         timeout=5,
     )
     assert response.status_code == 201, response.text
+
+
+def created_through_the_dashboard(requester, approver) -> AccountRequest:
+    account_request = approved_request(requester, approver)
+    workflow.request_execute(
+        request_id=account_request.pk,
+        user=requester,
+        account_password="Str0ng-Passw0rd",
+        origin=origin_of(requester),
+    )
+    return account_request
 
 
 def sweep(**options) -> drift.SweepReport:
@@ -79,15 +90,7 @@ def test_built_in_accounts_never_drift_and_are_known(estate):
 
 
 def test_what_the_dashboard_created_is_in_order_until_changed_outside(estate, requester, approver):
-    from accounts_app.services import workflow
-
-    account_request = approved_request(requester, approver)
-    workflow.request_execute(
-        request_id=account_request.pk,
-        user=requester,
-        account_password="Str0ng-Passw0rd",
-        origin=origin_of(requester),
-    )
+    account_request = created_through_the_dashboard(requester, approver)
     sweep()
     row = known("app_reader")
     assert (row.drift, row.created_by_id) == ("", account_request.pk)
@@ -173,15 +176,7 @@ def test_the_drift_page_filters_and_counts(estate, auditor, outsider):
 
 
 def test_the_instance_page_lists_every_account_known_with_its_owner(estate, requester, approver):
-    from accounts_app.services import workflow
-
-    account_request = approved_request(requester, approver)
-    workflow.request_execute(
-        request_id=account_request.pk,
-        user=requester,
-        account_password="Str0ng-Passw0rd",
-        origin=origin_of(requester),
-    )
+    account_request = created_through_the_dashboard(requester, approver)
     made_outside(estate, "console_made")
     sweep()
 

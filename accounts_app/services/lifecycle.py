@@ -130,9 +130,13 @@ def request_submit(
 def target_account(instance: Instance, account_name: str, *, client=None) -> Account:
     """The account a change names, as DescribeAccounts shows it now: it must exist and be
     a user's account."""
-    client = client or get_guarded_client()
+    return _named(_accounts_of(instance, client or get_guarded_client()), account_name)
+
+
+def _accounts_of(instance: Instance, client) -> list[Account]:
+    """Every account of the instance, now; no answer refuses the step (nothing done)."""
     try:
-        accounts = client.describe_accounts(
+        return client.describe_accounts(
             region_id=instance.region_id, instance_id=instance.instance_id
         )
     except AlibabaApiError as error:
@@ -140,7 +144,6 @@ def target_account(instance: Instance, account_name: str, *, client=None) -> Acc
             _("Alibaba Cloud could not list the instance's accounts: %(message)s")
             % {"message": error.human_message}
         ) from error
-    return _named(accounts, account_name)
 
 
 def _named(accounts: list[Account], account_name: str) -> Account:
@@ -229,16 +232,7 @@ def _execute_change(request_id, user, origin, account_password, client) -> Execu
 def _wait_until_settled(account_request: AccountRequest, client) -> None:
     """Refuse (the approval stands) while any account of the instance is still being
     created or changed: Alibaba would refuse the call, and the target must still exist."""
-    instance = account_request.instance
-    try:
-        accounts = client.describe_accounts(
-            region_id=instance.region_id, instance_id=instance.instance_id
-        )
-    except AlibabaApiError as error:
-        raise TransitionError(
-            _("Alibaba Cloud could not list the instance's accounts: %(message)s")
-            % {"message": error.human_message}
-        ) from error
+    accounts = _accounts_of(account_request.instance, client)
     _named(accounts, account_request.account_name)
     if any(account.account_status != "Available" for account in accounts):
         raise TransitionError(
