@@ -86,6 +86,28 @@ def test_a_deletion_is_approved_by_someone_else_then_deletes_once(outside, reque
     assert len(outside.calls("DeleteAccount")) == 1
 
 
+KIND_FIELDS = {
+    Kind.DELETE: {},
+    Kind.PRIVILEGE: {"account_privilege": "RoleReadWrite"},
+    Kind.RESET_PASSWORD: {},
+    Kind.DESCRIPTION: {"account_description": "nightly-etl"},
+    Kind.ADOPT: {},
+}
+
+
+@pytest.mark.parametrize("kind", list(KIND_FIELDS))
+def test_nobody_decides_on_their_own_request_of_any_kind(outside, approver, second_approver, kind):
+    account_request = submit(approver, kind, **KIND_FIELDS[kind])
+    with pytest.raises(TransitionError, match="own request"):
+        approve(account_request, approver)
+    account_request.refresh_from_db()
+    assert account_request.status == Status.PENDING
+    assert not account_request.decisions.exists()  # no decision was written
+    approve(account_request, second_approver)
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+
+
 @pytest.mark.parametrize(
     ("kind", "fields", "check"),
     [
