@@ -71,13 +71,28 @@ class Instance(models.Model):
         return vpc_auth.is_known(self.vpc_auth_mode)
 
 
+class RequestKind(models.TextChoices):
+    """What a request asks for: each is one Alibaba operation (section 7 of the API reference)."""
+
+    CREATE = "create", _("Create an account")
+    DELETE = "delete", _("Delete an account")
+    PRIVILEGE = "privilege", _("Change an account's privilege")
+    RESET_PASSWORD = "reset_password", _("Reset an account's password")
+    DESCRIPTION = "description", _("Change an account's description")
+    # No Alibaba call: the dashboard records who owns an account made outside it.
+    ADOPT = "adopt", _("Adopt an account made outside the dashboard")
+
+
 class ApprovalPolicy(models.Model):
     """How many distinct approvers a request for one privilege needs."""
 
-    account_privilege = models.CharField(
-        _("privilege"), max_length=32, choices=PRIVILEGE_CHOICES, unique=True
-    )
+    account_privilege = models.CharField(_("privilege"), max_length=32, choices=PRIVILEGE_CHOICES)
     approvals_required = models.PositiveSmallIntegerField(_("approvals required"), default=1)
+    # Which kind of request the row is for. A change without a row of its own asks what
+    # creating an account of that privilege asks (services/lifecycle.py).
+    kind = models.CharField(
+        _("kind of request"), max_length=16, choices=RequestKind, default=RequestKind.CREATE
+    )
     # Fleet requests (one account on many instances): the most instances one request may
     # name, and the size above which one more approval is needed; empty: no limit.
     max_fleet_size = models.PositiveSmallIntegerField(_("largest fleet"), null=True, blank=True)
@@ -91,11 +106,17 @@ class ApprovalPolicy(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(approvals_required__gte=1), name="policy_needs_an_approver"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "account_privilege"], name="one_policy_per_kind_and_privilege"
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_account_privilege_display()}: {self.approvals_required}"
+        return (
+            f"{self.get_kind_display()}, {self.get_account_privilege_display()}: "
+            f"{self.approvals_required}"
+        )
 
     def save(self, *args, **kwargs):
         # Enforced here too, not only in forms: a command or a shell cannot go below it.
@@ -263,6 +284,15 @@ class AccountRequest(models.Model):
     # How many instances a fleet request names (its FleetTarget rows); 0: a request for
     # one account on `instance` alone. A fleet request's `instance` is its first target.
     fleet_size = models.PositiveSmallIntegerField(_("instances"), default=0)
+    # A change to an existing account instead of a creation; account_privilege is then
+    # the privilege asked for (a grant) or the account's own, and current_privilege
+    # the account's privilege when the change was requested.
+    kind = models.CharField(
+        _("kind of request"), max_length=16, choices=RequestKind, default=RequestKind.CREATE
+    )
+    current_privilege = models.CharField(
+        _("privilege before"), max_length=32, choices=PRIVILEGE_CHOICES, blank=True, default=""
+    )
 
     objects = AccountRequestQuerySet.as_manager()
 
@@ -298,6 +328,18 @@ class AccountRequest(models.Model):
             "name": self.account_name,
             "instance": self.instance.instance_id,
         }
+
+    Kind = RequestKind
+
+    @property
+    def is_change(self) -> bool:
+        """A change to an existing account, not a creation."""
+        return self.kind != RequestKind.CREATE
+
+    @property
+    def needs_password(self) -> bool:
+        """The requester types a password at execution (creation, password reset)."""
+        return self.kind in (RequestKind.CREATE, RequestKind.RESET_PASSWORD)
 
     @property
     def is_open(self) -> bool:
@@ -435,6 +477,12 @@ class AuditEvent(models.Model):
         EXECUTION_FAILED = "execution_failed", _("Execution failed")
         OUTCOME_UNKNOWN = "outcome_unknown", _("Outcome unknown")
         RECONCILED = "reconciled", _("Reconciled")
+        ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+        PRIVILEGE_GRANTED = "privilege_granted", _("Account privilege changed")
+        PASSWORD_RESET = "password_reset", _("Account password reset")
+        DESCRIPTION_CHANGED = "description_changed", _("Account description changed")
+        DRIFT_FOUND = "drift_found", _("Drift found")
+        ACCOUNT_ADOPTED = "account_adopted", _("Account adopted")
         LOGIN = "login", _("Signed in")
         LOGIN_FAILED = "login_failed", _("Sign-in failed")
         LOGOUT = "logout", _("Signed out")
@@ -673,3 +721,58 @@ class FleetTarget(models.Model):
 
     def __str__(self) -> str:
         return f"request #{self.request_id} on instance #{self.instance_id}: {self.status}"
+
+
+class AccountDrift(models.TextChoices):
+    """How an account differs from what the dashboard did (services/drift.py)."""
+
+    UNMANAGED = "unmanaged", _("Not made through the dashboard")
+    GONE = "gone", _("Gone")
+    PRIVILEGE = "privilege", _("Privilege changed outside the dashboard")
+    DESCRIPTION = "description", _("Description changed outside the dashboard")
+    UNDELETED = "undeleted", _("Should have been deleted")
+
+
+class KnownAccount(models.Model):
+    """An account on an instance as the last sweep saw it (DescribeAccounts), whoever
+    made it, with how it differs from what the dashboard did (``drift``, empty: none)."""
+
+    Drift = AccountDrift
+
+    instance = models.ForeignKey(
+        Instance,
+        on_delete=models.CASCADE,
+        related_name="known_accounts",
+        verbose_name=_("instance"),
+    )
+    account_name = models.CharField(_("account name"), max_length=64)
+    account_type = models.CharField(_("account type"), max_length=16, blank=True)
+    privilege = models.CharField(_("privilege"), max_length=32, blank=True)
+    status = models.CharField(_("status"), max_length=16, blank=True)
+    description = models.CharField(_("description"), max_length=256, blank=True)
+    is_gone = models.BooleanField(_("gone"), default=False)
+    # The request that created it, when the dashboard did.
+    created_by = models.ForeignKey(
+        AccountRequest,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("created through"),
+    )
+    drift = models.CharField(_("drift"), max_length=16, choices=AccountDrift, blank=True)
+    first_seen_at = models.DateTimeField(_("first seen"))
+    last_seen_at = models.DateTimeField(_("last seen"), null=True, blank=True)
+    swept_at = models.DateTimeField(_("last swept"))
+
+    class Meta:
+        ordering = ["instance_id", "account_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance", "account_name"], name="one_known_account_per_name"
+            )
+        ]
+        indexes = [models.Index(fields=["drift", "instance"])]
+
+    def __str__(self) -> str:
+        return f"{self.account_name} on {self.instance_id}"

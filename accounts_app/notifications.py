@@ -182,6 +182,16 @@ def admin_change(event: AuditEvent) -> None:
     )
 
 
+def drift_found(*, instance_id: str, count: int) -> None:
+    """A sweep found accounts on an instance that differ from what the dashboard did."""
+    _enqueue(
+        "drift",
+        approvers_emails(),
+        event_key=f"drift:{instance_id}:{AuditEvent.objects.aggregate(Max('seq'))['seq__max']}",
+        extra={"instance_id": instance_id, "count": count},
+    )
+
+
 def audit_checkpoint(*, seq: int, digest: str, at) -> None:
     """The audit chain's head, published where the database's owner cannot rewrite it.
     Queued at once, not after a commit: publishing writes nothing to wait for."""

@@ -199,7 +199,10 @@ def request_actions(user, account_request: AccountRequest) -> RequestActions:
 
 
 def _fleet_policy(privilege: str) -> ApprovalPolicy | None:
-    return ApprovalPolicy.objects.filter(account_privilege=privilege).first()
+    # A fleet request creates accounts: the creation row of its privilege says.
+    return ApprovalPolicy.objects.filter(
+        kind=AccountRequest.Kind.CREATE, account_privilege=privilege
+    ).first()
 
 
 def fleet_size_refusal(privilege: str, size: int) -> str:

@@ -57,6 +57,9 @@ PRIVILEGE_CHOICES = [
     ("RoleReadWrite", _("Read/write")),
     ("RoleRepl", _("Replication")),
 ]
+# GrantAccountPrivilege takes only these two (its page and the SDK's docstring): a
+# downgrade is a grant of RoleReadOnly, and RoleRepl is given at creation only.
+GRANTABLE_PRIVILEGES = ("RoleReadOnly", "RoleReadWrite")
 ACCOUNT_TYPE_CHOICES = [("Normal", pgettext_lazy("account type", "Normal"))]
 # RoleRepl only on a standard-architecture instance running Redis 4.0
 # (docs/alibaba-api.md, "Rules").

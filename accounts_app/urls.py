@@ -7,6 +7,7 @@ from accounts_app.views import (
     audit,
     chat,
     core,
+    drift,
     fleet,
     identity,
     instances,
@@ -69,6 +70,7 @@ urlpatterns = [
     path("instances/<str:instance_id>/", instances.instance_detail, name="instance_detail"),
     # Audit log.
     path("audit/", audit.audit_log, name="audit"),
+    path("drift/", drift.drift, name="drift"),
     path("audit/export.<str:fmt>", audit.audit_export, name="audit_export"),
     path("audit/accounts/", audit.created_accounts, name="created_accounts"),
 ]

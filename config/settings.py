@@ -422,6 +422,9 @@ SCHEDULE_RECONCILE_SECONDS = env.int("SCHEDULE_RECONCILE_SECONDS", default=300)
 SCHEDULE_PRUNE_SECONDS = env.int("SCHEDULE_PRUNE_SECONDS", default=86400)
 # Hourly: the audit chain's head mailed to the auditors and written to the log stream.
 SCHEDULE_CHECKPOINT_SECONDS = env.int("SCHEDULE_CHECKPOINT_SECONDS", default=3600)
+# Every instance's accounts read with DescribeAccounts and compared with what the
+# dashboard did (the drift page).
+SCHEDULE_SWEEP_SECONDS = env.int("SCHEDULE_SWEEP_SECONDS", default=3600)
 TASKS_KEEP_DAYS = env.int("TASKS_KEEP_DAYS", default=14)
 
 # Four eyes that survive a superuser (accounts_app/policy.py). No approval policy may ask

@@ -68,7 +68,7 @@ from accounts_app.audit.testing import permit_test_flush
 from accounts_app.background import delivery, retry
 from accounts_app.background.models import NotificationDelivery, TaskFailure
 from accounts_app.models import AccountRequest, CircuitBreaker
-from accounts_app.services import fleet, tokens, workflow
+from accounts_app.services import fleet, lifecycle, tokens, workflow
 from accounts_app.services.chat import chat_channel_add
 from tests.conftest import empty_instance
 from tests.fixtures.chat_fakes import ChatFakes
@@ -364,6 +364,30 @@ class Run:
         )
         return account_request
 
+    def approved_reset(self, scenario: str) -> AccountRequest:
+        """An approved password reset of an account made outside the dashboard."""
+        self.count += 1
+        instance = empty_instance(self.estate, f"r-canary{self.count:04d}q")
+        self.estate.add_account(instance.instance_id, f"canary{self.count}")
+        account_request = lifecycle.request_submit(
+            kind=AccountRequest.Kind.RESET_PASSWORD,
+            requester=self.requester,
+            instance=instance,
+            account_name=f"canary{self.count}",
+            account_privilege="",
+            account_description="",
+            account_type="Normal",
+            justification=f"canary reset {scenario}",
+            origin=Origin.system("canary"),
+        )
+        workflow.request_approve(
+            request_id=account_request.pk,
+            approver=self.approver,
+            comment="",
+            origin=Origin.system("canary"),
+        )
+        return account_request
+
     def execute(self, account_request, password, confirm=None, *, client=None):
         """The POST, and after it the pages its redirect leads to (post/redirect/get:
         the result page and the messages it carries are searched too)."""
@@ -492,6 +516,46 @@ def drive_every_path(run: Run, canary: str, extra_secrets: dict[str, str], setti
     assert "unavailable right now" in run.execute(unavailable, canary).content.decode()
     CircuitBreaker.objects.all().delete()
     run.expect(unavailable, 0)
+
+
+def drive_the_resets(run: Run, canary: str, extra_secrets: dict[str, str]) -> None:
+    """A password reset: typed at execution like a creation, on the page and the API."""
+    done = run.approved_reset("success")
+    assert 'data-outcome="done"' in run.execute(done, canary).content.decode()
+    run.expect(done, 1)
+
+    unknown = run.approved_reset("unknown outcome")
+    run.estate.add_fault(
+        "commit_then_timeout",
+        action="ResetAccountPassword",
+        instance_id=unknown.instance.instance_id,
+        delay=3.0,
+    )
+    assert run.execute(unknown, canary).status_code == 200
+    run.expect(unknown, 1)
+
+    invalid = run.approved_reset("validation")
+    for password, confirm in [
+        (extra_secrets["too short"], None),
+        (canary + "~", None),
+        (canary, extra_secrets["another password"]),
+    ]:
+        response = run.execute(invalid, password, confirm)
+        assert response.context["form"].errors
+    run.expect(invalid, 0)
+
+    secret = tokens.token_create(
+        user=run.requester, name="canary reset", scopes="read,execute", expires_in_days=1
+    ).secret
+    by_api = run.approved_reset("api")
+    response = RecordingClient(run.evidence).post(
+        f"/api/v1/requests/{by_api.pk}/execute",
+        json.dumps({"account_password": canary}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": "reset-1"},
+    )
+    assert response.json()["created"] is True
+    run.expect(by_api, 1)
 
 
 def drive_the_api(run: Run, canary: str, extra_secrets: dict[str, str], settings, monkeypatch):
@@ -734,11 +798,15 @@ def admin_changes_and_a_checkpoint(run: Run) -> None:
     # Both mails are queued: run_the_tasks sends them, and the run checks they went.
 
 
+# The calls that carry a password: a creation and a reset.
+PASSWORD_ACTIONS = ("CreateAccount", "ResetAccountPassword")
+
+
 def positive_control(run: Run, canary: str) -> None:
     """Each call meant to carry the password carried it once, in the body."""
     digest = sha256(canary)
     calls = run.estate.calls()
-    creates = [call for call in calls if call["action"] == "CreateAccount"]
+    creates = [call for call in calls if call["action"] in PASSWORD_ACTIONS]
     by_instance: dict[str, int] = {}
     for call in creates:
         by_instance[call["instance_id"]] = by_instance.get(call["instance_id"], 0) + 1
@@ -748,7 +816,7 @@ def positive_control(run: Run, canary: str) -> None:
     expected = {instance: n for instance, n in run.expected_calls.items() if n}
     assert by_instance == expected
     for call in calls:
-        if call["action"] != "CreateAccount":
+        if call["action"] not in PASSWORD_ACTIONS:
             assert "AccountPasswordSha256" not in call["params"], call["action"]
             assert digest not in json.dumps(call)
 
@@ -790,6 +858,7 @@ def test_no_password_comes_to_rest_on_any_path(
         "another password": make_canary(),
     }
     drive_every_path(run, canary, extra, settings)
+    drive_the_resets(run, canary, extra)
     drive_the_api(run, canary, extra, settings, monkeypatch)
     drive_a_fleet(run, canary)
     crash_inside_the_execute_view(run, canary, settings, monkeypatch)

@@ -136,6 +136,8 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("audit_export", "POST"): (VIEWERS, 405),
     ("created_accounts", "GET"): (VIEWERS, OK),
     ("created_accounts", "POST"): (VIEWERS, 405),
+    ("drift", "GET"): (VIEWERS, OK),
+    ("drift", "POST"): (VIEWERS, 405),
 }
 
 # What a permitted POST does to the request, by state; any other state stays as it was.

@@ -509,6 +509,9 @@ def test_delete_account(simulator, wire):
     assert (response.status_code, response.json()["Code"]) == (403, "OperationDenied.AccountStatus")
     simulator.clock.advance(61)
     assert wire.v3("DeleteAccount", delete).status_code == 200
+    # Still listed while the deletion settles, like a new account.
+    assert describe_account(wire, "sim_new")[0]["AccountStatus"] == "Unavailable"
+    simulator.clock.advance(61)
     assert describe_account(wire, "sim_new") == []
     response = wire.v3("DeleteAccount", delete)
     assert (response.status_code, response.json()["Code"]) == (404, "InvalidAccountName.NotFound")

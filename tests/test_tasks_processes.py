@@ -53,6 +53,7 @@ FAST_WORKERS = {
     "SCHEDULE_RECONCILE_SECONDS": "0",
     "SCHEDULE_PRUNE_SECONDS": "0",
     "SCHEDULE_CHECKPOINT_SECONDS": "0",
+    "SCHEDULE_SWEEP_SECONDS": "0",
 }
 
 
@@ -309,6 +310,7 @@ def test_two_schedulers_enqueue_each_job_once_per_period(on_postgres, stack, tmp
         SCHEDULE_RECONCILE_SECONDS=str(intervals["reconcile"]),
         SCHEDULE_PRUNE_SECONDS="0",
         SCHEDULE_CHECKPOINT_SECONDS="0",
+        SCHEDULE_SWEEP_SECONDS="0",
     )
     command = ["run_scheduler", "--tick", "0.05", "--duration", "7"]
     schedulers = [

@@ -24,6 +24,7 @@ from .transport import Transport, endpoint_for_region, parse_endpoint, shared_se
 
 __all__ = [
     "Account",
+    "AccountChangeResult",
     "CreateAccountResult",
     "InstanceAttribute",
     "InstanceSummary",
@@ -46,6 +47,15 @@ class CreateAccountResult:
     request_id: str
     instance_id: str
     account_name: str
+
+
+@dataclass(frozen=True)
+class AccountChangeResult:
+    """DeleteAccount, GrantAccountPrivilege, ResetAccountPassword and
+    ModifyAccountDescription answer only a RequestId: the change itself is followed with
+    DescribeAccounts (the account is ``Unavailable`` meanwhile)."""
+
+    request_id: str
 
 
 @dataclass(frozen=True)
@@ -230,6 +240,52 @@ class KVStoreClient:
             account_name=str(data.get("AccountName") or data.get("AcountName")),
         )
 
+    # Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-deleteaccount-redis
+    def delete_account(
+        self, *, region_id: str, instance_id: str, account_name: str
+    ) -> AccountChangeResult:
+        params = {"RegionId": region_id, "InstanceId": instance_id, "AccountName": account_name}
+        return self._change("DeleteAccount", region_id, params)
+
+    # Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-grantaccountprivilege-redis
+    def grant_account_privilege(
+        self, *, region_id: str, instance_id: str, account_name: str, account_privilege: str
+    ) -> AccountChangeResult:
+        """Sets the account's privilege; a downgrade is a grant of ``RoleReadOnly`` (the API
+        has no revoke)."""
+        params = {
+            "RegionId": region_id,
+            "InstanceId": instance_id,
+            "AccountName": account_name,
+            "AccountPrivilege": account_privilege,
+        }
+        return self._change("GrantAccountPrivilege", region_id, params)
+
+    # Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-resetaccountpassword-redis
+    @sensitive_variables()
+    def reset_account_password(
+        self, *, region_id: str, instance_id: str, account_name: str, account_password: str
+    ) -> AccountChangeResult:
+        params = {
+            "RegionId": region_id,
+            "InstanceId": instance_id,
+            "AccountName": account_name,
+            "AccountPassword": account_password,
+        }
+        return self._change("ResetAccountPassword", region_id, params, secrets=(account_password,))
+
+    # Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-modifyaccountdescription-redis
+    def modify_account_description(
+        self, *, region_id: str, instance_id: str, account_name: str, account_description: str
+    ) -> AccountChangeResult:
+        params = {
+            "RegionId": region_id,
+            "InstanceId": instance_id,
+            "AccountName": account_name,
+            "AccountDescription": account_description,
+        }
+        return self._change("ModifyAccountDescription", region_id, params)
+
     # Reference: https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-2015-01-01-describeaccounts-redis
     def describe_accounts(
         self, *, region_id: str, instance_id: str, account_name: str | None = None
@@ -297,6 +353,20 @@ class KVStoreClient:
         fields = _instance_fields(item)
         fields["edition_type"] = ""
         return InstanceAttribute(**fields, vpc_auth_mode=str(item.get("VpcAuthMode") or ""))
+
+    @sensitive_variables()
+    def _change(
+        self,
+        action: str,
+        region_id: str,
+        params: dict[str, str],
+        *,
+        secrets: Sequence[str] = (),
+    ) -> AccountChangeResult:
+        data = self._call(
+            action, region_id, params, expects=lambda d: "RequestId" in d, secrets=secrets
+        )
+        return AccountChangeResult(request_id=str(data["RequestId"]))
 
     @sensitive_variables()
     def _call(

@@ -107,7 +107,24 @@ HUMAN_MESSAGES: dict[str, Promise] = {
     # Other account operations.
     "InvalidAccountName.NotFound": _("The account does not exist on this instance."),
     "OperationDenied.AccountStatus": _(
-        "The account is still being set up. Wait about a minute until it is Available."
+        "The account is still being set up or changed. Wait about a minute until it is Available."
+    ),
+    # DeleteAccount, GrantAccountPrivilege, ResetAccountPassword, ModifyAccountDescription.
+    "IncorrectAccount": _(
+        "This account does not allow the change: built-in accounts cannot be deleted, "
+        "reset or given another permission."
+    ),
+    "InvalidAccountPrivilege.Format": _(
+        "The permission is not valid: an account's permission can be changed to "
+        "RoleReadOnly or RoleReadWrite only."
+    ),
+    "IncorrectMinorVersion": _(
+        "The instance's minor version does not support this change. Update the instance's "
+        "minor version in the Alibaba Cloud console, then try again."
+    ),
+    "TaskExists": _(
+        "A change to this account is still in progress. Wait about a minute until it is "
+        "Available, then try again."
     ),
     "InvalidParameter": _(
         "Alibaba Cloud rejected one of the request's parameters. Check the values entered."

@@ -24,8 +24,15 @@ from .transport import AttemptFailed
 
 log = logging.getLogger(__name__)
 
-# The operations that create something: an unclear failure is an unknown outcome.
+# The operations that change an account: an unclear failure is an unknown outcome, never
+# tried again blindly. A repeated DeleteAccount would answer NotFound for a deletion that
+# worked, a repeated reset would hide whether the first one arrived: the caller
+# reconciles with DescribeAccounts instead (docs/alibaba-api.md, "Retries").
 CREATING = frozenset({"CreateAccount"})
+CHANGING = frozenset(
+    {"DeleteAccount", "GrantAccountPrivilege", "ResetAccountPassword", "ModifyAccountDescription"}
+)
+NOT_REPEATABLE = CREATING | CHANGING
 # Error codes that come before any work is done, whatever the HTTP status.
 RETRYABLE_CODES = frozenset({"ServiceUnavailable", "InternalError"})
 
@@ -86,7 +93,7 @@ class RetryPolicy:
                 kind = kind_of(failed)
                 if kind == "final":
                     raise failed.error from None
-                if kind == "ambiguous" and action in CREATING:
+                if kind == "ambiguous" and action in NOT_REPEATABLE:
                     raise _convert(OutcomeUnknown, failed.error) from None
                 last = failed
                 if number < self.max_attempts:

@@ -42,7 +42,7 @@ def account_request(row: AccountRequest) -> dict:
     fields = (
         "account_name account_privilege account_description account_type justification "
         "status approvals_required created_at approved_at finished_at alibaba_request_id "
-        "error_code error_message fleet_size"
+        "error_code error_message fleet_size kind current_privilege"
     ).split()
     return {
         "id": row.pk,

@@ -25,7 +25,7 @@ from accounts_app.forms.requests import AccountRequestForm, DecisionForm
 from accounts_app.models import AccountRequest
 from accounts_app.selectors import api_pages
 from accounts_app.selectors import requests as selectors
-from accounts_app.services import fleet, idempotency, workflow
+from accounts_app.services import fleet, idempotency, lifecycle, workflow
 
 router = Router(tags=["requests"])
 ERRORS = {400: Error, 401: Error, 403: Error, 404: Error, 429: Error}
@@ -103,7 +103,7 @@ def request_create(request, body: RequestIn):
         raise ApiError(
             400, "InvalidParameter", _("Correct the fields below."), errors=form_errors(form)
         )
-    submit = fleet.fleet_submit if fleet_request else workflow.request_submit
+    submit = fleet.fleet_submit if fleet_request else lifecycle.request_submit
     try:
         row = submit(requester=request.user, origin=origin_of(request), **form.submission())
     except fleet.FleetRefused as error:
@@ -243,8 +243,8 @@ def request_execute(
             "a recent token",
             _("Execute needs a recent proof of identity: a newer token, or sign in again."),
         )
-    password = body.account_password.get_secret_value()
-    violations = rules.validate("AccountPassword", password)
+    password = body.account_password.get_secret_value() if row.needs_password else ""
+    violations = rules.validate("AccountPassword", password) if row.needs_password else []
     if violations:
         errors = [field_error("account_password", v.key, v.message) for v in violations]
         raise ApiError(
@@ -290,7 +290,7 @@ def _execute(request, pk: int, password: str) -> tuple[int, dict]:
     if AccountRequest.objects.filter(pk=pk, fleet_size__gt=0).exists():
         return _execute_fleet(request, pk, password)
     try:
-        result = workflow.request_execute(
+        result = lifecycle.request_execute(
             request_id=pk, user=request.user, account_password=password, origin=origin_of(request)
         )
     except workflow.TransitionError as error:

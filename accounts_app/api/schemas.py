@@ -110,6 +110,10 @@ class RequestIn(Schema):
     account_description: str = ""
     account_type: str = "Normal"
     justification: str = ""
+    kind: str = Field(
+        "create",
+        description="create (the default), delete, privilege, reset_password or description",
+    )
 
 
 class DecisionIn(Schema):
@@ -126,6 +130,8 @@ class ExecuteIn(Schema):
 
 class RequestOut(Schema):
     id: int
+    kind: str
+    current_privilege: str
     instance_id: str
     region_id: str
     account_name: str

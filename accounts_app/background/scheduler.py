@@ -24,6 +24,7 @@ JOBS = {
     "reconcile": (lambda: settings.SCHEDULE_RECONCILE_SECONDS, tasks.reconcile_requests),
     "prune": (lambda: settings.SCHEDULE_PRUNE_SECONDS, tasks.prune),
     "checkpoint": (lambda: settings.SCHEDULE_CHECKPOINT_SECONDS, tasks.publish_audit_checkpoint),
+    "sweep": (lambda: settings.SCHEDULE_SWEEP_SECONDS, tasks.sweep_accounts),
 }
 
 

@@ -12,7 +12,7 @@ from django.tasks import task
 
 from accounts_app.audit import Origin
 from accounts_app.background import housekeeping, sync
-from accounts_app.services import audit_checkpoints, fleet, workflow
+from accounts_app.services import audit_checkpoints, drift, fleet, workflow
 
 
 @task()
@@ -45,3 +45,10 @@ def publish_audit_checkpoint() -> dict:
     """The audit chain's head, to where the database's owner cannot rewrite it."""
     checkpoint = audit_checkpoints.checkpoint_publish(origin=Origin.system("scheduler"))
     return {"seq": checkpoint.seq}
+
+
+@task()
+def sweep_accounts() -> dict:
+    """Every instance's accounts, compared with what the dashboard did (the drift page)."""
+    report = drift.sweep_accounts(origin=Origin.system("scheduler"))
+    return {"instances": report.instances, "failures": report.failures, "drift": report.new_drift}

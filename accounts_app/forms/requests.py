@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts_app import rules
 from accounts_app.forms.instance_picker import InstanceField
-from accounts_app.models import AccountRequest
+from accounts_app.models import AccountRequest, RequestKind
 from accounts_app.selectors.instances import blocker_messages
 
 
@@ -58,6 +58,14 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("Why is this account needed, by whom, and for how long? Approvers read this."),
     )
+    # What the request asks for; a change names an existing account, and only the fields
+    # of its kind count (KIND_FIELDS).
+    kind = forms.ChoiceField(
+        label=_("What to do"),
+        choices=RequestKind.choices,
+        initial=RequestKind.CREATE,
+        required=False,
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,7 +86,14 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             "account_description": source.account_description,
             "account_type": source.account_type,
             "justification": source.justification,
+            "kind": source.kind,
         }
+
+    @staticmethod
+    def initial_from_query(query) -> dict:
+        """A request prefilled from a link (the drift page's "adopt", "request its deletion")."""
+        names = ("kind", "instance_id", "account_name")
+        return {name: query[name] for name in names if query.get(name)}
 
     def submission(self) -> dict:
         """The cleaned values, as workflow.request_submit() takes them."""
@@ -90,7 +105,11 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             "account_description": data["account_description"],
             "account_type": data["account_type"],
             "justification": data["justification"],
+            "kind": data["kind"],
         }
+
+    def clean_kind(self):
+        return self.cleaned_data["kind"] or RequestKind.CREATE
 
     def clean_account_type(self):
         value = self.cleaned_data["account_type"]
@@ -105,6 +124,10 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             return cleaned
         for message in blocker_messages(instance):
             self.add_error("instance_id", message)
+        kind = cleaned.get("kind")
+        if kind and kind != RequestKind.CREATE:
+            self._clean_change(kind, cleaned)
+            return cleaned
         privilege = cleaned.get("account_privilege")
         if privilege and not rules.privilege_allowed(
             privilege,
@@ -120,6 +143,17 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
                 ),
             )
         return cleaned
+
+    def _clean_change(self, kind: str, cleaned: dict) -> None:
+        if kind == RequestKind.PRIVILEGE and cleaned.get("account_privilege") not in (
+            rules.GRANTABLE_PRIVILEGES
+        ):
+            self.add_error(
+                "account_privilege",
+                _("An account's privilege can be changed to read-only or read/write only."),
+            )
+        if kind == RequestKind.DESCRIPTION and not cleaned.get("account_description"):
+            self.add_error("account_description", _("Type the new description."))
 
 
 FIELD_RULES = {
@@ -166,6 +200,16 @@ class ExecuteForm(DescribedFieldsMixin, forms.Form):
         if password and confirm is not None and password != confirm:
             self.add_error("account_password_confirm", rules.passwords_do_not_match_message())
         return cleaned
+
+
+class ConfirmChangeForm(forms.Form):
+    """Executing a change that needs no password: the button is the whole form."""
+
+
+def execute_form(account_request: AccountRequest, data=None) -> forms.Form:
+    """The execute page's form: a password for a creation or a reset, else a confirmation."""
+    form_class = ExecuteForm if account_request.needs_password else ConfirmChangeForm
+    return form_class(data)
 
 
 class DecisionForm(forms.Form):

@@ -222,6 +222,19 @@ class GuardedClient:
     def create_account(self, **kwargs: Any):
         return self.breaker.call(self.client.create_account, **kwargs)
 
+    def delete_account(self, **kwargs: Any):
+        return self.breaker.call(self.client.delete_account, **kwargs)
+
+    def grant_account_privilege(self, **kwargs: Any):
+        return self.breaker.call(self.client.grant_account_privilege, **kwargs)
+
+    @sensitive_variables()
+    def reset_account_password(self, **kwargs: Any):
+        return self.breaker.call(self.client.reset_account_password, **kwargs)
+
+    def modify_account_description(self, **kwargs: Any):
+        return self.breaker.call(self.client.modify_account_description, **kwargs)
+
     def describe_accounts(self, **kwargs: Any):
         return self.breaker.call(self.client.describe_accounts, **kwargs)
 

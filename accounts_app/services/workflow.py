@@ -71,13 +71,16 @@ DEFAULT_APPROVALS = {"RoleReadOnly": 1, "RoleReadWrite": 1, "RoleRepl": 2}
 def approvals_required_for(privilege: str) -> int:
     """The policy's number, never below MIN_APPROVALS (a row written before the floor
     was raised does not lower it)."""
-    policy = ApprovalPolicy.objects.filter(account_privilege=privilege).first()
+    policy = ApprovalPolicy.objects.filter(
+        kind=AccountRequest.Kind.CREATE, account_privilege=privilege
+    ).first()
     return _required(privilege, policy.approvals_required if policy else None)
 
 
 def approvals_required_by_privilege() -> dict[str, int]:
     """approvals_required_for each privilege, in one query (the request form shows them)."""
-    rows = dict(ApprovalPolicy.objects.values_list("account_privilege", "approvals_required"))
+    creation = ApprovalPolicy.objects.filter(kind=AccountRequest.Kind.CREATE)
+    rows = dict(creation.values_list("account_privilege", "approvals_required"))
     return {privilege: _required(privilege, rows.get(privilege)) for privilege in DEFAULT_APPROVALS}
 
 
@@ -551,6 +554,12 @@ def reconcile(*, account_request: AccountRequest, origin: Origin, client=None) -
     Found: created. Absent: the approval stands and the requester may try again.
     No answer: the request stays in needs-reconciliation (listed on the dashboard).
     """
+    if account_request.is_change:
+        from accounts_app.services import lifecycle  # it builds on this module
+
+        return lifecycle.reconcile_change(
+            account_request=account_request, origin=origin, client=client
+        )
     client = client or get_guarded_client()
     try:
         accounts = client.describe_accounts(

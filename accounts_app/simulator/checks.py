@@ -57,13 +57,15 @@ ERRORS: dict[str, tuple[int, str]] = {
     "OperationDeniedDBStatus": (403, "The operation is not permitted due to status of instance."),
     "LockTimeout": (400, "Operation lock timeout, please retry later."),
     # Built-in (Super) accounts: GrantAccountPrivilege's code, used for every change to one.
-    "IncorrectAccount": (400, "Current account does not support this operation."),
-    "InvalidAccountPrivilege.Format": (400, "Specified account privilege is not valid."),
-    "InvalidAccountName.NotFound": (404, "Specified account name does not exist in this instance."),
+    # Messages as on the DeleteAccount, GrantAccountPrivilege and ResetAccountPassword pages.
+    "IncorrectAccount": (400, "Current DB instance account does not support this operation."),
+    "InvalidAccountPrivilege.Format": (400, "Specified AccountPrivilege is not valid."),
+    "InvalidAccountName.NotFound": (404, "Specified AccountName does not exist."),
     "OperationDenied.AccountStatus": (
         403,
-        "The operation is not permitted due to the account status.",
+        "The operation is not permitted due to status of account.",
     ),
+    "TaskExists": (400, "Specified task have existed."),
     # Gateway.
     "SignatureDoesNotMatch": (400, "Specified signature is not matched with our calculation."),
     "IncompleteSignature": (400, "The request signature does not conform to Aliyun standards."),
@@ -157,9 +159,13 @@ ACCOUNT_TYPES = ("Normal",)
 MIN_ENGINE_VERSION = (4, 0)
 
 
-def check_account_name(name: str) -> None:
+def check_account_name_format(name: str) -> None:
     if not _NAME_RE.fullmatch(name):
         raise error("InvalidAccountName.Format")
+
+
+def check_account_name(name: str) -> None:
+    check_account_name_format(name)
     if name.lower() in RESERVED_ACCOUNT_NAMES:
         raise error("InvalidAccountName.Forbid")
 
@@ -193,6 +199,16 @@ def check_account_description(description: str) -> None:
 def check_account_privilege(privilege: str) -> None:
     if privilege not in PRIVILEGES:
         raise error("InvalidAccountPrivilege.Malformed")
+
+
+# GrantAccountPrivilege takes only these two (its page and the SDK's docstring), and
+# answers its own code, ``.Format``, where CreateAccount answers ``.Malformed``.
+GRANTABLE_PRIVILEGES = ("RoleReadOnly", "RoleReadWrite")
+
+
+def check_granted_privilege(privilege: str) -> None:
+    if privilege not in GRANTABLE_PRIVILEGES:
+        raise error("InvalidAccountPrivilege.Format")
 
 
 def check_account_type(account_type: str) -> None:

@@ -46,7 +46,8 @@ loopback only):
     Add or replace an instance: API field names, ``InstanceId`` and ``RegionId`` required,
     the rest defaulted (``EngineVersion`` 6.0, standard, Normal).
 ``POST /_simulator/accounts``
-    Add an account directly: ``InstanceId``, ``AccountName``, optional ``AccountPrivilege``,
+    Add an account directly, as the console or a script would "outside the dashboard"
+    (drift): ``InstanceId``, ``AccountName``, optional ``AccountPrivilege``,
     ``AccountType``, ``AccountDescription``, ``AccountStatus`` (``Available`` by default).
 ``POST /_simulator/config``
     ``{"activation_seconds": seconds}`` (``activation_delay`` is the older name).

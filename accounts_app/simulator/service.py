@@ -3,11 +3,16 @@
 Operations: CreateAccount, DescribeAccounts, DescribeInstances (RegionId, InstanceIds,
 InstanceStatus, PageNumber, PageSize up to 50; the only one with EditionType),
 DescribeInstanceAttribute (with VpcAuthMode, no EditionType; an empty list for an
-unknown instance), DeleteAccount, ResetAccountPassword and GrantAccountPrivilege.
+unknown instance), DeleteAccount, ResetAccountPassword, GrantAccountPrivilege and
+ModifyAccountDescription.
 
 New accounts are ``Unavailable`` for ``activation_delay`` seconds (``--activation-seconds``,
 60 by default, like the real service), then ``Available``; meanwhile the instance refuses
-the next CreateAccount with ``IncorrectDBInstanceState``. DescribeAccounts lists the
+the next CreateAccount with ``IncorrectDBInstanceState``. Every change (delete, reset,
+grant, description) leaves the account ``Unavailable`` for the same delay (a deleted one
+is still listed until then); a change to an account that is not ``Available`` is refused
+(``OperationDenied.AccountStatus``; ``TaskExists`` for a reset), and a change to another
+account of a busy instance with ``IncorrectDBInstanceState``. DescribeAccounts lists the
 built-in ``Super`` accounts; they are not counted in the limit of 18 and cannot be
 deleted, reset or re-privileged (``IncorrectAccount``). DescribeAccounts of an engine
 older than 4.0 answers ``InvalidEngineVersion.Format``.
@@ -27,7 +32,13 @@ from .demo_estate import make_account, make_instance
 DEFAULT_ACTIVATION_DELAY = 60.0  # about a minute, like the real service
 NEVER = 4102444800.0  # 2100-01-01: an account set up as Unavailable stays so
 MUTATING_ACTIONS = frozenset(
-    {"CreateAccount", "DeleteAccount", "ResetAccountPassword", "GrantAccountPrivilege"}
+    {
+        "CreateAccount",
+        "DeleteAccount",
+        "ResetAccountPassword",
+        "GrantAccountPrivilege",
+        "ModifyAccountDescription",
+    }
 )
 
 
@@ -73,7 +84,7 @@ class Operations:
 
     def accounts(self, instance_id: str) -> list[dict[str, Any]]:
         """DescribeAccounts' view of an instance's accounts, status included."""
-        return [self._account_view(a, instance_id) for a in self.store.accounts(instance_id)]
+        return [self._account_view(a, instance_id) for a in self._live_accounts(instance_id)]
 
     def _dispatch(self, action: str, params: dict[str, str]) -> dict[str, Any]:
         operations: dict[str, Callable[[dict[str, str]], dict[str, Any]]] = {
@@ -84,6 +95,7 @@ class Operations:
             "DescribeInstanceAttribute": self._describe_instance_attribute,
             "ResetAccountPassword": self._reset_account_password,
             "GrantAccountPrivilege": self._grant_account_privilege,
+            "ModifyAccountDescription": self._modify_account_description,
         }
         operation = operations.get(action)
         if operation is None:
@@ -122,7 +134,7 @@ class Operations:
             instance = self._instance(params)
             checks.check_instance_accepts_accounts(instance)
             checks.check_privilege_on_instance(privilege, instance)
-            existing = self.store.accounts(instance_id)
+            existing = self._live_accounts(instance_id)
             if any(self.clock() < account["AvailableAt"] for account in existing):
                 # The previous account is still being created: the instance is busy.
                 raise checks.error("IncorrectDBInstanceState")
@@ -135,46 +147,80 @@ class Operations:
         # "AcountName" is the API's historical misspelling; newer answers carry both.
         return {"InstanceId": instance_id, "AcountName": name, "AccountName": name}
 
-    def _delete_account(self, params: dict[str, str]) -> dict[str, Any]:
-        name = self._require(params, "AccountName")
-        with self.store.lock:
-            instance = self._instance(params)
-            if instance["InstanceStatus"] != "Normal":
-                raise checks.error("IncorrectDBInstanceState")
-            accounts = {a["AccountName"]: a for a in self.store.accounts(instance["InstanceId"])}
-            if name not in accounts:
-                raise checks.error("InvalidAccountName.NotFound")
-            checks.check_changeable(accounts[name])
-            if self.clock() < accounts[name]["AvailableAt"]:
-                raise checks.error("OperationDenied.AccountStatus")
-            self.store.remove_account(instance["InstanceId"], name)
-        return {}
+    def _live_accounts(self, instance_id: str) -> list[dict[str, Any]]:
+        """The instance's accounts; a deleted one stays listed (``Unavailable``) until its
+        deletion settles, then it is gone for good."""
+        accounts = []
+        for account in self.store.accounts(instance_id):
+            if account.get("GoneAt") is not None and self.clock() >= account["GoneAt"]:
+                self.store.remove_account(instance_id, account["AccountName"])
+            else:
+                accounts.append(account)
+        return accounts
 
-    def _changeable_account(self, params: Mapping[str, str]) -> tuple[str, dict[str, Any]]:
+    def _account_to_change(
+        self, params: Mapping[str, str], *, busy_code: str = "OperationDenied.AccountStatus"
+    ) -> tuple[str, dict[str, Any]]:
+        """The account a change names, after the checks every change makes, in the order
+        Alibaba's pages list them; the caller holds the store's lock."""
         name = self._require(params, "AccountName")
         instance = self._instance(params)
         if not checks.accounts_supported(instance):
             raise checks.error("InvalidEngineVersion.Format")
-        accounts = {a["AccountName"]: a for a in self.store.accounts(instance["InstanceId"])}
-        if name not in accounts:
+        if instance["InstanceStatus"] != "Normal":
+            raise checks.error("IncorrectDBInstanceState")
+        accounts = {a["AccountName"]: a for a in self._live_accounts(instance["InstanceId"])}
+        account = accounts.get(name)
+        if account is None:
+            # A built-in name (the instance ID) is not of the user format, so the format
+            # is judged only for a name that matches nothing.
+            checks.check_account_name_format(name)
             raise checks.error("InvalidAccountName.NotFound")
-        checks.check_changeable(accounts[name])
-        return instance["InstanceId"], accounts[name]
+        checks.check_changeable(account)
+        if self.clock() < account["AvailableAt"]:
+            # This account is still being created or changed.
+            raise checks.error(busy_code)
+        if any(self.clock() < other["AvailableAt"] for other in accounts.values()):
+            # Another account of the instance is: the instance is busy, as for creation.
+            raise checks.error("IncorrectDBInstanceState")
+        return instance["InstanceId"], account
+
+    def _settle_later(self, instance_id: str, name: str, **fields: Any) -> None:
+        """Every change leaves the account ``Unavailable`` for the activation delay."""
+        self.store.update_account(
+            instance_id, name, AvailableAt=self.clock() + self.activation_delay, **fields
+        )
+
+    def _delete_account(self, params: dict[str, str]) -> dict[str, Any]:
+        with self.store.lock:
+            instance_id, account = self._account_to_change(params)
+            gone_at = self.clock() + self.activation_delay
+            self._settle_later(instance_id, account["AccountName"], GoneAt=gone_at)
+        return {}
 
     def _reset_account_password(self, params: dict[str, str]) -> dict[str, Any]:
+        # The new password's format is checked and then forgotten: never kept.
         checks.check_account_password(self._require(params, "AccountPassword"))
         with self.store.lock:
-            self._changeable_account(params)
+            # A reset while the account is still changing: ResetAccountPassword's own code.
+            instance_id, account = self._account_to_change(params, busy_code="TaskExists")
+            self._settle_later(instance_id, account["AccountName"])
         return {}
 
     def _grant_account_privilege(self, params: dict[str, str]) -> dict[str, Any]:
         privilege = self._require(params, "AccountPrivilege")
-        if privilege not in ("RoleReadOnly", "RoleReadWrite"):
-            raise checks.error("InvalidAccountPrivilege.Format")
+        checks.check_granted_privilege(privilege)
         with self.store.lock:
-            instance_id, account = self._changeable_account(params)
-            name = account["AccountName"]
-            self.store.update_account(instance_id, name, AccountPrivilege=privilege)
+            instance_id, account = self._account_to_change(params)
+            self._settle_later(instance_id, account["AccountName"], AccountPrivilege=privilege)
+        return {}
+
+    def _modify_account_description(self, params: dict[str, str]) -> dict[str, Any]:
+        description = self._require(params, "AccountDescription")
+        checks.check_account_description(description)
+        with self.store.lock:
+            instance_id, account = self._account_to_change(params)
+            self._settle_later(instance_id, account["AccountName"], AccountDescription=description)
         return {}
 
     def _describe_accounts(self, params: dict[str, str]) -> dict[str, Any]:
@@ -184,7 +230,7 @@ class Operations:
         wanted = params.get("AccountName")
         accounts = [
             self._account_view(account, instance["InstanceId"])
-            for account in self.store.accounts(instance["InstanceId"])
+            for account in self._live_accounts(instance["InstanceId"])
             if not wanted or account["AccountName"] == wanted
         ]
         return {"Accounts": {"Account": accounts}}

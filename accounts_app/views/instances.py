@@ -17,6 +17,7 @@ from accounts_app.background import sync as background_sync
 from accounts_app.forms.instance_picker import render_matches
 from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
+from accounts_app.selectors import accounts as account_selectors
 from accounts_app.selectors import instances as instance_selectors
 from accounts_app.services import inventory, live_calls
 
@@ -95,5 +96,6 @@ def instance_detail(request, instance_id: str):
         "requests": instance_selectors.requests_for_instance(instance, request.user)[
             :REQUESTS_SHOWN
         ],
+        "known_accounts": account_selectors.instance_accounts(instance),
     }
     return render(request, "instances/detail.html", context)

@@ -13,25 +13,27 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts_app import policy, roles, rules
 from accounts_app.alibaba import errors
 from accounts_app.audit import Origin
-from accounts_app.forms.requests import AccountRequestForm, DecisionForm, ExecuteForm
+from accounts_app.forms.requests import AccountRequestForm, DecisionForm, execute_form
 from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required, second_factor_required
 from accounts_app.selectors import request_list
 from accounts_app.selectors import requests as selectors
 from accounts_app.selectors.approvals import approval_progress
 from accounts_app.selectors.connection import connection_hints
-from accounts_app.services import workflow
+from accounts_app.services import lifecycle, workflow
 
 
 @roles.role_required(roles.REQUEST_ACCOUNT)
 def request_new(request):
     copied_from = selectors.copy_source(request.user, request.GET.get("copy"))
-    initial = AccountRequestForm.initial_from(copied_from)
+    initial = AccountRequestForm.initial_from(copied_from) or AccountRequestForm.initial_from_query(
+        request.GET
+    )
     form = AccountRequestForm(request.POST or None, initial=initial)
     preflight = None
     if request.method == "POST" and form.is_valid():
         try:
-            account_request = workflow.request_submit(
+            account_request = lifecycle.request_submit(
                 requester=request.user,
                 origin=Origin.from_request(request),
                 copied_from=copied_from,
@@ -95,7 +97,8 @@ def request_detail(request, pk: int):
         "progress": approval_progress(account_request),
         "events": account_request.events.order_by("seq"),
         "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
-        if account_request.awaits_creation and not account_request.is_fleet
+        if account_request.awaits_creation
+        and not (account_request.is_fleet or account_request.is_change)
         else None,
         "may": policy.request_actions(request.user, account_request),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
@@ -170,30 +173,42 @@ def request_execute(request, pk: int):
     rendered empty). The password itself is never shown after the POST: a generated one
     lives only in this page's fields, in the browser, until it is submitted."""
     account_request = _own_request(request, pk)
-    form = ExecuteForm(request.POST or None)
+    form = execute_form(account_request, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         if _execute(request, pk, form):
             return redirect("request_execute_result", pk=pk)
         return redirect("request_execute", pk=pk)
     if not account_request.is_approved:
         return redirect("request_execute_result", pk=pk)
-    preflight = workflow.preflight_for(
+    context = {"account_request": account_request, "form": form}
+    context["preflight"] = _execute_preflight(request, account_request)
+    context["rules_spec"] = rules.browser_spec()
+    return render(request, _by_kind(account_request, "execute"), context)
+
+
+def _by_kind(account_request: AccountRequest, page: str) -> str:
+    """The execute page, or its result, for a creation or for a change."""
+    return f"requests/{page}_change.html" if account_request.is_change else f"requests/{page}.html"
+
+
+def _execute_preflight(request, account_request):
+    """What the API says now about creating the account; a change has no pre-flight."""
+    if account_request.is_change:
+        return None
+    return workflow.preflight_for(
         account_request, at_execute=True, viewer=request.user, page_view=True
     )
-    context = {"account_request": account_request, "form": form, "preflight": preflight}
-    context["rules_spec"] = rules.browser_spec()
-    return render(request, "requests/execute.html", context)
 
 
 @sensitive_variables()
-def _execute(request, pk: int, form: ExecuteForm) -> bool:
-    """Whether CreateAccount was called (its outcome is then the request's state); a
-    refusal before the call is said in a message."""
+def _execute(request, pk: int, form) -> bool:
+    """Whether Alibaba was called (its outcome is then the request's state); a refusal
+    before the call is said in a message."""
     try:
-        workflow.request_execute(
+        lifecycle.request_execute(
             request_id=pk,
             user=request.user,
-            account_password=form.cleaned_data["account_password"],
+            account_password=form.cleaned_data.get("account_password", ""),
             origin=Origin.from_request(request),
         )
     except workflow.TransitionError as error:
@@ -228,7 +243,7 @@ def request_execute_result(request, pk: int):
         "instance_busy": errors.is_instance_busy(account_request.error_code),
         "connection": connection_hints(account_request),
     }
-    return render(request, "requests/execute_result.html", context)
+    return render(request, _by_kind(account_request, "execute_result"), context)
 
 
 # What reconciling found, by the request's status afterwards.

@@ -1,0 +1,24 @@
+"""The drift page: accounts on the instances that differ from what the dashboard did."""
+
+from __future__ import annotations
+
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from accounts_app import roles
+from accounts_app.forms.drift import DriftFilterForm
+from accounts_app.selectors import accounts as account_selectors
+
+
+@roles.role_required(roles.VIEW_EVERYTHING)
+@require_GET
+def drift(request):
+    form = DriftFilterForm(request.GET)
+    filters = form.filters()
+    context = {
+        "form": form,
+        "rows": account_selectors.drift_rows(**filters),
+        "counts": account_selectors.drift_counts(instance_id=filters["instance_id"]),
+        "shown": account_selectors.DRIFT_ROWS_SHOWN,
+    }
+    return render(request, "accounts/drift.html", context)

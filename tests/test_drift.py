@@ -1,0 +1,260 @@
+"""Every account known: the sweep (DescribeAccounts on every instance, over a socket to
+the simulator) keeps KnownAccount and finds drift; the drift page and the instance page
+show it; the audit log records each new drift once and the approvers are told."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from accounts_app.audit import Origin
+from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
+from accounts_app.services import drift, lifecycle, workflow
+from accounts_app.services.workflow import TransitionError
+from tests.builders import approve, approved_request, origin_of
+from tests.demo_instances import HEALTHY, TAIR
+
+pytestmark = pytest.mark.django_db
+
+Drift = KnownAccount.Drift
+Status = AccountRequest.Status
+
+
+def made_outside(simulator, name, instance_id=HEALTHY, **fields):
+    """An account made on the simulator's control API, as the console or a script would."""
+    response = requests.post(
+        f"{simulator.endpoint}/_simulator/accounts",
+        json={"InstanceId": instance_id, "AccountName": name, **fields},
+        timeout=5,
+    )
+    assert response.status_code == 201, response.text
+
+
+def created_through_the_dashboard(requester, approver) -> AccountRequest:
+    account_request = approved_request(requester, approver)
+    workflow.request_execute(
+        request_id=account_request.pk,
+        user=requester,
+        account_password="Str0ng-Passw0rd",
+        origin=origin_of(requester),
+    )
+    return account_request
+
+
+def sweep(**options) -> drift.SweepReport:
+    return drift.sweep_accounts(origin=Origin.system("test"), pause=0, **options)
+
+
+def known(name, instance_id=HEALTHY) -> KnownAccount:
+    return KnownAccount.objects.get(instance__instance_id=instance_id, account_name=name)
+
+
+def page(user, url, **params):
+    client = Client()
+    client.force_login(user)
+    return client.get(url, params)
+
+
+def test_an_account_made_outside_shows_on_the_drift_page_after_a_sweep(
+    estate, approver, django_capture_on_commit_callbacks
+):
+    approver.email = "bob@example.com"
+    approver.save()
+    made_outside(estate, "console_made", AccountPrivilege="RoleReadWrite")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        sweep()
+
+    assert known("console_made").drift == Drift.UNMANAGED
+    body = page(approver, reverse("drift")).content.decode()
+    assert 'data-account="console_made" data-drift="unmanaged"' in body
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.DRIFT_FOUND)
+    assert list(events.values_list("account_name", flat=True)).count("console_made") == 1
+    assert any("Drift found on" in message.subject for message in mail.outbox)
+
+    sweep()  # the same drift is not recorded twice
+    assert events.filter(account_name="console_made").count() == 1
+
+
+def test_built_in_accounts_never_drift_and_are_known(estate):
+    sweep()
+    built_in = known(HEALTHY)
+    assert (built_in.account_type, built_in.drift) == ("Super", "")
+    assert known("default", TAIR).drift == ""
+
+
+def test_what_the_dashboard_created_is_in_order_until_changed_outside(estate, requester, approver):
+    account_request = created_through_the_dashboard(requester, approver)
+    sweep()
+    row = known("app_reader")
+    assert (row.drift, row.created_by_id) == ("", account_request.pk)
+
+    estate.simulator.store.update_account(HEALTHY, "app_reader", AccountPrivilege="RoleReadWrite")
+    sweep()
+    assert known("app_reader").drift == Drift.PRIVILEGE
+
+    estate.simulator.store.update_account(
+        HEALTHY, "app_reader", AccountPrivilege="RoleReadOnly", AccountDescription="by-hand"
+    )
+    sweep()
+    assert known("app_reader").drift == Drift.DESCRIPTION
+
+    estate.simulator.store.remove_account(HEALTHY, "app_reader")
+    sweep()
+    gone = known("app_reader")
+    assert (gone.drift, gone.is_gone) == (Drift.GONE, True)
+
+
+def test_an_account_the_dashboard_deleted_that_is_still_there_should_have_been_deleted(
+    estate, requester
+):
+    instance = Instance.objects.get(instance_id=HEALTHY)
+    for kind in (AccountRequest.Kind.CREATE, AccountRequest.Kind.DELETE):
+        AccountRequest.objects.create(
+            kind=kind,
+            requester=requester,
+            instance=instance,
+            account_name="reporting_ro",
+            account_privilege="RoleReadOnly",
+            justification="x",
+            approvals_required=1,
+            status=Status.CREATED,
+        )
+    sweep()
+    assert known("reporting_ro").drift == Drift.UNDELETED
+
+
+def test_an_account_still_changing_is_judged_at_the_next_sweep(estate):
+    made_outside(estate, "settling", AccountStatus="Unavailable")
+    sweep()
+    assert known("settling").drift == ""
+
+
+def test_the_sweep_is_paced_retries_throttling_and_goes_on_past_a_failure(estate):
+    pauses = []
+    estate.clear_calls()
+    estate.add_fault("throttle", action="DescribeAccounts", instance_id=HEALTHY)
+    estate.add_fault("error", action="DescribeAccounts", instance_id=TAIR, code="Forbidden.RAM")
+
+    report = drift.sweep_accounts(origin=Origin.system("test"), pause=0.2, sleep=pauses.append)
+
+    assert report.failures == 1
+    assert report.instances == len(pauses) + 1
+    assert set(pauses) == {0.2}
+    assert KnownAccount.objects.filter(instance__instance_id=HEALTHY).exists()
+    assert not KnownAccount.objects.filter(instance__instance_id=TAIR).exists()
+    throttled = [c for c in estate.calls("DescribeAccounts") if c["instance_id"] == HEALTHY]
+    assert len(throttled) == 2  # throttled once, then answered
+
+
+def test_the_command_sweeps_every_instance(estate):
+    made_outside(estate, "script_made")
+    out = io.StringIO()
+    call_command("sweep_accounts", pause=0, stdout=out)
+    assert "0 failed" in out.getvalue()
+    assert known("script_made").drift == Drift.UNMANAGED
+
+
+def test_the_drift_page_filters_and_counts(estate, auditor, outsider):
+    made_outside(estate, "one_made")
+    made_outside(estate, "two_made", instance_id=TAIR)
+    sweep()
+
+    body = page(auditor, reverse("drift"), instance_id=TAIR[-6:]).content.decode()
+    assert 'data-account="two_made"' in body
+    assert 'data-account="one_made"' not in body
+    assert '<li data-drift="unmanaged">' in body
+    filtered = page(auditor, reverse("drift"), drift="gone").content.decode()
+    assert 'data-account="one_made"' not in filtered
+    assert page(outsider, reverse("drift")).status_code == 403
+
+
+def test_the_instance_page_lists_every_account_known_with_its_owner(estate, requester, approver):
+    account_request = created_through_the_dashboard(requester, approver)
+    made_outside(estate, "console_made")
+    sweep()
+
+    body = page(approver, reverse("instance_detail", args=[HEALTHY])).content.decode()
+    section = body[body.index('id="known-accounts"') :]
+    assert 'data-account="console_made"' in section
+    assert f'href="/requests/{account_request.pk}/"' in section
+    assert requester.username in section
+    assert 'data-account="reporting_ro"' in section
+
+
+def test_an_approved_account_not_yet_created_is_no_drift(estate, requester, approver):
+    approved_request(requester, approver, name="still_open")
+    sweep()
+    assert not KnownAccount.objects.filter(account_name="still_open").exists()
+
+
+# --- Acting on drift: adopt an account, or request its deletion -----------------------------------
+
+
+def test_adopting_an_unmanaged_account_goes_through_approval(estate, requester, approver):
+    made_outside(estate, "console_made", AccountPrivilege="RoleReadOnly")
+    sweep()
+    drift_page = page(approver, reverse("drift")).content.decode()
+    adopt_link = (
+        f"/requests/new/?kind=adopt&amp;instance_id={HEALTHY}&amp;account_name=console_made"
+    )
+    assert adopt_link in drift_page
+
+    as_requester = Client()
+    as_requester.force_login(requester)
+    form = as_requester.get(adopt_link.replace("&amp;", "&")).context["form"]
+    assert (form["kind"].value(), form["account_name"].value()) == ("adopt", "console_made")
+    as_requester.post(
+        reverse("request_new"),
+        {
+            "kind": "adopt",
+            "instance_id": HEALTHY,
+            "account_name": "console_made",
+            "account_privilege": "RoleReadOnly",
+            "account_type": "Normal",
+            "justification": "The reporting team owns it; made in the console last year.",
+        },
+    )
+    adoption = AccountRequest.objects.get(kind=AccountRequest.Kind.ADOPT)
+    assert adoption.status == Status.PENDING
+    assert known("console_made").drift == Drift.UNMANAGED  # nothing before approval
+    with pytest.raises(TransitionError):
+        approve(adoption, requester)
+    approve(adoption, approver)
+
+    done = as_requester.post(reverse("request_execute", args=[adoption.pk]), {})
+
+    assert 'data-outcome="done"' in done.content.decode()
+    row = known("console_made")
+    assert (row.drift, row.created_by_id) == ("", adoption.pk)
+    sweep()
+    assert known("console_made").drift == ""
+    assert adoption.events.filter(action=AuditEvent.Action.ACCOUNT_ADOPTED).count() == 1
+    with pytest.raises(TransitionError, match="already manages"):
+        lifecycle.request_submit(
+            kind=AccountRequest.Kind.ADOPT,
+            requester=requester,
+            instance=Instance.objects.get(instance_id=HEALTHY),
+            account_name="console_made",
+            account_privilege="RoleReadOnly",
+            account_description="",
+            account_type="Normal",
+            justification="again",
+            origin=origin_of(requester),
+        )
+
+
+def test_the_drift_page_offers_to_request_a_deletion(estate, approver):
+    made_outside(estate, "console_made")
+    sweep()
+    body = page(approver, reverse("drift")).content.decode()
+    link = f"/requests/new/?kind=delete&amp;instance_id={HEALTHY}&amp;account_name=console_made"
+    assert link in body
+    form = page(approver, link.replace("&amp;", "&")).context["form"]
+    assert form["kind"].value() == "delete"
