@@ -228,7 +228,7 @@ def test_adopting_an_unmanaged_account_goes_through_approval(estate, requester, 
         approve(adoption, requester)
     approve(adoption, approver)
 
-    done = as_requester.post(reverse("request_execute", args=[adoption.pk]), {})
+    done = as_requester.post(reverse("request_execute", args=[adoption.pk]), {}, follow=True)
 
     assert 'data-outcome="done"' in done.content.decode()
     row = known("console_made")

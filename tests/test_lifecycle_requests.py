@@ -304,7 +304,7 @@ def test_a_deletion_through_the_pages(outside, requester, approver):
 
     form = page.get(reverse("request_execute", args=[account_request.pk])).content.decode()
     assert 'name="account_password"' not in form
-    done = page.post(reverse("request_execute", args=[account_request.pk]), {})
+    done = page.post(reverse("request_execute", args=[account_request.pk]), {}, follow=True)
 
     assert 'data-outcome="done"' in done.content.decode()
     assert len(outside.calls("DeleteAccount")) == 1

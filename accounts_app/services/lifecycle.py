@@ -123,7 +123,9 @@ def request_submit(
         raise TransitionError(
             _("There is already an open request for this account name on this instance.")
         ) from error
-    notifications.request_submitted(account_request)
+    notifications.request_submitted(
+        account_request, recipients=policy.deciders_emails(account_request)
+    )
     return account_request
 
 
