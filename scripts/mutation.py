@@ -332,7 +332,17 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
             lines.append(
                 f"Its {again['survivors']} survivors re-run {again['measured']} on "
                 f"{again['commit']} (module unchanged), with today's tests: "
-                f"{again['killed']} killed."
+                f"{again['killed']} killed"
+                + (
+                    f", {again['unreached']} not reached before the run was stopped."
+                    if again.get("unreached")
+                    else "."
+                )
+            )
+        if result.get("fresh_rerun") is False:
+            lines.append(
+                "Stopped before its survivors were re-run in a fresh process: some may be "
+                "killed there."
             )
         lines.append(
             "Statuses from mutmut: "
