@@ -26,7 +26,9 @@ from accounts_app.services import workflow
 @roles.role_required(roles.REQUEST_ACCOUNT)
 def request_new(request):
     copied_from = selectors.copy_source(request.user, request.GET.get("copy"))
-    initial = AccountRequestForm.initial_from(copied_from)
+    # Copied from an earlier request, or opened from an instance's page (?instance=).
+    chosen = {"instance_id": request.GET.get("instance", "")[:64]}
+    initial = AccountRequestForm.initial_from(copied_from) or chosen
     form = AccountRequestForm(request.POST or None, initial=initial)
     preflight = None
     if request.method == "POST" and form.is_valid():
