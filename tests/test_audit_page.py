@@ -385,6 +385,18 @@ def test_the_export_writes_each_time_as_isoformat_in_utc(auditor_client):
             assert moment.isoformat() in text, (fmt, moment)
 
 
+def test_the_excel_csv_starts_with_a_byte_order_mark_and_keeps_chinese(auditor_client):
+    wanted = event(account_name="app_orders", comment="报表账号")
+    plain = b"".join(auditor_client.get("/audit/export.csv").streaming_content)
+    excel = b"".join(auditor_client.get("/audit/export.excel.csv").streaming_content)
+    assert not plain.startswith(b"\xef\xbb\xbf")
+    assert excel.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(excel.decode("utf-8-sig"))))
+    assert [row["comment"] for row in rows if row["seq"] == str(wanted.seq)] == ["报表账号"]
+    page = auditor_client.get(AUDIT_URL).content.decode()
+    assert 'href="/audit/export.excel.csv' in page
+
+
 def test_jsonl_export_has_one_event_per_line(auditor_client):
     seed(30)
 

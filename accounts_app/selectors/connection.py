@@ -14,7 +14,8 @@ from accounts_app.models import AccountRequest
 
 DEFAULT_PORT = 6379
 # Redis 6 added ACL users, and with them AUTH <username> <password>; Alibaba's
-# "user:password" form works on every version (docs/alibaba-api.md, "Signing in").
+# "user:password" form works on every version that has accounts.
+# Reference: https://www.alibabacloud.com/help/en/redis/user-guide/logon-methods
 ACL_AUTH_SINCE = 6
 
 

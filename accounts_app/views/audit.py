@@ -218,8 +218,16 @@ def _json_value(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
+def excel_csv_lines(rows: Iterable[tuple]) -> Iterator[str]:
+    """The CSV with a byte order mark first: Excel reads a CSV without one in the
+    system's code page (GBK on Chinese Windows), and every non-ASCII cell as mojibake."""
+    yield "\ufeff"
+    yield from csv_lines(rows)
+
+
 EXPORT_FORMATS = {
     "csv": ("text/csv; charset=utf-8", csv_lines),
+    "excel.csv": ("text/csv; charset=utf-8", excel_csv_lines),
     "jsonl": ("application/x-ndjson; charset=utf-8", jsonl_lines),
 }
 

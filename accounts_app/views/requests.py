@@ -26,6 +26,8 @@ from accounts_app.services import lifecycle, workflow
 @roles.role_required(roles.REQUEST_ACCOUNT)
 def request_new(request):
     copied_from = selectors.copy_source(request.user, request.GET.get("copy"))
+    # Copied from an earlier request, or opened from a link (an instance's page, the
+    # drift page).
     initial = AccountRequestForm.initial_from(copied_from) or AccountRequestForm.initial_from_query(
         request.GET
     )
