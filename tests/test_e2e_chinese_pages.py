@@ -5,6 +5,8 @@ data on the page (IDs, names, what users typed). Issue 21, "Done when".
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -18,6 +20,8 @@ from tests.test_e2e_i18n import switch_language
 from tests.test_i18n import data_strings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CORRELATION_ID = re.compile(r"\b[0-9a-f]{12}\b")
 
 # The admin also lists other packages' models under their own labels, which they do not
 # translate (django-axes, allauth's MFA, django-tasks-db), and Django 6.1 writes two
@@ -91,7 +95,9 @@ def test_every_main_page_is_chinese_for_each_role(live_server, page, scene, role
     for path in pages_of(role, scene):
         page.goto(f"{base}{path}")
         assert page.locator("html").get_attribute("lang") == "zh-hans", path
-        words = english_words(visible_text(page.content()), data)
+        text = visible_text(page.content())
+        # An error page's reference (its correlation ID, 12 hex digits) is data too.
+        words = english_words(text, data | set(CORRELATION_ID.findall(text)))
         if path.startswith("/admin/"):
             words = [word for word in words if word not in ADMIN_PACKAGES_WORDS]
         if words:
