@@ -97,6 +97,7 @@ class FleetExecuteForm(ExecuteForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["account_password"].widget.attrs.pop("required", None)  # the rules' own
         if self.is_bound and self.data.get("one_password_each"):
             for name in ("account_password", "account_password_confirm"):
                 self.fields[name].required = False
