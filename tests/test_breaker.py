@@ -72,10 +72,9 @@ def test_it_opens_after_consecutive_transient_failures_and_then_makes_no_call(kv
     fail_three_times(client)
     calls = len(kvstore.calls())
 
-    started = time.monotonic()
+    # Open: refused at once, with no call (no wait for a deadline), whatever the clock says.
     with pytest.raises(BreakerOpen) as raised:
         describe(client)
-    assert time.monotonic() - started < 0.5
     assert len(kvstore.calls()) == calls
     assert "unavailable right now" in str(raised.value.human_message)
     assert isinstance(raised.value, ApiUnreachable)
@@ -190,10 +189,9 @@ def test_the_execute_page_says_the_api_is_unavailable_at_once_and_claims_nothing
     client.force_login(requester)
     url = reverse("request_execute", args=[account_request.pk])
 
-    started = time.monotonic()
     page = client.get(url)
-    assert time.monotonic() - started < 1.0
     assert "unavailable right now" in page.content.decode()
+    assert estate.calls() == []  # at once: the page waited for no call
 
     response = client.post(
         url, {"account_password": PASSWORD, "account_password_confirm": PASSWORD}, follow=True

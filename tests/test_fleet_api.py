@@ -168,6 +168,17 @@ def test_an_unknown_instance_id_is_named_and_nothing_is_submitted(estate, reques
     assert not FleetTarget.objects.exists()
 
 
+def test_a_fleet_only_creates_accounts(estate, requester):
+    # Deleting or changing accounts on many instances at once is not offered: refused
+    # next to the field, nothing submitted.
+    alice = ApiClient(token_for(requester))
+    ids = fleet_of(estate, 2)
+    answer = alice.post("/requests", fleet_body(ids, kind="delete"))
+    assert answer.status_code == 400
+    assert "one instance at a time" in answer.json()["errors"]["kind"][0]["message"]
+    assert not AccountRequest.objects.exists()
+
+
 def test_the_single_instance_execute_refuses_a_fleet(estate, requester, approver):
     from accounts_app.services import workflow
     from tests.builders import origin_of

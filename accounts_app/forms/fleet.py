@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts_app import rules
 from accounts_app.forms.instance_picker import InstanceField
 from accounts_app.forms.requests import AccountRequestForm, ExecuteForm
-from accounts_app.models import Instance
+from accounts_app.models import Instance, RequestKind
 from accounts_app.selectors.fleet import FleetSelector, instances_by_id
 
 
@@ -55,6 +55,18 @@ class FleetRequestForm(AccountRequestForm):
         ticked = self.data.getlist("instance_ids") if hasattr(self.data, "getlist") else []
         added = self.data.get("add_instance", "").strip()
         return list(dict.fromkeys([*ticked, *([added] if added else [])]))
+
+    def clean_kind(self):
+        # A fleet creates accounts; changing existing accounts is one instance at a time.
+        kind = super().clean_kind()
+        if kind != RequestKind.CREATE:
+            raise forms.ValidationError(
+                _(
+                    "A request on several instances creates accounts: ask for a change "
+                    "on one instance at a time."
+                )
+            )
+        return kind
 
     def submission(self) -> dict:
         """The cleaned values, as fleet.fleet_submit() takes them."""
