@@ -105,7 +105,7 @@ def test_the_instance_refusing_a_second_account_keeps_the_approval(
 ):
     # The real sequence: a colleague created an account between the pre-flight and the
     # call; the instance refuses this one while that one activates (no fault injected).
-    estate.set_activation_delay(2)
+    estate.set_activation_delay(600)
     account_request = approved_request(requester, approver)
     after_preflight(
         monkeypatch,
@@ -129,7 +129,7 @@ def test_the_instance_refusing_a_second_account_keeps_the_approval(
 
 
 def test_an_account_being_created_blocks_execute_with_a_clear_reason(estate, requester, approver):
-    estate.set_activation_delay(2)
+    estate.set_activation_delay(600)
     account_request = approved_request(requester, approver)
     estate.client().create_account(
         region_id="cn-hangzhou",
@@ -149,14 +149,14 @@ def test_an_account_being_created_blocks_execute_with_a_clear_reason(estate, req
     account_request.refresh_from_db()
     assert account_request.status == Status.APPROVED
 
-    estate.clock.advance(3)  # the colleague's account is Available now
+    estate.clock.advance(601)  # the colleague's account is Available now
     execute_page(requester, account_request, post=True)
     account_request.refresh_from_db()
     assert account_request.status == Status.CREATED
 
 
 def test_an_account_being_created_is_only_a_warning_before_execute(estate):
-    estate.set_activation_delay(2)
+    estate.set_activation_delay(600)
     estate.client().create_account(
         region_id="cn-hangzhou",
         instance_id=HEALTHY,

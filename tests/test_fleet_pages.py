@@ -117,3 +117,23 @@ def test_the_progress_partial_shows_each_instance(estate, requester, approver, a
     for instance in instances:
         assert f'data-instance="{instance.instance_id}" data-outcome="waiting"' in partial
     assert 'hx-trigger="every 1s"' in partial
+
+
+@pytest.mark.django_db
+def test_a_selector_finds_instances_by_tag_as_the_instance_list_does():
+    from accounts_app.selectors.fleet import FleetSelector, selected_instances
+    from tests.builders import instance_row
+
+    instance_row("r-orders1", name="orders-a", tags={"env": "prod", "team": "orders"})
+    instance_row("r-orders2", name="orders-b", tags={"env": "staging", "team": "orders"})
+    instance_row(
+        "r-pay1", name="pay-a", tags={"env": "prod", "team": "pay"}, region_id="cn-beijing"
+    )
+
+    def found(**fields) -> list[str]:
+        return [row.instance_id for row in selected_instances(FleetSelector(**fields))]
+
+    assert found(name="env:prod") == ["r-pay1", "r-orders1"]  # by region, then ID
+    assert found(name="env:prod", region="cn-hangzhou") == ["r-orders1"]
+    assert found(name="team:orders") == ["r-orders1", "r-orders2"]
+    assert found(name="pay") == ["r-pay1"]

@@ -84,7 +84,7 @@ class FleetRequestForm(AccountRequestForm):
 class FleetSelectorForm(forms.Form):
     """Search for the instances of a fleet: every field given must match."""
 
-    name = forms.CharField(label=_("Name or ID contains"), required=False, max_length=64)
+    name = forms.CharField(label=_("Name, ID or tag (key:value)"), required=False, max_length=64)
     region = forms.CharField(label=_("Region"), required=False, max_length=32)
     engine = forms.CharField(label=_("Engine version"), required=False, max_length=16)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db.models import Q, QuerySet
 
 from accounts_app.models import AccountRequest, FleetTarget, Instance
+from accounts_app.selectors.instances import instances_matching
 
 # A fleet request names at most this many instances, whatever the policy says: one
 # run calls CreateAccount once per instance within the request that holds the password.
@@ -18,7 +19,9 @@ MAX_FLEET_SIZE = 200
 class FleetSelector:
     """What the requester searched for: every field given must match."""
 
-    name: str = ""  # part of the name or the ID
+    name: str = (
+        ""  # a search as the instance list takes it: part of the ID, name or a tag, or key:value
+    )
     region: str = ""
     engine: str = ""
 
@@ -28,11 +31,9 @@ class FleetSelector:
 
 
 def selector_condition(selector: FleetSelector) -> Q:
-    """The one place a selector becomes a query. A tag match is one more line here
-    (for example ``Q(tags__contains=...)`` once Instance.tags lands)."""
+    """The selector's region and engine as a query; its text is searched as the
+    instance list searches (instances_matching: ID, name, region, tags, key:value)."""
     condition = Q(is_gone=False)
-    if name := selector.name.strip():
-        condition &= Q(name__icontains=name) | Q(instance_id__icontains=name)
     if selector.region:
         condition &= Q(region_id=selector.region)
     if selector.engine:
@@ -45,9 +46,10 @@ def selected_instances(selector: FleetSelector) -> QuerySet[Instance]:
     nothing for an empty selector (it would name the whole estate)."""
     if selector.is_empty:
         return Instance.objects.none()
-    return Instance.objects.filter(selector_condition(selector)).order_by(
-        "region_id", "instance_id"
-    )[: MAX_FLEET_SIZE + 1]
+    chosen = Instance.objects.filter(selector_condition(selector))
+    return instances_matching(selector.name, chosen).order_by("region_id", "instance_id")[
+        : MAX_FLEET_SIZE + 1
+    ]
 
 
 def instances_by_id(instance_ids: list[str]) -> tuple[list[Instance], list[str]]:
