@@ -335,7 +335,9 @@ def test_a_definite_refusal_ends_the_request_as_failed_and_tells_the_requester(
     assert before <= account_request.finished_at <= timezone.now()
     [failed] = events(account_request, "execution_failed")
     assert (failed.outcome, failed.error_code) == ("failure", code)
-    assert failed.comment == account_request.error_message
+    # The audit log says it from the code, in the reader's language (audit/messages.py).
+    assert failed.message_id == "execution.api_error"
+    assert event_text(failed) == account_request.error_message
     assert failed.alibaba_request_id == account_request.alibaba_request_id
     assert [m.to for m in mail.outbox] == [["alice@example.com"]]
     # Ended: it cannot be executed again.
@@ -640,7 +642,7 @@ def test_a_request_the_instance_cannot_take_is_refused_pointing_at_the_checks(es
     estate.add_account(HEALTHY, "app_reader")
 
     assert refusal(submitted_request, requester) == (
-        "This account cannot be created on this instance; see the checks below."
+        "This account cannot be created on this instance; see the pre-flight checks."
     )
     assert not AccountRequest.objects.exists()
 
@@ -714,7 +716,7 @@ def test_an_execution_the_instance_cannot_take_now_points_at_the_checks(
     estate.add_account(HEALTHY, "app_reader")
 
     assert refusal(execute, account_request, requester, client_) == (
-        "The account cannot be created right now; see the checks below."
+        "The account cannot be created right now; see the pre-flight checks."
     )
 
 

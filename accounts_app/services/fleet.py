@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -143,38 +143,30 @@ def fleet_submit(
     required = workflow.approvals_required_for(account_privilege) + policy.fleet_extra_approvals(
         account_privilege, len(instances)
     )
+
+    def add_targets(account_request: AccountRequest) -> None:
+        FleetTarget.objects.bulk_create(
+            FleetTarget(request=account_request, instance=instance, position=position)
+            for position, instance in enumerate(instances)
+        )
+
     try:
-        with transaction.atomic():
-            account_request = AccountRequest.objects.create(
-                requester=requester,
-                instance=instances[0],
-                account_name=account_name,
-                account_privilege=account_privilege,
-                account_description=account_description,
-                account_type=account_type,
-                justification=justification,
-                approvals_required=required,
-                fleet_size=len(instances),
-            )
-            FleetTarget.objects.bulk_create(
-                FleetTarget(request=account_request, instance=instance, position=position)
-                for position, instance in enumerate(instances)
-            )
-            record_event(
-                action=Action.REQUEST_SUBMITTED,
-                outcome=Outcome.SUCCESS,
-                origin=origin,
-                request=account_request,
-                comment=f"fleet of {len(instances)} instances: {justification}"[:500],
-            )
-    except IntegrityError as error:
-        raise FleetRefused(
-            _("There is already an open request for this account name on this instance.")
-        ) from error
-    notifications.request_submitted(
-        account_request, recipients=policy.deciders_emails(account_request)
-    )
-    return account_request
+        return workflow.open_request(
+            origin=origin,
+            comment=f"fleet of {len(instances)} instances: {justification}",
+            add_rows=add_targets,
+            requester=requester,
+            instance=instances[0],
+            account_name=account_name,
+            account_privilege=account_privilege,
+            account_description=account_description,
+            account_type=account_type,
+            justification=justification,
+            approvals_required=required,
+            fleet_size=len(instances),
+        )
+    except TransitionError as error:  # an open request for the name on one instance
+        raise FleetRefused(error.message) from error
 
 
 # --- Execute ------------------------------------------------------------------

@@ -13,7 +13,7 @@ execution waits while any account of the instance is not ``Available``.
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
@@ -21,7 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from accounts_app import notifications, policy
 from accounts_app.alibaba.client import Account, AccountChangeResult
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
-from accounts_app.audit import Origin, record_event
+from accounts_app.audit import Origin
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance, KnownAccount
 from accounts_app.services import answers, drift, workflow
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
@@ -94,39 +94,22 @@ def request_submit(
     if kind == Kind.DESCRIPTION and account.account_description == account_description:
         raise TransitionError(_("The account already has this description."))
     privilege = account_privilege if kind == Kind.PRIVILEGE else account.privilege
-    try:
-        with transaction.atomic():
-            account_request = AccountRequest.objects.create(
-                kind=kind,
-                requester=requester,
-                instance=instance,
-                account_name=account_name,
-                account_privilege=privilege,
-                current_privilege=account.privilege,
-                account_description=(
-                    account_description
-                    if kind == Kind.DESCRIPTION
-                    else account.account_description[:256]
-                ),
-                justification=justification,
-                approvals_required=approvals_required(kind, privilege),
-                copied_from=copied_from,
-            )
-            record_event(
-                action=Action.REQUEST_SUBMITTED,
-                outcome=Outcome.SUCCESS,
-                origin=origin,
-                request=account_request,
-                comment=justification[:500],
-            )
-    except IntegrityError as error:
-        raise TransitionError(
-            _("There is already an open request for this account name on this instance.")
-        ) from error
-    notifications.request_submitted(
-        account_request, recipients=policy.deciders_emails(account_request)
+    return workflow.open_request(
+        origin=origin,
+        comment=justification,
+        kind=kind,
+        requester=requester,
+        instance=instance,
+        account_name=account_name,
+        account_privilege=privilege,
+        current_privilege=account.privilege,
+        account_description=(
+            account_description if kind == Kind.DESCRIPTION else account.account_description[:256]
+        ),
+        justification=justification,
+        approvals_required=approvals_required(kind, privilege),
+        copied_from=copied_from,
     )
-    return account_request
 
 
 def target_account(instance: Instance, account_name: str, *, client=None) -> Account:

@@ -117,25 +117,37 @@ def request_submit(
             _("This account cannot be created on this instance; see the pre-flight checks."),
             preflight=preflight,
         )
+    return open_request(
+        origin=origin,
+        comment=justification,
+        requester=requester,
+        instance=instance,
+        account_name=account_name,
+        account_privilege=account_privilege,
+        account_description=account_description,
+        account_type=account_type,
+        justification=justification,
+        approvals_required=approvals_required_for(account_privilege),
+        copied_from=copied_from,
+    )
+
+
+def open_request(*, origin: Origin, comment: str, add_rows=None, **fields) -> AccountRequest:
+    """Store a submitted request (``fields``) and its audit event in one transaction,
+    then tell the approvers who may decide it: every kind of request, one instance or a
+    fleet, is opened here. ``add_rows(request)`` writes rows of its own inside the same
+    transaction (a fleet's targets)."""
     try:
         with transaction.atomic():
-            account_request = AccountRequest.objects.create(
-                requester=requester,
-                instance=instance,
-                account_name=account_name,
-                account_privilege=account_privilege,
-                account_description=account_description,
-                account_type=account_type,
-                justification=justification,
-                approvals_required=approvals_required_for(account_privilege),
-                copied_from=copied_from,
-            )
+            account_request = AccountRequest.objects.create(**fields)
+            if add_rows:
+                add_rows(account_request)
             record_event(
                 action=Action.REQUEST_SUBMITTED,
                 outcome=Outcome.SUCCESS,
                 origin=origin,
                 request=account_request,
-                comment=justification[:500],
+                comment=comment[:500],
             )
     except IntegrityError as error:
         # The partial unique index: someone opened the same name on the same
