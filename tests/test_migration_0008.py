@@ -43,8 +43,12 @@ def test_a_malformed_instance_id_is_hidden_and_the_list_renders_again(
 
     from accounts_app.models import Instance as Current
 
-    assert Current.objects.get(instance_id="r-evil/../x").is_gone
-    assert not Current.objects.get(instance_id="r-fine0001").is_gone
+    # Only the columns 0008 knows: later migrations add others (tags).
+    stored = Current.objects.only("instance_id", "is_gone")
+    assert stored.get(instance_id="r-evil/../x").is_gone
+    assert not stored.get(instance_id="r-fine0001").is_gone
+    # The page as today's code draws it, on today's schema.
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
     client = Client()
     client.force_login(make_user("viewer"))
     assert client.get(reverse("instances")).status_code == 200

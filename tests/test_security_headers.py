@@ -227,10 +227,10 @@ def test_a_bad_request_is_a_400_with_a_reference_and_no_trace(requester):
 def test_a_crash_is_a_500_with_a_reference_and_no_trace(requester, settings, monkeypatch):
     settings.DEBUG = False
 
-    def crash(user):
+    def crash(*args, **kwargs):
         raise RuntimeError("forced failure for the error page test")
 
-    monkeypatch.setattr(selectors, "my_requests", crash)
+    monkeypatch.setattr(selectors, "dashboard_lists", crash)
     client = Client(raise_request_exception=False)
     client.force_login(requester)
     response = client.get(reverse("dashboard"))

@@ -90,6 +90,14 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
         }
 
     @staticmethod
+    def initial_for(copied_from, query) -> dict:
+        """Copied from an earlier request, or prefilled from a link (an instance's page,
+        the drift page)."""
+        return AccountRequestForm.initial_from(
+            copied_from
+        ) or AccountRequestForm.initial_from_query(query)
+
+    @staticmethod
     def initial_from_query(query) -> dict:
         """A request prefilled from a link (the drift page's "adopt", "request its deletion")."""
         names = ("kind", "instance_id", "account_name")

@@ -218,11 +218,11 @@ def _json_value(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def excel_csv_lines(rows: Iterable[tuple]) -> Iterator[str]:
+def excel_csv_lines(rows: Iterable[tuple], language: str) -> Iterator[str]:
     """The CSV with a byte order mark first: Excel reads a CSV without one in the
     system's code page (GBK on Chinese Windows), and every non-ASCII cell as mojibake."""
     yield "\ufeff"
-    yield from csv_lines(rows)
+    yield from csv_lines(rows, language)
 
 
 EXPORT_FORMATS = {

@@ -26,11 +26,7 @@ from accounts_app.services import lifecycle, workflow
 @roles.role_required(roles.REQUEST_ACCOUNT)
 def request_new(request):
     copied_from = selectors.copy_source(request.user, request.GET.get("copy"))
-    # Copied from an earlier request, or opened from a link (an instance's page, the
-    # drift page).
-    initial = AccountRequestForm.initial_from(copied_from) or AccountRequestForm.initial_from_query(
-        request.GET
-    )
+    initial = AccountRequestForm.initial_for(copied_from, request.GET)
     form = AccountRequestForm(request.POST or None, initial=initial)
     preflight = None
     if request.method == "POST" and form.is_valid():
