@@ -308,6 +308,12 @@ def test_a_deletion_through_the_pages(outside, requester, approver):
 
     assert 'data-outcome="done"' in done.content.decode()
     assert len(outside.calls("DeleteAccount")) == 1
+    # Done, and no account was made: neither created-accounts list names it.
+    from accounts_app.selectors import audit as audit_selectors
+    from accounts_app.selectors import requests as request_selectors
+
+    assert audit_selectors.created_accounts()[0] == []
+    assert not request_selectors.recently_created(approver).exists()
 
 
 def test_the_api_takes_a_kind_and_executes_without_a_password(outside, requester, approver):

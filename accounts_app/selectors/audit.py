@@ -252,7 +252,10 @@ def created_accounts(
     """
     approvals = Decision.objects.filter(verdict=Decision.Verdict.APPROVE).select_related("approver")
     requests = (
-        AccountRequest.objects.filter(status=AccountRequest.Status.CREATED)
+        # A change to an account also ends "created" (done), but made none.
+        AccountRequest.objects.filter(
+            status=AccountRequest.Status.CREATED, kind=AccountRequest.Kind.CREATE
+        )
         .select_related("instance", "requester")
         .prefetch_related(Prefetch("decisions", queryset=approvals, to_attr="approvals"))
         .order_by("-finished_at", "-pk")

@@ -9,7 +9,7 @@ from operator import or_
 from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, QuerySet
 
 from accounts_app import policy
-from accounts_app.models import AccountRequest, Decision
+from accounts_app.models import AccountRequest, Decision, RequestKind
 
 Status = AccountRequest.Status
 
@@ -35,7 +35,9 @@ def needing_reconciliation(user) -> QuerySet[AccountRequest]:
 
 
 def recently_created(user) -> QuerySet[AccountRequest]:
-    requests = requests_with_instance().filter(status=Status.CREATED).order_by("-finished_at")
+    # Accounts created: a change to an account also ends "created" (done), but made none.
+    created = requests_with_instance().filter(status=Status.CREATED, kind=RequestKind.CREATE)
+    requests = created.order_by("-finished_at")
     return policy.visible_requests(user, requests)
 
 
