@@ -42,7 +42,7 @@ def test_fifty_instances_three_blocked_in_a_real_browser(
     sign_in(page, base, "alice")
     page.goto(f"{base}/requests/new/")
     page.get_by_role("link", name="The same account on a whole fleet").click()
-    page.get_by_label("Name or ID contains").fill("r-fleet")
+    page.get_by_label("Name, ID or tag (key:value)").fill("r-fleet")
     page.get_by_role("button", name="Find").click()
     expect(page.locator('input[name="instance_ids"]:checked')).to_have_count(47)
     for instance_id in (OLD_ENGINE, CHANGING, FULL):

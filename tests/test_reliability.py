@@ -245,8 +245,11 @@ def test_concurrent_approvals_and_executions_on_two_servers_make_one_call(world)
             if call["instance_id"] == account_request.instance.instance_id
         ]
         assert len(creates) == 1, f"trial {trial}: {len(creates)} CreateAccount calls"
-        # And the clicker sees it: one page says created, the others say why not.
-        assert sum("The account was created" in click.text for click in clicks) == 1
+        # And the clicker sees it (post/redirect/get): one click leads to the result
+        # page, the others back to the execute page, whose message says why not.
+        landed = [click.headers.get("Location", "") for click in clicks]
+        assert sum(place.endswith(f"{base}/execute/result/") for place in landed) == 1
+        assert all(place.endswith(("/execute/", "/execute/result/")) for place in landed)
         account_request.refresh_from_db()
         assert account_request.status == Status.CREATED
         started = account_request.events.filter(action=Action.EXECUTION_STARTED).count()

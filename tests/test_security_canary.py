@@ -1001,6 +1001,6 @@ def test_no_code_token_or_client_secret_of_an_idp_sign_in_comes_to_rest(
 
     assert set(seen) == {"the access token", "the ID token", "the authorization code"}
     dump = next(text for where, text in evidence.items if where == "db:dump")
-    assert "roles_changed" in dump and "OIDC sign-in refused" in dump  # what the search covered
+    assert "roles_changed" in dump and "login.idp_refused" in dump  # what the search covered
     leaks = find_leaks({**seen, "the client secret": CLIENT_SECRET}, evidence)
     assert leaks == [], "\n".join(leaks)
