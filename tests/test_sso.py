@@ -27,7 +27,7 @@ from django.urls import reverse
 
 from accounts_app import roles
 from accounts_app.audit.messages import event_text
-from accounts_app.models import AccountRequest, AuditEvent
+from accounts_app.models import AccountRequest, AuditEvent, RoleGrant
 from accounts_app.services.mfa import PENDING_TOTP_KEY
 from accounts_app.sso.oidc import DashboardOIDCAdapter, verify_id_token
 from tests.builders import submitted_request
@@ -73,6 +73,32 @@ def test_a_first_sign_in_creates_the_user_with_the_roles_of_its_groups(sso, clie
     assert f"issuer {sso.issuer}" in event_text(change)
     # Neither the client secret nor any token is stored.
     assert not SocialApp.objects.exists() and not SocialToken.objects.exists()
+
+
+def test_roles_from_the_idp_are_one_audit_event_mailed_to_the_auditors(
+    sso, client, make_user, mailoutbox
+):
+    auditor = make_user("auditor.mail", roles.AUDITORS)
+    auditor.email = "auditor@example.com"
+    auditor.save()
+    before = AuditEvent.objects.count()
+    mailoutbox.clear()
+    idp_sign_in(client, "erin")  # Approvers and staff
+    erin = signed_in_user(client)
+    # One event says what the IdP changed; the group and staff changes it made are not
+    # audited a second time as if an administrator had made them.
+    sign_in = AuditEvent.objects.order_by("seq")[before:]
+    assert [e.action for e in sign_in if e.action != Action.LOGIN] == [
+        Action.USER_CHANGED,  # the user is created on the first sign-in
+        Action.ROLES_CHANGED,
+    ]
+    # Who gave erin her roles is still kept for the approver-age rule.
+    assert RoleGrant.objects.filter(user=erin, what=f"group {roles.APPROVERS}").exists()
+    assert RoleGrant.objects.filter(user=erin, what="is_staff").exists()
+    to_auditor = [m for m in mailoutbox if "auditor@example.com" in m.to]
+    # One mail of the new user, one of its roles (not one per group and flag).
+    assert len(to_auditor) == 2
+    assert ["added: Approvers, staff" in m.body for m in to_auditor] == [False, True]
 
 
 def test_each_role_comes_from_its_group(sso, make_user):

@@ -10,7 +10,9 @@ save() and the many-to-many managers, and the signals are what they all go throu
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
@@ -27,8 +29,24 @@ USER_FIELDS = ("username", "email", "is_active", "is_staff", "is_superuser")
 # Flags that grant power when they turn on.
 GRANTING_FLAGS = ("is_staff", "is_superuser")
 
+# Set while a change is audited by its caller as one event of its own (the identity
+# provider's roles at sign-in): the signals it fires still keep their RoleGrants, but
+# do not audit each membership a second time.
+_audited_by_caller: ContextVar[bool] = ContextVar("audited_by_caller", default=False)
+
+
+@contextmanager
+def audited_by_caller() -> Iterator[None]:
+    token = _audited_by_caller.set(True)
+    try:
+        yield
+    finally:
+        _audited_by_caller.reset(token)
+
 
 def _record(action: str, said: AuditMessage, *, origin: Origin | None = None) -> None:
+    if _audited_by_caller.get():
+        return
     origin = origin or Origin.current()
     event = record_event(
         action=action, outcome=AuditEvent.Outcome.SUCCESS, origin=origin, message=said

@@ -14,10 +14,11 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from accounts_app import roles
+from accounts_app import notifications, roles
 from accounts_app.audit import Origin, record_event
 from accounts_app.audit.messages import message
 from accounts_app.models import AuditEvent
+from accounts_app.services.admin_changes import audited_by_caller
 
 STAFF = "staff"
 ROLE_GROUPS = (roles.REQUESTERS, roles.APPROVERS, roles.AUDITORS)
@@ -73,17 +74,18 @@ def identity_apply_roles(*, user, identity: Identity, origin: Origin) -> set[str
     held = set(user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True))
     added = sorted((wanted & set(ROLE_GROUPS)) - held)
     removed = sorted(held - wanted)
-    if added:
-        user.groups.add(*Group.objects.filter(name__in=added))
-    if removed:
-        user.groups.remove(*Group.objects.filter(name__in=removed))
     staff = STAFF in wanted
-    if user.is_staff != staff:
-        (added if staff else removed).append(STAFF)
-        user.is_staff = staff
-        user.save(update_fields=["is_staff"])
+    with audited_by_caller():  # below, as one event
+        if added:
+            user.groups.add(*Group.objects.filter(name__in=added))
+        if removed:
+            user.groups.remove(*Group.objects.filter(name__in=removed))
+        if user.is_staff != staff:
+            (added if staff else removed).append(STAFF)
+            user.is_staff = staff
+            user.save(update_fields=["is_staff"])
     if added or removed:
-        record_event(
+        event = record_event(
             action=AuditEvent.Action.ROLES_CHANGED,
             outcome=AuditEvent.Outcome.SUCCESS,
             origin=origin,
@@ -96,4 +98,5 @@ def identity_apply_roles(*, user, identity: Identity, origin: Origin) -> set[str
                 groups=", ".join(identity.groups) or "-",
             ),
         )
+        notifications.admin_change(event)
     return (wanted & set(ROLE_GROUPS)) | ({STAFF} if staff else set())
