@@ -160,7 +160,7 @@ def test_a_channel_in_chinese_speaks_chinese(fakes, queue, pending):
 
 
 def test_a_wrong_secret_is_refused_by_the_platform_and_dead_lettered(fakes, queue, pending):
-    queue.TASKS_MAX_ATTEMPTS = 2
+    queue.TASKS_MAX_ATTEMPTS = 3
     for kind in ("dingtalk", "feishu"):
         add_channel(fakes, kind, secret="not-the-secret")
     notifications.request_submitted(pending, recipients=[])
@@ -172,6 +172,9 @@ def test_a_wrong_secret_is_refused_by_the_platform_and_dead_lettered(fakes, queu
     errors = sorted(failure.error for failure in TaskFailure.objects.all())
     assert len(errors) == 2
     assert "310000" in errors[0] and "19021" in errors[1]
+    # A refused signature is not an outage: it fails at once, not after every retry.
+    assert len(fakes.posts("dingtalk")) == len(fakes.posts("feishu")) == 1
+    assert {failure.attempts for failure in TaskFailure.objects.all()} == {1}
     for error in errors:
         assert "token-" not in error and "not-the-secret" not in error
     pending.refresh_from_db()

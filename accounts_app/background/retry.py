@@ -28,7 +28,14 @@ def retry_or_dead_letter(context: TaskContext, error: Exception, kwargs: dict) -
     """
     attempt = kwargs.get("attempt", 1)
     task = context.task_result.task
-    if attempt < settings.TASKS_MAX_ATTEMPTS and task.get_backend().supports_defer:
+    # An error may say that no later try can succeed (a chat platform refusing our
+    # signature): retrying it would only delay the failed task staff must see.
+    worth_retrying = getattr(error, "retryable", True)
+    if (
+        worth_retrying
+        and attempt < settings.TASKS_MAX_ATTEMPTS
+        and task.get_backend().supports_defer
+    ):
         task.using(run_after=timezone.now() + backoff(attempt)).enqueue(
             **{**kwargs, "attempt": attempt + 1}
         )
