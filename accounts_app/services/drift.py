@@ -146,8 +146,22 @@ def record_accounts(*, instance: Instance, accounts: list[Account], origin: Orig
         KnownAccount.objects.bulk_create(new_rows)
         KnownAccount.objects.bulk_update(old_rows, UPDATED_FIELDS)
         Instance.objects.filter(pk=instance.pk).update(accounts_swept_at=now)
+        _settle(instance, seen)
     instance.accounts_swept_at = now
     return found
+
+
+def _settle(instance: Instance, seen: dict[str, Account]) -> None:
+    """The instance's changes still settling (background/follow.py) whose account is now
+    Available again, or gone, are settled."""
+    settling = AccountRequest.objects.filter(instance=instance, settling_since__isnull=False)
+    settled = [
+        pk
+        for pk, name in settling.values_list("pk", "account_name")
+        if name not in seen or seen[name].account_status == "Available"
+    ]
+    if settled:
+        AccountRequest.objects.filter(pk__in=settled).update(settling_since=None)
 
 
 UPDATED_FIELDS = [
