@@ -131,20 +131,33 @@ def record_accounts(*, instance: Instance, accounts: list[Account], origin: Orig
         # change followed to its end): the rows read here are the rows written.
         list(Instance.objects.select_for_update().filter(pk=instance.pk).values_list("pk"))
         known = {k.account_name: k for k in KnownAccount.objects.filter(instance=instance)}
-        new_rows, old_rows = [], []
+        new_rows, changed_rows, seen_again, gone_again = [], [], [], []
         for name in sorted(set(seen) | set(known) | set(expected)):
             account, wanted = seen.get(name), expected.get(name)
             row = known.get(name) or KnownAccount(
                 instance=instance, account_name=name, first_seen_at=now
             )
             before = row.drift if row.pk else ""
+            was = _compared(row)
             _update(row, account, wanted, now)
-            (old_rows if row.pk else new_rows).append(row)
+            if not row.pk:
+                new_rows.append(row)
+            elif _compared(row) != was:
+                changed_rows.append(row)
+            else:
+                (seen_again if account is not None else gone_again).append(row.pk)
             if row.drift and row.drift != before:
                 found.append(Found(instance.instance_id, instance.region_id, name, row.drift))
                 _record_drift(instance, row, origin)
+        # Most rows are as they were: one UPDATE of their times, not one per row (Django's
+        # bulk_update builds a CASE per field and row, slow in Python for 5,000 instances).
         KnownAccount.objects.bulk_create(new_rows)
-        KnownAccount.objects.bulk_update(old_rows, UPDATED_FIELDS)
+        if changed_rows:
+            KnownAccount.objects.bulk_update(changed_rows, UPDATED_FIELDS)
+        if seen_again:
+            KnownAccount.objects.filter(pk__in=seen_again).update(swept_at=now, last_seen_at=now)
+        if gone_again:
+            KnownAccount.objects.filter(pk__in=gone_again).update(swept_at=now)
         Instance.objects.filter(pk=instance.pk).update(accounts_swept_at=now)
         _settle(instance, seen)
     instance.accounts_swept_at = now
@@ -174,6 +187,22 @@ UPDATED_FIELDS = [
     "privilege",
     "description",
     "last_seen_at",
+]
+
+
+def _compared(row: KnownAccount) -> tuple:
+    """What a sweep may change of a row, its times aside."""
+    return tuple(getattr(row, f) for f in COMPARED_FIELDS)
+
+
+COMPARED_FIELDS = [
+    "drift",
+    "created_by_id",
+    "is_gone",
+    "status",
+    "account_type",
+    "privilege",
+    "description",
 ]
 
 
