@@ -43,6 +43,8 @@ class Instance(models.Model):
     account_count = models.PositiveSmallIntegerField(_("accounts"), null=True, blank=True)
     is_gone = models.BooleanField(_("gone"), default=False)
     synced_at = models.DateTimeField(_("last synced"))
+    # When the account sweep last read this instance's accounts (services/drift.py).
+    accounts_swept_at = models.DateTimeField(_("accounts last read"), null=True, blank=True)
     # The instance's tags, key -> value, as DescribeInstances lists them (Tags.Tag[]):
     # what teams label instances with (env, team, app), and what search matches.
     tags = models.JSONField(_("tags"), default=dict, blank=True)
@@ -262,6 +264,9 @@ class AccountRequest(models.Model):
     approved_at = models.DateTimeField(_("approved at"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     executing_since = models.DateTimeField(_("executing since"), null=True, blank=True)
+    # A change Alibaba is still applying (the account is Unavailable): set when the call
+    # succeeds, cleared once DescribeAccounts shows it settled (background/follow.py).
+    settling_since = models.DateTimeField(_("settling since"), null=True, blank=True)
     executed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -483,6 +488,7 @@ class AuditEvent(models.Model):
         DESCRIPTION_CHANGED = "description_changed", _("Account description changed")
         DRIFT_FOUND = "drift_found", _("Drift found")
         ACCOUNT_ADOPTED = "account_adopted", _("Account adopted")
+        ACCOUNTS_SWEPT = "accounts_swept", _("Accounts read again")
         LOGIN = "login", _("Signed in")
         LOGIN_FAILED = "login_failed", _("Sign-in failed")
         LOGOUT = "logout", _("Signed out")

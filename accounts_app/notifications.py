@@ -14,7 +14,7 @@ from django.db.models import Max, Q
 from django_tasks_db.backend import DatabaseBackend
 
 from accounts_app.background.delivery import send_notification
-from accounts_app.chat.delivery import send_chat_message
+from accounts_app.chat.delivery import send_chat_message, send_drift_message
 from accounts_app.chat.models import ChatChannel, ChatEvent
 from accounts_app.models import AccountRequest, AuditEvent
 
@@ -182,14 +182,33 @@ def admin_change(event: AuditEvent) -> None:
     )
 
 
-def drift_found(*, instance_id: str, count: int) -> None:
-    """A sweep found accounts on an instance that differ from what the dashboard did."""
+def drift_summary(*, counts: dict[str, int], items: list[list[str]], regions: list[str]) -> None:
+    """What one sweep found, told once: a mail to the approvers and auditors, a message to
+    each chat channel that wants drift for one of the regions. ``counts``: drift kind ->
+    how many; ``items``: the first few [instance ID, account, drift kind]."""
+    seq = AuditEvent.objects.aggregate(Max("seq"))["seq__max"] or 0
+    event_key = f"drift:{seq}"
+    summary = {"counts": counts, "items": items, "total": sum(counts.values())}
     _enqueue(
         "drift",
-        approvers_emails(),
-        event_key=f"drift:{instance_id}:{AuditEvent.objects.aggregate(Max('seq'))['seq__max']}",
-        extra={"instance_id": instance_id, "count": count},
+        sorted(set(approvers_emails()) | set(auditors_emails())),
+        event_key=event_key,
+        extra=summary,
     )
+    channels = [
+        channel.pk
+        for channel in ChatChannel.objects.filter(is_active=True)
+        if any(channel.wants(ChatEvent.DRIFT, region) for region in regions)
+    ]
+
+    def enqueue():
+        for channel_id in channels:
+            send_drift_message.enqueue(
+                event_key=f"chat-{event_key}", channel_id=channel_id, summary=summary
+            )
+
+    if channels:
+        _enqueue_with_transition(enqueue)
 
 
 def audit_checkpoint(*, seq: int, digest: str, at) -> None:

@@ -44,6 +44,12 @@ def may_sync_inventory(user) -> bool:
     return user.is_staff
 
 
+def may_refresh_accounts(user) -> bool:
+    """Read an instance's accounts again now (its page): staff, and Approvers, who act on
+    what the sweep finds."""
+    return user.is_staff or may_approve(user)
+
+
 # --- Signing in ---------------------------------------------------------------
 
 

@@ -68,6 +68,11 @@ urlpatterns = [
     path("instances/sync/", instances.instance_sync, name="instance_sync"),
     path("instances/sync/progress/", sync.sync_progress, name="sync_progress"),
     path("instances/<str:instance_id>/", instances.instance_detail, name="instance_detail"),
+    path(
+        "instances/<str:instance_id>/accounts/refresh/",
+        instances.instance_accounts_refresh,
+        name="instance_accounts_refresh",
+    ),
     # Audit log.
     path("audit/", audit.audit_log, name="audit"),
     path("drift/", drift.drift, name="drift"),

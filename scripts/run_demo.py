@@ -137,7 +137,11 @@ def main() -> None:
     )
     ensure_chat_key()
 
-    env = dict(os.environ, KVSTORE_ENDPOINT=f"http://127.0.0.1:{args.simulator_port}")
+    env = dict(
+        os.environ,
+        KVSTORE_ENDPOINT=f"http://127.0.0.1:{args.simulator_port}",
+        **site_url_env(args.host, args.port),
+    )
     manage = [sys.executable, str(ROOT / "manage.py")]
     idp = start_demo_idp(env, args) if args.sso else None
     simulator = subprocess.Popen(
@@ -244,6 +248,14 @@ def print_sign_in(host: str, port: int, chat_port: int) -> None:
         f"  Stop with Ctrl-C (stops the simulator and the worker too).\n",
         flush=True,
     )
+
+
+def site_url_env(host: str, port: int) -> dict[str, str]:
+    """SITE_URL, the address mails and chat messages link to, where this demo serves the
+    dashboard (PORT), unless the environment or .env names one."""
+    if os.environ.get("SITE_URL") or read_env_value("SITE_URL"):
+        return {}
+    return {"SITE_URL": f"http://{host}:{port}"}
 
 
 def read_env_value(name: str) -> str:

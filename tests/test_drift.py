@@ -5,6 +5,7 @@ show it; the audit log records each new drift once and the approvers are told.""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import requests
@@ -12,18 +13,24 @@ from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from accounts_app.audit import Origin
+from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
 from accounts_app.services import drift, lifecycle, workflow
 from accounts_app.services.workflow import TransitionError
 from tests.builders import approve, approved_request, origin_of
-from tests.demo_instances import HEALTHY, TAIR
+from tests.demo_instances import CHANGING, FULL, HEALTHY, PASSWORD_FREE, REPL_OK, TAIR
+from tests.fixtures.chat_fakes import ChatFakes
+from tests.test_chat_notifications import add_channel
+from tests.test_tasks import DATABASE_BACKEND, run_worker
 
 pytestmark = pytest.mark.django_db
 
 Drift = KnownAccount.Drift
 Status = AccountRequest.Status
+SWEPT = [HEALTHY, REPL_OK, FULL, PASSWORD_FREE, TAIR, CHANGING]
 
 
 def made_outside(simulator, name, instance_id=HEALTHY, **fields):
@@ -76,7 +83,7 @@ def test_an_account_made_outside_shows_on_the_drift_page_after_a_sweep(
     assert 'data-account="console_made" data-drift="unmanaged"' in body
     events = AuditEvent.objects.filter(action=AuditEvent.Action.DRIFT_FOUND)
     assert list(events.values_list("account_name", flat=True)).count("console_made") == 1
-    assert any("Drift found on" in message.subject for message in mail.outbox)
+    assert [m.subject for m in mail.outbox if "drifted" in m.subject] != []
 
     sweep()  # the same drift is not recorded twice
     assert events.filter(account_name="console_made").count() == 1
@@ -258,3 +265,123 @@ def test_the_drift_page_offers_to_request_a_deletion(estate, approver):
     assert link in body
     form = page(approver, link.replace("&amp;", "&")).context["form"]
     assert form["kind"].value() == "delete"
+
+
+# --- One summary per sweep ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def chat(settings):
+    """The database queue, as in production, and fakes of the chat platforms."""
+    settings.TASKS = DATABASE_BACKEND
+    settings.TASKS_RETRY_BACKOFF = 0
+    server = ChatFakes(hang=1.0).start()
+    yield server
+    server.stop()
+
+
+def test_a_sweep_over_many_instances_with_drift_tells_once_by_mail_and_by_chat(
+    estate, approver, auditor, settings, chat
+):
+    fakes = chat
+    settings.SITE_URL = "http://dashboard.example:8123"
+    for user, address in ((approver, "bob@example.com"), (auditor, "carol@example.com")):
+        user.email = address
+        user.save()
+    mail.outbox.clear()
+    add_channel(fakes, "slack")
+    add_channel(fakes, "wecom", language="zh-hans")
+    for index, instance_id in enumerate(SWEPT):
+        made_outside(estate, f"console_{index}", instance_id=instance_id)
+
+    report = sweep()
+    run_worker()
+
+    events = AuditEvent.objects.filter(action=AuditEvent.Action.DRIFT_FOUND)
+    drifted = {event.instance_id for event in events}
+    assert set(SWEPT) <= drifted  # many instances, each with its own audit events
+    assert events.count() == report.new_drift > drift.SUMMARY_ITEMS
+    told = [m for m in mail.outbox if "drifted" in m.subject]
+    assert sorted(m.to[0] for m in told) == ["bob@example.com", "carol@example.com"]
+    body = told[0].body
+    assert f"found {report.new_drift} accounts" in body
+    assert f"Not made through the dashboard: {report.new_drift}" in body
+    assert body.count("\n- ") == drift.SUMMARY_ITEMS
+    assert f"and {report.new_drift - drift.SUMMARY_ITEMS} more" in body
+    assert "http://dashboard.example:8123/drift/" in body
+    [slack] = fakes.posts("slack")
+    [wecom] = fakes.posts("wecom")
+    assert "http://dashboard.example:8123/drift/" in json.dumps(slack.body)
+    assert f"found {report.new_drift} accounts" in json.dumps(slack.body)
+    in_chinese = json.dumps(wecom.body, ensure_ascii=False)
+    assert "非经本平台创建" in in_chinese and "drift page" not in in_chinese
+
+    mail.outbox.clear()
+    sweep()  # nothing new: nothing told
+    run_worker()
+    assert [m.subject for m in mail.outbox] == []
+    assert len(fakes.posts()) == 2
+
+
+def test_each_new_drift_is_one_audit_event_said_in_the_readers_language(
+    estate, requester, approver
+):
+    created_through_the_dashboard(requester, approver)
+    sweep()
+    estate.simulator.store.update_account(HEALTHY, "app_reader", AccountPrivilege="RoleReadWrite")
+    sweep()
+
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DRIFT_FOUND, account_name="app_reader")
+    assert (event.message_id, event.comment) == ("drift.privilege", "")
+    assert event_text(event) == "Privilege changed outside the dashboard: RoleReadWrite now."
+    with translation.override("zh-hans"):
+        assert "RoleReadWrite" in event_text(event) and "权限" in event_text(event)
+
+
+# --- The instance page: one list, read again on demand ----------------------------------------
+
+
+def test_refreshing_an_instance_reads_its_accounts_once_audited_and_tells_of_new_drift(
+    estate, approver, auditor, django_capture_on_commit_callbacks
+):
+    auditor.email = "carol@example.com"
+    auditor.save()
+    sweep()  # what the demo estate already has
+    mail.outbox.clear()
+    made_outside(estate, "console_made")
+    estate.clear_calls()
+    client = Client()
+    client.force_login(approver)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("instance_accounts_refresh", args=[HEALTHY]), follow=True)
+
+    body = response.content.decode()
+    assert "1 new drift" in body
+    assert [c["instance_id"] for c in estate.calls("DescribeAccounts")] == [HEALTHY]
+    assert len(estate.calls()) == 1
+    assert known("console_made").drift == Drift.UNMANAGED
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ACCOUNTS_SWEPT)
+    assert (event.actor_id, event.instance_id, event.message_id) == (
+        approver.pk,
+        HEALTHY,
+        "accounts.read_again",
+    )
+    listed = len(KnownAccount.objects.filter(instance__instance_id=HEALTHY))
+    assert f"{listed} listed, 1 new drift" in event_text(event)
+    assert [m.to for m in mail.outbox if "drifted" in m.subject] == [["carol@example.com"]]
+    swept = Instance.objects.get(instance_id=HEALTHY).accounts_swept_at
+    assert swept is not None
+    assert swept.strftime("%Y-%m-%d %H:%M") in body
+
+
+def test_only_approvers_and_staff_refresh_an_instances_accounts(estate, requester, auditor):
+    estate.clear_calls()
+    for user in (requester, auditor):
+        client = Client()
+        client.force_login(user)
+        response = client.post(reverse("instance_accounts_refresh", args=[HEALTHY]))
+        assert response.status_code == 403
+    assert estate.calls() == []
+    denied = AuditEvent.objects.filter(action=AuditEvent.Action.PERMISSION_DENIED)
+    assert denied.count() == 2

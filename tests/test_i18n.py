@@ -380,6 +380,11 @@ def test_the_instance_pages_are_in_chinese(story):
     # The API's values under their Chinese names, as in the Alibaba Cloud console.
     assert "运行中" in html and "变配中" in html and "集群架构" in html
     assert_chinese(client.get(reverse("instances"), {"status": "Changing", "gone": "on"}))
+    # The instance page lists the accounts the sweep read.
+    from accounts_app.audit import Origin
+    from accounts_app.services import drift
+
+    drift.sweep_accounts(origin=Origin.system("test"), pause=0)
     for instance_id in (HEALTHY, CHANGING, OLD_ENGINE, CLUSTER_60):
         html = assert_chinese(client.get(reverse("instance_detail", args=[instance_id])))
     assert "可用" in html and "超级账号" in html

@@ -275,18 +275,24 @@ def test_sync_is_post_only(estate, staff):
     assert signed_in(staff).get(reverse("instance_sync")).status_code == 405
 
 
-def test_the_instance_page_lists_accounts_live(estate, requester):
+def test_the_instance_page_lists_every_account_once_and_calls_nobody(estate, requester, approver):
     estate.add_account(HEALTHY, "late_reader", privilege="RoleReadOnly", description="added")
+    refreshed = signed_in(approver).post(
+        reverse("instance_accounts_refresh", args=[HEALTHY]), follow=True
+    )
+    assert "The accounts were read again" in refreshed.content.decode()
+    estate.clear_calls()
 
     response = signed_in(requester).get(reverse("instance_detail", args=[HEALTHY]))
 
     html = response.content.decode()
     for name in ("orders_app", "reporting_ro", "late_reader"):
-        assert f"<code>{name}</code>" in html
+        assert html.count(f"<code>{name}</code>") == 1
     assert "RoleReadOnly" in html
     assert "BI-dashboards" in html
-    assert "3 / 18" in html  # the row was corrected on the way
-    assert Instance.objects.get(instance_id=HEALTHY).account_count == 3
+    assert "data-last-sweep" in html and "No sweep has read" not in html
+    assert estate.calls() == []  # no Alibaba call on GET
+    assert "data-refresh-accounts" not in html  # a requester does not refresh
 
 
 def test_the_instance_page_shows_its_blockers(estate, requester):
@@ -294,19 +300,20 @@ def test_the_instance_page_shows_its_blockers(estate, requester):
     assert "already has 18 accounts" in html
 
 
-def test_the_instance_page_explains_when_the_api_is_unreachable(estate, requester, settings):
+def test_refreshing_explains_when_the_api_is_unreachable(estate, approver, settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings.KVSTORE_ENDPOINT = f"http://127.0.0.1:{port}"
     settings.KVSTORE_MAX_ATTEMPTS = 1
 
-    response = signed_in(requester).get(reverse("instance_detail", args=[HEALTHY]))
+    response = signed_in(approver).post(
+        reverse("instance_accounts_refresh", args=[HEALTHY]), follow=True
+    )
 
     assert response.status_code == 200
-    html = response.content.decode()
-    assert "callout-bad" in html
-    assert "could not connect to the Alibaba Cloud API" in html
+    assert "could not connect to the Alibaba Cloud API" in response.content.decode()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.ACCOUNTS_SWEPT).exists()
 
 
 def test_the_instance_page_lists_the_requests_the_user_may_see(

@@ -59,6 +59,7 @@ LAYERS = [
         "accounts_app.roles",
         "accounts_app.backends",
         "accounts_app.background.sync",
+        "accounts_app.background.follow",
     },
     {
         "accounts_app.audit",

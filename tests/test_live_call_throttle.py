@@ -1,6 +1,6 @@
 """Live Alibaba calls made by page views are throttled per user (issue 23, "Also"): one
-user reloading instance details or the pre-flight cannot spend the API's rate limit,
-and open the shared circuit breaker, for everyone. Counted in the database, so every
+user refreshing an instance's accounts or reloading the pre-flight cannot spend the API's
+rate limit, and open the shared circuit breaker, for everyone. Counted in the database, so every
 web server shares one count."""
 
 from __future__ import annotations
@@ -27,24 +27,25 @@ def signed_in(user, language: str = "en") -> Client:
 
 
 @pytest.mark.parametrize("language", ["en", "zh-hans"])
-def test_instance_details_stop_calling_the_api_once_a_users_budget_is_spent(
-    settings, estate, requester, other_requester, language
+def test_refreshing_an_instances_accounts_stops_calling_the_api_once_a_users_budget_is_spent(
+    settings, estate, approver, second_approver, language
 ):
     settings.LIVE_CALLS_PER_MINUTE = 3
-    client = signed_in(requester, language)
-    url = reverse("instance_detail", args=[HEALTHY])
+    client = signed_in(approver, language)
+    url = reverse("instance_accounts_refresh", args=[HEALTHY])
     estate.clear_calls()
     for _ in range(3):
-        assert THROTTLED[language] not in client.get(url).content.decode()
+        assert THROTTLED[language] not in client.post(url, follow=True).content.decode()
     calls = len(estate.calls())
     assert calls >= 3
 
-    page = client.get(url).content.decode()
+    page = client.post(url, follow=True).content.decode()
 
     assert THROTTLED[language] in page
     assert len(estate.calls()) == calls  # no call made
     # Another user's budget is their own.
-    assert THROTTLED[language] not in signed_in(other_requester, language).get(url).content.decode()
+    other = signed_in(second_approver, language).post(url, follow=True).content.decode()
+    assert THROTTLED[language] not in other
     assert len(estate.calls()) > calls
 
 

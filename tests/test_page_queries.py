@@ -27,6 +27,7 @@ pytestmark = pytest.mark.django_db
 
 Status = AccountRequest.Status
 # Each status's share of the seeded requests, so that every dashboard list has rows.
+BUSY = "r-bp1seed000000"
 STATUSES = [Status.PENDING, Status.CREATED, Status.NEEDS_RECONCILIATION, Status.REJECTED]
 
 
@@ -98,6 +99,17 @@ def seed(first: int, rows: int, requester, approver) -> None:
         )
         for number, instance in enumerate(instances)
     )
+    # The first instance's page lists every account known of it: `rows` more each time.
+    KnownAccount.objects.bulk_create(
+        KnownAccount(
+            instance=Instance.objects.get(instance_id=BUSY),
+            account_name=f"known_{first + number}",
+            created_by=request if number % 2 else None,
+            first_seen_at=now,
+            swept_at=now,
+        )
+        for number, request in enumerate(requests)
+    )
     call_command("seed_audit", events=rows, stdout=io.StringIO())
 
 
@@ -128,6 +140,7 @@ def page_counts(requester, approver, auditor) -> dict[str, int]:
         "audit": queries_of(as_auditor, reverse("audit")),
         "audit, filtered": queries_of(as_auditor, reverse("audit"), instance_id="r-bp1"),
         "drift": queries_of(as_auditor, reverse("drift")),
+        "instance detail": queries_of(as_approver, reverse("instance_detail", args=[BUSY])),
         "drift, filtered": queries_of(
             as_auditor, reverse("drift"), instance_id="seed", drift="gone"
         ),
@@ -154,6 +167,7 @@ EXPECTED = {
     "audit, filtered": 4,
     "drift": 5,
     "drift, filtered": 5,
+    "instance detail": 7,
 }
 
 
@@ -175,6 +189,7 @@ OVER_GOAL = {
     "instances",  # the page, its count, the filter choices with the last sync, the sync run
     "instances, filtered",
     "request detail, created",  # the request, its decisions, its events, the badge
+    "instance detail",  # the instance, its accounts known, its requests, the badge
 }
 
 

@@ -69,3 +69,21 @@ def test_a_busy_simulator_port_is_named_too():
     assert result.returncode != 0
     assert f"the simulator (SIMULATOR_PORT): 127.0.0.1:{busy}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_links_in_mails_point_at_the_port_the_demo_serves_on(monkeypatch, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_demo", ROOT / "scripts" / "run_demo.py")
+    run_demo_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_demo_module)
+    monkeypatch.delenv("SITE_URL", raising=False)
+    monkeypatch.setattr(run_demo_module, "ROOT", tmp_path)
+
+    assert run_demo_module.site_url_env("127.0.0.1", 8100) == {"SITE_URL": "http://127.0.0.1:8100"}
+    # A SITE_URL of one's own, in .env or the environment, is kept.
+    (tmp_path / ".env").write_text("SITE_URL=https://redis-accounts.example.com\n")
+    assert run_demo_module.site_url_env("127.0.0.1", 8100) == {}
+    (tmp_path / ".env").unlink()
+    monkeypatch.setenv("SITE_URL", "https://elsewhere.example.com")
+    assert run_demo_module.site_url_env("127.0.0.1", 8100) == {}

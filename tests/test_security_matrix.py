@@ -136,6 +136,8 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("sync_progress", "POST"): (SIGNED_IN, 405),
     ("instance_detail", "GET"): (SIGNED_IN, OK),
     ("instance_detail", "POST"): (SIGNED_IN, 405),
+    ("instance_accounts_refresh", "GET"): (SIGNED_IN, 405),
+    ("instance_accounts_refresh", "POST"): (APPROVERS | STAFF, OK),
     ("audit", "GET"): (VIEWERS, OK),
     ("audit", "POST"): (VIEWERS, 405),
     ("audit_export", "GET"): (VIEWERS, OK),
@@ -309,6 +311,7 @@ POLICY_ON_A_USER = {
     policy.may_approve: ("approvals", "GET"),
     policy.may_view_everything: ("audit", "GET"),
     policy.may_sync_inventory: ("instance_sync", "POST"),
+    policy.may_refresh_accounts: ("instance_accounts_refresh", "POST"),
 }
 
 

@@ -54,6 +54,15 @@ MESSAGES = {
         "%(updated)s changed, %(unchanged)s unchanged, %(gone)s gone. "
         "Failed (%(failed)s): %(failures)s"
     ),
+    # The account sweep (services/drift.py): each new drift, and a sweep asked for by hand.
+    "drift.unmanaged": _("Not made through the dashboard: found by the account sweep."),
+    "drift.gone": _("Made through the dashboard, and no longer listed by DescribeAccounts."),
+    "drift.privilege": _("Privilege changed outside the dashboard: %(privilege)s now."),
+    "drift.description": _("Description changed outside the dashboard."),
+    "drift.undeleted": _("Deleted through the dashboard, and still listed by DescribeAccounts."),
+    "accounts.read_again": _(
+        "Accounts read again by hand: %(accounts)s listed, %(new_drift)s new drift."
+    ),
     # Signing in.
     "login.local": _("Local password."),
     "login.break_glass": _("Break-glass local password."),

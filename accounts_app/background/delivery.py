@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 
 from accounts_app.background import retry
 from accounts_app.background.models import NotificationDelivery
-from accounts_app.models import AccountRequest, AuditEvent
+from accounts_app.models import AccountDrift, AccountRequest, AuditEvent
 
 
 class DeliveryInProgress(Exception):
@@ -91,6 +91,8 @@ def render(kind: str, request_id: int | None, extra: dict) -> tuple[str, str]:
         context["approver"] = get_user_model().objects.get(pk=extra["approver_id"])
     if extra.get("event_id") is not None:
         context["event"] = AuditEvent.objects.get(pk=extra["event_id"])
+    if kind == "drift":
+        context.update(_drift_context(extra))
     # Mails go out in the site's default language: recipients may read in a different
     # language from the person whose action sent them.
     with translation.override(settings.LANGUAGE_CODE):
@@ -99,7 +101,24 @@ def render(kind: str, request_id: int | None, extra: dict) -> tuple[str, str]:
     return subject, body
 
 
+def _drift_context(extra: dict) -> dict:
+    """A sweep's summary (notifications.drift_summary): the kinds' labels for its codes,
+    and the drift page's address."""
+    labels = dict(AccountDrift.choices)
+    return {
+        "url": site_url(reverse("drift")),
+        "counts": [(labels.get(kind, kind), n) for kind, n in sorted(extra["counts"].items())],
+        "items": [
+            (instance, account, labels.get(kind, kind))
+            for instance, account, kind in extra["items"]
+        ],
+        "more": extra["total"] - len(extra["items"]),
+    }
+
+
 def site_url(path: str) -> str:
+    """An absolute link to the dashboard, for mails and chat messages: SITE_URL, which
+    `make run` sets to the address it serves on."""
     return settings.SITE_URL.rstrip("/") + path
 
 

@@ -67,3 +67,36 @@ def send_chat_message(
         retry.retry_or_dead_letter(context, error, arguments)
         raise
     return {"sent": sent}
+
+
+@task(takes_context=True, priority=NOTIFICATION_PRIORITY)
+def send_drift_message(
+    context: TaskContext, *, event_key: str, channel_id: int, summary: dict, attempt: int = 1
+) -> dict:
+    """A sweep's drift summary (notifications.drift_summary) to one channel."""
+    arguments = {
+        "event_key": event_key,
+        "channel_id": channel_id,
+        "summary": summary,
+        "attempt": attempt,
+    }
+    channel = ChatChannel.objects.filter(pk=channel_id, is_active=True).first()
+    if channel is None:
+        return {"sent": False}
+
+    def send() -> None:
+        message = messages.compose_drift(summary, channel.language)
+        platforms.post(
+            channel.kind,
+            channel.url,
+            channel.secret,
+            messages.payload(channel.kind, message),
+            timeout=settings.CHAT_TIMEOUT,
+        )
+
+    try:
+        sent = deliver_once(event_key=event_key, recipient=recipient(channel_id), send=send)
+    except Exception as error:
+        retry.retry_or_dead_letter(context, error, arguments)
+        raise
+    return {"sent": sent}

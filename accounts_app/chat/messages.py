@@ -13,8 +13,10 @@ from django.conf import settings
 from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from accounts_app.models import AccountRequest
+from accounts_app.background.delivery import site_url
+from accounts_app.models import AccountDrift, AccountRequest
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,43 @@ def compose(
             title=headline % {"id": account_request.pk, "account": account_request.account_name},
             fields=fields,
             link_label=_("Open the request"),
-            link=settings.SITE_URL.rstrip("/")
-            + reverse("request_detail", args=[account_request.pk]),
+            link=site_url(reverse("request_detail", args=[account_request.pk])),
             request_id=account_request.pk,
             channel_id=channel_id,
             decidable=account_request.is_pending,
             approve_label=_("Approve"),
             reject_label=_("Reject"),
         )
+
+
+def compose_drift(summary: dict, language: str) -> Message:
+    """A sweep's drift summary: how many of each kind, the first few accounts, a link to
+    the drift page (notifications.drift_summary says what ``summary`` holds)."""
+    labels = dict(AccountDrift.choices)
+    with translation.override(language):
+        fields = [
+            (str(labels.get(kind, kind)), str(count))
+            for kind, count in sorted(summary["counts"].items())
+        ]
+        fields += [
+            (_("Account"), f"{account} @ {instance_id}: {labels.get(kind, kind)}")
+            for instance_id, account, kind in summary["items"][:MAX_DRIFT_LINES]
+        ]
+        return Message(
+            title=ngettext(
+                "The account sweep found %(count)s account that drifted",
+                "The account sweep found %(count)s accounts that drifted",
+                summary["total"],
+            )
+            % {"count": summary["total"]},
+            fields=fields,
+            link_label=_("Open the drift page"),
+            link=site_url(reverse("drift")),
+        )
+
+
+# Slack shows ten fields at most: the counts (five kinds at most) and a few accounts.
+MAX_DRIFT_LINES = 5
 
 
 def _markdown(message: Message) -> str:

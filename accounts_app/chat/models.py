@@ -17,6 +17,7 @@ class ChatEvent(models.TextChoices):
     FAILED = "failed", _("Failed")
     OUTCOME_UNKNOWN = "outcome_unknown", _("Outcome unknown")
     EXPIRED = "expired", _("Expired")
+    DRIFT = "drift", _("Drift found by the account sweep")
 
 
 class ChatChannel(models.Model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from accounts_app.models import Instance, KnownAccount
+from accounts_app.models import AccountRequest, Instance, KnownAccount
 
 DRIFT_ROWS_SHOWN = 500
 
@@ -40,3 +40,18 @@ def instance_accounts(instance: Instance) -> list[KnownAccount]:
         .select_related("created_by__requester")
         .order_by("account_name")
     )
+
+
+def final_state(account_request: AccountRequest) -> KnownAccount | None:
+    """What the last read of the instance showed of a change's account (None: never read,
+    or nothing known of it)."""
+    return KnownAccount.objects.filter(
+        instance_id=account_request.instance_id, account_name=account_request.account_name
+    ).first()
+
+
+def changes_settling(instance: Instance, *, excluding: int | None = None) -> list[AccountRequest]:
+    """The instance's changes Alibaba is still applying (background/follow.py): a next
+    change on the instance waits for them."""
+    settling = AccountRequest.objects.filter(instance=instance, settling_since__isnull=False)
+    return list(settling.exclude(pk=excluding).order_by("settling_since")[:5])

@@ -22,6 +22,7 @@ from accounts_app import notifications, policy
 from accounts_app.alibaba.client import Account, AccountChangeResult
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
 from accounts_app.audit import Origin
+from accounts_app.background import follow
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance, KnownAccount
 from accounts_app.services import answers, drift, workflow
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
@@ -270,7 +271,9 @@ def _record_done(
             alibaba_request_id=alibaba_request_id,
             error_code="",
             error_message="",
+            settling_since=timezone.now() if account_request.kind in follow.FOLLOWED else None,
         )
+        follow.follow_later(account_request)
         if account_request.kind == Kind.ADOPT:
             KnownAccount.objects.filter(
                 instance=account_request.instance, account_name=account_request.account_name

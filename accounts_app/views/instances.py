@@ -6,6 +6,8 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
@@ -19,7 +21,7 @@ from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
 from accounts_app.selectors import accounts as account_selectors
 from accounts_app.selectors import instances as instance_selectors
-from accounts_app.services import inventory, live_calls
+from accounts_app.services import drift, live_calls
 
 PAGE_SIZE = 100
 REQUESTS_SHOWN = 100
@@ -76,26 +78,46 @@ def instance_sync(request):
 
 @require_GET
 def instance_detail(request, instance_id: str):
+    """No live call: the accounts are the sweep's (KnownAccount), read again on demand."""
     instance = get_object_or_404(Instance, instance_id=instance_id)
-    accounts = error = None
-    throttled = not instance.is_gone and not live_calls.live_call_allowed(user=request.user)
-    if not instance.is_gone and not throttled:
-        try:
-            # Live, and it corrects the row (status, account count) on the way.
-            accounts = inventory.refresh_instance(instance).accounts
-        except AlibabaApiError as api_error:
-            error = api_error
     context = {
         "instance": instance,
         "blockers": instance_selectors.blocker_messages(instance),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
-        "accounts": accounts,
-        "error": error,
-        "throttled": throttled,
-        "throttled_message": live_calls.THROTTLED_MESSAGE,
         "requests": instance_selectors.requests_for_instance(instance, request.user)[
             :REQUESTS_SHOWN
         ],
         "known_accounts": account_selectors.instance_accounts(instance),
+        "can_refresh": policy.may_refresh_accounts(request.user) and not instance.is_gone,
     }
     return render(request, "instances/detail.html", context)
+
+
+@require_POST
+def instance_accounts_refresh(request, instance_id: str):
+    instance = get_object_or_404(Instance, instance_id=instance_id, is_gone=False)
+    if not policy.may_refresh_accounts(request.user):
+        roles.deny(
+            request,
+            "staff status",
+            message=_("Only approvers and administrators can read an instance's accounts again."),
+        )
+    if not live_calls.live_call_allowed(user=request.user):
+        messages.warning(request, live_calls.THROTTLED_MESSAGE)
+    else:
+        try:
+            found = drift.sweep_one(instance=instance, origin=Origin.from_request(request))
+            messages.success(request, refreshed_message(len(found)))
+        except AlibabaApiError as error:
+            messages.error(request, error.human_message)
+    return redirect(reverse("instance_detail", args=[instance_id]) + "#known-accounts")
+
+
+def refreshed_message(new_drift: int) -> str:
+    if not new_drift:
+        return gettext("The accounts were read again: no new drift.")
+    return ngettext(
+        "The accounts were read again: %(count)s new drift, on the drift page too.",
+        "The accounts were read again: %(count)s new drifts, on the drift page too.",
+        new_drift,
+    ) % {"count": new_drift}

@@ -16,6 +16,7 @@ from accounts_app.audit import Origin
 from accounts_app.forms.requests import AccountRequestForm, DecisionForm, execute_form
 from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required, second_factor_required
+from accounts_app.selectors import accounts as account_selectors
 from accounts_app.selectors import request_list
 from accounts_app.selectors import requests as selectors
 from accounts_app.selectors.approvals import approval_progress
@@ -101,6 +102,9 @@ def request_detail(request, pk: int):
         "may": policy.request_actions(request.user, account_request),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
         "decision_form": DecisionForm(),
+        "final_state": account_selectors.final_state(account_request)
+        if account_request.is_change and account_request.is_created
+        else None,
     }
     return render(request, "requests/detail.html", context)
 
@@ -180,6 +184,10 @@ def request_execute(request, pk: int):
         return redirect("request_execute_result", pk=pk)
     context = {"account_request": account_request, "form": form}
     context["preflight"] = _execute_preflight(request, account_request)
+    if account_request.is_change:
+        context["settling"] = account_selectors.changes_settling(
+            account_request.instance, excluding=pk
+        )
     context["rules_spec"] = rules.browser_spec()
     return render(request, _by_kind(account_request, "execute"), context)
 
