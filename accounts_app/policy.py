@@ -195,14 +195,99 @@ def request_actions(user, account_request: AccountRequest) -> RequestActions:
     )
 
 
+# --- The approval policy (ApprovalPolicy rows, and the defaults without one) -------
+
+# Used where the admin-editable ApprovalPolicy has no row for a privilege.
+DEFAULT_APPROVALS = {"RoleReadOnly": 1, "RoleReadWrite": 1, "RoleRepl": 2}
+CREATE = AccountRequest.Kind.CREATE
+
+
+def policy_row(kind: str, privilege: str) -> ApprovalPolicy | None:
+    """The policy's row for this kind of request and privilege; a kind without a row of
+    its own asks what creating an account of that privilege asks (so an upgrade to
+    read/write asks what creating a read/write account asks). One query."""
+    rows = ApprovalPolicy.objects.filter(kind__in={kind, CREATE}, account_privilege=privilege)
+    by_kind = {row.kind: row for row in rows}
+    return by_kind.get(kind) or by_kind.get(CREATE)
+
+
+def approvals_required(kind: str, privilege: str) -> int:
+    """How many distinct approvers a request of this kind and privilege needs: every
+    kind, one instance or a fleet (whose size may add one: fleet_extra_approvals)."""
+    row = policy_row(kind, privilege)
+    return _with_floor(privilege, row.approvals_required if row else None)
+
+
+def approvals_required_by_privilege() -> dict[str, int]:
+    """approvals_required for creating each privilege, in one query (the form shows them)."""
+    creation = ApprovalPolicy.objects.filter(kind=CREATE)
+    rows = dict(creation.values_list("account_privilege", "approvals_required"))
+    return {p: _with_floor(p, rows.get(p)) for p in DEFAULT_APPROVALS}
+
+
+def _with_floor(privilege: str, from_policy: int | None) -> int:
+    """The one place MIN_APPROVALS is applied: a row written before the floor was
+    raised does not lower it."""
+    required = DEFAULT_APPROVALS.get(privilege, 1) if from_policy is None else from_policy
+    return max(required, settings.MIN_APPROVALS)
+
+
+# --- Time-boxed accounts -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """What the policy allows an account of one privilege to live."""
+
+    max_days: int | None  # None: no maximum
+    allow_no_expiry: bool
+
+
+def lifetime_for(privilege: str) -> Lifetime:
+    """The creation row of the privilege says, for every kind (an extension, an adoption)."""
+    row = ApprovalPolicy.objects.filter(kind=CREATE, account_privilege=privilege).first()
+    if row is None:
+        return Lifetime(None, True)
+    return Lifetime(row.max_lifetime_days, row.allow_no_expiry)
+
+
+def lifetimes_by_privilege() -> dict[str, Lifetime]:
+    """lifetime_for each privilege, in one query (the form's browser checks)."""
+    rows = {
+        row.account_privilege: Lifetime(row.max_lifetime_days, row.allow_no_expiry)
+        for row in ApprovalPolicy.objects.filter(kind=CREATE)
+    }
+    return {p: rows.get(p, Lifetime(None, True)) for p in DEFAULT_APPROVALS}
+
+
+def expiry_refusal(lifetime: Lifetime, expires_at, now) -> str:
+    """Why this expiry (None: none) may not be asked for under ``lifetime``; empty when
+    it may. The maximum counts from ``now`` (the request, or the extension)."""
+    if expires_at is None:
+        if lifetime.allow_no_expiry:
+            return ""
+        if lifetime.max_days:
+            return str(
+                _("This privilege needs an expiry, at most %(days)s days from today.")
+                % {"days": lifetime.max_days}
+            )
+        return str(_("This privilege needs an expiry."))
+    if expires_at <= now:
+        return str(_("The expiry must be in the future."))
+    if lifetime.max_days is not None and expires_at > now + timedelta(days=lifetime.max_days):
+        return str(
+            _("The approval policy allows at most %(days)s days for this privilege.")
+            % {"days": lifetime.max_days}
+        )
+    return ""
+
+
 # --- Fleet requests (one account on many instances) ----------------------------
 
 
 def _fleet_policy(privilege: str) -> ApprovalPolicy | None:
     # A fleet request creates accounts: the creation row of its privilege says.
-    return ApprovalPolicy.objects.filter(
-        kind=AccountRequest.Kind.CREATE, account_privilege=privilege
-    ).first()
+    return policy_row(CREATE, privilege)
 
 
 def fleet_size_refusal(privilege: str, size: int) -> str:
