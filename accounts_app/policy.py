@@ -181,6 +181,7 @@ class RequestActions:
     copy: bool
     is_requester: bool
     execute_fleet: bool = False
+    extend: bool = False
 
 
 def request_actions(user, account_request: AccountRequest) -> RequestActions:
@@ -192,6 +193,17 @@ def request_actions(user, account_request: AccountRequest) -> RequestActions:
         copy=may_copy(user, account_request),
         is_requester=owns(user, account_request),
         execute_fleet=may_execute_fleet(user, account_request),
+        extend=may_extend(user, account_request),
+    )
+
+
+def may_extend(user, account_request: AccountRequest) -> bool:
+    """Ask for a later expiry: the requester of the request that made a time-boxed
+    account, while the account lives (an extension is approved like any request)."""
+    return (
+        owns(user, account_request)
+        and may_request(user)
+        and account_request.account_expires_at is not None
     )
 
 
@@ -220,9 +232,24 @@ def approvals_required(kind: str, privilege: str) -> int:
 
 def approvals_required_by_privilege() -> dict[str, int]:
     """approvals_required for creating each privilege, in one query (the form shows them)."""
-    creation = ApprovalPolicy.objects.filter(kind=CREATE)
-    rows = dict(creation.values_list("account_privilege", "approvals_required"))
-    return {p: _with_floor(p, rows.get(p)) for p in DEFAULT_APPROVALS}
+    return creation_policy_by_privilege()[0]
+
+
+def creation_policy_by_privilege() -> tuple[dict[str, int], dict[str, Lifetime]]:
+    """For creating each privilege: the approvals it needs and its lifetime rules, in one
+    query (the request form says both, and checks the second in the browser)."""
+    rows = {row.account_privilege: row for row in ApprovalPolicy.objects.filter(kind=CREATE)}
+    approvals = {
+        p: _with_floor(p, rows[p].approvals_required if p in rows else None)
+        for p in DEFAULT_APPROVALS
+    }
+    return approvals, {p: _lifetime(rows.get(p)) for p in DEFAULT_APPROVALS}
+
+
+def creation_rules(privilege: str) -> tuple[int, Lifetime]:
+    """What creating an account of this privilege needs and may live, in one query."""
+    row = policy_row(CREATE, privilege)
+    return _with_floor(privilege, row.approvals_required if row else None), _lifetime(row)
 
 
 def _with_floor(privilege: str, from_policy: int | None) -> int:
@@ -245,19 +272,15 @@ class Lifetime:
 
 def lifetime_for(privilege: str) -> Lifetime:
     """The creation row of the privilege says, for every kind (an extension, an adoption)."""
-    row = ApprovalPolicy.objects.filter(kind=CREATE, account_privilege=privilege).first()
+    return _lifetime(
+        ApprovalPolicy.objects.filter(kind=CREATE, account_privilege=privilege).first()
+    )
+
+
+def _lifetime(row: ApprovalPolicy | None) -> Lifetime:
     if row is None:
         return Lifetime(None, True)
     return Lifetime(row.max_lifetime_days, row.allow_no_expiry)
-
-
-def lifetimes_by_privilege() -> dict[str, Lifetime]:
-    """lifetime_for each privilege, in one query (the form's browser checks)."""
-    rows = {
-        row.account_privilege: Lifetime(row.max_lifetime_days, row.allow_no_expiry)
-        for row in ApprovalPolicy.objects.filter(kind=CREATE)
-    }
-    return {p: rows.get(p, Lifetime(None, True)) for p in DEFAULT_APPROVALS}
 
 
 def expiry_refusal(lifetime: Lifetime, expires_at, now) -> str:

@@ -6,7 +6,7 @@ extensions through approval."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.core import mail
@@ -185,7 +185,8 @@ def test_approvers_see_the_expiry_on_the_page_and_in_the_mail(
     expires = timezone.localtime(account_request.expires_at).strftime("%Y-%m-%d")
     response = signed_in(approver).get(reverse("request_detail", args=[account_request.pk]))
     assert "Expires" in response.text and expires in response.text
-    assert any(expires in m.body and "Expires" in m.body for m in mail.outbox)
+    in_utc = account_request.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    assert any(f"Expires: {in_utc} UTC" in m.body for m in mail.outbox)
 
 
 def test_the_api_takes_expires_in_days_and_refuses_what_the_policy_does(estate, requester):

@@ -260,6 +260,33 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             self.add_error("account_description", _("Type the new description."))
 
 
+def expiry_browser_spec(lifetimes: dict[str, policy.Lifetime]) -> dict:
+    """What static/js/expiry.js checks: each privilege's lifetime rules
+    (policy.creation_policy_by_privilege), and the server's own messages (the same
+    translations; %(days)s filled in the browser)."""
+    return {
+        "kinds": [str(kind) for kind in EXPIRY_KINDS],
+        "choices": list(EXPIRY_CHOICES),
+        "lifetimes": {
+            privilege: {"max_days": rules.max_days, "allow_no_expiry": rules.allow_no_expiry}
+            for privilege, rules in lifetimes.items()
+        },
+        "messages": {
+            "too_long": str(
+                _("The approval policy allows at most %(days)s days for this privilege.")
+            ),
+            "needs_days": str(
+                _("This privilege needs an expiry, at most %(days)s days from today.")
+            ),
+            "needs": str(_("This privilege needs an expiry.")),
+            "past": str(_("The expiry must be in the future.")),
+            "both": str(_("Give a number of days or a date, not both.")),
+            "only": str(_("Only a new or adopted account carries an expiry.")),
+            "give_new": str(_("Give the new expiry.")),
+        },
+    }
+
+
 FIELD_RULES = {
     "account_name": "AccountName",
     "account_description": "AccountDescription",

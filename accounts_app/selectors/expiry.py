@@ -63,3 +63,8 @@ def reminders_due(now: datetime, days: list[int]) -> QuerySet[AccountRequest]:
         .filter(expires_at__gt=now, expires_at__lte=now + timedelta(days=max(days)))
         .select_related("instance", "requester")
     )
+
+
+def deletions_of(maker: AccountRequest) -> list[AccountRequest]:
+    """The deletions the expiry of this account opened, newest first (the last five)."""
+    return list(maker.follow_ups.filter(kind=RequestKind.DELETE).order_by("-pk")[:5])

@@ -90,7 +90,8 @@ def request_submit(
     client=None,
     expires_at=None,
 ) -> AccountRequest:
-    check_expiry(account_privilege, expires_at)
+    approvals_required, lifetime = policy.creation_rules(account_privilege)
+    _refuse_expiry(lifetime, expires_at)
     preflight = run_preflight(
         instance=instance,
         account_name=account_name,
@@ -113,7 +114,7 @@ def request_submit(
         account_description=account_description,
         account_type=account_type,
         justification=justification,
-        approvals_required=approvals_required_for(account_privilege),
+        approvals_required=approvals_required,
         copied_from=copied_from,
         expires_at=expires_at,
     )
@@ -122,7 +123,11 @@ def request_submit(
 def check_expiry(privilege: str, expires_at) -> None:
     """Refuse an expiry (None: none) the policy of the privilege does not allow: the
     forms say it next to the field; this holds for every caller."""
-    refusal = policy.expiry_refusal(policy.lifetime_for(privilege), expires_at, timezone.now())
+    _refuse_expiry(policy.lifetime_for(privilege), expires_at)
+
+
+def _refuse_expiry(lifetime: policy.Lifetime, expires_at) -> None:
+    refusal = policy.expiry_refusal(lifetime, expires_at, timezone.now())
     if refusal:
         raise TransitionError(refusal)
 
