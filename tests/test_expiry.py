@@ -20,7 +20,7 @@ from accounts_app.audit.messages import event_text
 from accounts_app.background import scheduler
 from accounts_app.background.models import NotificationDelivery
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance
-from accounts_app.services import expiry, lifecycle, workflow
+from accounts_app.services import drift, expiry, lifecycle, workflow
 from accounts_app.services.workflow import TransitionError
 from tests.api_support import ApiClient, token_for
 from tests.builders import approve, origin_of, request_form_data, submitted_request
@@ -434,3 +434,40 @@ def test_only_an_account_the_dashboard_made_can_be_extended(estate, requester):
             origin=origin_of(requester),
             expires_at=timezone.now() + timedelta(days=5),
         )
+
+
+def test_an_overdue_account_is_shown_as_such_on_every_page_until_it_is_gone(
+    estate, requester, approver, auditor
+):
+    maker = made_account(requester, approver, days=10)
+    estate.add_fault("error", action="DeleteAccount", code="IncorrectDBInstanceState", count=1)
+    expiry.expire_accounts(now=after(maker))
+    # By the real clock: its expiry passed more than a run ago.
+    AccountRequest.objects.filter(pk=maker.pk).update(
+        expires_at=timezone.now() - timedelta(hours=1)
+    )
+    drift.sweep_accounts(instances=[maker.instance], pause=0)
+    as_auditor = signed_in(auditor)
+
+    pages = {
+        "request": signed_in(requester).get(reverse("request_detail", args=[maker.pk])),
+        "instance": as_auditor.get(reverse("instance_detail", args=[HEALTHY])),
+        "created accounts": as_auditor.get(reverse("created_accounts")),
+        "drift": as_auditor.get(reverse("drift"), {"drift": "undeleted"}),
+    }
+
+    for page in ("request", "instance", "created accounts"):
+        assert "data-overdue" in pages[page].text, page
+    assert f"<code>{NAME}</code>" in pages["drift"].text
+    assert "Extend" in pages["request"].text
+
+    expiry.expire_accounts()
+    drift.sweep_accounts(instances=[maker.instance], pause=0)
+    assert (
+        "data-overdue"
+        not in signed_in(requester).get(reverse("request_detail", args=[maker.pk])).text
+    )
+    assert "data-overdue" not in as_auditor.get(reverse("created_accounts")).text
+    assert (
+        f"<code>{NAME}</code>" not in as_auditor.get(reverse("drift"), {"drift": "undeleted"}).text
+    )
