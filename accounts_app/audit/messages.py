@@ -100,17 +100,12 @@ MESSAGES = {
         "allowed %(was_open)s -> %(now_open)s."
     ),
     # Time-boxed accounts (services/expiry.py).
-    "expiry.requested": _("Expires %(expires)s."),
     "expiry.due": _(
         "The expiry of the account made by request #%(maker)s came (%(expires)s): the "
         "dashboard deletes it."
     ),
     "expiry.deleted": _("Deleted at its expiry (%(expires)s)."),
     "expiry.gone": _("Its expiry came (%(expires)s) and the account was already gone."),
-    "expiry.blocked": _(
-        "Its expiry came (%(expires)s) but request #%(other)s on the account is open: "
-        "overdue until it closes."
-    ),
     "expiry.extended": _("Expiry moved %(was)s -> %(now)s."),
     # The audit log itself.
     "export.filtered": _("%(format)s export of the events matching %(filters)s."),
