@@ -21,7 +21,13 @@ from accounts_app.selectors.identity import account_source
 
 @admin.register(ApprovalPolicy)
 class ApprovalPolicyAdmin(admin.ModelAdmin):
-    list_display = ["kind", "account_privilege", "approvals_required"]
+    list_display = [
+        "kind",
+        "account_privilege",
+        "approvals_required",
+        "max_lifetime_days",
+        "allow_no_expiry",
+    ]
 
     def get_readonly_fields(self, request, obj=None):
         # A row's kind is chosen when it is added; changing it would silently move the rule.

@@ -83,6 +83,8 @@ class RequestKind(models.TextChoices):
     DESCRIPTION = "description", _("Change an account's description")
     # No Alibaba call: the dashboard records who owns an account made outside it.
     ADOPT = "adopt", _("Adopt an account made outside the dashboard")
+    # No Alibaba call: a time-boxed account's expiry moves (services/expiry.py).
+    EXTEND = "extend", _("Extend an account's expiry")
 
 
 class ApprovalPolicy(models.Model):
@@ -101,6 +103,13 @@ class ApprovalPolicy(models.Model):
     extra_approval_above = models.PositiveSmallIntegerField(
         _("one more approval above"), null=True, blank=True
     )
+    # Time-boxed accounts (read from the creation row of a privilege): the longest
+    # lifetime a request may ask, in days from the request (empty: no maximum), and
+    # whether an account may have no expiry at all.
+    max_lifetime_days = models.PositiveSmallIntegerField(
+        _("longest lifetime (days)"), null=True, blank=True
+    )
+    allow_no_expiry = models.BooleanField(_("no expiry allowed"), default=True)
 
     class Meta:
         verbose_name = _("approval policy")
@@ -298,6 +307,22 @@ class AccountRequest(models.Model):
     current_privilege = models.CharField(
         _("privilege before"), max_length=32, choices=PRIVILEGE_CHOICES, blank=True, default=""
     )
+    # Time-boxed accounts (services/expiry.py). A creation or an adoption: when the
+    # account is deleted (moved by extensions); an extension: the new expiry it asks.
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    # When the account's expiry was carried out (deleted, or found gone); empty while
+    # the account lives, and while an expiry's deletion fails (overdue).
+    expiry_done_at = models.DateTimeField(_("expiry carried out"), null=True, blank=True)
+    # The request that made the account this one is about: an expiry's deletion, an
+    # extension.
+    about = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="follow_ups",
+        verbose_name=_("about the account of"),
+    )
 
     objects = AccountRequestQuerySet.as_manager()
 
@@ -324,6 +349,8 @@ class AccountRequest(models.Model):
             models.Index(fields=["status", "-created_at"]),
             # "Recently created accounts" on the dashboard.
             models.Index(fields=["status", "-finished_at"]),
+            # Expiries due, and reminders (services/expiry.py).
+            models.Index(fields=["status", "expires_at"]),
         ]
 
     def __str__(self) -> str:
@@ -377,6 +404,23 @@ class AccountRequest(models.Model):
     @property
     def is_cancellable(self) -> bool:
         return self.awaits_creation
+
+    @property
+    def makes_account(self) -> bool:
+        """The request that made (or adopted) an account: the one its expiry is kept on."""
+        return self.kind in (RequestKind.CREATE, RequestKind.ADOPT)
+
+    @property
+    def account_expires_at(self) -> datetime | None:
+        """When the account this request made is deleted; None: no expiry (or gone)."""
+        if not (self.makes_account and self.is_created) or self.expiry_done_at:
+            return None
+        return self.expires_at
+
+    def is_overdue(self, now: datetime) -> bool:
+        """Its expiry has passed and the account is not deleted yet (services/expiry.py)."""
+        expires = self.account_expires_at
+        return expires is not None and expires <= now
 
     def is_stale(self, now: datetime) -> bool:
         field, cutoff = stale_cutoffs(now).get(self.status, (None, None))
@@ -489,6 +533,8 @@ class AuditEvent(models.Model):
         DRIFT_FOUND = "drift_found", _("Drift found")
         ACCOUNT_ADOPTED = "account_adopted", _("Account adopted")
         ACCOUNTS_SWEPT = "accounts_swept", _("Accounts read again")
+        EXPIRY_EXTENDED = "expiry_extended", _("Account expiry extended")
+        ACCOUNT_EXPIRED = "account_expired", _("Account expired")
         LOGIN = "login", _("Signed in")
         LOGIN_FAILED = "login_failed", _("Sign-in failed")
         LOGOUT = "logout", _("Signed out")

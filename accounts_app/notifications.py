@@ -156,6 +156,19 @@ def request_finished(account_request: AccountRequest) -> None:
     )
 
 
+def expiry_reminder(account_request: AccountRequest, *, days: int, event_key: str) -> None:
+    """The account this request made expires in ``days`` days or less: its requester hears.
+    Queued at once: a reminder is no transition's to wait for."""
+    _enqueue(
+        "expiry_reminder",
+        [account_request.requester.email] if account_request.requester.email else [],
+        event_key=event_key,
+        request_id=account_request.pk,
+        extra={"days": days},
+        after_commit=False,
+    )
+
+
 def request_needs_reconciliation(account_request: AccountRequest) -> None:
     _send("reconciliation", account_request, approvers_emails())
 

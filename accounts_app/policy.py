@@ -187,6 +187,7 @@ class RequestActions:
     copy: bool
     is_requester: bool
     execute_fleet: bool = False
+    extend: bool = False
 
 
 def request_actions(user, account_request: AccountRequest) -> RequestActions:
@@ -198,7 +199,116 @@ def request_actions(user, account_request: AccountRequest) -> RequestActions:
         copy=may_copy(user, account_request),
         is_requester=owns(user, account_request),
         execute_fleet=may_execute_fleet(user, account_request),
+        extend=may_extend(user, account_request),
     )
+
+
+def may_extend(user, account_request: AccountRequest) -> bool:
+    """Ask for a later expiry: the requester of the request that made a time-boxed
+    account, while the account lives (an extension is approved like any request)."""
+    return (
+        owns(user, account_request)
+        and may_request(user)
+        and account_request.account_expires_at is not None
+    )
+
+
+# --- The approval policy (ApprovalPolicy rows, and the defaults without one) -------
+
+# Used where the admin-editable ApprovalPolicy has no row for a privilege.
+DEFAULT_APPROVALS = {"RoleReadOnly": 1, "RoleReadWrite": 1, "RoleRepl": 2}
+CREATE = AccountRequest.Kind.CREATE
+
+
+def policy_row(kind: str, privilege: str) -> ApprovalPolicy | None:
+    """The policy's row for this kind of request and privilege; a kind without a row of
+    its own asks what creating an account of that privilege asks (so an upgrade to
+    read/write asks what creating a read/write account asks). One query."""
+    rows = ApprovalPolicy.objects.filter(kind__in={kind, CREATE}, account_privilege=privilege)
+    by_kind = {row.kind: row for row in rows}
+    return by_kind.get(kind) or by_kind.get(CREATE)
+
+
+def approvals_required(kind: str, privilege: str) -> int:
+    """How many distinct approvers a request of this kind and privilege needs: every
+    kind, one instance or a fleet (whose size may add one: fleet_extra_approvals)."""
+    row = policy_row(kind, privilege)
+    return _with_floor(privilege, row.approvals_required if row else None)
+
+
+def approvals_required_by_privilege() -> dict[str, int]:
+    """approvals_required for creating each privilege, in one query (the form shows them)."""
+    return creation_policy_by_privilege()[0]
+
+
+def creation_policy_by_privilege() -> tuple[dict[str, int], dict[str, Lifetime]]:
+    """For creating each privilege: the approvals it needs and its lifetime rules, in one
+    query (the request form says both, and checks the second in the browser)."""
+    rows = {row.account_privilege: row for row in ApprovalPolicy.objects.filter(kind=CREATE)}
+    approvals = {
+        p: _with_floor(p, rows[p].approvals_required if p in rows else None)
+        for p in DEFAULT_APPROVALS
+    }
+    return approvals, {p: _lifetime(rows.get(p)) for p in DEFAULT_APPROVALS}
+
+
+def creation_rules(privilege: str) -> tuple[int, Lifetime]:
+    """What creating an account of this privilege needs and may live, in one query."""
+    row = policy_row(CREATE, privilege)
+    return _with_floor(privilege, row.approvals_required if row else None), _lifetime(row)
+
+
+def _with_floor(privilege: str, from_policy: int | None) -> int:
+    """The one place MIN_APPROVALS is applied: a row written before the floor was
+    raised does not lower it."""
+    required = DEFAULT_APPROVALS.get(privilege, 1) if from_policy is None else from_policy
+    return max(required, settings.MIN_APPROVALS)
+
+
+# --- Time-boxed accounts -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lifetime:
+    """What the policy allows an account of one privilege to live."""
+
+    max_days: int | None  # None: no maximum
+    allow_no_expiry: bool
+
+
+def lifetime_for(privilege: str) -> Lifetime:
+    """The creation row of the privilege says, for every kind (an extension, an adoption)."""
+    return _lifetime(
+        ApprovalPolicy.objects.filter(kind=CREATE, account_privilege=privilege).first()
+    )
+
+
+def _lifetime(row: ApprovalPolicy | None) -> Lifetime:
+    if row is None:
+        return Lifetime(None, True)
+    return Lifetime(row.max_lifetime_days, row.allow_no_expiry)
+
+
+def expiry_refusal(lifetime: Lifetime, expires_at, now) -> str:
+    """Why this expiry (None: none) may not be asked for under ``lifetime``; empty when
+    it may. The maximum counts from ``now`` (the request, or the extension)."""
+    if expires_at is None:
+        if lifetime.allow_no_expiry:
+            return ""
+        if lifetime.max_days:
+            return str(
+                _("This privilege needs an expiry, at most %(days)s days from today.")
+                % {"days": lifetime.max_days}
+            )
+        return str(_("This privilege needs an expiry."))
+    if expires_at <= now:
+        return str(_("The expiry must be in the future."))
+    if lifetime.max_days is not None and expires_at > now + timedelta(days=lifetime.max_days):
+        return str(
+            _("The approval policy allows at most %(days)s days for this privilege.")
+            % {"days": lifetime.max_days}
+        )
+    return ""
 
 
 # --- Fleet requests (one account on many instances) ----------------------------
@@ -206,9 +316,7 @@ def request_actions(user, account_request: AccountRequest) -> RequestActions:
 
 def _fleet_policy(privilege: str) -> ApprovalPolicy | None:
     # A fleet request creates accounts: the creation row of its privilege says.
-    return ApprovalPolicy.objects.filter(
-        kind=AccountRequest.Kind.CREATE, account_privilege=privilege
-    ).first()
+    return policy_row(CREATE, privilege)
 
 
 def fleet_size_refusal(privilege: str, size: int) -> str:

@@ -176,12 +176,16 @@ def audit_group_deleted(sender, instance, **kwargs):
 def remember_policy(sender, instance, raw=False, **kwargs):
     previous = ApprovalPolicy.objects.filter(pk=instance.pk).first() if instance.pk else None
     instance._audit_before = previous.approvals_required if previous else None
+    instance._audit_lifetime_before = (
+        (previous.max_lifetime_days, previous.allow_no_expiry) if previous else None
+    )
 
 
 @receiver(post_save, sender=ApprovalPolicy)
 def audit_policy(sender, instance, raw=False, **kwargs):
     if not raw:
         admin_changes.policy_saved(policy=instance, before=instance._audit_before)
+        admin_changes.policy_lifetime_saved(policy=instance, before=instance._audit_lifetime_before)
 
 
 @receiver(post_delete, sender=ApprovalPolicy)

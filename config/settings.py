@@ -425,6 +425,13 @@ SCHEDULE_CHECKPOINT_SECONDS = env.int("SCHEDULE_CHECKPOINT_SECONDS", default=360
 # Every instance's accounts read with DescribeAccounts and compared with what the
 # dashboard did (the drift page).
 SCHEDULE_SWEEP_SECONDS = env.int("SCHEDULE_SWEEP_SECONDS", default=3600)
+# Time-boxed accounts: deleted when their expiry comes, and reminders sent before it
+# (services/expiry.py); an account whose deletion failed is tried again at each run.
+SCHEDULE_ACCOUNT_EXPIRY_SECONDS = env.int("SCHEDULE_ACCOUNT_EXPIRY_SECONDS", default=300)
+# Days before an account's expiry its requester is reminded (once each).
+EXPIRY_REMINDER_DAYS = sorted(
+    {int(days) for days in env.list("EXPIRY_REMINDER_DAYS", default=["7", "1"])}, reverse=True
+)
 TASKS_KEEP_DAYS = env.int("TASKS_KEEP_DAYS", default=14)
 
 # Four eyes that survive a superuser (accounts_app/policy.py). No approval policy may ask

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from django.utils import timezone
+
 from accounts_app import policy
 from accounts_app.audit.messages import render as render_message
 from accounts_app.models import AccountRequest, AuditEvent, Instance
@@ -42,10 +44,11 @@ def account_request(row: AccountRequest) -> dict:
     fields = (
         "account_name account_privilege account_description account_type justification "
         "status approvals_required created_at approved_at finished_at alibaba_request_id "
-        "error_code error_message fleet_size kind current_privilege"
+        "error_code error_message fleet_size kind current_privilege expires_at"
     ).split()
     return {
         "id": row.pk,
+        "overdue": row.is_overdue(timezone.now()),
         "instance_id": row.instance.instance_id,
         "region_id": row.instance.region_id,
         "requester": row.requester.get_username(),
@@ -165,4 +168,6 @@ def created_account(row: AccountRequest) -> dict:
         "approvers": [decision.approver.get_username() for decision in row.approvals],
         "created_at": row.finished_at,
         "alibaba_request_id": row.alibaba_request_id,
+        "expires_at": row.account_expires_at,
+        "overdue": row.is_overdue(timezone.now()),
     }

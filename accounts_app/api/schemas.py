@@ -112,7 +112,16 @@ class RequestIn(Schema):
     justification: str = ""
     kind: str = Field(
         "create",
-        description="create (the default), delete, privilege, reset_password or description",
+        description="create (the default), delete, privilege, reset_password, description, "
+        "adopt or extend",
+    )
+    expires_at: str = Field(
+        "",
+        description="A create, adopt or extend: when the account is deleted, ISO 8601 date "
+        "(deleted as that day begins) or date-time; without an offset, in your time zone",
+    )
+    expires_in_days: int | None = Field(
+        None, description="Instead of expires_at: the expiry, this many days from now"
     )
 
 
@@ -149,6 +158,14 @@ class RequestOut(Schema):
     error_code: str
     error_message: str
     fleet_size: int = Field(0, description="How many instances a fleet request names; 0: one")
+    expires_at: datetime | None = Field(
+        None,
+        description="A create or adopt: when the account is deleted (moved by extensions); "
+        "an extend: the new expiry asked",
+    )
+    overdue: bool = Field(
+        False, description="The account's expiry has passed and it is not deleted yet"
+    )
 
 
 class RequestPage(Schema):
@@ -261,6 +278,8 @@ class CreatedAccount(Schema):
     approvers: list[str]
     created_at: datetime | None
     alibaba_request_id: str
+    expires_at: datetime | None = None
+    overdue: bool = False
 
 
 class AccountPage(Schema):

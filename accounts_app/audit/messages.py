@@ -104,6 +104,18 @@ MESSAGES = {
     "admin.policy_deleted": _(
         "Approval policy %(privilege)s deleted (it required %(was)s; the default applies)."
     ),
+    "admin.policy_lifetime_changed": _(
+        "Approval policy %(privilege)s: longest lifetime %(was)s -> %(now)s days, no expiry "
+        "allowed %(was_open)s -> %(now_open)s."
+    ),
+    # Time-boxed accounts (services/expiry.py).
+    "expiry.due": _(
+        "The expiry of the account made by request #%(maker)s came (%(expires)s): the "
+        "dashboard deletes it."
+    ),
+    "expiry.deleted": _("Deleted at its expiry (%(expires)s)."),
+    "expiry.gone": _("Its expiry came (%(expires)s) and the account was already gone."),
+    "expiry.extended": _("Expiry moved %(was)s -> %(now)s."),
     # The audit log itself.
     "export.filtered": _("%(format)s export of the events matching %(filters)s."),
     "export.all": _("%(format)s export of all events."),

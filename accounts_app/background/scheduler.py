@@ -25,6 +25,7 @@ JOBS = {
     "prune": (lambda: settings.SCHEDULE_PRUNE_SECONDS, tasks.prune),
     "checkpoint": (lambda: settings.SCHEDULE_CHECKPOINT_SECONDS, tasks.publish_audit_checkpoint),
     "sweep": (lambda: settings.SCHEDULE_SWEEP_SECONDS, tasks.sweep_accounts),
+    "account_expiry": (lambda: settings.SCHEDULE_ACCOUNT_EXPIRY_SECONDS, tasks.expire_accounts),
 }
 
 

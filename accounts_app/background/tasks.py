@@ -12,7 +12,7 @@ from django.tasks import task
 
 from accounts_app.audit import Origin
 from accounts_app.background import housekeeping, sync
-from accounts_app.services import audit_checkpoints, drift, fleet, workflow
+from accounts_app.services import audit_checkpoints, drift, expiry, fleet, workflow
 
 
 @task()
@@ -52,3 +52,11 @@ def sweep_accounts() -> dict:
     """Every instance's accounts, compared with what the dashboard did (the drift page)."""
     report = drift.sweep_accounts(origin=Origin.system("scheduler"))
     return {"instances": report.instances, "failures": report.failures, "drift": report.new_drift}
+
+
+@task()
+def expire_accounts() -> dict:
+    """Time-boxed accounts: delete those whose expiry came (again, those that failed), and
+    send the reminders due."""
+    report = expiry.expire_accounts(origin=Origin.system("scheduler"))
+    return {"deleted": report.deleted, "overdue": report.overdue, "reminders": report.reminders}

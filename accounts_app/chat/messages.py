@@ -8,6 +8,7 @@ a channel's secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 
 from django.conf import settings
 from django.urls import reverse
@@ -80,6 +81,11 @@ def compose(
                 },
             ),
         ]
+        if account_request.expires_at:
+            # Time-boxed: approvers see when the account goes (UTC: a card has no reader's zone).
+            label = _("New expiry") if account_request.kind == "extend" else _("Expires")
+            expires = account_request.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            fields.insert(4, (label, expires))
         if note:
             fields.append((_("Decision"), note))
         return Message(

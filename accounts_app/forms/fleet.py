@@ -78,6 +78,7 @@ class FleetRequestForm(AccountRequestForm):
             "account_description": data["account_description"],
             "account_type": data["account_type"],
             "justification": data["justification"],
+            "expires_at": data.get("expires"),
         }
 
 

@@ -6,13 +6,50 @@ to check as the user types; these forms check them again on the server.
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
 from django import forms
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
 
-from accounts_app import rules
+from accounts_app import policy, rules
 from accounts_app.forms.instance_picker import InstanceField
 from accounts_app.models import AccountRequest, RequestKind
+from accounts_app.selectors.expiry import account_maker
 from accounts_app.selectors.instances import blocker_messages
+
+# The quick choices of "expires in" (days), offered in the page.
+EXPIRY_CHOICES = (7, 30, 90)
+# The kinds that carry an expiry: what makes an account, and an extension (which needs one).
+EXPIRY_KINDS = (RequestKind.CREATE, RequestKind.ADOPT, RequestKind.EXTEND)
+
+
+class ExpiryField(forms.CharField):
+    """An expiry as ISO 8601: a date (the account is deleted when that day begins, in the
+    user's time zone) or a date-time (without an offset: the user's time zone)."""
+
+    widget = forms.DateInput(attrs={"type": "date"})
+
+    def to_python(self, value) -> datetime | None:
+        value = super().to_python(value).strip()
+        if not value:
+            return None
+        try:
+            moment = parse_datetime(value)
+            day = None if moment else parse_date(value)
+        except ValueError:
+            moment = day = None
+        if day is not None:
+            moment = datetime.combine(day, time())
+        if moment is None:
+            raise forms.ValidationError(
+                _("Give a date (2026-12-31) or a date and time (2026-12-31T18:00)."),
+                code="invalid",
+            )
+        if timezone.is_naive(moment):
+            moment = timezone.make_aware(moment)
+        return moment
 
 
 class DescribedFieldsMixin:
@@ -58,6 +95,21 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         help_text=_("Why is this account needed, by whom, and for how long? Approvers read this."),
     )
+    # A time-boxed account: in days from now, or on a date; neither: no expiry (when the
+    # policy of the privilege allows it). An extension gives its new expiry here too.
+    expires_in_days = forms.IntegerField(
+        label=_("Expires in (days)"),
+        required=False,
+        min_value=1,
+        max_value=3650,
+        widget=forms.NumberInput(attrs={"list": "expiry-choices"}),
+        help_text=_("The account is deleted then. Leave both empty for no expiry."),
+    )
+    expires_at = ExpiryField(
+        label=_("Or expires on"),
+        required=False,
+        help_text=_("The account is deleted when this day begins (your time zone)."),
+    )
     # What the request asks for; a change names an existing account, and only the fields
     # of its kind count (KIND_FIELDS).
     kind = forms.ChoiceField(
@@ -73,6 +125,8 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             self.fields[name].widget.attrs.update(rules.widget_attrs(param))
         self.fields["instance_id"].widget.attrs.update(rules.widget_attrs("InstanceId"))
         self.fields["account_privilege"].widget.attrs["data-instance-select"] = "id_instance_id"
+        tomorrow = timezone.localdate() + timedelta(days=1)
+        self.fields["expires_at"].widget.attrs["min"] = tomorrow.isoformat()
 
     @staticmethod
     def initial_from(source: AccountRequest | None) -> dict:
@@ -100,7 +154,7 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
     @staticmethod
     def initial_from_query(query) -> dict:
         """A request prefilled from a link (the drift page's "adopt", "request its deletion")."""
-        names = ("kind", "instance_id", "account_name")
+        names = ("kind", "instance_id", "account_name", "account_privilege")
         return {name: query[name] for name in names if query.get(name)}
 
     def submission(self) -> dict:
@@ -114,6 +168,7 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             "account_type": data["account_type"],
             "justification": data["justification"],
             "kind": data["kind"],
+            "expires_at": data.get("expires"),
         }
 
     def clean_kind(self):
@@ -128,11 +183,12 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
     def clean(self):
         cleaned = super().clean()
         instance = cleaned.get("instance_id")
+        kind = cleaned.get("kind")
+        self._clean_expiry(kind, cleaned, instance)
         if instance is None:
             return cleaned
         for message in blocker_messages(instance):
             self.add_error("instance_id", message)
-        kind = cleaned.get("kind")
         if kind and kind != RequestKind.CREATE:
             self._clean_change(kind, cleaned)
             return cleaned
@@ -152,6 +208,46 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             )
         return cleaned
 
+    def _clean_expiry(self, kind, cleaned: dict, instance) -> None:
+        """cleaned["expires"]: the expiry asked (None: none), checked against the policy
+        of the privilege (an adoption's privilege is the account's: checked at submission)."""
+        days, on = cleaned.get("expires_in_days"), cleaned.get("expires_at")
+        field = "expires_at" if on is not None else "expires_in_days"
+        cleaned["expires"] = on
+        if days is not None and on is not None:
+            self.add_error("expires_at", _("Give a number of days or a date, not both."))
+            return
+        if days is not None:
+            cleaned["expires"] = timezone.now() + timedelta(days=days)
+        if self.errors.get("expires_at") or self.errors.get("expires_in_days"):
+            return
+        expires = cleaned["expires"]
+        if kind not in EXPIRY_KINDS:
+            if expires is not None:
+                self.add_error(field, _("Only a new or adopted account carries an expiry."))
+            return
+        privilege = cleaned.get("account_privilege")
+        if kind == RequestKind.EXTEND:
+            if instance is None:
+                return
+            maker = account_maker(instance, cleaned.get("account_name", ""))
+            if maker is None:
+                self.add_error(
+                    "account_name",
+                    _("The dashboard made no account of this name on this instance."),
+                )
+                return
+            if expires is None:
+                self.add_error(field, _("Give the new expiry."))
+                return
+            privilege = maker.account_privilege
+        if kind == RequestKind.ADOPT:
+            return  # the account's own privilege is known at submission, checked there
+        if privilege:
+            refusal = policy.expiry_refusal(policy.lifetime_for(privilege), expires, timezone.now())
+            if refusal:
+                self.add_error(field, refusal)
+
     def _clean_change(self, kind: str, cleaned: dict) -> None:
         if kind == RequestKind.PRIVILEGE and cleaned.get("account_privilege") not in (
             rules.GRANTABLE_PRIVILEGES
@@ -162,6 +258,33 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             )
         if kind == RequestKind.DESCRIPTION and not cleaned.get("account_description"):
             self.add_error("account_description", _("Type the new description."))
+
+
+def expiry_browser_spec(lifetimes: dict[str, policy.Lifetime]) -> dict:
+    """What static/js/expiry.js checks: each privilege's lifetime rules
+    (policy.creation_policy_by_privilege), and the server's own messages (the same
+    translations; %(days)s filled in the browser)."""
+    return {
+        "kinds": [str(kind) for kind in EXPIRY_KINDS],
+        "choices": list(EXPIRY_CHOICES),
+        "lifetimes": {
+            privilege: {"max_days": rules.max_days, "allow_no_expiry": rules.allow_no_expiry}
+            for privilege, rules in lifetimes.items()
+        },
+        "messages": {
+            "too_long": str(
+                _("The approval policy allows at most %(days)s days for this privilege.")
+            ),
+            "needs_days": str(
+                _("This privilege needs an expiry, at most %(days)s days from today.")
+            ),
+            "needs": str(_("This privilege needs an expiry.")),
+            "past": str(_("The expiry must be in the future.")),
+            "both": str(_("Give a number of days or a date, not both.")),
+            "only": str(_("Only a new or adopted account carries an expiry.")),
+            "give_new": str(_("Give the new expiry.")),
+        },
+    }
 
 
 FIELD_RULES = {

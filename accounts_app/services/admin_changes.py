@@ -162,6 +162,23 @@ def policy_saved(*, policy, before: int | None) -> None:
     _record(Action.POLICY_CHANGED, said)
 
 
+def policy_lifetime_saved(*, policy, before: tuple | None) -> None:
+    """The time-boxing rules of a row changed (before: (max days, no expiry allowed))."""
+    now = (policy.max_lifetime_days, policy.allow_no_expiry)
+    if before == now or (before is None and now == (None, True)):
+        return
+    was = before or (None, True)
+    said = message(
+        "admin.policy_lifetime_changed",
+        privilege=policy.account_privilege,
+        was="-" if was[0] is None else was[0],
+        now="-" if now[0] is None else now[0],
+        was_open="yes" if was[1] else "no",
+        now_open="yes" if now[1] else "no",
+    )
+    _record(Action.POLICY_CHANGED, said)
+
+
 def policy_deleted(*, policy) -> None:
     said = message(
         "admin.policy_deleted", privilege=policy.account_privilege, was=policy.approvals_required

@@ -19,7 +19,9 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -77,12 +79,17 @@ def expected_accounts(instance: Instance) -> dict[str, Expected]:
     """Each account the dashboard acted on, replaying its done requests in order."""
     expected: dict[str, Expected] = {}
     done = AccountRequest.objects.filter(instance=instance, status=AccountRequest.Status.CREATED)
+    # A time-boxed account a run of expire_accounts should have deleted by now is overdue:
+    # it should not be there ("should have been deleted") until its deletion succeeds.
+    overdue_before = timezone.now() - timedelta(seconds=settings.SCHEDULE_ACCOUNT_EXPIRY_SECONDS)
     for request in done.order_by("finished_at", "pk"):
         name = request.account_name
         if request.kind in (Kind.CREATE, Kind.ADOPT):
             expected[name] = Expected(
                 True, request.account_privilege, request.account_description, request
             )
+            if request.is_overdue(overdue_before):
+                expected[name].present = False
         elif name in expected and request.kind == Kind.DELETE:
             expected[name].present = False
         elif name in expected and request.kind == Kind.PRIVILEGE:

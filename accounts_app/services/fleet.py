@@ -121,11 +121,17 @@ def fleet_submit(
     justification: str,
     origin: Origin,
     client=None,
+    expires_at=None,
 ) -> AccountRequest:
-    """Submit one request for the account on every instance, each checked first."""
+    """Submit one request for the account on every instance, each checked first. Its
+    expiry (``expires_at``) applies to the account on every instance."""
     refusal = fleet_size_refusal(account_privilege, len(instances))
     if refusal:
         raise FleetRefused(refusal)
+    try:
+        workflow.check_expiry(account_privilege, expires_at)
+    except TransitionError as error:
+        raise FleetRefused(error.message) from error
     checks = fleet_preflight(
         instances=instances,
         account_name=account_name,
@@ -164,6 +170,7 @@ def fleet_submit(
             justification=justification,
             approvals_required=required,
             fleet_size=len(instances),
+            expires_at=expires_at,
         )
     except TransitionError as error:  # an open request for the name on one instance
         raise FleetRefused(error.message) from error

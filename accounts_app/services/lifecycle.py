@@ -12,7 +12,8 @@ execution waits while any account of the instance is not ``Available``.
 
 from __future__ import annotations
 
-from django.conf import settings
+from datetime import UTC, datetime
+
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -22,8 +23,10 @@ from accounts_app import notifications, policy
 from accounts_app.alibaba.client import Account, AccountChangeResult
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
 from accounts_app.audit import Origin
+from accounts_app.audit.messages import AuditMessage, message
 from accounts_app.background import follow
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance, KnownAccount
+from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
+from accounts_app.selectors.expiry import account_maker
 from accounts_app.services import answers, drift, workflow
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.services.workflow import ExecutionResult, TransitionError
@@ -40,20 +43,14 @@ DONE_ACTIONS = {
     Kind.RESET_PASSWORD: Action.PASSWORD_RESET,
     Kind.DESCRIPTION: Action.DESCRIPTION_CHANGED,
     Kind.ADOPT: Action.ACCOUNT_ADOPTED,
+    Kind.EXTEND: Action.EXPIRY_EXTENDED,
 }
 BUILT_IN = "Super"
 
 
 def approvals_required(kind: str, privilege: str) -> int:
-    """The policy's row for this kind and privilege; without one, what creating an
-    account of that privilege needs (so an upgrade to read/write asks what creating a
-    read/write account asks). Never below MIN_APPROVALS."""
-    if kind == Kind.CREATE:
-        return workflow.approvals_required_for(privilege)
-    row = ApprovalPolicy.objects.filter(kind=kind, account_privilege=privilege).first()
-    if row is None:
-        return workflow.approvals_required_for(privilege)
-    return max(row.approvals_required, settings.MIN_APPROVALS)
+    """policy.approvals_required: the row of this kind and privilege, else creation's."""
+    return policy.approvals_required(kind, privilege)
 
 
 # --- Submit ------------------------------------------------------------------------------
@@ -72,8 +69,10 @@ def request_submit(
     origin: Origin,
     copied_from: AccountRequest | None = None,
     client=None,
+    expires_at: datetime | None = None,
 ) -> AccountRequest:
-    """Submit a request of any kind; a creation is workflow.request_submit's."""
+    """Submit a request of any kind; a creation is workflow.request_submit's. A creation
+    or an adoption may carry an expiry, an extension carries its new one."""
     if kind == Kind.CREATE:
         return workflow.request_submit(
             requester=requester,
@@ -86,7 +85,9 @@ def request_submit(
             origin=origin,
             copied_from=copied_from,
             client=client,
+            expires_at=expires_at,
         )
+    about = _about(kind, instance, account_name, expires_at)
     account = target_account(instance, account_name, client=client)
     if kind == Kind.ADOPT and account_name in drift.expected_accounts(instance):
         raise TransitionError(_("The dashboard already manages this account."))
@@ -95,6 +96,8 @@ def request_submit(
     if kind == Kind.DESCRIPTION and account.account_description == account_description:
         raise TransitionError(_("The account already has this description."))
     privilege = account_privilege if kind == Kind.PRIVILEGE else account.privilege
+    if kind == Kind.ADOPT:
+        workflow.check_expiry(privilege, expires_at)
     return workflow.open_request(
         origin=origin,
         comment=justification,
@@ -110,7 +113,25 @@ def request_submit(
         justification=justification,
         approvals_required=approvals_required(kind, privilege),
         copied_from=copied_from,
+        expires_at=expires_at,
+        about=about,
     )
+
+
+def _about(kind: str, instance: Instance, account_name: str, expires_at) -> AccountRequest | None:
+    """An extension's account (the request that made it), its new expiry checked against
+    the policy of its privilege; no other change carries an expiry."""
+    if kind == Kind.EXTEND:
+        maker = account_maker(instance, account_name)
+        if maker is None:
+            raise TransitionError(_("The dashboard made no account of this name on this instance."))
+        if expires_at is None:
+            raise TransitionError(_("Give the new expiry."))
+        workflow.check_expiry(maker.account_privilege, expires_at)
+        return maker
+    if expires_at is not None and kind != Kind.ADOPT:
+        raise TransitionError(_("Only a new or adopted account carries an expiry."))
+    return None
 
 
 def target_account(instance: Instance, account_name: str, *, client=None) -> Account:
@@ -211,8 +232,26 @@ def _execute_change(request_id, user, origin, account_password, client) -> Execu
         expected=Status.EXECUTING,
         action=DONE_ACTIONS[account_request.kind],
         alibaba_request_id=answers.request_id(result.request_id),
+        said=_expiry_said(account_request),
     )
     return ExecutionResult(account_request, True)
+
+
+def _expiry_said(account_request: AccountRequest) -> AuditMessage | None:
+    """The audit log's sentence of a deletion at expiry, or of an extension."""
+    maker = account_request.about
+    if maker is None:
+        return None
+    if account_request.kind == Kind.DELETE:
+        return message("expiry.deleted", expires=moment(maker.expires_at))
+    return message(
+        "expiry.extended", was=moment(maker.expires_at), now=moment(account_request.expires_at)
+    )
+
+
+def moment(value: datetime | None) -> str:
+    """A time as the audit log's messages say it: UTC, to the minute ("-": none)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "-"
 
 
 def _wait_until_settled(account_request: AccountRequest, client) -> None:
@@ -239,8 +278,9 @@ def _call(client, account_request: AccountRequest, account_password: str):
         "account_name": account_request.account_name,
     }
     kind = account_request.kind
-    if kind == Kind.ADOPT:
-        # Nothing changes on the instance: the request records who owns the account.
+    if kind in (Kind.ADOPT, Kind.EXTEND):
+        # Nothing changes on the instance: the request records who owns the account, or
+        # when the dashboard deletes it.
         return AccountChangeResult(request_id="")
     if kind == Kind.DELETE:
         return client.delete_account(**where)
@@ -256,7 +296,14 @@ def _call(client, account_request: AccountRequest, account_password: str):
 
 
 def _record_done(
-    account_request, origin, *, expected, action, alibaba_request_id: str = "", comment=""
+    account_request,
+    origin,
+    *,
+    expected,
+    action,
+    alibaba_request_id: str = "",
+    comment="",
+    said: AuditMessage | None = None,
 ) -> None:
     with transaction.atomic():
         workflow._transition(
@@ -265,6 +312,7 @@ def _record_done(
             action,
             origin,
             comment=comment,
+            said=said,
             event={"alibaba_request_id": alibaba_request_id},
             status=Status.CREATED,
             finished_at=timezone.now(),
@@ -274,6 +322,11 @@ def _record_done(
             settling_since=timezone.now() if account_request.kind in follow.FOLLOWED else None,
         )
         follow.follow_later(account_request)
+        if account_request.kind == Kind.EXTEND:
+            # The extension moves the expiry of the request that made the account.
+            AccountRequest.objects.filter(pk=account_request.about_id).update(
+                expires_at=account_request.expires_at
+            )
         if account_request.kind == Kind.ADOPT:
             KnownAccount.objects.filter(
                 instance=account_request.instance, account_name=account_request.account_name

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -23,7 +22,7 @@ from accounts_app.alibaba import errors
 from accounts_app.alibaba.errors import AlibabaApiError, ApiUnreachable, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
 from accounts_app.audit.messages import AuditMessage, message
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.models import AccountRequest, AuditEvent, Decision, Instance
 from accounts_app.services import answers, live_calls
 from accounts_app.services.breaker import (
     BREAKER_OPEN,
@@ -64,29 +63,14 @@ class ExecutionResult:
         return self.error is not None and errors.is_instance_busy(self.error.code)
 
 
-# Used where the admin-editable ApprovalPolicy has no row for a privilege.
-DEFAULT_APPROVALS = {"RoleReadOnly": 1, "RoleReadWrite": 1, "RoleRepl": 2}
+# The approval policy is policy.py's (one lookup, one floor); these names stay for callers.
+DEFAULT_APPROVALS = policy.DEFAULT_APPROVALS
+approvals_required_by_privilege = policy.approvals_required_by_privilege
 
 
 def approvals_required_for(privilege: str) -> int:
-    """The policy's number, never below MIN_APPROVALS (a row written before the floor
-    was raised does not lower it)."""
-    policy = ApprovalPolicy.objects.filter(
-        kind=AccountRequest.Kind.CREATE, account_privilege=privilege
-    ).first()
-    return _required(privilege, policy.approvals_required if policy else None)
-
-
-def approvals_required_by_privilege() -> dict[str, int]:
-    """approvals_required_for each privilege, in one query (the request form shows them)."""
-    creation = ApprovalPolicy.objects.filter(kind=AccountRequest.Kind.CREATE)
-    rows = dict(creation.values_list("account_privilege", "approvals_required"))
-    return {privilege: _required(privilege, rows.get(privilege)) for privilege in DEFAULT_APPROVALS}
-
-
-def _required(privilege: str, from_policy: int | None) -> int:
-    required = DEFAULT_APPROVALS.get(privilege, 1) if from_policy is None else from_policy
-    return max(required, settings.MIN_APPROVALS)
+    """What creating an account of this privilege needs (policy.approvals_required)."""
+    return policy.approvals_required(AccountRequest.Kind.CREATE, privilege)
 
 
 # --- Request ------------------------------------------------------------------
@@ -104,7 +88,10 @@ def request_submit(
     origin: Origin,
     copied_from: AccountRequest | None = None,
     client=None,
+    expires_at=None,
 ) -> AccountRequest:
+    approvals_required, lifetime = policy.creation_rules(account_privilege)
+    _refuse_expiry(lifetime, expires_at)
     preflight = run_preflight(
         instance=instance,
         account_name=account_name,
@@ -127,9 +114,22 @@ def request_submit(
         account_description=account_description,
         account_type=account_type,
         justification=justification,
-        approvals_required=approvals_required_for(account_privilege),
+        approvals_required=approvals_required,
         copied_from=copied_from,
+        expires_at=expires_at,
     )
+
+
+def check_expiry(privilege: str, expires_at) -> None:
+    """Refuse an expiry (None: none) the policy of the privilege does not allow: the
+    forms say it next to the field; this holds for every caller."""
+    _refuse_expiry(policy.lifetime_for(privilege), expires_at)
+
+
+def _refuse_expiry(lifetime: policy.Lifetime, expires_at) -> None:
+    refusal = policy.expiry_refusal(lifetime, expires_at, timezone.now())
+    if refusal:
+        raise TransitionError(refusal)
 
 
 def open_request(*, origin: Origin, comment: str, add_rows=None, **fields) -> AccountRequest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.utils import timezone
 
 from accounts_app import api_labels, vpc_auth, wording
 from accounts_app.alibaba.errors import human_message_for
@@ -39,3 +40,9 @@ def error_explanation(account_request) -> str:
     if not account_request.error_code:
         return account_request.error_message
     return str(human_message_for(account_request.error_code, account_request.error_message))
+
+
+@register.filter
+def overdue(account_request) -> bool:
+    """The account this request made is past its expiry and not deleted yet."""
+    return account_request is not None and account_request.is_overdue(timezone.now())

@@ -15,7 +15,7 @@ from accounts_app.forms.fleet import FleetExecuteForm, FleetRequestForm, FleetSe
 from accounts_app.reauth import recent_login_required
 from accounts_app.selectors import fleet as selectors
 from accounts_app.services import fleet
-from accounts_app.views.requests import _own_request, _visible_request
+from accounts_app.views.requests import _own_request, _visible_request, expiry_context
 
 
 @roles.role_required(roles.REQUEST_ACCOUNT)
@@ -34,6 +34,7 @@ def fleet_new(request):
         if not isinstance(checks, list):
             return checks
     context = {"finder": finder, "form": form, "rows": _rows(listed, checks), "checked": checks}
+    context.update(expiry_context())
     return render(request, "requests/fleet_new.html", context)
 
 

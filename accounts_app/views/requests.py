@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -13,10 +14,16 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts_app import policy, roles, rules
 from accounts_app.alibaba import errors
 from accounts_app.audit import Origin
-from accounts_app.forms.requests import AccountRequestForm, DecisionForm, execute_form
+from accounts_app.forms.requests import (
+    AccountRequestForm,
+    DecisionForm,
+    execute_form,
+    expiry_browser_spec,
+)
 from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required, second_factor_required
 from accounts_app.selectors import accounts as account_selectors
+from accounts_app.selectors import expiry as expiry_selectors
 from accounts_app.selectors import request_list
 from accounts_app.selectors import requests as selectors
 from accounts_app.selectors.approvals import approval_progress
@@ -46,13 +53,25 @@ def request_new(request):
             messages.success(request, submitted % {"pk": account_request.pk})
             return redirect("request_detail", pk=account_request.pk)
     context = {"form": form, "preflight": preflight, "rules_spec": rules.browser_spec()}
-    context["approval_policy"] = approval_policy_shown()
+    required, lifetimes = policy.creation_policy_by_privilege()  # one query for both
+    context.update(approval_policy=approval_policy_shown(required), **expiry_context(lifetimes))
     return render(request, "requests/new.html", context)
 
 
-def approval_policy_shown() -> list[tuple[str, int]]:
+def expiry_context(lifetimes: dict | None = None) -> dict:
+    """The expiry's browser checks and the policy's lifetimes, said before submitting."""
+    if lifetimes is None:
+        lifetimes = policy.creation_policy_by_privilege()[1]
+    spec = expiry_browser_spec(lifetimes)
+    lifetimes = spec["lifetimes"]
+    shown = [
+        (label, lifetimes[value]) for value, label in rules.PRIVILEGE_CHOICES if value in lifetimes
+    ]
+    return {"expiry_spec": spec, "expiry_policy": shown}
+
+
+def approval_policy_shown(required: dict[str, int]) -> list[tuple[str, int]]:
     """(privilege label, approvals it needs), for the form to say before submitting."""
-    required = workflow.approvals_required_by_privilege()
     return [
         (label, required[value]) for value, label in rules.PRIVILEGE_CHOICES if value in required
     ]
@@ -105,8 +124,16 @@ def request_detail(request, pk: int):
         "final_state": account_selectors.final_state(account_request)
         if account_request.is_change and account_request.is_created
         else None,
+        **overdue_context(account_request),
     }
     return render(request, "requests/detail.html", context)
+
+
+def overdue_context(account_request: AccountRequest) -> dict:
+    """Whether the account's expiry passed without its deletion, and the deletions tried."""
+    overdue = account_request.is_overdue(timezone.now())
+    deletions = expiry_selectors.deletions_of(account_request) if overdue else []
+    return {"overdue": overdue, "overdue_deletions": deletions}
 
 
 @roles.role_required(roles.APPROVE_REQUEST)

@@ -1,0 +1,70 @@
+"""Reads about time-boxed accounts: which request made an account, which expiries are due,
+which reminders are due (services/expiry.py writes)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db.models import Q, QuerySet
+
+from accounts_app.models import AccountRequest, FleetTarget, Instance, RequestKind
+
+Status = AccountRequest.Status
+MAKERS = [RequestKind.CREATE, RequestKind.ADOPT]
+
+
+def made_accounts() -> QuerySet[AccountRequest]:
+    """Requests that made (or adopted) an account that still carries their expiry."""
+    return AccountRequest.objects.filter(
+        kind__in=MAKERS, status=Status.CREATED, expiry_done_at__isnull=True
+    )
+
+
+def account_maker(instance: Instance, account_name: str) -> AccountRequest | None:
+    """The request that made this account (the newest: an account deleted and made again
+    is the new one's), on its own instance or as one instance of a fleet."""
+    on_instance = Q(fleet_size=0, instance=instance) | Q(
+        fleet_size__gt=0, targets__instance=instance, targets__status=FleetTarget.Status.DONE
+    )
+    return (
+        AccountRequest.objects.filter(
+            on_instance, kind__in=MAKERS, status=Status.CREATED, account_name=account_name
+        )
+        .select_related("instance", "requester")
+        .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
+def due(now: datetime) -> QuerySet[AccountRequest]:
+    """Accounts whose expiry has come and that are not deleted yet (overdue included)."""
+    return (
+        made_accounts()
+        .filter(expires_at__lte=now)
+        .select_related("instance", "requester")
+        .order_by("expires_at", "pk")
+    )
+
+
+def instances_of(account_request: AccountRequest) -> list[Instance]:
+    """The instances the request made its account on: one, or a fleet's done targets."""
+    if not account_request.is_fleet:
+        return [account_request.instance]
+    targets = account_request.targets.filter(status=FleetTarget.Status.DONE)
+    return [target.instance for target in targets.select_related("instance")]
+
+
+def reminders_due(now: datetime, days: list[int]) -> QuerySet[AccountRequest]:
+    """Accounts that expire within the longest reminder's reach."""
+    if not days:
+        return AccountRequest.objects.none()
+    return (
+        made_accounts()
+        .filter(expires_at__gt=now, expires_at__lte=now + timedelta(days=max(days)))
+        .select_related("instance", "requester")
+    )
+
+
+def deletions_of(maker: AccountRequest) -> list[AccountRequest]:
+    """The deletions the expiry of this account opened, newest first (the last five)."""
+    return list(maker.follow_ups.filter(kind=RequestKind.DELETE).order_by("-pk")[:5])
