@@ -127,6 +127,10 @@ def page_counts(requester, approver, auditor) -> dict[str, int]:
         "request form": queries_of(as_requester, reverse("request_new")),
         "audit": queries_of(as_auditor, reverse("audit")),
         "audit, filtered": queries_of(as_auditor, reverse("audit"), instance_id="r-bp1"),
+        "created accounts": queries_of(as_auditor, reverse("created_accounts")),
+        "created accounts, filtered": queries_of(
+            as_auditor, reverse("created_accounts"), instance="seed", q="seed_"
+        ),
         "drift": queries_of(as_auditor, reverse("drift")),
         "drift, filtered": queries_of(
             as_auditor, reverse("drift"), instance_id="seed", drift="gone"
@@ -152,6 +156,8 @@ EXPECTED = {
     "request form": 4,  # with the approval policy it shows before submitting
     "audit": 4,
     "audit, filtered": 4,
+    "created accounts": 7,  # the creations, their requests, approvals and instances
+    "created accounts, filtered": 7,
     "drift": 5,
     "drift, filtered": 5,
 }
@@ -175,6 +181,10 @@ OVER_GOAL = {
     "instances",  # the page, its count, the filter choices with the last sync, the sync run
     "instances, filtered",
     "request detail, created",  # the request, its decisions, its events, the badge
+    # One row per account created, single or a fleet's instance: the creations (a union),
+    # then their requests, the approving decisions and the instances.
+    "created accounts",
+    "created accounts, filtered",
 }
 
 
