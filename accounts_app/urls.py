@@ -78,4 +78,9 @@ urlpatterns = [
     path("drift/", drift.drift, name="drift"),
     path("audit/export.<str:fmt>", audit.audit_export, name="audit_export"),
     path("audit/accounts/", audit.created_accounts, name="created_accounts"),
+    path(
+        "audit/accounts/export.<str:fmt>",
+        audit.created_accounts_export,
+        name="created_accounts_export",
+    ),
 ]

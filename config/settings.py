@@ -468,16 +468,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "filters": {"require_debug_false": {"()": "django.utils.log.RequireDebugFalse"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "mail_admins": {
             "class": "django.utils.log.AdminEmailHandler",
             "level": "ERROR",
+            "filters": ["require_debug_false"],
             "include_html": True,
         },
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's default "django" logger has a console handler of its own under DEBUG,
+        # and propagates to the root's: every line of django.tasks (the worker's "Task
+        # id=... state=...") came out twice. One console, the root's; errors still mailed.
+        "django": {"handlers": ["mail_admins"], "level": "INFO", "propagate": True},
         # Not propagated: Django's own "django" logger would mail a second, plain report.
         "django.request": {
             "handlers": ["console", "mail_admins"],

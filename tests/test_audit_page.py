@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from unittest import mock
 
@@ -111,6 +112,40 @@ def test_it_shows_every_column(auditor_client, requester):
         "Failure",
     ]:
         assert text in html, text
+
+
+def test_the_quick_filter_hides_sign_ins_and_outs_but_not_refused_ones(auditor_client):
+    submitted = event(Action.REQUEST_SUBMITTED)
+    event(Action.LOGIN)
+    event(Action.LOGOUT)
+    refused = event(Action.LOGIN_FAILED, Outcome.FAILURE)
+
+    shown = seqs_in(auditor_client.get(AUDIT_URL, {"hide_sign_ins": "on"}))
+    html = auditor_client.get(AUDIT_URL, {"hide_sign_ins": "on"}).content.decode()
+
+    assert [seq for seq in shown if seq >= submitted.seq] == [refused.seq, submitted.seq]
+    assert "data-sign-ins-hidden" in html  # its state said above the table
+    assert re.search(r'<input[^>]*name="hide_sign_ins"[^>]*checked', html)
+    assert "data-sign-ins-hidden" not in auditor_client.get(AUDIT_URL).content.decode()
+    # The export follows it.
+    export = b"".join(auditor_client.get("/audit/export.csv", {"hide_sign_ins": "on"}))
+    assert b",login," not in export and b",login_failed," in export
+
+
+def test_the_instance_filter_and_the_search_take_an_instances_name(auditor_client):
+    instance_row("r-bp1named00000001", name="payments-cache")
+    instance_row("r-bp1other00000001", name="orders-cache")
+    payments = event(instance_id="r-bp1named00000001")
+    event(instance_id="r-bp1other00000001")
+
+    assert seqs_in(auditor_client.get(AUDIT_URL, {"instance_id": "payments-cache"})) == [
+        payments.seq
+    ]
+    assert seqs_in(auditor_client.get(AUDIT_URL, {"instance_id": "r-bp1named00000001"})) == [
+        payments.seq
+    ]
+    assert seqs_in(auditor_client.get(AUDIT_URL, {"q": "Payments"})) == [payments.seq]
+    assert seqs_in(auditor_client.get(AUDIT_URL, {"q": "cache"})) == []  # the start of a name
 
 
 def test_every_value_is_escaped(auditor_client):
@@ -476,7 +511,7 @@ def test_created_accounts_lists_who_asked_and_who_approved(
 
     response = auditor_client.get("/audit/accounts/")
 
-    assert response.context["rows"] == [newer, older]
+    assert [row.request for row in response.context["rows"]] == [newer, older]
     html = response.content.decode()
     for text in [
         "app_new",
@@ -513,11 +548,62 @@ def test_created_accounts_pages_by_creation_time(auditor_client, requester, appr
     instance = make_instance()
     rows = [created(requester, instance, f"app_{n}", [approver], minutes_ago=n) for n in range(7)]
 
-    first = auditor_client.get("/audit/accounts/")
-    second = auditor_client.get("/audit/accounts/", {"before": first.context["next_before"]})
-    third = auditor_client.get("/audit/accounts/", {"before": second.context["next_before"]})
+    pages = [auditor_client.get("/audit/accounts/", {"page": n}) for n in (1, 2, 3)]
 
-    assert first.context["rows"] == rows[:3]
-    assert second.context["rows"] == rows[3:6]
-    assert third.context["rows"] == rows[6:]
-    assert third.context["next_before"] is None
+    assert [[row.request for row in page.context["rows"]] for page in pages] == [
+        rows[:3],
+        rows[3:6],
+        rows[6:],
+    ]
+    assert [page.context["has_next"] for page in pages] == [True, True, False]
+
+
+def test_created_accounts_filter_by_instance_name_requester_privilege_dates_and_search(
+    auditor_client, requester, approver, second_approver
+):
+    orders = make_instance()
+    Instance.objects.filter(pk=orders.pk).update(name="orders-cache")
+    billing = make_instance("r-bp1billing000001")
+    reader = created(requester, orders, "orders_ro", [approver], minutes_ago=5)
+    writer = created(second_approver, billing, "billing_rw", [approver], minutes_ago=10)
+    AccountRequest.objects.filter(pk=writer.pk).update(
+        account_privilege="RoleReadWrite", finished_at=timezone.now() - timedelta(days=3)
+    )
+
+    def listed(**filters) -> list[str]:
+        response = auditor_client.get("/audit/accounts/", filters)
+        return [row.request.account_name for row in response.context["rows"]]
+
+    assert listed() == ["orders_ro", "billing_rw"]
+    assert listed(instance="ORDERS") == ["orders_ro"]  # part of the name
+    assert listed(instance="bp1billing") == ["billing_rw"]  # part of the ID
+    assert listed(requester=second_approver.username) == ["billing_rw"]
+    assert listed(privilege="RoleReadWrite") == ["billing_rw"]
+    today = timezone.localdate()
+    assert listed(date_from=today.isoformat()) == ["orders_ro"]
+    assert listed(date_to=(today - timedelta(days=1)).isoformat()) == ["billing_rw"]
+    assert listed(q="_ro") == ["orders_ro"]
+    assert listed(q="billing_rw description") == ["billing_rw"]
+    assert reader.pk != writer.pk
+
+
+@pytest.mark.parametrize("fmt", ["csv", "excel.csv"])
+def test_created_accounts_export_the_filtered_rows_and_is_audited(
+    auditor_client, requester, approver, fmt
+):
+    instance = make_instance()
+    created(requester, instance, "app_one", [approver], minutes_ago=5)
+    created(requester, instance, "=cmd_two", [approver], minutes_ago=6)
+
+    response = auditor_client.get(f"/audit/accounts/export.{fmt}", {"q": "app_"})
+    body = b"".join(response.streaming_content).decode("utf-8")
+
+    assert body.startswith("\ufeff") == (fmt == "excel.csv")
+    lines = list(csv.reader(io.StringIO(body.lstrip("\ufeff"))))
+    assert lines[0] == list(audit_views.CREATED_EXPORT_FIELDS)
+    assert [line[4] for line in lines[1:]] == ["app_one"]
+    assert lines[1][1] == instance.instance_id and lines[1][8] == "bob"
+    everything = b"".join(auditor_client.get(f"/audit/accounts/export.{fmt}")).decode()
+    assert "'=cmd_two" in everything  # a typed cell never runs as a formula
+    exported = AuditEvent.objects.filter(action=Action.EXPORT_DOWNLOADED).order_by("seq")
+    assert [e.message_id for e in exported] == ["export.created_filtered", "export.created_all"]

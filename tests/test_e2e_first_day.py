@@ -91,6 +91,23 @@ def test_a_request_opened_from_an_instance_has_it_chosen(live_server, page, esta
     expect(page.get_by_role("combobox", name="Instance", exact=True)).to_have_value(HEALTHY)
 
 
+def test_a_request_opened_from_the_instance_list_has_it_chosen(
+    live_server, page, estate, requester, auditor
+):
+    base = live_server.url
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/instances/")
+    page.get_by_role("link", name=f"Request an account on {HEALTHY}").click()
+    expect(page).to_have_url(re.compile(rf"/requests/new/\?instance_id={HEALTHY}$"))
+    expect(page.get_by_role("combobox", name="Instance", exact=True)).to_have_value(HEALTHY)
+
+    # Not offered to whoever may not request.
+    sign_in(page, base, auditor.username)
+    page.goto(f"{base}/instances/")
+    expect(page.locator(f'tr[data-instance="{HEALTHY}"]')).to_be_visible()
+    expect(page.locator("[data-request-here]")).to_have_count(0)
+
+
 def test_cancelling_asks_first(live_server, page, estate, requester):
     base = live_server.url
     account_request = submitted_request(requester)

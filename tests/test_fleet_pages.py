@@ -137,3 +137,28 @@ def test_a_selector_finds_instances_by_tag_as_the_instance_list_does():
     assert found(name="env:prod", region="cn-hangzhou") == ["r-orders1"]
     assert found(name="team:orders") == ["r-orders1", "r-orders2"]
     assert found(name="pay") == ["r-pay1"]
+
+
+def test_a_fleet_that_ended_with_failed_instances_lists_each_account_it_created(
+    estate, requester, approver, auditor
+):
+    row, instances = approved_fleet(estate, requester, approver, prefix="r-part")
+    estate.add_fault(
+        "error",
+        action="CreateAccount",
+        instance_id=instances[1].instance_id,
+        code="IncorrectDBInstanceState",
+    )
+    run_page(
+        signed_in(requester), row.pk, account_password=PASSWORD, account_password_confirm=PASSWORD
+    )
+    assert AccountRequest.objects.get(pk=row.pk).status == AccountRequest.Status.APPROVED
+
+    as_auditor = signed_in(auditor)
+    listed = as_auditor.get("/audit/accounts/").context["rows"]
+    assert sorted(a.instance.instance_id for a in listed if a.request.pk == row.pk) == sorted(
+        [instances[0].instance_id, instances[2].instance_id]
+    )
+    export = b"".join(as_auditor.get("/audit/accounts/export.csv")).decode()
+    assert instances[0].instance_id in export and instances[2].instance_id in export
+    assert instances[1].instance_id not in export

@@ -63,6 +63,39 @@ def test_a_value_alone_finds_the_tagged_instances_as_well_as_ids_and_names():
     assert found == {"r-bp1tagged001", "r-bp1named001"}
 
 
+def found_by(text: str) -> set[str]:
+    return set(instances_matching(text).values_list("instance_id", flat=True))
+
+
+def test_a_tag_key_alone_finds_no_instance_by_that_key():
+    # The JSON text of every tagged instance holds its keys: "env" found them all.
+    instance_row("r-bp1prod0001", tags={"env": "prod", "team": "orders"})
+    instance_row("r-bp1stag0001", tags={"env": "staging", "team": "billing"})
+
+    assert found_by("env") == set()
+    assert found_by("team") == set()
+
+
+def test_a_word_matches_inside_one_tag_value_never_across_the_json():
+    instance_row("r-bp1prod0001", tags={"env": "prod", "team": "orders"})
+    instance_row("r-bp1stag0001", tags={"env": "staging", "team": "billing"})
+
+    assert found_by("STAG") == {"r-bp1stag0001"}
+    assert found_by("ill") == {"r-bp1stag0001"}
+    # Quotes, colons and commas are the JSON's, and values are not joined.
+    for text in ('"', '": "', ",", "prod, ", "prodorders", "{"):
+        assert found_by(text) == set(), text
+
+
+def test_a_key_and_a_colon_find_the_instances_that_have_that_tag():
+    instance_row("r-bp1prod0001", tags={"env": "prod"})
+    instance_row("r-bp1team0001", tags={"team": "orders"})
+    instance_row("r-bp1none0001", name="env-less")
+
+    assert found_by("env:") == {"r-bp1prod0001"}
+    assert found_by("team:") == {"r-bp1team0001"}
+
+
 def test_the_list_shows_tags_and_searches_them(requester):
     instance_row("r-bp1prod0001", name="orders-cache", tags={"env": "prod"})
     instance_row("r-bp1stag0001", name="orders-staging", tags={"env": "staging"})

@@ -142,6 +142,10 @@ def page_counts(requester, approver, auditor) -> dict[str, int]:
         "request form": queries_of(as_requester, reverse("request_new")),
         "audit": queries_of(as_auditor, reverse("audit")),
         "audit, filtered": queries_of(as_auditor, reverse("audit"), instance_id="r-bp1"),
+        "created accounts": queries_of(as_auditor, reverse("created_accounts")),
+        "created accounts, filtered": queries_of(
+            as_auditor, reverse("created_accounts"), instance="seed", q="seed_"
+        ),
         "drift": queries_of(as_auditor, reverse("drift")),
         "instance detail": queries_of(as_approver, reverse("instance_detail", args=[BUSY])),
         "drift, filtered": queries_of(
@@ -168,6 +172,8 @@ EXPECTED = {
     "request form": 4,  # with the approval policy it shows before submitting
     "audit": 4,
     "audit, filtered": 4,
+    "created accounts": 7,  # the creations, their requests, approvals and instances
+    "created accounts, filtered": 7,
     "drift": 5,
     "drift, filtered": 5,
     "instance detail": 7,
@@ -193,6 +199,10 @@ OVER_GOAL = {
     "instances, filtered",
     "request detail, created",  # the request, its decisions, its events, the badge
     "instance detail",  # the instance, its accounts known, its requests, the badge
+    # One row per account created, single or a fleet's instance: the creations (a union),
+    # then their requests, the approving decisions and the instances.
+    "created accounts",
+    "created accounts, filtered",
 }
 
 

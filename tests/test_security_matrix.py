@@ -144,6 +144,8 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("audit_export", "POST"): (VIEWERS, 405),
     ("created_accounts", "GET"): (VIEWERS, OK),
     ("created_accounts", "POST"): (VIEWERS, 405),
+    ("created_accounts_export", "GET"): (VIEWERS, OK),
+    ("created_accounts_export", "POST"): (VIEWERS, 405),
     ("drift", "GET"): (VIEWERS, OK),
     ("drift", "POST"): (VIEWERS, 405),
 }

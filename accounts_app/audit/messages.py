@@ -119,6 +119,8 @@ MESSAGES = {
     # The audit log itself.
     "export.filtered": _("%(format)s export of the events matching %(filters)s."),
     "export.all": _("%(format)s export of all events."),
+    "export.created_filtered": _("%(format)s export of the created accounts matching %(filters)s."),
+    "export.created_all": _("%(format)s export of all created accounts."),
 }
 
 # A message whose sentence another catalogue already words: the API's errors.

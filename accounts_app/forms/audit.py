@@ -8,11 +8,13 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts_app.forms.instance_picker import InstanceCombobox
 from accounts_app.models import AuditEvent
+from accounts_app.rules import PRIVILEGE_CHOICES as PRIVILEGES
 from accounts_app.selectors.audit import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     MIN_PAGE_SIZE,
     AuditFilter,
+    CreatedFilter,
 )
 
 PAGE_SIZE_CHOICES = [(n, n) for n in (10, 25, 50, 100)]
@@ -32,7 +34,7 @@ class AuditFilterForm(forms.Form):
         choices=[("", _("Any action")), *AuditEvent.Action.choices],
     )
     instance_id = forms.CharField(
-        label=_("Instance ID"),
+        label=_("Instance"),
         required=False,
         max_length=64,
         widget=InstanceCombobox(purpose="filter"),
@@ -50,6 +52,8 @@ class AuditFilterForm(forms.Form):
         # Explained once, under the form, with the time zone.
         widget=forms.TextInput(attrs={"type": "search"}),
     )
+    # A quick filter, drawn apart from the others as a toggle (kept in the URL).
+    hide_sign_ins = forms.BooleanField(label=_("Hide sign-ins"), required=False)
     size = forms.IntegerField(
         label=_("Per page"),
         required=False,
@@ -62,6 +66,7 @@ class AuditFilterForm(forms.Form):
     after = forms.IntegerField(required=False, min_value=0)
 
     CURSOR_FIELDS = ("before", "after")
+    TOGGLES = ("hide_sign_ins",)
 
     def __init__(self, data=None, **kwargs) -> None:
         # A bound form ignores initial values: without this the page-size menu
@@ -82,7 +87,9 @@ class AuditFilterForm(forms.Form):
 
     def filter_fields(self):
         """The visible filter fields, in display order (the cursors excluded)."""
-        return [self[name] for name in self.fields if name not in self.CURSOR_FIELDS]
+        return [
+            self[name] for name in self.fields if name not in (*self.CURSOR_FIELDS, *self.TOGGLES)
+        ]
 
     def audit_filter(self) -> AuditFilter:
         data = self.cleaned_data
@@ -95,7 +102,61 @@ class AuditFilterForm(forms.Form):
             account_name=data["account_name"],
             outcome=data["outcome"],
             q=data["q"],
+            hide_sign_ins=data["hide_sign_ins"],
         )
 
     def page_size(self) -> int:
         return self.cleaned_data["size"] or DEFAULT_PAGE_SIZE
+
+
+class CreatedAccountsFilterForm(forms.Form):
+    """The created-accounts page's filters, read from the URL like the audit log's."""
+
+    instance = forms.CharField(
+        label=_("Instance"),
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"placeholder": _("ID or name")}),
+    )
+    requester = forms.CharField(label=_("Requester"), required=False, max_length=150)
+    privilege = forms.ChoiceField(
+        label=_("Privilege"), required=False, choices=[("", _("Any privilege")), *PRIVILEGES]
+    )
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    q = forms.CharField(
+        label=_("Search"),
+        required=False,
+        max_length=64,
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )
+    # Never rendered: changing a filter starts again from the first page.
+    page = forms.IntegerField(required=False, min_value=1, max_value=100_000)
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and end < start:
+            self.add_error("date_to", _("The end date is before the start date."))
+        return cleaned
+
+    def filter_fields(self):
+        return [self[name] for name in self.fields if name != "page"]
+
+    def created_filter(self) -> CreatedFilter:
+        data = self.cleaned_data
+        return CreatedFilter(
+            instance=data["instance"].strip(),
+            requester=data["requester"].strip(),
+            privilege=data["privilege"],
+            date_from=data["date_from"],
+            date_to=data["date_to"],
+            q=data["q"].strip(),
+        )
+
+    def page_number(self) -> int:
+        return self.cleaned_data.get("page") or 1

@@ -8,16 +8,17 @@ log costs what the first one does.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.db import connection
-from django.db.models import CharField, Func, Prefetch, Q, QuerySet, Subquery
+from django.db.models import CharField, F, Func, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from accounts_app.models import AccountRequest, AuditEvent, Decision, FleetTarget
+from accounts_app.models import AccountRequest, AuditEvent, Decision, FleetTarget, Instance
 
 # Above every character a text column can hold: q + MAX_CHAR bounds "starts with q".
 MAX_CHAR = "\U0010ffff"
@@ -65,17 +66,25 @@ class AuditFilter:
     account_name: str = ""
     outcome: str = ""
     q: str = ""
+    hide_sign_ins: bool = False
 
     def as_query(self) -> dict[str, str]:
         """The filters that are set, as URL query parameters."""
-        return {name: str(value) for name, value in asdict(self).items() if value}
+        return {
+            name: "on" if value is True else str(value)
+            for name, value in asdict(self).items()
+            if value
+        }
 
     def describe(self) -> str:
         return urlencode(self.as_query())
 
 
-# Free-text search looks at the start of these.
+# Free-text search looks at the start of these, and of the instances' names.
 SEARCHED_FIELDS = ("account_name", "instance_id")
+
+# The quick filter "hide sign-ins": the routine ones (a refused sign-in stays shown).
+SIGN_IN_ACTIONS = (AuditEvent.Action.LOGIN, AuditEvent.Action.LOGOUT)
 
 
 def filtered_events(audit_filter: AuditFilter, *, search: bool = True) -> QuerySet[AuditEvent]:
@@ -85,18 +94,34 @@ def filtered_events(audit_filter: AuditFilter, *, search: bool = True) -> QueryS
         ("action", audit_filter.action),
         ("outcome", audit_filter.outcome),
         ("actor_name", audit_filter.actor),
-        ("instance_id", audit_filter.instance_id),
         ("account_name", audit_filter.account_name),
     ):
         if value:
             events = events.filter(**{field_name: value})
+    if audit_filter.instance_id:
+        events = events.filter(_instance_is(audit_filter.instance_id))
+    if audit_filter.hide_sign_ins:
+        events = events.exclude(action__in=SIGN_IN_ACTIONS)
     if search and audit_filter.q:
         events = events.filter(_search(audit_filter.q))
     return _within_dates(events, audit_filter.date_from, audit_filter.date_to)
 
 
+def _instance_is(id_or_name: str) -> Q:
+    """The events of the instance with this ID, or of those with this name (any case).
+    The names are looked up inside the same query."""
+    named = Instance.objects.filter(name__iexact=id_or_name).values("instance_id")
+    return Q(instance_id=id_or_name) | Q(instance_id__in=named)
+
+
+def _named_like(prefix: str) -> Q:
+    """Events of the instances whose name starts with `prefix` (any case)."""
+    named = Instance.objects.filter(name__istartswith=prefix).values("instance_id")
+    return Q(instance_id__in=named)
+
+
 def _search(prefix: str) -> Q:
-    condition = Q()
+    condition = _named_like(prefix)
     for field_name in SEARCHED_FIELDS:
         condition |= _starts_with(field_name, prefix)
     return condition
@@ -190,9 +215,11 @@ def _page_query(audit_filter: AuditFilter, cursor: Q, order: str, limit: int):
         # instead. SQLite cannot limit inside a UNION: it plans the OR below as
         # two index searches and sorts what they find, which is quick unless
         # the prefix is shared by much of the log ("r-": 60-80 ms at a million).
+        conditions = [_starts_with(name, audit_filter.q) for name in SEARCHED_FIELDS]
+        conditions.append(_named_like(audit_filter.q))
         branches = [
-            events.filter(_starts_with(name, audit_filter.q)).order_by(order).values("seq")[:limit]
-            for name in SEARCHED_FIELDS
+            events.filter(condition).order_by(order).values("seq")[:limit]
+            for condition in conditions
         ]
         events = AuditEvent.objects.filter(seq__in=branches[0].union(*branches[1:], all=True))
     elif audit_filter.q:
@@ -285,3 +312,127 @@ def _attach_created_targets(rows: list[AccountRequest]) -> None:
     ).select_related("instance")
     for target in done.order_by("position"):
         fleets[target.request_id].created_targets.append(target)
+
+
+# --- Created accounts: one row per (instance, account) created -------------------
+
+
+@dataclass(frozen=True)
+class CreatedFilter:
+    """The created-accounts page's filters (dates: calendar days in the viewer's zone)."""
+
+    instance: str = ""  # part of an instance's ID or name
+    requester: str = ""
+    privilege: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+    q: str = ""  # part of the account's name or description
+
+    def as_query(self) -> dict[str, str]:
+        return {name: str(value) for name, value in asdict(self).items() if value}
+
+
+@dataclass(frozen=True)
+class CreatedAccount:
+    """One account the dashboard created: a single request's, or one instance's of a
+    fleet request (also when other instances of that fleet failed)."""
+
+    request: AccountRequest
+    instance: Instance
+    finished_at: datetime | None
+    alibaba_request_id: str
+
+
+def _creations(created_filter: CreatedFilter) -> QuerySet:
+    """(request, instance, time, RequestId) of every creation matching, newest first:
+    the done single requests and the done instances of fleet requests, in one query."""
+    create = AccountRequest.Kind.CREATE
+    singles = AccountRequest.objects.filter(
+        kind=create, status=AccountRequest.Status.CREATED, fleet_size=0
+    )
+    singles = _created_matching(singles, created_filter, request="", instance="instance__")
+    fleets = FleetTarget.objects.filter(status=FleetTarget.Status.DONE, request__kind=create)
+    fleets = _created_matching(fleets, created_filter, request="request__", instance="instance__")
+    columns = ("c_request", "c_instance", "c_time", "c_alibaba")
+    singles = singles.annotate(
+        c_request=F("pk"),
+        c_instance=F("instance_id"),
+        c_time=F("finished_at"),
+        c_alibaba=F("alibaba_request_id"),
+    ).values(*columns)
+    fleets = fleets.annotate(
+        c_request=F("request_id"),
+        c_instance=F("instance_id"),
+        c_time=F("finished_at"),
+        c_alibaba=F("alibaba_request_id"),
+    ).values(*columns)
+    # Each part unordered (the models' default orderings): a compound query orders once.
+    singles, fleets = singles.order_by(), fleets.order_by()
+    return singles.union(fleets, all=True).order_by("-c_time", "-c_request", "-c_instance")
+
+
+def _created_matching(
+    rows: QuerySet, created_filter: CreatedFilter, *, request: str, instance: str
+) -> QuerySet:
+    """`rows` under the filter; `request` and `instance` prefix the fields of each."""
+    f = created_filter
+    if f.instance:
+        rows = rows.filter(
+            Q(**{f"{instance}instance_id__icontains": f.instance})
+            | Q(**{f"{instance}name__icontains": f.instance})
+        )
+    if f.requester:
+        rows = rows.filter(**{f"{request}requester__username__iexact": f.requester})
+    if f.privilege:
+        rows = rows.filter(**{f"{request}account_privilege": f.privilege})
+    if f.q:
+        rows = rows.filter(
+            Q(**{f"{request}account_name__icontains": f.q})
+            | Q(**{f"{request}account_description__icontains": f.q})
+        )
+    if f.date_from:
+        rows = rows.filter(finished_at__gte=_midnight(f.date_from))
+    if f.date_to:
+        rows = rows.filter(finished_at__lt=_midnight(f.date_to + timedelta(days=1)))
+    return rows
+
+
+def created_account_page(
+    created_filter: CreatedFilter, *, page: int = 1, size: int = DEFAULT_PAGE_SIZE
+) -> tuple[list[CreatedAccount], bool]:
+    """One page of created accounts, newest first, and whether there is a next page.
+
+    Four queries whatever the page size: the creations, then their requests (with the
+    requester), the approving decisions, and the instances.
+    """
+    start = (page - 1) * size
+    rows = list(_creations(created_filter)[start : start + size + 1])
+    return _created_accounts(rows[:size]), len(rows) > size
+
+
+def created_account_export(created_filter: CreatedFilter) -> Iterator[CreatedAccount]:
+    """Every matching created account, newest first, a batch of queries per 1,000."""
+    for batch in itertools.batched(_creations(created_filter).iterator(), 1_000):
+        yield from _created_accounts(list(batch))
+
+
+def _created_accounts(rows: list[dict]) -> list[CreatedAccount]:
+    approvals = Decision.objects.filter(verdict=Decision.Verdict.APPROVE).select_related("approver")
+    requests = (
+        AccountRequest.objects.filter(pk__in={row["c_request"] for row in rows})
+        .select_related("requester")
+        .prefetch_related(Prefetch("decisions", queryset=approvals, to_attr="approvals"))
+        .in_bulk()
+        if rows
+        else {}
+    )
+    instances = Instance.objects.in_bulk({row["c_instance"] for row in rows}) if rows else {}
+    return [
+        CreatedAccount(
+            request=requests[row["c_request"]],
+            instance=instances[row["c_instance"]],
+            finished_at=row["c_time"],
+            alibaba_request_id=row["c_alibaba"],
+        )
+        for row in rows
+    ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Func, Max, Q, QuerySet, TextField
 from django.db.models.fields.json import KeyTextTransform
 
 from accounts_app import policy, rules, wording
@@ -55,9 +55,10 @@ def instances_matching(
 ) -> QuerySet[Instance]:
     """The instances a search for `text` finds, among `instances` (default: all).
 
-    `key:value` finds the instances whose tag `key` has that value (any case); any other
-    text finds those whose ID, name, region or a tag contains it. The one definition of
-    instance search: the list, the pickers and fleet requests ask this.
+    `key:value` finds the instances whose tag `key` has that value (any case), `key:`
+    those that have the tag `key`; any other text finds those whose ID, name, region or
+    a tag's value contains it. The one definition of instance search: the list, the
+    pickers and fleet requests ask this.
     """
     instances = Instance.objects.all() if instances is None else instances
     text = text.strip()
@@ -67,12 +68,32 @@ def instances_matching(
     if colon and key.strip() and value.strip():
         tag_value = KeyTextTransform(key.strip(), "tags")
         return instances.alias(tag_value=tag_value).filter(tag_value__iexact=value.strip())
-    return instances.filter(
+    if colon and key.strip():
+        return instances.filter(tags__has_key=key.strip())
+    # The tags' values, not the JSON's text: that holds every key too (and its quotes
+    # and colons), so a key alone ("env") found every tagged instance.
+    return instances.alias(tag_values=TagValues("tags")).filter(
         Q(instance_id__icontains=text)
         | Q(name__icontains=text)
         | Q(region_id__icontains=text)
-        | Q(tags__icontains=text)
+        | Q(tag_values__icontains=text)
     )
+
+
+class TagValues(Func):
+    """A JSON object's values as one text, one per line (NULL for no tag): a search
+    then matches inside one value, never across the keys or from one value to the next
+    (the search box sends no line break)."""
+
+    output_field = TextField()
+
+    def as_sqlite(self, compiler, connection, **extra):
+        template = "(SELECT group_concat(value, char(10)) FROM json_each(%(expressions)s))"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        template = "(SELECT string_agg(value, chr(10)) FROM jsonb_each_text(%(expressions)s))"
+        return self.as_sql(compiler, connection, template=template, **extra)
 
 
 def filtered_instances(instance_filter: InstanceFilter) -> QuerySet[Instance]:

@@ -81,12 +81,16 @@ def request_rows(rows) -> SafeString:
 
 
 @register.simple_tag
-def instance_rows(rows) -> SafeString:
-    """The body of the instance list: one row per InstanceRow."""
+def instance_rows(rows, can_request: bool = False) -> SafeString:
+    """The body of the instance list: one row per InstanceRow; with `can_request`, a
+    link to the request form, prefilled, on each instance that can take an account."""
     detail_url = url_maker("instance_detail", "instance-id")
     warning = escape(str(vpc_auth.PASSWORD_FREE_WARNING))
     password_free = escape(gettext("Password-free VPC access is on"))
     yes = escape(gettext("Yes"))
+    request_url = reverse("request_new") + "?instance_id="
+    request_label = escape(gettext("Request an account"))
+    request_title = gettext("Request an account on %(instance)s")
     lines = []
     for row in rows:
         instance = row.instance
@@ -102,6 +106,13 @@ def instance_rows(rows) -> SafeString:
             )
         if not row.blockers:
             badges += f'<span class="badge badge-ok">{yes}</span>'
+            if can_request and not instance.is_gone:
+                title = escape(request_title % {"instance": instance.instance_id})
+                badges += (
+                    f' <a class="button button-small" data-request-here '
+                    f'href="{escape(request_url + quote(instance.instance_id))}" '
+                    f'aria-label="{title}" title="{title}">{request_label}</a>'
+                )
         architecture = api_labels.architecture_label(instance.architecture_type)
         status = api_labels.instance_status_label(instance.status)
         lines.append(
