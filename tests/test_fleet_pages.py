@@ -3,8 +3,6 @@ progress partial, and the execute page's refusals (the browser flow: test_e2e_fl
 
 from __future__ import annotations
 
-import html
-
 import pytest
 from django.test import Client
 
@@ -87,7 +85,7 @@ def test_a_typed_password_that_breaks_the_rules_is_refused_and_nothing_runs(
 
 
 def test_a_run_answers_with_a_redirect_to_its_result_page(estate, requester, approver):
-    row, instances = approved_fleet(estate, requester, approver)
+    row, _ = approved_fleet(estate, requester, approver)
     client = signed_in(requester)
     answer = run_page(client, row.pk, account_password=PASSWORD, account_password_confirm=PASSWORD)
     assert answer.status_code == 302
