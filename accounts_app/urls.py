@@ -61,6 +61,11 @@ urlpatterns = [
     # Fleet requests: one account on many instances.
     path("requests/new/fleet/", fleet.fleet_new, name="fleet_new"),
     path("requests/<int:pk>/fleet/execute/", fleet.fleet_execute, name="fleet_execute"),
+    path(
+        "requests/<int:pk>/fleet/execute/result/",
+        fleet.fleet_execute_result,
+        name="fleet_execute_result",
+    ),
     path("requests/<int:pk>/fleet/progress/", fleet.fleet_progress, name="fleet_progress"),
     # Instance inventory.
     path("instances/", instances.instance_list, name="instances"),

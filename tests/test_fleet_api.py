@@ -168,14 +168,118 @@ def test_an_unknown_instance_id_is_named_and_nothing_is_submitted(estate, reques
     assert not FleetTarget.objects.exists()
 
 
-def test_a_fleet_only_creates_accounts(estate, requester):
-    # Deleting or changing accounts on many instances at once is not offered: refused
-    # next to the field, nothing submitted.
-    alice = ApiClient(token_for(requester))
+def with_account(estate, ids: list[str], name: str = "old_app", **options) -> None:
+    for instance_id in ids:
+        estate.add_account(instance_id, name, **options)
+
+
+def calls_on(estate, action: str, instance_id: str) -> int:
+    return sum(call["params"].get("InstanceId") == instance_id for call in estate.calls(action))
+
+
+def test_a_fleet_deletes_one_account_on_many_instances_each_checked_first(
+    estate, requester, approver
+):
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
+    ids = fleet_of(estate, 5)
+    with_account(estate, ids[:3])
+    estate.add_account(ids[4], "old_app", account_type="Super")
+    body = fleet_body(ids, kind="delete", account_name="old_app", account_description="")
+
+    refused = alice.post("/requests", body)
+    assert refused.status_code == 409, refused.content
+    rows = {row["instance_id"]: row for row in refused.json()["instances"]}
+    assert [i for i in ids if rows[i]["status"] == "blocked"] == [ids[3], ids[4]]
+    assert "no account named old_app" in rows[ids[3]]["reason"]
+    assert "built-in" in rows[ids[4]]["reason"]
+
+    created = alice.post("/requests", {**body, "instance_ids": ids[:3]})
+    assert created.status_code == 201, created.content
+    assert created.json()["kind"] == "delete"
+    pk = created.json()["id"]
+    bob.post(f"/requests/{pk}/approve", {"comment": "gone"})
+    estate.add_fault("throttle", action="DeleteAccount", instance_id=ids[1])
+    estate.add_fault("commit_then_timeout", action="DeleteAccount", instance_id=ids[2], delay=3)
+
+    run = alice.post(f"/requests/{pk}/execute", {}, **{"Idempotency-Key": "delete-1"}).json()
+
+    assert run["created"] is True, run
+    assert run["request"]["progress"] == {"total": 3, "done": 3, "failed": 0, "unknown": 0}
+    for instance_id in ids[:3]:
+        assert "old_app" not in estate.account_names(instance_id)
+    assert [calls_on(estate, "DeleteAccount", i) for i in ids[:3]] == [1, 2, 1]
+    assert not estate.calls("CreateAccount")
+    events = AuditEvent.objects.filter(request_id=pk)
+    assert sorted(
+        events.filter(action="account_deleted").values_list("instance_id", flat=True)
+    ) == [
+        ids[0],
+        ids[1],
+    ]
+    assert list(
+        events.filter(instance_id=ids[2]).order_by("seq").values_list("action", flat=True)
+    ) == ["outcome_unknown", "reconciled"]
+    assert "old_app" in estate.account_names(ids[4])  # the built-in one: never named
+
+
+def test_a_privilege_fleet_fails_one_instance_and_runs_it_again_while_approved(
+    estate, requester, approver
+):
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
+    ids = fleet_of(estate, 4)
+    with_account(estate, ids[:3], privilege="RoleReadOnly")
+    with_account(estate, ids[3:], privilege="RoleReadWrite")
+    body = fleet_body(
+        ids, kind="privilege", account_name="old_app", account_privilege="RoleReadWrite"
+    )
+
+    refused = alice.post("/requests", body).json()
+    assert [row["status"] for row in refused["instances"]][3] == "blocked"  # already has it
+    created = alice.post("/requests", {**body, "instance_ids": ids[:3]}).json()
+    assert (created["kind"], created["account_privilege"]) == ("privilege", "RoleReadWrite")
+    bob.post(f"/requests/{created['id']}/approve", {"comment": "ok"})
+    estate.add_fault(
+        "error", action="GrantAccountPrivilege", instance_id=ids[1], code="IncorrectDBInstanceState"
+    )
+
+    first = alice.post(f"/requests/{created['id']}/execute", {}, **{"Idempotency-Key": "p1"})
+    assert [t["status"] for t in first.json()["request"]["targets"]] == ["done", "failed", "done"]
+    assert first.json()["request"]["status"] == "approved"
+    estate.clear_faults()
+    second = alice.post(f"/requests/{created['id']}/execute", {}, **{"Idempotency-Key": "p2"})
+
+    assert second.json()["created"] is True and second.json()["ran"] == 1
+    assert [calls_on(estate, "GrantAccountPrivilege", i) for i in ids[:3]] == [1, 2, 1]
+    for instance_id in ids[:3]:
+        (account,) = [a for a in estate.accounts(instance_id) if a["AccountName"] == "old_app"]
+        (granted,) = account["DatabasePrivileges"]["DatabasePrivilege"]
+        assert granted["AccountPrivilege"] == "RoleReadWrite"
+
+
+def test_a_password_reset_fleet_sends_the_password_to_each_instance_and_never_back(
+    estate, requester, approver
+):
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
     ids = fleet_of(estate, 2)
-    answer = alice.post("/requests", fleet_body(ids, kind="delete"))
+    with_account(estate, ids)
+    created = alice.post(
+        "/requests", fleet_body(ids, kind="reset_password", account_name="old_app")
+    ).json()
+    bob.post(f"/requests/{created['id']}/approve", {"comment": "ok"})
+
+    run = execute(alice, created["id"], "reset")
+
+    assert run.json()["created"] is True, run.content
+    assert [calls_on(estate, "ResetAccountPassword", i) for i in ids] == [1, 1]
+    assert PASSWORD not in run.content.decode()
+    assert AuditEvent.objects.filter(request_id=created["id"], action="password_reset").count() == 2
+
+
+def test_a_fleet_cannot_adopt_accounts(estate, requester):
+    alice = ApiClient(token_for(requester))
+    answer = alice.post("/requests", fleet_body(fleet_of(estate, 2), kind="adopt"))
     assert answer.status_code == 400
-    assert "one instance at a time" in answer.json()["errors"]["kind"][0]["message"]
+    assert "adopt them one by one" in answer.json()["errors"]["kind"][0]["message"]
     assert not AccountRequest.objects.exists()
 
 

@@ -30,10 +30,17 @@ PASSWORD = "Fl33t-Tw0-Servers"
 CLICKS_PER_SERVER = 3
 
 
-def test_concurrent_clicks_on_two_servers_run_each_instance_exactly_once(world):
+OPERATION = {"create": "CreateAccount", "delete": "DeleteAccount"}
+
+
+@pytest.mark.parametrize("kind", ["create", "delete"])
+def test_concurrent_clicks_on_two_servers_run_each_instance_exactly_once(world, kind):
     servers, simulator, users = world
     requester = users["requester"]
-    instances = [empty_instance(simulator, f"r-bp1two{n}q") for n in range(8)]
+    instances = [empty_instance(simulator, f"r-bp1two{kind[0]}{n}q") for n in range(8)]
+    if kind == "delete":
+        for instance in instances:
+            simulator.add_account(instance.instance_id, "fleet_two")
     row = fleet.fleet_submit(
         requester=requester,
         instances=instances,
@@ -43,6 +50,7 @@ def test_concurrent_clicks_on_two_servers_run_each_instance_exactly_once(world):
         account_type="Normal",
         justification="Two servers, many clicks.",
         origin=origin_of(requester),
+        kind=kind,
     )
     workflow.request_approve(
         request_id=row.pk, approver=users["bob"], comment="", origin=origin_of(users["bob"])
@@ -59,14 +67,19 @@ def test_concurrent_clicks_on_two_servers_run_each_instance_exactly_once(world):
     problems = [r for r in clicks if not isinstance(r, requests.Response) or r.status_code >= 500]
     assert not problems, [servers[0].output(), servers[1].output(), problems]
     for instance in instances:
-        creates = [
+        calls = [
             call
-            for call in simulator.calls("CreateAccount")
+            for call in simulator.calls(OPERATION[kind])
             if call["instance_id"] == instance.instance_id
         ]
-        assert len(creates) == 1, f"{instance.instance_id}: {len(creates)} CreateAccount calls"
-        assert simulator.account_names(instance.instance_id).count("fleet_two") == 1
-    assert sum("This run" in click.text for click in clicks) == 1
+        assert len(calls) == 1, f"{instance.instance_id}: {len(calls)} {OPERATION[kind]} calls"
+        expected = 1 if kind == "create" else 0
+        assert simulator.account_names(instance.instance_id).count("fleet_two") == expected
+    # Post/redirect/get: the one run lands on the result page, every other click back
+    # on the execute page (refused: the run was going on, or it was over).
+    landed = [click.headers["Location"] for click in clicks]
+    assert sum(place.endswith(f"/{row.pk}/fleet/execute/result/") for place in landed) == 1
+    assert all(place.endswith(("/fleet/execute/", "/fleet/execute/result/")) for place in landed)
     row.refresh_from_db()
     assert row.status == AccountRequest.Status.CREATED
     started = row.events.filter(action=AuditEvent.Action.EXECUTION_STARTED).count()

@@ -270,3 +270,63 @@ def test_the_approvals_badge_counts_up_to_99_then_says_99_plus(requester, approv
     AccountRequest.objects.bulk_create(waiting[99:])
     page = signed_in(approver).get(reverse("dashboard")).content.decode()
     assert 'badge-count" title="waiting for your decision">99+</span>' in page
+
+
+def fleet_page_counts(requester, approver, size: int) -> dict[str, int]:
+    """A fleet of `size` instances, approved, run once (one instance failing): each of its
+    pages, as its requester sees them."""
+    from accounts_app.models import FleetTarget
+    from accounts_app.services import workflow
+    from tests.builders import origin_of
+
+    prefix = f"r-bp1q{size:03d}"
+    instances = [instance_row(f"{prefix}n{n:03d}", name=f"fleetq-{size}-{n}") for n in range(size)]
+    row = AccountRequest.objects.create(
+        requester=requester,
+        instance=instances[0],
+        account_name=f"fleet_{size}",
+        account_privilege="RoleReadOnly",
+        justification="reports",
+        approvals_required=1,
+        fleet_size=size,
+    )
+    FleetTarget.objects.bulk_create(
+        FleetTarget(request=row, instance=instance, position=n)
+        for n, instance in enumerate(instances)
+    )
+    workflow.request_approve(
+        request_id=row.pk, approver=approver, comment="", origin=origin_of(approver)
+    )
+    FleetTarget.objects.filter(request=row).update(status=FleetTarget.Status.DONE)
+    FleetTarget.objects.filter(request=row, position=0).update(status=FleetTarget.Status.FAILED)
+    as_requester = signed_in(requester)
+    return {
+        "fleet form": queries_of(as_requester, reverse("fleet_new")),
+        "fleet form, found": queries_of(as_requester, reverse("fleet_new"), name=prefix),
+        "fleet detail": queries_of(as_requester, reverse("request_detail", args=[row.pk])),
+        "fleet progress": queries_of(as_requester, reverse("fleet_progress", args=[row.pk])),
+        "fleet execute": queries_of(as_requester, reverse("fleet_execute", args=[row.pk])),
+        "fleet result": queries_of(as_requester, reverse("fleet_execute_result", args=[row.pk])),
+    }
+
+
+def test_the_fleet_pages_take_the_same_queries_with_3_instances_as_with_60(requester, approver):
+    few = fleet_page_counts(requester, approver, 3)
+    many = fleet_page_counts(requester, approver, 60)
+    assert few == many
+    assert many == FLEET_EXPECTED
+    over = {page for page, count in FLEET_EXPECTED.items() if count > MAX_QUERIES}
+    assert over == {"fleet detail"}
+
+
+# The fleet's pages (none shows live data: the pre-flight runs on a POST). The detail is
+# the request detail page's own count (the request, its decisions, its events), one under
+# the single request's (no approvals badge for a requester); the targets come with htmx.
+FLEET_EXPECTED = {
+    "fleet form": 3,
+    "fleet form, found": 4,
+    "fleet detail": 6,
+    "fleet progress": 5,
+    "fleet execute": 5,
+    "fleet result": 5,
+}

@@ -640,8 +640,10 @@ def drive_a_fleet(run: Run, canary: str) -> None:
     page = run.client.post(
         reverse("fleet_execute", args=[row.pk]),
         {"account_password": canary, "account_password_confirm": canary},
+        follow=True,  # post/redirect/get: the result page, read from the targets
     )
     assert page.status_code == 200
+    assert page.redirect_chain == [(reverse("fleet_execute_result", args=[row.pk]), 302)]
     run.estate.clear_faults()
     secret = tokens.token_create(
         user=run.requester, name="canary fleet", scopes="read,execute", expires_in_days=1

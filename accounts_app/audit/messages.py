@@ -35,6 +35,10 @@ MESSAGES = {
     "reconcile.not_found": _(
         "Not found by DescribeAccounts: nothing was created; the approval stands."
     ),
+    "reconcile.change_made": _("Seen by DescribeAccounts: the change was made."),
+    "reconcile.change_not_made": _(
+        "Not seen by DescribeAccounts: nothing was changed; the approval stands."
+    ),
     # Refusals.
     "denied.needs": _("%(method)s %(path)s refused: it needs %(needs)s."),
     "denied.needs_because": _("%(method)s %(path)s refused: it needs %(needs)s (%(reason)s)."),

@@ -11,6 +11,9 @@ from accounts_app.forms.requests import AccountRequestForm, ExecuteForm
 from accounts_app.models import Instance, RequestKind
 from accounts_app.selectors.fleet import FleetSelector, instances_by_id
 
+# Every kind but adopting (services/fleet.py runs each per instance).
+FLEET_KINDS = [kind for kind in RequestKind.values if kind != RequestKind.ADOPT]
+
 
 class InstanceListField(forms.Field):
     """Instance IDs (checkboxes on the page, a JSON list in the API) -> the instances,
@@ -57,16 +60,21 @@ class FleetRequestForm(AccountRequestForm):
         return list(dict.fromkeys([*ticked, *([added] if added else [])]))
 
     def clean_kind(self):
-        # A fleet creates accounts; changing existing accounts is one instance at a time.
+        # A fleet creates, deletes or changes the account of one name on each instance;
+        # adopting an unmanaged account is one instance at a time.
         kind = super().clean_kind()
-        if kind != RequestKind.CREATE:
+        if kind not in FLEET_KINDS:
             raise forms.ValidationError(
-                _(
-                    "A request on several instances creates accounts: ask for a change "
-                    "on one instance at a time."
-                )
+                _("A request on several instances cannot adopt accounts: adopt them one by one.")
             )
         return kind
+
+    def clean(self):
+        cleaned = super().clean()  # no instance field: only the kind's own checks below
+        kind = cleaned.get("kind")
+        if kind and kind != RequestKind.CREATE:
+            self._clean_change(kind, cleaned)
+        return cleaned
 
     def submission(self) -> dict:
         """The cleaned values, as fleet.fleet_submit() takes them."""
@@ -79,6 +87,7 @@ class FleetRequestForm(AccountRequestForm):
             "account_type": data["account_type"],
             "justification": data["justification"],
             "expires_at": data.get("expires"),
+            "kind": data["kind"],
         }
 
 
@@ -97,10 +106,15 @@ class FleetSelectorForm(forms.Form):
 
 
 class FleetExecuteForm(ExecuteForm):
-    """The execute form, or no password at all: one generated per instance instead.
+    """The fleet's execute form: one typed password for every instance, or one per
+    instance generated in the browser before the run (static/js/fleet.js fills a
+    ``password-<instance ID>`` field for each instance that will run, shown once in the
+    page with a copy button); a change without a password has no field at all.
 
-    No `required` attribute in the page: the browser would insist on a password the
-    "generate one each" choice does not need; the server asks for it when it is needed.
+    Without JavaScript the choice stays hidden: a typed password only. No `required`
+    attribute in the page: the browser would insist on a password the per-instance choice
+    does not need; the server asks for it when it is needed. Never rendered back: an
+    error empties every password field.
     """
 
     use_required_attribute = False
@@ -108,9 +122,40 @@ class FleetExecuteForm(ExecuteForm):
         label=_("Generate a different password for each instance"), required=False
     )
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, instance_ids: list[str], needs_password: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
+        self.instance_ids = instance_ids
         self.fields["account_password"].widget.attrs.pop("required", None)  # the rules' own
-        if self.is_bound and self.data.get("one_password_each"):
+        if not needs_password:
+            self.fields.clear()  # a change without a password: the button is the form
+        elif self.is_bound and self.data.get("one_password_each"):
             for name in ("account_password", "account_password_confirm"):
                 self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean() if self.fields else {}
+        if cleaned.get("one_password_each"):
+            cleaned["passwords"] = self._each_password()
+        return cleaned
+
+    def _each_password(self) -> dict[str, str]:
+        passwords = {i: self.data.get(f"password-{i}", "") for i in self.instance_ids}
+        if not all(passwords.values()) or any(
+            rules.validate("AccountPassword", password) for password in passwords.values()
+        ):
+            raise forms.ValidationError(
+                _(
+                    "The passwords for each instance are generated in the page, with "
+                    "JavaScript: generate them again, or type one password for all."
+                ),
+                code="passwords_per_instance",
+            )
+        return passwords
+
+    def password_for(self, target) -> str | None:
+        """The password of one target of the run: its own, the typed one, or "" (a change
+        without one); None for an instance the page did not list (it waits)."""
+        data = self.cleaned_data
+        if "passwords" in data:
+            return data["passwords"].get(target.instance.instance_id)
+        return data.get("account_password", "")

@@ -90,6 +90,15 @@ def fleet_targets(account_request: AccountRequest) -> list[FleetTarget]:
     return list(account_request.targets.select_related("instance").order_by("position"))
 
 
+def runnable_targets(account_request: AccountRequest) -> list[FleetTarget]:
+    """The targets a run would take now (waiting or failed), in the confirmed order."""
+    return [
+        target
+        for target in fleet_targets(account_request)
+        if target.status in (FleetTarget.Status.WAITING, FleetTarget.Status.FAILED)
+    ]
+
+
 def fleet_progress(targets: list[FleetTarget]) -> FleetProgress:
     return FleetProgress(total=len(targets), counts=dict(Counter(t.status for t in targets)))
 

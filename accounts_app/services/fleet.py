@@ -29,14 +29,16 @@ from accounts_app import notifications, policy, rules
 from accounts_app.alibaba import errors
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
-from accounts_app.models import AccountRequest, AuditEvent, FleetTarget, Instance
+from accounts_app.audit.messages import AuditMessage, message
+from accounts_app.models import AccountRequest, AuditEvent, FleetTarget, Instance, RequestKind
 from accounts_app.selectors.fleet import MAX_FLEET_SIZE
-from accounts_app.services import call_budgets, workflow
+from accounts_app.services import call_budgets, lifecycle, live_calls, workflow
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
 from accounts_app.services.preflight import BLOCKED, OK, WARNING, PreflightResult, run_preflight
 from accounts_app.services.workflow import TransitionError
 
 Status = AccountRequest.Status
+Kind = RequestKind
 Target = FleetTarget.Status
 Action = AuditEvent.Action
 Outcome = AuditEvent.Outcome
@@ -46,6 +48,17 @@ Outcome = AuditEvent.Outcome
 # and the single-instance executions, the syncs and the pre-flights share that quota.
 CREATES_PER_SECOND = 10
 CREATE_BUDGET_KEY = "fleet:CreateAccount"
+# A fleet change calls its kind's operation per instance, under the same per-second
+# budget (one budget per operation: Alibaba throttles per API).
+OPERATIONS = {
+    Kind.CREATE: "CreateAccount",
+    Kind.DELETE: "DeleteAccount",
+    Kind.PRIVILEGE: "GrantAccountPrivilege",
+    Kind.RESET_PASSWORD: "ResetAccountPassword",
+    Kind.DESCRIPTION: "ModifyAccountDescription",
+}
+# What a fleet may do: every kind but adopting (one unmanaged account at a time).
+FLEET_KINDS = tuple(OPERATIONS)
 
 # A fleet run that claimed no target for this long lost its server mid-call.
 STUCK_TARGET_AFTER = timedelta(minutes=5)
@@ -62,6 +75,10 @@ class TargetCheck:
 
     instance: Instance
     preflight: PreflightResult
+    # The account a change names, as DescribeAccounts showed it (changes only).
+    account: object | None = None
+    # Not checked live: the requester's budget of live calls was spent (live_calls).
+    throttled: bool = False
 
     @property
     def status(self) -> str:
@@ -84,22 +101,60 @@ class FleetRefused(TransitionError):
 
 
 def fleet_preflight(
-    *, instances: list[Instance], account_name: str, privilege: str, viewer, client=None
+    *,
+    instances: list[Instance],
+    account_name: str,
+    privilege: str,
+    viewer,
+    kind: str = Kind.CREATE,
+    description: str = "",
+    client=None,
 ) -> list[TargetCheck]:
+    """Each instance's pre-flight, live while the viewer's budget of live calls lasts
+    (each instance counts one, as a page's live check does); the others are checked
+    against the last sync and say so."""
     client = client or get_guarded_client()
-    return [
-        TargetCheck(
-            instance,
-            run_preflight(
+    checks = []
+    for instance in instances:
+        live = live_calls.live_call_allowed(user=viewer)
+        account = None
+        if kind == Kind.CREATE:
+            result = run_preflight(
                 instance=instance,
                 account_name=account_name,
                 privilege=privilege,
                 client=client,
                 viewer=viewer,
-            ),
+                live=live,
+            )
+        else:
+            result, account = lifecycle.change_preflight(
+                instance=instance,
+                kind=kind,
+                account_name=account_name,
+                account_privilege=privilege,
+                account_description=description,
+                viewer=viewer,
+                live=live,
+                client=client,
+            )
+        checks.append(TargetCheck(instance, result, account=account, throttled=not live))
+    return checks
+
+
+def throttled_message(checks: list[TargetCheck]) -> str:
+    """What to tell a requester whose budget of live calls did not cover every instance."""
+    throttled = sum(check.throttled for check in checks)
+    if not throttled:
+        return ""
+    return str(
+        _(
+            "%(count)s of %(total)s instances were checked against the last sync, not live: "
+            "your budget of live checks for this minute is spent. Check again in a minute "
+            "to check them live; each instance is checked live again when it runs."
         )
-        for instance in instances
-    ]
+        % {"count": throttled, "total": len(checks)}
+    )
 
 
 def fleet_size_refusal(privilege: str, size: int) -> str:
@@ -120,11 +175,16 @@ def fleet_submit(
     account_type: str,
     justification: str,
     origin: Origin,
+    kind: str = Kind.CREATE,
     client=None,
     expires_at=None,
 ) -> AccountRequest:
-    """Submit one request for the account on every instance, each checked first. Its
-    expiry (``expires_at``) applies to the account on every instance."""
+    """Submit one request for the account on every instance, each checked first: a
+    creation, or a change (delete, privilege, description, password reset) of the
+    account of that name on each. A creation's expiry (``expires_at``) applies to the
+    account on every instance."""
+    if kind not in FLEET_KINDS:
+        raise FleetRefused(_("A request on several instances cannot do this."))
     refusal = fleet_size_refusal(account_privilege, len(instances))
     if refusal:
         raise FleetRefused(refusal)
@@ -137,6 +197,8 @@ def fleet_submit(
         account_name=account_name,
         privilege=account_privilege,
         viewer=requester,
+        kind=kind,
+        description=account_description,
         client=client,
     )
     blocked = sum(check.status == BLOCKED for check in checks)
@@ -146,8 +208,11 @@ def fleet_submit(
             % {"count": blocked},
             checks=checks,
         )
-    required = workflow.approvals_required_for(account_privilege) + policy.fleet_extra_approvals(
-        account_privilege, len(instances)
+    privilege, fields = account_privilege, {}
+    if kind != Kind.CREATE:
+        privilege, fields = _change_fields(kind, checks, account_privilege, account_description)
+    required = lifecycle.approvals_required(kind, privilege) + policy.fleet_extra_approvals(
+        privilege, len(instances)
     )
 
     def add_targets(account_request: AccountRequest) -> None:
@@ -161,19 +226,34 @@ def fleet_submit(
             origin=origin,
             comment=f"fleet of {len(instances)} instances: {justification}",
             add_rows=add_targets,
+            kind=kind,
             requester=requester,
             instance=instances[0],
             account_name=account_name,
-            account_privilege=account_privilege,
-            account_description=account_description,
+            account_privilege=privilege,
             account_type=account_type,
             justification=justification,
             approvals_required=required,
             fleet_size=len(instances),
             expires_at=expires_at,
+            **{"account_description": account_description, **fields},
         )
     except TransitionError as error:  # an open request for the name on one instance
         raise FleetRefused(error.message) from error
+
+
+def _change_fields(kind, checks, privilege, description) -> tuple[str, dict]:
+    """A fleet change's privilege (the approval policy's): the one granted, else the
+    highest the account has on any instance; and what the request keeps of it."""
+    current = [check.account.privilege for check in checks if check.account is not None]
+    ranked = [value for value, _label in rules.PRIVILEGE_CHOICES]
+    highest = max(current, key=lambda p: ranked.index(p) if p in ranked else -1, default="")
+    if kind == Kind.PRIVILEGE:
+        return privilege, {"current_privilege": highest}
+    fields = {"current_privilege": highest}
+    if kind != Kind.DESCRIPTION:
+        fields["account_description"] = ""  # each instance's own: not one to show
+    return highest or privilege, fields
 
 
 # --- Execute ------------------------------------------------------------------
@@ -209,7 +289,8 @@ def fleet_execute(
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[TargetRun]:
     """Run every waiting or failed target once. ``password_for`` gives each target's
-    password (the same for all, or one generated per instance); it lives only here."""
+    password (the same for all, or one per instance, generated in the browser; "" for a
+    change that takes none; None leaves the target for a later run); it lives only here."""
     client = client or get_guarded_client()
     if workflow.expire_if_stale(request_id=request_id, origin=origin):
         raise TransitionError(_("The approval has expired: submit a new request."))
@@ -234,6 +315,8 @@ def fleet_execute(
             status__in=RUNNABLE
         ):
             password = password_for(target)
+            if password is None:
+                continue
             status = _run_target(account_request, target, password, origin, client, user, sleep)
             runs.append(TargetRun(target, status, password if status == Target.DONE else ""))
     finally:
@@ -257,7 +340,7 @@ def _check_runnable(account_request: AccountRequest, user) -> None:
 
 
 def _run_target(account_request, target, password, origin, client, user, sleep) -> str:
-    """Claim, check again, call CreateAccount, record: one target's turn."""
+    """Claim, check again, call the kind's operation, record: one target's turn."""
     claimed = FleetTarget.objects.filter(pk=target.pk, status__in=RUNNABLE).update(
         status=Target.CREATING, attempts=F("attempts") + 1, claimed_at=timezone.now()
     )
@@ -269,6 +352,36 @@ def _run_target(account_request, target, password, origin, client, user, sleep) 
     AccountRequest.objects.filter(pk=account_request.pk, status=Status.EXECUTING).update(
         executing_since=timezone.now()
     )
+    blocker = _blocker_at_execute(account_request, target, client, user)
+    if blocker:
+        return _fail_target(account_request, target, origin, "PreflightBlocked", blocker)
+    _wait_for_budget(sleep, OPERATIONS[account_request.kind])
+    try:
+        result = _call(account_request, target.instance, password, client)
+    except AlibabaApiError as error:
+        workflow._keep_only_what_fits(error)
+        return _settle_target_error(account_request, target, error, origin, client)
+    _record_target(
+        account_request,
+        target,
+        origin,
+        Target.DONE,
+        _done_action(account_request),
+        request_id=getattr(result, "request_id", ""),
+    )
+    return Target.DONE
+
+
+def _blocker_at_execute(account_request, target, client, user) -> str:
+    """Why this instance cannot run now ("" when it can): a creation's pre-flight, or for
+    a change the lifecycle's own check (the account exists, is a user's, and every
+    account of the instance has settled)."""
+    if account_request.is_change:
+        try:
+            lifecycle.check_settled(target.instance, account_request.account_name, client)
+        except TransitionError as error:
+            return str(error.message)
+        return ""
     preflight = run_preflight(
         instance=target.instance,
         account_name=account_request.account_name,
@@ -278,69 +391,68 @@ def _run_target(account_request, target, password, origin, client, user, sleep) 
         at_execute=True,
         viewer=user,
     )
-    if not preflight.can_proceed:
-        message = preflight.blockers[0].message
-        _record_target(
-            account_request,
-            target,
-            origin,
-            Target.FAILED,
-            Action.EXECUTION_FAILED,
-            outcome=Outcome.FAILURE,
-            code="PreflightBlocked",
-            message=message,
-        )
-        return Target.FAILED
-    _wait_for_budget(sleep)
-    instance = target.instance
-    try:
-        result = client.create_account(
-            region_id=instance.region_id,
-            instance_id=instance.instance_id,
-            account_name=account_request.account_name,
-            account_password=password,
-            account_privilege=account_request.account_privilege,
-            account_description=account_request.account_description,
-            account_type=account_request.account_type,
-        )
-    except AlibabaApiError as error:
-        workflow._keep_only_what_fits(error)
-        return _settle_target_error(account_request, target, error, origin, client)
-    _record_target(
-        account_request,
-        target,
-        origin,
-        Target.DONE,
-        Action.ACCOUNT_CREATED,
-        request_id=getattr(result, "request_id", ""),
+    return "" if preflight.can_proceed else preflight.blockers[0].message
+
+
+@sensitive_variables()
+def _call(account_request, instance, password, client):
+    if account_request.is_change:
+        return lifecycle.change_call(client, account_request, password, instance=instance)
+    return client.create_account(
+        region_id=instance.region_id,
+        instance_id=instance.instance_id,
+        account_name=account_request.account_name,
+        account_password=password,
+        account_privilege=account_request.account_privilege,
+        account_description=account_request.account_description,
+        account_type=account_request.account_type,
     )
-    return Target.DONE
 
 
-def _wait_for_budget(sleep: Callable[[float], None]) -> None:
-    """Take one CreateAccount from the shared per-second budget, waiting for it."""
-    while wait := call_budgets.spend(CREATE_BUDGET_KEY, limit=CREATES_PER_SECOND, window_seconds=1):
+def _done_action(account_request) -> str:
+    if account_request.is_change:
+        return lifecycle.DONE_ACTIONS[account_request.kind]
+    return Action.ACCOUNT_CREATED
+
+
+def _wait_for_budget(sleep: Callable[[float], None], operation: str = "CreateAccount") -> None:
+    """Take one call of the operation from the shared per-second budget, waiting for it."""
+    key = CREATE_BUDGET_KEY if operation == "CreateAccount" else f"fleet:{operation}"
+    while wait := call_budgets.spend(key, limit=CREATES_PER_SECOND, window_seconds=1):
         sleep(wait)
 
 
 def _settle_target_error(account_request, target, error, origin, client) -> str:
     # As for one instance (workflow._settle_error): a duplicate after an unknown outcome
     # is most likely our own earlier call; DescribeAccounts settles it.
-    retried_duplicate = error.code == errors.DUPLICATE_NAME and _had_unknown_outcome(
-        account_request, target
+    retried_duplicate = (
+        not account_request.is_change
+        and error.code == errors.DUPLICATE_NAME
+        and _had_unknown_outcome(account_request, target)
     )
     if isinstance(error, OutcomeUnknown) or retried_duplicate:
-        _record_target(
+        _mark_unknown(
             account_request,
             target,
             origin,
-            Target.UNKNOWN,
-            Action.OUTCOME_UNKNOWN,
-            outcome=Outcome.UNKNOWN,
             code=error.code or "OutcomeUnknown",
-            message=str(error.human_message),
+            text=str(error.human_message),
+            said=workflow._api_error_message(error),
         )
         return _reconcile_target(account_request, target, origin, client)
+    return _fail_target(
+        account_request,
+        target,
+        origin,
+        error.code or "",
+        str(error.human_message),
+        request_id=error.request_id or "",
+        said=workflow._api_error_message(error),
+    )
+
+
+def _fail_target(account_request, target, origin, code, text, *, request_id="", said=None) -> str:
+    """The target failed (nothing was done there): it may run again while approved."""
     _record_target(
         account_request,
         target,
@@ -348,11 +460,26 @@ def _settle_target_error(account_request, target, error, origin, client) -> str:
         Target.FAILED,
         Action.EXECUTION_FAILED,
         outcome=Outcome.FAILURE,
-        code=error.code or "",
-        message=str(error.human_message),
-        request_id=error.request_id or "",
+        code=code,
+        message=text,
+        request_id=request_id,
+        said=said,
     )
     return Target.FAILED
+
+
+def _mark_unknown(account_request, target, origin, *, code, text, said) -> None:
+    _record_target(
+        account_request,
+        target,
+        origin,
+        Target.UNKNOWN,
+        Action.OUTCOME_UNKNOWN,
+        outcome=Outcome.UNKNOWN,
+        code=code,
+        message=text,
+        said=said,
+    )
 
 
 def _had_unknown_outcome(account_request, target) -> bool:
@@ -375,8 +502,10 @@ def _record_target(
     message: str = "",
     request_id: str = "",
     comment: str = "",
+    said: AuditMessage | None = None,
 ) -> None:
-    """Move the target on from its current status and write its audit event, together."""
+    """Move the target on from its current status and write its audit event, together
+    (``said``: the system's sentence, from the audit catalogue)."""
     request_id = workflow.answers.request_id(request_id)
     instance = target.instance
     finished = status in (Target.DONE, Target.FAILED)
@@ -402,10 +531,21 @@ def _record_target(
             alibaba_request_id=request_id,
             error_code=code,
             comment=(comment or message)[:500],
+            message=said,
         )
-        if status == Target.DONE and instance.account_count is not None:
-            Instance.objects.filter(pk=instance.pk).update(account_count=F("account_count") + 1)
+        if status == Target.DONE:
+            _count_accounts(account_request.kind, instance)
     target.status = status
+
+
+def _count_accounts(kind: str, instance: Instance) -> None:
+    """The instance's synced account count follows a creation or a deletion."""
+    if kind == Kind.CREATE and instance.account_count is not None:
+        Instance.objects.filter(pk=instance.pk).update(account_count=F("account_count") + 1)
+    elif kind == Kind.DELETE and instance.account_count:
+        Instance.objects.filter(pk=instance.pk, account_count__gt=0).update(
+            account_count=F("account_count") - 1
+        )
 
 
 def _settle_request(account_request: AccountRequest, expected: str) -> None:
@@ -427,8 +567,8 @@ def _settle_request(account_request: AccountRequest, expected: str) -> None:
 
 
 def _reconcile_target(account_request, target, origin, client) -> str:
-    """DescribeAccounts on this target's instance alone: found, done; absent, failed
-    (it may run again); no answer, it stays unknown."""
+    """DescribeAccounts on this target's instance alone: done, it is done; not done,
+    failed (it may run again); no answer, or not settled yet, it stays unknown."""
     instance = target.instance
     try:
         accounts = client.describe_accounts(
@@ -438,14 +578,24 @@ def _reconcile_target(account_request, target, origin, client) -> str:
         )
     except AlibabaApiError:
         return Target.UNKNOWN
-    if any(account.account_name == account_request.account_name for account in accounts):
+    name = account_request.account_name
+    account = next((a for a in accounts if a.account_name == name), None)
+    if account_request.is_change:
+        made = lifecycle.change_is_visible(account_request, account)
+    else:
+        made = account is not None
+    if made is None:
+        return Target.UNKNOWN
+    if made:
         _record_target(
             account_request,
             target,
             origin,
             Target.DONE,
             Action.RECONCILED,
-            comment="found by DescribeAccounts: the account exists",
+            said=message(
+                "reconcile.change_made" if account_request.is_change else "reconcile.found"
+            ),
         )
         return Target.DONE
     _record_target(
@@ -455,9 +605,9 @@ def _reconcile_target(account_request, target, origin, client) -> str:
         Target.FAILED,
         Action.RECONCILED,
         outcome=Outcome.FAILURE,
-        code="",
-        message="",
-        comment="not found by DescribeAccounts: nothing was created; it may run again",
+        said=message(
+            "reconcile.change_not_made" if account_request.is_change else "reconcile.not_found"
+        ),
     )
     return Target.FAILED
 
@@ -472,15 +622,13 @@ def fleet_reconcile(*, request_id: int, origin: Origin, client=None) -> AccountR
         status__in=[Target.UNKNOWN, Target.CREATING]
     ):
         if target.status == Target.CREATING:
-            _record_target(
+            _mark_unknown(
                 account_request,
                 target,
                 origin,
-                Target.UNKNOWN,
-                Action.OUTCOME_UNKNOWN,
-                outcome=Outcome.UNKNOWN,
                 code="OutcomeUnknown",
-                message="the run stopped before its outcome",
+                text="the run stopped before its outcome",
+                said=message("execution.stopped"),
             )
         _reconcile_target(account_request, target, origin, client)
     _settle_request(account_request, Status.NEEDS_RECONCILIATION)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from accounts_app import notifications, policy
+from accounts_app import notifications, policy, wording
 from accounts_app.alibaba.client import Account, AccountChangeResult
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
 from accounts_app.audit import Origin
@@ -27,8 +27,16 @@ from accounts_app.audit.messages import AuditMessage, message
 from accounts_app.background import follow
 from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
 from accounts_app.selectors.expiry import account_maker
-from accounts_app.services import answers, drift, workflow
+from accounts_app.services import answers, drift, live_calls, workflow
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
+from accounts_app.services.preflight import (
+    BLOCKED,
+    OK,
+    WARNING,
+    Check,
+    PreflightResult,
+    open_request_check,
+)
 from accounts_app.services.workflow import ExecutionResult, TransitionError
 
 Kind = AccountRequest.Kind
@@ -167,6 +175,54 @@ def _named(accounts: list[Account], account_name: str) -> Account:
     return account
 
 
+def change_preflight(
+    *,
+    instance: Instance,
+    kind: str,
+    account_name: str,
+    account_privilege: str = "",
+    account_description: str = "",
+    viewer=None,
+    exclude_request_id: int | None = None,
+    live: bool = True,
+    client=None,
+) -> tuple[PreflightResult, Account | None]:
+    """Whether this change can be asked for on this instance (one row of a fleet
+    change's table): the account exists there, is a user's, and does not already have
+    what the change asks; no other open request names it. With it, the account as
+    DescribeAccounts shows it (None when not found or not asked: ``live=False``, the
+    viewer's budget of live calls spent)."""
+    if instance.is_gone:
+        return _change_result(
+            [Check("instance", BLOCKED, str(wording.INSTANCE_GONE))], live=False
+        ), None
+    if not live:
+        unchecked = Check("account_name", WARNING, str(live_calls.THROTTLED_MESSAGE))
+        return _change_result([unchecked], live=False), None
+    checks = [open_request_check(instance, account_name, exclude_request_id, viewer)]
+    try:
+        account = target_account(instance, account_name, client=client)
+    except TransitionError as error:
+        return _change_result([Check("account_name", BLOCKED, str(error.message)), *checks]), None
+    if kind == Kind.PRIVILEGE and account.privilege == account_privilege:
+        checks.insert(
+            0, Check("privilege", BLOCKED, str(_("The account already has this privilege.")))
+        )
+    elif kind == Kind.DESCRIPTION and account.account_description == account_description:
+        checks.insert(
+            0, Check("description", BLOCKED, str(_("The account already has this description.")))
+        )
+    else:
+        found = _("The account %(name)s exists on this instance.") % {"name": account_name}
+        checks.insert(0, Check("account_name", OK, str(found)))
+    return _change_result(checks), account
+
+
+def _change_result(checks: list[Check], *, live: bool = True) -> PreflightResult:
+    note = _("Checked live with Alibaba Cloud.") if live else ""
+    return PreflightResult(checks=checks, live=live, note=str(note))
+
+
 # --- Execute -----------------------------------------------------------------------------
 
 
@@ -215,7 +271,7 @@ def _execute_change(request_id, user, origin, account_password, client) -> Execu
             executing_since=timezone.now(),
         )
     try:
-        result = _call(client, account_request, account_password)
+        result = change_call(client, account_request, account_password)
     except AlibabaApiError as error:
         workflow._keep_only_what_fits(error)
         if isinstance(error, OutcomeUnknown):
@@ -255,10 +311,15 @@ def moment(value: datetime | None) -> str:
 
 
 def _wait_until_settled(account_request: AccountRequest, client) -> None:
+    check_settled(account_request.instance, account_request.account_name, client)
+
+
+def check_settled(instance: Instance, account_name: str, client) -> Account:
     """Refuse (the approval stands) while any account of the instance is still being
-    created or changed: Alibaba would refuse the call, and the target must still exist."""
-    accounts = _accounts_of(account_request.instance, client)
-    _named(accounts, account_request.account_name)
+    created or changed: Alibaba would refuse the call, and the target must still exist.
+    A fleet's change checks each instance with it before the call."""
+    accounts = _accounts_of(instance, client)
+    account = _named(accounts, account_name)
     if any(account.account_status != "Available" for account in accounts):
         raise TransitionError(
             _(
@@ -267,11 +328,16 @@ def _wait_until_settled(account_request: AccountRequest, client) -> None:
                 "in a minute."
             )
         )
+    return account
 
 
 @sensitive_variables()
-def _call(client, account_request: AccountRequest, account_password: str):
-    instance = account_request.instance
+def change_call(
+    client, account_request: AccountRequest, account_password: str, *, instance=None
+) -> AccountChangeResult:
+    """The kind's operation on the request's instance, or on ``instance`` (one target of
+    a fleet change, services/fleet.py)."""
+    instance = instance or account_request.instance
     where = {
         "region_id": instance.region_id,
         "instance_id": instance.instance_id,

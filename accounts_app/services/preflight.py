@@ -150,7 +150,7 @@ def run_preflight(
         checks.append(_being_created_check(facts.being_created, at_execute))
     if account_name:
         checks.append(_name_check(facts, account_name))
-        checks.append(_open_request_check(instance, account_name, exclude_request_id, viewer))
+        checks.append(open_request_check(instance, account_name, exclude_request_id, viewer))
     if privilege:
         checks.append(_privilege_check(facts, privilege))
     checks.append(_vpc_check(facts))
@@ -223,7 +223,7 @@ def _name_check(facts: _Facts, account_name: str) -> Check:
     return Check("account_name", OK, _("No account named “%(name)s” exists yet.") % params)
 
 
-def _open_request_check(
+def open_request_check(
     instance: Instance, account_name: str, exclude_request_id: int | None, viewer=None
 ) -> Check:
     params = {"name": account_name}

@@ -9,9 +9,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET
 
-from accounts_app import policy, roles
+from accounts_app import policy, roles, rules
 from accounts_app.audit import Origin
 from accounts_app.forms.fleet import FleetExecuteForm, FleetRequestForm, FleetSelectorForm
+from accounts_app.models import AccountRequest
 from accounts_app.reauth import recent_login_required
 from accounts_app.selectors import fleet as selectors
 from accounts_app.services import fleet
@@ -35,6 +36,7 @@ def fleet_new(request):
             return checks
     context = {"finder": finder, "form": form, "rows": _rows(listed, checks), "checked": checks}
     context.update(expiry_context())
+    context["throttled"] = fleet.throttled_message(checks or [])
     return render(request, "requests/fleet_new.html", context)
 
 
@@ -47,6 +49,8 @@ def _check_or_submit(request, form: FleetRequestForm, *, submit: bool):
             account_name=values["account_name"],
             privilege=values["account_privilege"],
             viewer=request.user,
+            kind=values["kind"],
+            description=values["account_description"],
         )
     try:
         row = fleet.fleet_submit(
@@ -83,42 +87,76 @@ def fleet_progress(request, pk: int):
     return render(request, "requests/_fleet_progress.html", context)
 
 
-@never_cache  # no-store: the answer may carry the passwords generated for each instance
+@never_cache  # no-store on the form, whatever the middleware does
 @sensitive_post_parameters()
 @sensitive_variables()
 @roles.role_required(roles.REQUEST_ACCOUNT)
 @recent_login_required
 def fleet_execute(request, pk: int):
-    """The one request in which the password(s) exist: the whole run happens here."""
+    """The one request in which the password(s) exist: the whole run happens here.
+
+    Post/redirect/get: a run, or its refusal, answers with a redirect (to the result
+    page, or back here with the refusal said), so a refresh never posts again. The
+    passwords generated per instance are made in the browser before the run and shown
+    there once; the server never writes a password into a page."""
     account_request = _own_request(request, pk)
     if not account_request.is_fleet:
         return redirect("request_execute", pk=pk)
-    form = FleetExecuteForm(request.POST or None)
-    runs = None
+    runnable = selectors.runnable_targets(account_request)
+    form = FleetExecuteForm(
+        request.POST if request.method == "POST" else None,
+        instance_ids=[target.instance.instance_id for target in runnable],
+        needs_password=account_request.needs_password,
+    )
     if request.method == "POST" and form.is_valid():
-        runs = _run(request, pk, form)
-        account_request.refresh_from_db()
-    context = {
-        "account_request": account_request,
-        "form": form,
-        "runs": runs,
-        "may_run": policy.may_execute_fleet(request.user, account_request),
-    }
+        ran = _run(request, pk, form)
+        return redirect("fleet_execute_result" if ran else "fleet_execute", pk=pk)
+    if not policy.may_execute_fleet(request.user, account_request):
+        return redirect("fleet_execute_result", pk=pk)
+    context = {"account_request": account_request, "form": form, "runnable": runnable}
+    context["rules_spec"] = rules.browser_spec()
     return render(request, "requests/fleet_execute.html", context)
 
 
 @sensitive_variables()
-def _run(request, pk: int, form: FleetExecuteForm):
-    """Each target's run; a different generated password each, or the one typed."""
-    typed = form.cleaned_data.get("account_password", "")
-    each = form.cleaned_data["one_password_each"]
+def _run(request, pk: int, form: FleetExecuteForm) -> bool:
+    """Whether the run started (its outcome is then each target's state); a refusal
+    before it is said in a message."""
     try:
-        return fleet.fleet_execute(
+        fleet.fleet_execute(
             request_id=pk,
             user=request.user,
-            password_for=lambda target: fleet.generate_password() if each else typed,
+            password_for=form.password_for,
             origin=Origin.from_request(request),
         )
     except fleet.TransitionError as error:
-        form.add_error(None, error.message)
-        return None
+        messages.error(request, error.message)
+        return False
+    return True
+
+
+@never_cache
+@require_GET
+@roles.role_required(roles.REQUEST_ACCOUNT)
+def fleet_execute_result(request, pk: int):
+    """What the runs left, read from the targets' states: each instance's outcome, what
+    to do next; never a password."""
+    account_request = _own_request(request, pk)
+    if not account_request.is_fleet or account_request.status not in RESULT_STATUSES:
+        return redirect("request_detail", pk=pk)
+    targets = selectors.fleet_targets(account_request)
+    progress = selectors.fleet_progress(targets)
+    if account_request.is_approved and progress.finished == 0:
+        return redirect("fleet_execute", pk=pk)  # nothing was tried since the approval
+    context = {"account_request": account_request, "targets": targets, "progress": progress}
+    context["may_run"] = policy.may_execute_fleet(request.user, account_request)
+    return render(request, "requests/fleet_execute_result.html", context)
+
+
+# What a run leaves (approved: some instances failed, the approval standing).
+RESULT_STATUSES = {
+    AccountRequest.Status.APPROVED,
+    AccountRequest.Status.EXECUTING,
+    AccountRequest.Status.CREATED,
+    AccountRequest.Status.NEEDS_RECONCILIATION,
+}
