@@ -247,6 +247,9 @@ class AccountRequest(models.Model):
 
     Status = RequestStatus
     OPEN_STATUSES = OPEN_STATUSES
+    # Not a column: the seq of the audit event this process last wrote for this object
+    # (audit.writer.record_event); its notifications are keyed by it.
+    last_event_seq: int | None = None
 
     requester = models.ForeignKey(
         settings.AUTH_USER_MODEL,
