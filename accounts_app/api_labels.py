@@ -14,7 +14,7 @@ https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-201
 from __future__ import annotations
 
 from django.utils.functional import Promise
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import get_language, pgettext_lazy
 
 from accounts_app.rules import ACCOUNT_TYPE_CHOICES, PRIVILEGE_CHOICES
 
@@ -60,32 +60,43 @@ ACCOUNT_TYPES: dict[str, Promise] = {
 PRIVILEGES: dict[str, Promise] = dict(PRIVILEGE_CHOICES)
 
 
-def _label(labels: dict[str, Promise], value: str) -> str:
-    return str(labels.get(value, value))
+# Each label translated once per language and process: a list of a hundred instances
+# asked gettext several hundred times a page (docs/benchmarks.md).
+_TRANSLATED: dict[tuple[str | None, int, str], str] = {}
+
+
+def translated(labels: dict[str, Promise], value: str) -> str:
+    """labels[value] in the current language (value itself when not listed)."""
+    if value not in labels:
+        return value
+    key = (get_language(), id(labels), value)
+    if key not in _TRANSLATED:
+        _TRANSLATED[key] = str(labels[value])
+    return _TRANSLATED[key]
 
 
 def instance_status_label(value: str) -> str:
-    return _label(INSTANCE_STATUSES, value)
+    return translated(INSTANCE_STATUSES, value)
 
 
 def architecture_label(value: str) -> str:
-    return _label(ARCHITECTURES, value)
+    return translated(ARCHITECTURES, value)
 
 
 def edition_label(value: str) -> str:
-    return _label(EDITIONS, value)
+    return translated(EDITIONS, value)
 
 
 def account_status_label(value: str) -> str:
-    return _label(ACCOUNT_STATUSES, value)
+    return translated(ACCOUNT_STATUSES, value)
 
 
 def account_type_label(value: str) -> str:
-    return _label(ACCOUNT_TYPES, value)
+    return translated(ACCOUNT_TYPES, value)
 
 
 def privilege_label(value: str) -> str:
-    return _label(PRIVILEGES, value)
+    return translated(PRIVILEGES, value)
 
 
 # Region IDs and the names Alibaba gives them (English here, the console's Chinese names
@@ -121,10 +132,10 @@ REGIONS: dict[str, Promise] = {
 
 
 def region_name(value: str) -> str:
-    return _label(REGIONS, value)
+    return translated(REGIONS, value)
 
 
 def region_label(value: str) -> str:
     """A region as pages show it: its name in the reader's language, then its ID (the
     value the API and the filters take); an ID not listed stays as it came."""
-    return f"{REGIONS[value]} · {value}" if value in REGIONS else value
+    return f"{translated(REGIONS, value)} · {value}" if value in REGIONS else value

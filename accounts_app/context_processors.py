@@ -18,9 +18,5 @@ def navigation(request):
         "nav_can_view_everything": policy.may_view_everything(user),
         # Lazy: evaluated only where the header shows it. Capped: counting thousands of
         # waiting requests on every page would cost more than the page; "99+" says enough.
-        "nav_waiting_count": lambda: (
-            selectors.waiting_for_approval(user)[:BADGE_CAP].count()
-            if policy.may_approve(user)
-            else 0
-        ),
+        "nav_waiting_count": lambda: selectors.waiting_count(user, BADGE_CAP),
     }

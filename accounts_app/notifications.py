@@ -45,7 +45,10 @@ def _send(kind: str, account_request: AccountRequest, recipients: list[str], **e
     """The mails and chat messages of a request's transition. The event is the request's
     latest audit event: every transition writes exactly one, so a task that runs twice
     sends once."""
-    last_seq = AuditEvent.objects.filter(request=account_request).aggregate(Max("seq"))["seq__max"]
+    last_seq = account_request.last_event_seq  # written by this process's record_event
+    if last_seq is None:
+        events = AuditEvent.objects.filter(request=account_request)
+        last_seq = events.aggregate(Max("seq"))["seq__max"]
     event_key = f"{kind}:{account_request.pk}:{last_seq or 0}"
     _to_chat(kind, account_request, event_key, extra.get("verdict"))
     approver = extra.pop("approver", None)

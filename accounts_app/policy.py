@@ -10,7 +10,7 @@ in accounts_app.roles; the state rules (open, stale, cancellable) on the model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -100,12 +100,17 @@ def deciders_emails(account_request: AccountRequest) -> list[str]:
 # --- Four eyes that survive an administrator ----------------------------------
 
 
-def _granted_recently() -> Q:
-    """A RoleGrant given within the last APPROVER_WAIT_HOURS (none when that is 0)."""
-    hours = settings.APPROVER_WAIT_HOURS
-    if hours <= 0:
+def approver_wait_start() -> datetime:
+    """A grant given after this time still holds its approver back (APPROVER_WAIT_HOURS)."""
+    return timezone.now() - timedelta(hours=settings.APPROVER_WAIT_HOURS)
+
+
+def _granted_recently(since: datetime | None = None) -> Q:
+    """A RoleGrant given within the last APPROVER_WAIT_HOURS (none when that is 0);
+    ``since``: approver_wait_start(), when the caller already has it."""
+    if settings.APPROVER_WAIT_HOURS <= 0:
         return Q(pk__in=[])
-    return Q(granted_at__gte=timezone.now() - timedelta(hours=hours))
+    return Q(granted_at__gte=since or approver_wait_start())
 
 
 def approver_conflict(approver, requester_id: int) -> str:
@@ -351,13 +356,16 @@ def visible_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[Accou
     return requests if may_view_everything(user) else requests.filter(requester=user)
 
 
-def decidable_requests(user, requests: QuerySet[AccountRequest]) -> QuerySet[AccountRequest]:
-    """may_decide, as a filter."""
+def decidable_requests(
+    user, requests: QuerySet[AccountRequest], *, wait_start: datetime | None = None
+) -> QuerySet[AccountRequest]:
+    """may_decide, as a filter. ``wait_start``: approver_wait_start(), when the caller
+    has it (a query compiled once and run again: selectors/prepared.py)."""
     if not may_approve(user):
         return requests.none()
     if settings.APPROVER_WAIT_HOURS > 0:
         # Too new an approver, in the same query: a page listing requests asks no more.
-        recent = RoleGrant.objects.filter(_granted_recently(), user=user)
+        recent = RoleGrant.objects.filter(_granted_recently(wait_start), user=user)
         requests = requests.exclude(Exists(recent))
     return (
         requests.filter(status=AccountRequest.Status.PENDING)

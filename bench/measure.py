@@ -116,6 +116,19 @@ def build_pages(head: int, detail_pending: int, detail_created: int) -> list[Pag
             "request",
         ),
         Page("request_form", "new request form", "/requests/new/", "requester", "request"),
+        # The lists the later issues added: the same goals (issue 20: "pages the other
+        # issues add ... meet the same goals").
+        Page("request_list", "requests, mine", "/requests/", "requester", "request"),
+        Page(
+            "request_list_all",
+            "requests, all, searched",
+            "/requests/?tab=all&q=app",
+            "auditor",
+            "request",
+        ),
+        Page("approvals", "approvals (approver)", "/approvals/", "approver", "request"),
+        Page("drift", "drift", "/drift/", "auditor", "other"),
+        Page("created_accounts", "created accounts", "/audit/accounts/", "auditor", "audit"),
         Page(
             "admin",
             "peer: admin changelist of audit events",

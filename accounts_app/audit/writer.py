@@ -69,6 +69,10 @@ def record_event(
         AuditChainHead.objects.filter(pk=head.pk).update(
             seq=event.seq, hash=event.hash, last_event_at=event.created_at
         )
+    if request is not None:
+        # The notifications of this transition name it by this event (one statement
+        # fewer than reading the request's newest event back).
+        request.last_event_seq = event.seq
     return event
 
 

@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 from functools import reduce
 from operator import or_
 
+from django.conf import settings
 from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, QuerySet
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, Decision, RequestKind
+from accounts_app.selectors.prepared import Prepared
 
 Status = AccountRequest.Status
 
@@ -22,9 +24,31 @@ def my_requests(user) -> QuerySet[AccountRequest]:
     return requests_with_instance().filter(requester=user)
 
 
-def waiting_for_approval(user) -> QuerySet[AccountRequest]:
+def waiting_for_approval(user, *, wait_start=None) -> QuerySet[AccountRequest]:
     """Pending requests this approver may still decide (policy.may_decide)."""
-    return policy.decidable_requests(user, requests_with_instance())
+    return policy.decidable_requests(user, requests_with_instance(), wait_start=wait_start)
+
+
+def _capped_waiting(user, cap: int, _wait_on: bool, *, wait_start) -> QuerySet[AccountRequest]:
+    return waiting_for_approval(user, wait_start=wait_start)[:cap]
+
+
+_WAITING_COUNT = Prepared(_capped_waiting, wait_start=datetime)
+
+
+def waiting_count(user, cap: int) -> int:
+    """How many requests wait for this approver's decision, counting at most ``cap``
+    (the navigation's badge, on every page: compiled once, selectors/prepared.py)."""
+    if not policy.may_approve(user):
+        return 0
+    return _WAITING_COUNT.count(
+        user, shape=_wait_shape(cap), wait_start=policy.approver_wait_start()
+    )
+
+
+def _wait_shape(*shape) -> tuple:
+    # Whether the approver wait is on changes the SQL (policy.decidable_requests).
+    return (*shape, settings.APPROVER_WAIT_HOURS > 0)
 
 
 def needing_reconciliation(user) -> QuerySet[AccountRequest]:
@@ -50,15 +74,12 @@ DASHBOARD_LISTS = {
 }
 
 
-def dashboard_lists(user, size: int) -> dict[str, list[AccountRequest]]:
-    """Each dashboard list's `size` newest rows, in one query rather than one per list.
-
-    Every row of the query says which lists' first rows it is among (one sliced
+def _dashboard_rows(user, size: int, _wait_on: bool, *, wait_start) -> QuerySet[AccountRequest]:
+    """Every row of the query says which lists' first rows it is among (one sliced
     subquery per list); a row may be in several (your own request, just created).
-    "waiting" is empty for a user who may not approve.
-    """
+    "waiting" is left out for a user who may not approve."""
     selected = {
-        name: selector(user)
+        name: selector(user, wait_start=wait_start) if name == "waiting" else selector(user)
         for name, (selector, _order) in DASHBOARD_LISTS.items()
         if name != "waiting" or policy.may_approve(user)
     }
@@ -69,7 +90,19 @@ def dashboard_lists(user, size: int) -> dict[str, list[AccountRequest]]:
         for name, requests in selected.items()
     }
     anywhere = reduce(or_, (Q(**{flag: True}) for flag in flags))
-    rows = list(requests_with_instance().annotate(**flags).filter(anywhere))
+    return requests_with_instance().annotate(**flags).filter(anywhere)
+
+
+_DASHBOARD_ROWS = Prepared(_dashboard_rows, wait_start=datetime)
+
+
+def dashboard_lists(user, size: int) -> dict[str, list[AccountRequest]]:
+    """Each dashboard list's `size` newest rows, in one query rather than one per list
+    (compiled once per process and set of roles: selectors/prepared.py)."""
+    rows = _DASHBOARD_ROWS.rows(
+        user, shape=_wait_shape(size), wait_start=policy.approver_wait_start()
+    )
+    selected = [name for name in DASHBOARD_LISTS if name != "waiting" or policy.may_approve(user)]
     lists = {name: [] for name in DASHBOARD_LISTS}
     for name in selected:
         order = DASHBOARD_LISTS[name][1]

@@ -232,24 +232,25 @@ def request_execute(
 ) -> ExecutionResult:
     """Execute a request of any kind; a creation is workflow.request_execute's. The
     password (creation, reset) lives only in this call's frame."""
-    kind = AccountRequest.objects.filter(pk=request_id).values_list("kind", flat=True).first()
-    if kind in (None, Kind.CREATE):
+    # Read once: its kind, whether it has expired, and what the execution needs.
+    account_request = workflow.unexpired_request(request_id=request_id, origin=origin)
+    if account_request is None:
+        raise TransitionError(_("The approval has expired: submit a new request."))
+    if account_request.kind == Kind.CREATE:
         return workflow.request_execute(
             request_id=request_id,
             user=user,
             account_password=account_password,
             origin=origin,
             client=client,
+            current=account_request,
         )
-    return _execute_change(request_id, user, origin, account_password, client)
+    return _execute_change(account_request, user, origin, account_password, client)
 
 
 @sensitive_variables()
-def _execute_change(request_id, user, origin, account_password, client) -> ExecutionResult:
+def _execute_change(account_request, user, origin, account_password, client) -> ExecutionResult:
     client = client or get_guarded_client()
-    if workflow.expire_if_stale(request_id=request_id, origin=origin):
-        raise TransitionError(_("The approval has expired: submit a new request."))
-    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
     if not policy.owns(user, account_request):
         raise TransitionError(_("Only the requester carries out the change once it is approved."))
     if not account_request.is_approved:

@@ -216,8 +216,11 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
     with transaction.atomic():
         # The row lock makes concurrent decisions on one request take turns, so
         # the approval count is never read stale (SQLite: the IMMEDIATE write lock).
+        # The requester comes along for the notification (not locked: only what was).
         account_request = (
-            AccountRequest.objects.select_for_update().select_related("instance").get(pk=request_id)
+            AccountRequest.objects.select_for_update(of=("self", "instance"))
+            .select_related("instance", "requester")
+            .get(pk=request_id)
         )
         if not account_request.is_pending:
             raise _refusal(
@@ -340,11 +343,19 @@ def request_cancel(*, request_id: int, user, origin: Origin) -> AccountRequest:
 def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
     """Expire the request if its time is up. Runs in its own transaction, so the
     expiry sticks even when the caller then refuses the action."""
+    return unexpired_request(request_id=request_id, origin=origin) is None
+
+
+def unexpired_request(*, request_id: int, origin: Origin) -> AccountRequest | None:
+    """The request (with its instance and requester), or None once it has just been
+    expired because its time was up (expire_if_stale): one read serves both."""
     # Read outside the transaction (nearly every request is not stale: one statement);
     # the compare-and-set below decides if it moved on since.
-    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
+    account_request = AccountRequest.objects.select_related("instance", "requester").get(
+        pk=request_id
+    )
     if not account_request.is_stale(timezone.now()):
-        return False
+        return account_request
     was = account_request.status
     with transaction.atomic():
         try:
@@ -358,9 +369,10 @@ def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
                 finished_at=timezone.now(),
             )
         except TransitionError:
-            return False  # it moved on meanwhile
+            # It moved on meanwhile: what it is now.
+            return AccountRequest.objects.select_related("instance", "requester").get(pk=request_id)
     notifications.request_expired(account_request)
-    return True
+    return None
 
 
 def expire_requests(*, origin: Origin | None = None) -> int:
@@ -389,13 +401,20 @@ def check_executable(account_request: AccountRequest, user) -> None:
 
 @sensitive_variables()
 def request_execute(
-    *, request_id: int, user, account_password: str, origin: Origin, client=None
+    *,
+    request_id: int,
+    user,
+    account_password: str,
+    origin: Origin,
+    client=None,
+    current: AccountRequest | None = None,
 ) -> ExecutionResult:
-    """Create the account. The password lives only in this call's frame."""
+    """Create the account. The password lives only in this call's frame. ``current``:
+    unexpired_request()'s answer, when the caller has just asked it."""
     client = client or get_guarded_client()
-    if expire_if_stale(request_id=request_id, origin=origin):
+    account_request = current or unexpired_request(request_id=request_id, origin=origin)
+    if account_request is None:
         raise TransitionError(_("The approval has expired: submit a new request."))
-    account_request = AccountRequest.objects.select_related("instance").get(pk=request_id)
     check_executable(account_request, user)
     preflight = preflight_for(account_request, client=client, at_execute=True, viewer=user)
     if not preflight.can_proceed:

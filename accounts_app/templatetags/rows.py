@@ -36,8 +36,8 @@ def url_maker(name: str, sentinel: str | int) -> Callable[[object], str]:
     return lambda value: f"{head}{quote(str(value))}{tail}"
 
 
-def _label(labels: dict, value: str):
-    return labels.get(value, value)
+def _label(labels: dict, value: str) -> str:
+    return api_labels.translated(labels, value)
 
 
 def _time(value) -> str:

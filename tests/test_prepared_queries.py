@@ -1,0 +1,111 @@
+"""selectors/prepared.py: a query compiled once gives, for every viewer and value, the
+rows its queryset gives when built and run directly."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from unittest import mock
+
+import pytest
+from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts_app import policy
+from accounts_app.models import AccountRequest, RoleGrant
+from accounts_app.selectors import requests as selectors
+from accounts_app.selectors.prepared import Prepared
+from tests.builders import instance_row
+
+pytestmark = pytest.mark.django_db
+
+
+def waiting(requester, count: int, instance_id: str = "r-bp1prepared") -> list[AccountRequest]:
+    instance = instance_row(instance_id)
+    return AccountRequest.objects.bulk_create(
+        AccountRequest(
+            requester=requester,
+            instance=instance,
+            account_name=f"prep_{instance_id[-3:]}_{number}",
+            account_privilege="RoleReadOnly",
+            justification="reports",
+            approvals_required=1,
+        )
+        for number in range(count)
+    )
+
+
+def test_each_viewer_gets_their_own_rows_from_one_compiled_query(
+    requester, approver, second_approver, auditor
+):
+    waiting(requester, 3)
+    waiting(approver, 2, "r-bp1preparedb")
+    for viewer in (requester, approver, second_approver, auditor, requester, approver):
+        lists = selectors.dashboard_lists(viewer, 10)
+        assert lists == direct_dashboard_lists(viewer, 10), viewer.username
+    # The approver does not wait for their own two; the second approver waits for all five.
+    assert len(selectors.dashboard_lists(approver, 10)["waiting"]) == 3
+    assert len(selectors.dashboard_lists(second_approver, 10)["waiting"]) == 5
+    assert selectors.waiting_count(approver, 100) == 3
+    assert selectors.waiting_count(second_approver, 4) == 4  # capped
+    assert selectors.waiting_count(requester, 100) == 0
+
+
+def direct_dashboard_lists(user, size: int) -> dict[str, list[AccountRequest]]:
+    """The lists as each selector gives them, built and run one by one."""
+    lists = {}
+    for name, (selector, order) in selectors.DASHBOARD_LISTS.items():
+        if name == "waiting" and not policy.may_approve(user):
+            lists[name] = []
+            continue
+        rows = list(selector(user).order_by(f"-{order}", "-pk")[:size])
+        lists[name] = rows
+    return lists
+
+
+def test_the_approver_wait_is_asked_with_the_time_of_each_run(settings, requester, second_approver):
+    settings.APPROVER_WAIT_HOURS = 24
+    waiting(requester, 2)
+    grants = RoleGrant.objects.filter(user=second_approver)
+    RoleGrant.objects.create(user=second_approver, what="group Approvers")
+    assert selectors.waiting_count(second_approver, 100) == 0
+    assert selectors.dashboard_lists(second_approver, 10)["waiting"] == []
+    # The same compiled query, a day later: the grant no longer holds the approver back.
+    grants.update(granted_at=timezone.now() - timedelta(hours=25))
+    assert selectors.waiting_count(second_approver, 100) == 2
+    assert len(selectors.dashboard_lists(second_approver, 10)["waiting"]) == 2
+
+
+def test_a_second_run_compiles_nothing_and_takes_one_query(requester, approver):
+    waiting(requester, 2)
+    selectors.dashboard_lists(approver, 10)
+    selectors.waiting_count(approver, 100)
+    with (
+        mock.patch.object(
+            SQLCompiler, "as_sql", autospec=True, side_effect=SQLCompiler.as_sql
+        ) as compiled,
+        CaptureQueriesContext(connection) as queries,
+    ):
+        lists = selectors.dashboard_lists(approver, 10)
+        count = selectors.waiting_count(approver, 100)
+    assert compiled.call_count == 0
+    assert len(queries) == 2
+    assert [row.account_name for row in lists["waiting"]] == ["prep_red_1", "prep_red_0"]
+    assert lists["waiting"][0].instance.instance_id == "r-bp1prepared"  # select_related
+    assert lists["waiting"][0].requester == requester
+    assert count == 2
+
+
+def test_a_value_written_into_the_sql_rather_than_passed_is_refused(approver):
+    def build(viewer, *, limit):
+        return AccountRequest.objects.extra(where=[f"id > {limit}"])  # noqa: S610
+
+    with pytest.raises(ValueError, match="stand-in"):
+        Prepared(build, limit=int).rows(approver, limit=3)
+
+
+def test_a_run_must_give_every_value(approver):
+    prepared = Prepared(lambda viewer, *, since: AccountRequest.objects.all(), since=int)
+    with pytest.raises(TypeError):
+        prepared.rows(approver)
