@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts_app', '0016_account_lifecycle'),
+        ('accounts_app', '0019_audit_actions_after_merge'),
     ]
 
     operations = [
