@@ -25,6 +25,7 @@ from tests.demo_instances import CHANGING, FULL, HEALTHY, PASSWORD_FREE, REPL_OK
 from tests.fixtures.chat_fakes import ChatFakes
 from tests.test_chat_notifications import add_channel
 from tests.test_tasks import DATABASE_BACKEND, run_worker
+from tests.threads import ON_POSTGRESQL_IN_TRANSACTIONS, run_together
 
 pytestmark = pytest.mark.django_db
 
@@ -385,3 +386,32 @@ def test_only_approvers_and_staff_refresh_an_instances_accounts(estate, requeste
     assert estate.calls() == []
     denied = AuditEvent.objects.filter(action=AuditEvent.Action.PERMISSION_DENIED)
     assert denied.count() == 2
+
+
+# --- Two sweeps of one instance at once (PostgreSQL, real connections) -------------------------
+
+
+def on_postgresql_in_transactions(test):
+    for mark in reversed(ON_POSTGRESQL_IN_TRANSACTIONS):
+        test = mark(test)
+    return test
+
+
+@on_postgresql_in_transactions
+def test_two_sweeps_of_one_instance_at_once_record_each_drift_once(estate):
+    made_outside(estate, "console_made")
+    instance = Instance.objects.get(instance_id=HEALTHY)
+
+    outcomes = run_together(
+        lambda index: drift.sweep_instance(
+            instance=instance, client=estate.client(), origin=Origin.system(f"sweep {index}")
+        ),
+        2,
+    )
+
+    assert [kind for kind, _ in outcomes] == ["ok", "ok"]  # the second waited its turn
+    found = sorted(len(result) for _, result in outcomes)
+    drifted = AuditEvent.objects.filter(action=AuditEvent.Action.DRIFT_FOUND)
+    assert found[0] == 0 and found[1] == drifted.count() > 0  # one found it all, once
+    assert drifted.filter(account_name="console_made").count() == 1
+    assert known("console_made").drift == Drift.UNMANAGED

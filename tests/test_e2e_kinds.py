@@ -9,8 +9,9 @@ import pytest
 from playwright.sync_api import expect
 
 from accounts_app.audit import Origin
-from accounts_app.models import AccountRequest, AuditEvent, KnownAccount
-from accounts_app.services import drift
+from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
+from accounts_app.services import drift, lifecycle
+from tests.builders import approve, origin_of
 from tests.conftest import choose_instance, sign_in
 from tests.demo_instances import HEALTHY
 
@@ -177,3 +178,37 @@ def test_the_request_form_shows_only_the_fields_of_the_chosen_kind(
     expect(page.get_by_text("submitted for approval")).to_be_visible()
     assert AccountRequest.objects.get().kind == Kind.DELETE
     context.close()
+
+
+def test_the_request_page_says_in_progress_until_the_change_settles_then_the_final_state(
+    live_server, page, estate, requester, approver
+):
+    base = live_server.url
+    estate.add_account(HEALTHY, NAME, privilege="RoleReadOnly", description="by-hand")
+    estate.set_activation_delay(60)
+    change = lifecycle.request_submit(
+        kind=Kind.DESCRIPTION,
+        requester=requester,
+        instance=Instance.objects.get(instance_id=HEALTHY),
+        account_name=NAME,
+        account_privilege="RoleReadOnly",
+        account_description="nightly-etl",
+        account_type="Normal",
+        justification="Say what it is for.",
+        origin=origin_of(requester),
+    )
+    approve(change, approver)
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/requests/{change.pk}/")
+    page.get_by_role("link", name=change.get_kind_display()).click()
+    page.get_by_role("button", name=change.get_kind_display()).click()
+    expect(page.get_by_role("heading", name="Done")).to_be_visible()
+    page.goto(f"{base}/requests/{change.pk}/")
+    expect(page.locator("[data-settling]")).to_be_visible()
+
+    estate.clock.advance(61)
+    drift.sweep_accounts(origin=Origin.system("test"), pause=0)
+
+    # No reload: the page asks again by itself (every 5 s) and shows the final state.
+    expect(page.locator("[data-settled]")).to_contain_text("nightly-etl", timeout=15_000)
+    expect(page.locator("[data-settling]")).to_have_count(0)

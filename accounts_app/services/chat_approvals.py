@@ -28,6 +28,7 @@ from django.utils.translation import gettext as _
 from accounts_app import policy
 from accounts_app.audit import Origin, record_event
 from accounts_app.audit.messages import message as audit_message
+from accounts_app.background.delivery import site_url
 from accounts_app.chat import messages, platforms, verify
 from accounts_app.chat.models import ChatChannel, ChatIdentity, ChatNonce
 from accounts_app.chat.verify import CallbackRefused
@@ -200,9 +201,9 @@ def _decide(click: Click, channel: ChatChannel | None, source_ip: str | None) ->
     )
     user = identity.user if identity else None
     origin = _origin(click, user, where, source_ip)
-    page = settings.SITE_URL.rstrip("/") + reverse("request_detail", args=[click.request_id])
+    page = site_url(reverse("request_detail", args=[click.request_id]))
     if identity is None:
-        preferences = settings.SITE_URL.rstrip("/") + reverse("preferences")
+        preferences = site_url(reverse("preferences"))
         _audit(origin, account_request, "chat.not_linked", where)
         return Reply(
             False,

@@ -99,7 +99,7 @@ def instance_accounts_refresh(request, instance_id: str):
     if not policy.may_refresh_accounts(request.user):
         roles.deny(
             request,
-            "staff status",
+            f"{roles.APPROVE_REQUEST} or staff status",
             message=_("Only approvers and administrators can read an instance's accounts again."),
         )
     if not live_calls.live_call_allowed(user=request.user):
