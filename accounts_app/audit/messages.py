@@ -44,6 +44,32 @@ MESSAGES = {
     "chat.not_approver": _("not an approver"),
     "chat.needs_page": _("this privilege is decided on the dashboard's page"),
     "chat.refused_no_request": _("Refused from %(where)s: there is no request %(request_id)s."),
+    # A chat refusal's reasons, said inside chat.refused.
+    "chat.stale": _("timestamp missing or older than five minutes"),
+    "chat.bad_signature": _("signature does not match"),
+    "chat.no_signature": _("signature missing"),
+    "chat.unknown_action": _("unknown action"),
+    "chat.bad_token": _("verification token does not match"),
+    "chat.replayed": _("replayed"),
+    "chat.secret_not_set": _("the platform's signing secret is not set"),
+    "chat.cannot_decrypt": _("cannot decrypt"),
+    "chat.malformed": _("malformed callback"),
+    "chat.not_decidable": _("the request cannot be decided in its current state"),
+    # Fleet requests, reconciliation of changes, the account sweep.
+    "fleet.submitted": _("Fleet request on %(count)s instances."),
+    "fleet.run": _("Run over the fleet's %(count)s instances."),
+    "reconcile.fleet_not_found": _(
+        "Not found by DescribeAccounts: nothing was created; it may run again."
+    ),
+    "reconcile.change_made": _("Found by DescribeAccounts: the change was made."),
+    "reconcile.change_not_seen": _(
+        "Not seen by DescribeAccounts: the approval stands; do it again."
+    ),
+    "drift.unmanaged": _("Drift: an account not made through the dashboard."),
+    "drift.gone": _("Drift: an account the dashboard created is gone."),
+    "drift.privilege": _("Drift: its privilege was changed outside the dashboard."),
+    "drift.description": _("Drift: its description was changed outside the dashboard."),
+    "drift.undeleted": _("Drift: an account the dashboard deleted is still there."),
     # The inventory.
     "sync.summary": _(
         "%(seen)s instances in %(regions_ok)s of %(regions)s regions: %(created)s new, "

@@ -26,6 +26,7 @@ from accounts_app import notifications
 from accounts_app.alibaba.client import Account
 from accounts_app.alibaba.errors import AlibabaApiError
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import message as audit_message
 from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
 from accounts_app.services.breaker import get_guarded_client
 
@@ -143,7 +144,7 @@ def _record_drift(row: KnownAccount, origin: Origin) -> None:
         region_id=row.instance.region_id,
         account_name=row.account_name,
         account_privilege=row.privilege,
-        comment=f"drift: {row.drift}",
+        message=audit_message(f"drift.{row.drift}"),
     )
 
 

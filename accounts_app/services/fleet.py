@@ -29,6 +29,8 @@ from accounts_app import notifications, policy, rules
 from accounts_app.alibaba import errors
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
 from accounts_app.audit import Origin, record_event
+from accounts_app.audit.messages import AuditMessage
+from accounts_app.audit.messages import message as audit_message
 from accounts_app.models import AccountRequest, AuditEvent, FleetTarget, Instance
 from accounts_app.selectors.fleet import MAX_FLEET_SIZE
 from accounts_app.services import call_budgets, workflow
@@ -153,7 +155,8 @@ def fleet_submit(
     try:
         return workflow.open_request(
             origin=origin,
-            comment=f"fleet of {len(instances)} instances: {justification}",
+            comment=justification,
+            said=audit_message("fleet.submitted", count=len(instances)),
             add_rows=add_targets,
             requester=requester,
             instance=instances[0],
@@ -216,7 +219,7 @@ def fleet_execute(
             Status.APPROVED,
             Action.EXECUTION_STARTED,
             origin,
-            comment=f"fleet run over {account_request.fleet_size} instances",
+            said=audit_message("fleet.run", count=account_request.fleet_size),
             status=Status.EXECUTING,
             executed_by=user,
             executing_since=timezone.now(),
@@ -368,6 +371,7 @@ def _record_target(
     message: str = "",
     request_id: str = "",
     comment: str = "",
+    said: AuditMessage | None = None,
 ) -> None:
     """Move the target on from its current status and write its audit event, together."""
     request_id = workflow.answers.request_id(request_id)
@@ -395,6 +399,7 @@ def _record_target(
             alibaba_request_id=request_id,
             error_code=code,
             comment=(comment or message)[:500],
+            message=said,
         )
         if status == Target.DONE and instance.account_count is not None:
             Instance.objects.filter(pk=instance.pk).update(account_count=F("account_count") + 1)
@@ -438,7 +443,7 @@ def _reconcile_target(account_request, target, origin, client) -> str:
             origin,
             Target.DONE,
             Action.RECONCILED,
-            comment="found by DescribeAccounts: the account exists",
+            said=audit_message("reconcile.found"),
         )
         return Target.DONE
     _record_target(
@@ -450,7 +455,7 @@ def _reconcile_target(account_request, target, origin, client) -> str:
         outcome=Outcome.FAILURE,
         code="",
         message="",
-        comment="not found by DescribeAccounts: nothing was created; it may run again",
+        said=audit_message("reconcile.fleet_not_found"),
     )
     return Target.FAILED
 

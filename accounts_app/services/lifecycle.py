@@ -22,6 +22,8 @@ from accounts_app import notifications, policy
 from accounts_app.alibaba.client import Account, AccountChangeResult
 from accounts_app.alibaba.errors import AlibabaApiError, OutcomeUnknown
 from accounts_app.audit import Origin
+from accounts_app.audit.messages import AuditMessage
+from accounts_app.audit.messages import message as audit_message
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance, KnownAccount
 from accounts_app.services import answers, drift, workflow
 from accounts_app.services.breaker import api_breaker, get_guarded_client, unavailable_message
@@ -255,7 +257,14 @@ def _call(client, account_request: AccountRequest, account_password: str):
 
 
 def _record_done(
-    account_request, origin, *, expected, action, alibaba_request_id: str = "", comment=""
+    account_request,
+    origin,
+    *,
+    expected,
+    action,
+    alibaba_request_id: str = "",
+    comment="",
+    said: AuditMessage | None = None,
 ) -> None:
     with transaction.atomic():
         workflow._transition(
@@ -264,6 +273,7 @@ def _record_done(
             action,
             origin,
             comment=comment,
+            said=said,
             event={"alibaba_request_id": alibaba_request_id},
             status=Status.CREATED,
             finished_at=timezone.now(),
@@ -331,7 +341,7 @@ def reconcile_change(
             origin,
             expected=Status.NEEDS_RECONCILIATION,
             action=Action.RECONCILED,
-            comment="found by DescribeAccounts: the change was made",
+            said=audit_message("reconcile.change_made"),
         )
         return account_request
     with transaction.atomic():
@@ -341,7 +351,7 @@ def reconcile_change(
             Action.RECONCILED,
             origin,
             outcome=Outcome.FAILURE,
-            comment="not seen by DescribeAccounts: the approval stands; do it again",
+            said=audit_message("reconcile.change_not_seen"),
             status=Status.APPROVED,
             error_code="",
             error_message="",

@@ -132,7 +132,9 @@ def request_submit(
     )
 
 
-def open_request(*, origin: Origin, comment: str, add_rows=None, **fields) -> AccountRequest:
+def open_request(
+    *, origin: Origin, comment: str, add_rows=None, said: AuditMessage | None = None, **fields
+) -> AccountRequest:
     """Store a submitted request (``fields``) and its audit event in one transaction,
     then tell the approvers who may decide it: every kind of request, one instance or a
     fleet, is opened here. ``add_rows(request)`` writes rows of its own inside the same
@@ -148,6 +150,7 @@ def open_request(*, origin: Origin, comment: str, add_rows=None, **fields) -> Ac
                 origin=origin,
                 request=account_request,
                 comment=comment[:500],
+                message=said,
             )
     except IntegrityError as error:
         # The partial unique index: someone opened the same name on the same
