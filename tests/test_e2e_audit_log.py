@@ -27,8 +27,9 @@ MEASURE = """
   const rows = [...document.querySelectorAll("#audit-results tbody tr")];
   const wrap = document.querySelector("#audit-results .table-wrap");
   const times = [...document.querySelectorAll("#audit-results tbody time")];
+  // Two lines of text would take twice the line height, padding aside.
   const oneLine = (el) => el.getBoundingClientRect().height
-    <= 1.5 * parseFloat(getComputedStyle(el).lineHeight);
+    < 2 * parseFloat(getComputedStyle(el).lineHeight);
   return {
     onScreen: rows.filter((row) => row.getBoundingClientRect().bottom <= innerHeight).length,
     scrollsSideways: wrap.scrollWidth > wrap.clientWidth + 1

@@ -71,7 +71,13 @@ def pages_of(role: str, scene) -> list[str]:
                 "/audit/",  # refused: the 403 page, and a denial in the audit log
             ],
             "approver": ["/approvals/", f"/requests/{pending.pk}/", "/audit/"],
-            "auditor": ["/audit/", "/audit/accounts/", f"/requests/{rejected.pk}/"],
+            "auditor": [
+                "/audit/",
+                "/audit/?hide_sign_ins=on",
+                "/audit/accounts/",
+                "/audit/accounts/?q=nothing-matches",
+                f"/requests/{rejected.pk}/",
+            ],
             "admin": [
                 "/admin/",
                 "/admin/accounts_app/instance/",

@@ -108,6 +108,27 @@ def test_a_request_opened_from_the_instance_list_has_it_chosen(
     expect(page.locator("[data-request-here]")).to_have_count(0)
 
 
+def test_typing_a_name_with_the_live_preflight_logs_no_console_error(
+    live_server, page, estate, requester
+):
+    base = live_server.url
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    # Each pre-flight waits on a slow DescribeAccounts: the next keystroke comes while
+    # the last one is still running.
+    estate.add_fault("slow", action="DescribeAccounts", delay=1.0, count=0)
+    sign_in(page, base, "alice")
+    page.goto(f"{base}/requests/new/?instance_id={HEALTHY}")
+    name = page.locator("#id_account_name")
+    for character in "app_rd":
+        name.press_sequentially(character)
+        page.wait_for_timeout(600)
+    expect(page.locator('#preflight [data-check="account_name"]')).to_have_count(1, timeout=15_000)
+    page.wait_for_load_state("networkidle")
+    assert errors == []
+
+
 def test_cancelling_asks_first(live_server, page, estate, requester):
     base = live_server.url
     account_request = submitted_request(requester)

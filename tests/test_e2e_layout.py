@@ -128,3 +128,30 @@ def test_no_element_is_wider_than_its_container(live_server, page, estate_with_r
                 assert page.locator("html").get_attribute("lang") == language
                 problems += [f"{user} {width}px {path}: {p}" for p in page.evaluate(FIND_OVERFLOWS)]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_long_connection_string_stays_inside_its_card(
+    live_server, page, estate, requester, language
+):
+    from tests.builders import instance_row
+
+    instance_id = "r-bp1longdomain0001"
+    long_domain = instance_id + "-" + "x" * 40 + ".redis.rds.aliyuncs.com"
+    # The page asks the API live: the long name is the simulator's, and the row's.
+    estate.add_instance(
+        InstanceId=instance_id, RegionId="cn-hangzhou", ConnectionDomain=long_domain
+    )
+    instance_row(instance_id, connection_domain=long_domain, port=6379)
+    base = live_server.url
+    sign_in(page, base, "alice")
+    page.context.add_cookies(
+        [{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": base}]
+    )
+    problems = []
+    for width in WIDTHS:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(base + reverse("instance_detail", args=[instance_id]))
+        assert long_domain in page.content()
+        problems += [f"{width}px: {p}" for p in page.evaluate(FIND_OVERFLOWS)]
+    assert not problems, "\n".join(problems)

@@ -245,3 +245,31 @@ def test_another_users_open_request_is_mentioned_without_its_number(
 
     assert "Another open request" in page
     assert f"#{other.pk}" not in page and f"{other.pk}</" not in page
+
+
+@pytest.mark.parametrize("name", ["1starts_with_a_digit", "has-dash", "x" * 40])
+def test_a_name_the_rules_refuse_says_its_checks_did_not_run(estate, requester, name):
+    client = Client()
+    client.force_login(requester)
+
+    page = client.get(
+        reverse("request_preflight"),
+        {"instance_id": HEALTHY, "account_name": name, "account_privilege": "RoleReadOnly"},
+    ).content.decode()
+
+    assert '<li class="blocked" data-check="account_name">' in page
+    assert "The name checks did not run" in page
+    assert 'data-can-proceed="false"' in page
+
+
+def test_a_valid_name_is_checked_and_passes(estate, requester):
+    client = Client()
+    client.force_login(requester)
+
+    page = client.get(
+        reverse("request_preflight"),
+        {"instance_id": HEALTHY, "account_name": "app_new", "account_privilege": "RoleReadOnly"},
+    ).content.decode()
+
+    assert '<li class="ok" data-check="account_name">' in page
+    assert "The name checks did not run" not in page

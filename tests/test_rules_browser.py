@@ -357,6 +357,22 @@ def test_replication_follows_the_selected_instance_with_the_reason_shown(page):
     assert repl.is_disabled()
 
 
+def test_the_replication_note_follows_the_chosen_privilege(page):
+    open_rules_page(page)
+    note = page.locator("#id_account_privilege-rule-note")
+
+    # Read-only chosen: nothing to say about Replication, whatever the instance.
+    for instance_id in ("r-cluster50", "r-standard40", "r-standard50"):
+        page.select_option("#id_instance_id", instance_id)
+        assert note.inner_text() == "", instance_id
+    page.select_option("#id_instance_id", "r-standard40")
+    page.select_option("#id_account_privilege", "RoleRepl")
+    page.select_option("#id_instance_id", "r-cluster50")
+    assert note.inner_text() != ""  # why Replication was taken back
+    page.select_option("#id_account_privilege", "RoleReadWrite")
+    assert note.inner_text() == ""
+
+
 def test_replication_follows_an_instance_select_found_by_its_options_alone(page):
     # A form may leave data-rule off the instance select: its options still describe it.
     page.set_content(rules_page_html().replace('data-rule="InstanceId"', ""))

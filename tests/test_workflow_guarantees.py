@@ -605,12 +605,16 @@ def test_the_forms_pre_flight_checks_the_name_and_the_privilege_live(estate, req
     assert result.check("privilege").status == "blocked"  # 5.0: no RoleRepl
 
 
-def test_the_forms_pre_flight_leaves_out_a_name_the_rules_refuse(estate, requester):
+def test_the_forms_pre_flight_says_a_name_the_rules_refuse_was_not_checked(estate, requester):
     result = workflow.preflight_for_form(
         instance_id=HEALTHY, account_name="9 not a name", privilege="", viewer=requester
     )
 
-    assert result.check("account_name") is None
+    # Not looked up (no name check, no open-request check), and said so: issue 21, bug 8.
+    assert result.check("account_name").status == "blocked"
+    assert "did not run" in result.check("account_name").message
+    assert result.check("open_request") is None
+    assert not result.can_proceed
     assert result.check("privilege") is None
     assert result.check("instance").status == "ok"
 

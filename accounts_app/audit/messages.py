@@ -48,6 +48,20 @@ MESSAGES = {
     "chat.not_approver": _("not an approver"),
     "chat.needs_page": _("this privilege is decided on the dashboard's page"),
     "chat.refused_no_request": _("Refused from %(where)s: there is no request %(request_id)s."),
+    # A chat refusal's reasons, said inside chat.refused.
+    "chat.stale": _("timestamp missing or older than five minutes"),
+    "chat.bad_signature": _("signature does not match"),
+    "chat.no_signature": _("signature missing"),
+    "chat.unknown_action": _("unknown action"),
+    "chat.bad_token": _("verification token does not match"),
+    "chat.replayed": _("replayed"),
+    "chat.secret_not_set": _("the platform's signing secret is not set"),
+    "chat.cannot_decrypt": _("cannot decrypt"),
+    "chat.malformed": _("malformed callback"),
+    "chat.not_decidable": _("the request cannot be decided in its current state"),
+    # Fleet requests.
+    "fleet.submitted": _("Fleet request on %(count)s instances."),
+    "fleet.run": _("Run over the fleet's %(count)s instances."),
     # The inventory.
     "sync.summary": _(
         "%(seen)s instances in %(regions_ok)s of %(regions)s regions: %(created)s new, "

@@ -58,7 +58,8 @@ class InstanceCombobox(forms.TextInput):
                 "hx-target": f"#{listbox}",
                 "hx-swap": "innerHTML",
                 "hx-include": "this",
-                "hx-sync": "this:replace",
+                # Queued, never aborted: htmx logs every aborted request as a console error.
+                "hx-sync": "this:queue last",
             }
         )
         if self.purpose == "request" and text:

@@ -234,7 +234,7 @@ def _decide(click: Click, channel: ChatChannel | None, source_ip: str | None) ->
     try:
         decision(request_id=account_request.pk, approver=user, comment=comment, origin=origin)
     except workflow.TransitionError as error:
-        _audit(origin, account_request, str(error), where)
+        _audit(origin, account_request, "chat.not_decidable", where)
         return Reply(False, str(error))
     account_request.refresh_from_db()
     verdict = _("approved") if click.verdict == "approve" else _("rejected")
@@ -291,10 +291,28 @@ def _audit_refusal(platform: str, reason: str, source_ip: str | None) -> None:
     _audit(origin, None, reason, PLATFORM_NAMES[platform])
 
 
+# The verifiers' refusals (English, for logs and tests), as audit catalogue identifiers:
+# the audit log says them in each reader's language.
+REFUSAL_REASONS = {
+    "timestamp missing or older than five minutes": "chat.stale",
+    "signature does not match": "chat.bad_signature",
+    "signature missing": "chat.no_signature",
+    "unknown action": "chat.unknown_action",
+    "verification token does not match": "chat.bad_token",
+    "replayed": "chat.replayed",
+}
+
+
 def _reason(error: Exception) -> str:
-    if isinstance(error, CallbackRefused):
-        return str(error)
-    return f"malformed callback ({type(error).__name__})"
+    """A catalogue identifier for the refusal."""
+    if not isinstance(error, CallbackRefused):
+        return "chat.malformed"
+    text = str(error)
+    if text.endswith(" is not set"):
+        return "chat.secret_not_set"
+    if text.startswith("cannot decrypt"):
+        return "chat.cannot_decrypt"
+    return REFUSAL_REASONS.get(text, "chat.malformed")
 
 
 def _first_use(platform: str, token: str) -> None:

@@ -224,7 +224,8 @@ def fleet_submit(
     try:
         return workflow.open_request(
             origin=origin,
-            comment=f"fleet of {len(instances)} instances: {justification}",
+            comment=justification,
+            said=message("fleet.submitted", count=len(instances)),
             add_rows=add_targets,
             kind=kind,
             requester=requester,
@@ -304,7 +305,7 @@ def fleet_execute(
             Status.APPROVED,
             Action.EXECUTION_STARTED,
             origin,
-            comment=f"fleet run over {account_request.fleet_size} instances",
+            said=message("fleet.run", count=account_request.fleet_size),
             status=Status.EXECUTING,
             executed_by=user,
             executing_since=timezone.now(),

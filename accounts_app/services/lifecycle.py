@@ -454,7 +454,7 @@ def reconcile_change(
             origin,
             expected=Status.NEEDS_RECONCILIATION,
             action=Action.RECONCILED,
-            comment="found by DescribeAccounts: the change was made",
+            said=message("reconcile.change_made"),
         )
         return account_request
     with transaction.atomic():
@@ -464,7 +464,7 @@ def reconcile_change(
             Action.RECONCILED,
             origin,
             outcome=Outcome.FAILURE,
-            comment="not seen by DescribeAccounts: the approval stands; do it again",
+            said=message("reconcile.change_not_made"),
             status=Status.APPROVED,
             error_code="",
             error_message="",

@@ -17,7 +17,7 @@ pass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.db.models import Q
 from django.utils import timezone
@@ -280,3 +280,17 @@ def _vpc_check(facts: _Facts) -> Check:
     if vpc_auth.is_known(facts.vpc_auth_mode):
         return Check("vpc_auth_mode", OK, str(vpc_auth.PASSWORD_REQUIRED_NOTE))
     return Check("vpc_auth_mode", WARNING, str(vpc_auth.UNKNOWN_NOTE))
+
+
+def with_name_not_checked(result: PreflightResult) -> PreflightResult:
+    """The result, with the name checks said to have not run: the account name breaks
+    the naming rules, so it was not looked for on the instance or in open requests."""
+    check = Check(
+        "account_name",
+        BLOCKED,
+        _(
+            "The name checks did not run: the account name breaks the naming rules "
+            "(the form says which)."
+        ),
+    )
+    return replace(result, checks=[*result.checks, check])

@@ -30,7 +30,7 @@ from accounts_app.services.breaker import (
     get_guarded_client,
     unavailable_message,
 )
-from accounts_app.services.preflight import PreflightResult, run_preflight
+from accounts_app.services.preflight import PreflightResult, run_preflight, with_name_not_checked
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +132,9 @@ def _refuse_expiry(lifetime: policy.Lifetime, expires_at) -> None:
         raise TransitionError(refusal)
 
 
-def open_request(*, origin: Origin, comment: str, add_rows=None, **fields) -> AccountRequest:
+def open_request(
+    *, origin: Origin, comment: str, add_rows=None, said: AuditMessage | None = None, **fields
+) -> AccountRequest:
     """Store a submitted request (``fields``) and its audit event in one transaction,
     then tell the approvers who may decide it: every kind of request, one instance or a
     fleet, is opened here. ``add_rows(request)`` writes rows of its own inside the same
@@ -148,6 +150,7 @@ def open_request(*, origin: Origin, comment: str, add_rows=None, **fields) -> Ac
                 origin=origin,
                 request=account_request,
                 comment=comment[:500],
+                message=said,
             )
     except IntegrityError as error:
         # The partial unique index: someone opened the same name on the same
@@ -189,13 +192,16 @@ def preflight_for_form(*, instance_id: str, account_name: str, privilege: str, v
     instance = Instance.objects.filter(instance_id=instance_id, is_gone=False).first()
     if instance is None:
         return None
-    return run_preflight(
+    name_refused = bool(account_name) and bool(rules.validate("AccountName", account_name))
+    result = run_preflight(
         instance=instance,
-        account_name=account_name if not rules.validate("AccountName", account_name) else "",
+        account_name="" if name_refused else account_name,
         privilege=privilege,
         viewer=viewer,
         live=live_calls.live_call_allowed(user=viewer),
     )
+    # Said, not left out: only green ticks would read as "the name is free".
+    return with_name_not_checked(result) if name_refused else result
 
 
 # --- Decide -------------------------------------------------------------------

@@ -624,27 +624,35 @@
     describe(select, note);
     const defaultValue = requireSpec().params[select.dataset.rule].default;
 
+    // The note follows the choice: it says why the chosen privilege was taken back (the
+    // instance cannot have it), and nothing otherwise; a disabled option keeps its reason
+    // in its title.
     function refresh() {
       const facts = instanceSelect ? optionFacts(selectedOption(instanceSelect)) : null;
-      const reasons = [];
       Array.from(select.options).forEach(function (option) {
         if (!requireSpec().privileges[option.value]) return;
         const allowed = privilegeAllowed(option.value, facts);
-        const reason = allowed ? "" : privilegeReason(option.value, facts);
         option.disabled = !allowed;
-        option.title = reason;
-        if (reason) reasons.push(reason);
+        option.title = allowed ? "" : privilegeReason(option.value, facts);
       });
       const current = selectedOption(select);
+      let said = "";
       if (current && current.disabled) {
+        said = current.title;
         select.value = defaultValue;
         // The privilege (never a password) changed: let the page's own listeners know.
+        takingBack = true;
         select.dispatchEvent(new Event("change", { bubbles: true }));
+        takingBack = false;
       }
-      note.textContent = reasons.join(" ");
+      note.textContent = said;
       updaters.get(select)(false);
     }
 
+    let takingBack = false;
+    select.addEventListener("change", function () {
+      if (!takingBack) note.textContent = "";  // another privilege chosen
+    });
     if (instanceSelect) instanceSelect.addEventListener("change", refresh);
     refresh();
   }
