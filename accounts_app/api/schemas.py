@@ -112,7 +112,8 @@ class RequestIn(Schema):
     justification: str = ""
     kind: str = Field(
         "create",
-        description="create (the default), delete, privilege, reset_password or description",
+        description="create (the default), delete, privilege, reset_password or description; "
+        "each of them on a fleet too (with instance_ids)",
     )
 
 
