@@ -295,3 +295,30 @@ def test_the_single_instance_execute_refuses_a_fleet(estate, requester, approver
             request_id=pk, user=requester, account_password=PASSWORD, origin=origin_of(requester)
         )
     assert not estate.calls("CreateAccount")
+
+
+def test_no_call_is_counted_at_the_very_end_of_a_second(monkeypatch):
+    """A call counted in the last moments of a second would reach Alibaba in the next
+    one: the run waits for the next second, and the call counts there."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    from accounts_app.models import CallWindow
+    from accounts_app.services import fleet
+
+    clock = [1_800_000_000.95]
+    monkeypatch.setattr(timezone, "now", lambda: datetime.fromtimestamp(clock[0], tz=UTC))
+    slept = []
+
+    def sleep(seconds):
+        slept.append(round(seconds, 3))
+        clock[0] += seconds
+
+    fleet._wait_for_budget(sleep)
+    assert slept == [0.05]
+    (window,) = CallWindow.objects.filter(key=fleet.CREATE_BUDGET_KEY)
+    assert window.window_start.timestamp() == 1_800_000_001
+    clock[0] = 1_800_000_001.5
+    fleet._wait_for_budget(sleep)  # well inside the second: no wait
+    assert slept == [0.05]
