@@ -1,10 +1,14 @@
-"""Fleet requests: one account on many instances, approved once, created per instance.
+"""Fleet requests: one account on many instances, approved once, run per instance.
+
+A fleet creates the account on each instance, or changes the account of that name on
+each (delete, privilege, description, password reset: the lifecycle service's own
+check and call per instance, services/lifecycle.py).
 
 The request names its instances at submission (FleetTarget rows, frozen); approvers
 decide on the whole list through the ordinary workflow. The run happens inside the
 one HTTP request that received the password: the request is claimed (approved ->
 executing), then each runnable target is claimed (waiting or failed -> creating,
-compare-and-set), checked again, and CreateAccount is called on it with no
+compare-and-set), checked again, and its operation is called on it with no
 transaction or lock held; its outcome is written to its row and to the audit log
 before the next target, so another tab can watch. At the end the request goes back to
 approved (failed targets may run again while the approval lasts), to
