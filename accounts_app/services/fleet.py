@@ -243,17 +243,25 @@ def fleet_submit(
 
 
 def _change_fields(kind, checks, privilege, description) -> tuple[str, dict]:
-    """A fleet change's privilege (the approval policy's): the one granted, else the
-    highest the account has on any instance; and what the request keeps of it."""
-    current = [check.account.privilege for check in checks if check.account is not None]
+    """A fleet change's privilege, whose approval policy applies: the one granted, else
+    the strictest among the account's privileges on the instances (an instance not
+    checked live may hold any: then the strictest of all); and what the request keeps."""
     ranked = [value for value, _label in rules.PRIVILEGE_CHOICES]
-    highest = max(current, key=lambda p: ranked.index(p) if p in ranked else -1, default="")
+    held = {check.account.privilege for check in checks if check.account is not None}
+
+    def strictness(value: str) -> tuple[int, int]:
+        rank = ranked.index(value) if value in ranked else -1
+        return (lifecycle.approvals_required(kind, value), rank)
+
+    current = max(held, key=strictness, default="")
+    fields = {"current_privilege": current}
     if kind == Kind.PRIVILEGE:
-        return privilege, {"current_privilege": highest}
-    fields = {"current_privilege": highest}
+        return privilege, fields
     if kind != Kind.DESCRIPTION:
         fields["account_description"] = ""  # each instance's own: not one to show
-    return highest or privilege, fields
+    if any(check.account is None for check in checks):
+        held |= set(ranked)
+    return max(held, key=strictness, default=privilege), fields
 
 
 # --- Execute ------------------------------------------------------------------
