@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, FleetTarget
+from accounts_app.models import (
+    AccountRequest,
+    ApprovalPolicy,
+    AuditEvent,
+    CallWindow,
+    FleetTarget,
+)
 from tests.api_support import ApiClient, token_for
 from tests.builders import request_form_data
 from tests.conftest import empty_instance
@@ -295,3 +301,55 @@ def test_the_single_instance_execute_refuses_a_fleet(estate, requester, approver
             request_id=pk, user=requester, account_password=PASSWORD, origin=origin_of(requester)
         )
     assert not estate.calls("CreateAccount")
+
+
+def test_no_call_is_counted_at_the_very_end_of_a_second(monkeypatch):
+    """A call counted in the last moments of a second would reach Alibaba in the next
+    one: the run waits for the next second, and the call counts there."""
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    from accounts_app.models import CallWindow
+    from accounts_app.services import fleet
+
+    clock = [1_800_000_000.95]
+    monkeypatch.setattr(timezone, "now", lambda: datetime.fromtimestamp(clock[0], tz=UTC))
+    slept = []
+
+    def sleep(seconds):
+        slept.append(round(seconds, 3))
+        clock[0] += seconds
+
+    fleet._wait_for_budget(sleep)
+    assert slept == [0.05]
+    (window,) = CallWindow.objects.filter(key=fleet.CREATE_BUDGET_KEY)
+    assert window.window_start.timestamp() == 1_800_000_001
+    clock[0] = 1_800_000_001.5
+    fleet._wait_for_budget(sleep)  # well inside the second: no wait
+    assert slept == [0.05]
+
+
+def test_a_change_checked_against_the_last_sync_asks_the_strictest_policy(
+    settings, estate, requester
+):
+    """An instance not checked live (the requester's live-call budget spent) may hold
+    the account with any privilege: the fleet asks what the strictest policy asks."""
+    ApprovalPolicy.objects.update_or_create(
+        kind="delete", account_privilege="RoleReadWrite", defaults={"approvals_required": 3}
+    )
+    alice = ApiClient(token_for(requester))
+    ids = fleet_of(estate, 2)
+    with_account(estate, ids, privilege="RoleReadOnly")
+    body = fleet_body(ids, kind="delete", account_name="old_app", account_description="")
+
+    settings.LIVE_CALLS_PER_MINUTE = 100
+    live = alice.post("/requests", body).json()
+    assert (live["approvals_required"], live["account_privilege"]) == (1, "RoleReadOnly")
+    assert alice.post(f"/requests/{live['id']}/cancel").status_code == 200
+    CallWindow.objects.all().delete()  # a new minute
+
+    settings.LIVE_CALLS_PER_MINUTE = 1  # the first instance live, the second not
+    synced = alice.post("/requests", body).json()
+    assert (synced["approvals_required"], synced["account_privilege"]) == (3, "RoleReadWrite")
+    assert synced["current_privilege"] == "RoleReadOnly"

@@ -124,6 +124,8 @@ LEGAL: dict[tuple[str, str], tuple[frozenset[str], object]] = {
     ("fleet_progress", "POST"): (SIGNED_IN, 405),
     ("fleet_execute", "GET"): (OWNERS, OK),
     ("fleet_execute", "POST"): (OWNERS, OK),
+    ("fleet_execute_result", "GET"): (OWNERS, OK),
+    ("fleet_execute_result", "POST"): (SIGNED_IN, 405),
     ("approvals", "GET"): (APPROVERS, OK),
     ("approvals", "POST"): (APPROVERS, OK),
     ("instances", "GET"): (SIGNED_IN, OK),

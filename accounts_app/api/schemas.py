@@ -113,7 +113,7 @@ class RequestIn(Schema):
     kind: str = Field(
         "create",
         description="create (the default), delete, privilege, reset_password, description, "
-        "adopt or extend",
+        "adopt or extend; all but adopt and extend on a fleet too (with instance_ids)",
     )
     expires_at: str = Field(
         "",
