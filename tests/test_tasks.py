@@ -372,6 +372,7 @@ def test_the_scheduler_enqueues_each_job_once_per_period(queue, settings):
     settings.SCHEDULE_PRUNE_SECONDS = 0
     settings.SCHEDULE_CHECKPOINT_SECONDS = 0
     settings.SCHEDULE_SWEEP_SECONDS = 0
+    settings.SCHEDULE_ACCOUNT_EXPIRY_SECONDS = 0
     now = timezone.now().replace(minute=0, second=1)
 
     assert scheduler.tick(now) == ["sync", "expire"]
