@@ -390,7 +390,7 @@ def test_the_scheduler_enqueues_each_job_once_per_period(queue, settings):
 
 def test_the_audit_checkpoint_is_published_on_the_schedule(queue, people, settings, caplog):
     settings.SCHEDULE_CHECKPOINT_SECONDS = 3600
-    for job in ("SYNC", "EXPIRE", "RECONCILE", "PRUNE", "SWEEP"):
+    for job in ("SYNC", "EXPIRE", "RECONCILE", "PRUNE", "SWEEP", "ACCOUNT_EXPIRY"):
         setattr(settings, f"SCHEDULE_{job}_SECONDS", 0)
     head = AuditEvent.objects.order_by("-seq").first()
 
