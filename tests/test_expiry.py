@@ -471,3 +471,31 @@ def test_an_overdue_account_is_shown_as_such_on_every_page_until_it_is_gone(
     assert (
         f"<code>{NAME}</code>" not in as_auditor.get(reverse("drift"), {"drift": "undeleted"}).text
     )
+
+
+def test_an_extension_through_the_api(estate, requester, approver):
+    lifetime(days=90)
+    maker = made_account(requester, approver, days=10)
+    api = ApiClient(token_for(requester))
+    body = {
+        "kind": "extend",
+        "instance_id": HEALTHY,
+        "account_name": NAME,
+        "account_privilege": "RoleReadOnly",
+        "justification": "Longer.",
+    }
+    refused = api.post("/requests", {**body, "expires_in_days": 120})
+    assert refused.status_code == 400
+    assert "at most 90 days" in refused.json()["errors"]["expires_in_days"][0]["message"]
+    assert api.post("/requests", body).json()["errors"]["expires_in_days"][0]["message"] == (
+        "Give the new expiry."
+    )
+    in_sixty = (timezone.localdate() + timedelta(days=60)).isoformat()
+    asked = api.post("/requests", {**body, "expires_at": in_sixty})
+    assert asked.status_code == 201, asked.json()
+    assert asked.json()["kind"] == "extend"
+    approve(AccountRequest.objects.get(pk=asked.json()["id"]), approver)
+    done = api.post(f"/requests/{asked.json()['id']}/execute", {}, **{"Idempotency-Key": "x1"})
+    assert done.status_code == 200, done.json()
+    maker.refresh_from_db()
+    assert timezone.localtime(maker.expires_at).date().isoformat() == in_sixty
