@@ -25,6 +25,8 @@ from accounts_app.services.workflow import TransitionError
 from tests.api_support import ApiClient, token_for
 from tests.builders import approve, origin_of, request_form_data, submitted_request
 from tests.demo_instances import HEALTHY
+from tests.test_fleet_api import execute as fleet_execute
+from tests.test_fleet_api import fleet_body, fleet_of
 
 pytestmark = pytest.mark.django_db
 
@@ -499,3 +501,26 @@ def test_an_extension_through_the_api(estate, requester, approver):
     assert done.status_code == 200, done.json()
     maker.refresh_from_db()
     assert timezone.localtime(maker.expires_at).date().isoformat() == in_sixty
+
+
+def test_a_fleets_expiry_deletes_the_account_on_every_instance(estate, requester, approver):
+    lifetime(days=30)
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
+    ids = fleet_of(estate, 3)
+    too_long = alice.post("/requests", fleet_body(ids, expires_in_days=31))
+    assert too_long.status_code == 400
+    assert "expires_in_days" in too_long.json()["errors"]
+    pk = alice.post("/requests", fleet_body(ids, expires_in_days=10)).json()["id"]
+    bob.post(f"/requests/{pk}/approve", {"comment": "ok"})
+    assert fleet_execute(alice, pk, "one").json()["created"] is True
+    fleet = AccountRequest.objects.get(pk=pk)
+    assert fleet.expires_at is not None
+
+    report = expiry.expire_accounts(now=after(fleet))
+
+    assert report.deleted == 1
+    deleted = sorted(call["instance_id"] for call in estate.calls("DeleteAccount"))
+    assert deleted == sorted(ids)
+    assert all("order_ro" not in estate.account_names(i) for i in ids)
+    fleet.refresh_from_db()
+    assert fleet.expiry_done_at is not None
