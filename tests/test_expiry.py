@@ -19,6 +19,7 @@ from accounts_app import policy
 from accounts_app.audit.messages import event_text
 from accounts_app.background import scheduler
 from accounts_app.background.models import NotificationDelivery
+from accounts_app.chat.messages import compose
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance
 from accounts_app.services import drift, expiry, lifecycle, workflow
 from accounts_app.services.workflow import TransitionError
@@ -524,3 +525,14 @@ def test_a_fleets_expiry_deletes_the_account_on_every_instance(estate, requester
     assert all("order_ro" not in estate.account_names(i) for i in ids)
     fleet.refresh_from_db()
     assert fleet.expiry_done_at is not None
+
+
+def test_the_chat_card_shows_the_expiry_to_approvers(estate, requester):
+    account_request = submitted_request(requester, expires_at=timezone.now() + timedelta(days=7))
+    in_utc = account_request.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    english = dict(compose("submitted", account_request, "en").fields)
+    chinese = dict(compose("submitted", account_request, "zh-hans").fields)
+    assert english["Expires"] == in_utc
+    assert chinese["过期时间"] == in_utc
+    no_expiry = submitted_request(requester, name="app_writer")
+    assert "Expires" not in dict(compose("submitted", no_expiry, "en").fields)
