@@ -155,6 +155,7 @@ def run_mode(mode: Mode, approvals: int, sink: SmtpSink, scratch: Path) -> None:
         "SCHEDULE_PRUNE_SECONDS": "0",
         "SCHEDULE_CHECKPOINT_SECONDS": "0",
         "SCHEDULE_SWEEP_SECONDS": "0",
+        "SCHEDULE_ACCOUNT_EXPIRY_SECONDS": "0",
         "TASKS_HEARTBEAT_SECONDS": "1",
         "PYTHONPATH": str(ROOT),
         "LOG_LEVEL": "WARNING",

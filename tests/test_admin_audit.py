@@ -83,7 +83,8 @@ def test_the_attack_through_the_admin_is_in_the_chain_and_the_accomplice_cannot_
         # 1. The superuser lowers the RoleRepl policy to 1.
         response = client.post(
             reverse("admin:accounts_app_approvalpolicy_change", args=[repl.pk]),
-            {"account_privilege": "RoleRepl", "approvals_required": "1"},
+            # As the admin's form posts it: the lifetime rules as they were.
+            {"account_privilege": "RoleRepl", "approvals_required": "1", "allow_no_expiry": "on"},
         )
         assert response.status_code == 302, response.content.decode()[:2000]
         # 2. creates a second account, 3. puts it in Approvers.

@@ -19,12 +19,15 @@ from accounts_app import policy
 from accounts_app.audit.messages import event_text
 from accounts_app.background import scheduler
 from accounts_app.background.models import NotificationDelivery
+from accounts_app.chat.messages import compose
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Instance
 from accounts_app.services import drift, expiry, lifecycle, workflow
 from accounts_app.services.workflow import TransitionError
 from tests.api_support import ApiClient, token_for
 from tests.builders import approve, origin_of, request_form_data, submitted_request
 from tests.demo_instances import HEALTHY
+from tests.test_fleet_api import execute as fleet_execute
+from tests.test_fleet_api import fleet_body, fleet_of
 
 pytestmark = pytest.mark.django_db
 
@@ -471,3 +474,65 @@ def test_an_overdue_account_is_shown_as_such_on_every_page_until_it_is_gone(
     assert (
         f"<code>{NAME}</code>" not in as_auditor.get(reverse("drift"), {"drift": "undeleted"}).text
     )
+
+
+def test_an_extension_through_the_api(estate, requester, approver):
+    lifetime(days=90)
+    maker = made_account(requester, approver, days=10)
+    api = ApiClient(token_for(requester))
+    body = {
+        "kind": "extend",
+        "instance_id": HEALTHY,
+        "account_name": NAME,
+        "account_privilege": "RoleReadOnly",
+        "justification": "Longer.",
+    }
+    refused = api.post("/requests", {**body, "expires_in_days": 120})
+    assert refused.status_code == 400
+    assert "at most 90 days" in refused.json()["errors"]["expires_in_days"][0]["message"]
+    assert api.post("/requests", body).json()["errors"]["expires_in_days"][0]["message"] == (
+        "Give the new expiry."
+    )
+    in_sixty = (timezone.localdate() + timedelta(days=60)).isoformat()
+    asked = api.post("/requests", {**body, "expires_at": in_sixty})
+    assert asked.status_code == 201, asked.json()
+    assert asked.json()["kind"] == "extend"
+    approve(AccountRequest.objects.get(pk=asked.json()["id"]), approver)
+    done = api.post(f"/requests/{asked.json()['id']}/execute", {}, **{"Idempotency-Key": "x1"})
+    assert done.status_code == 200, done.json()
+    maker.refresh_from_db()
+    assert timezone.localtime(maker.expires_at).date().isoformat() == in_sixty
+
+
+def test_a_fleets_expiry_deletes_the_account_on_every_instance(estate, requester, approver):
+    lifetime(days=30)
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
+    ids = fleet_of(estate, 3)
+    too_long = alice.post("/requests", fleet_body(ids, expires_in_days=31))
+    assert too_long.status_code == 400
+    assert "expires_in_days" in too_long.json()["errors"]
+    pk = alice.post("/requests", fleet_body(ids, expires_in_days=10)).json()["id"]
+    bob.post(f"/requests/{pk}/approve", {"comment": "ok"})
+    assert fleet_execute(alice, pk, "one").json()["created"] is True
+    fleet = AccountRequest.objects.get(pk=pk)
+    assert fleet.expires_at is not None
+
+    report = expiry.expire_accounts(now=after(fleet))
+
+    assert report.deleted == 1
+    deleted = sorted(call["instance_id"] for call in estate.calls("DeleteAccount"))
+    assert deleted == sorted(ids)
+    assert all("order_ro" not in estate.account_names(i) for i in ids)
+    fleet.refresh_from_db()
+    assert fleet.expiry_done_at is not None
+
+
+def test_the_chat_card_shows_the_expiry_to_approvers(estate, requester):
+    account_request = submitted_request(requester, expires_at=timezone.now() + timedelta(days=7))
+    in_utc = account_request.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    english = dict(compose("submitted", account_request, "en").fields)
+    chinese = dict(compose("submitted", account_request, "zh-hans").fields)
+    assert english["Expires"] == in_utc
+    assert chinese["过期时间"] == in_utc
+    no_expiry = submitted_request(requester, name="app_writer")
+    assert "Expires" not in dict(compose("submitted", no_expiry, "en").fields)

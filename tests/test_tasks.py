@@ -372,6 +372,7 @@ def test_the_scheduler_enqueues_each_job_once_per_period(queue, settings):
     settings.SCHEDULE_PRUNE_SECONDS = 0
     settings.SCHEDULE_CHECKPOINT_SECONDS = 0
     settings.SCHEDULE_SWEEP_SECONDS = 0
+    settings.SCHEDULE_ACCOUNT_EXPIRY_SECONDS = 0
     now = timezone.now().replace(minute=0, second=1)
 
     assert scheduler.tick(now) == ["sync", "expire"]
@@ -389,7 +390,7 @@ def test_the_scheduler_enqueues_each_job_once_per_period(queue, settings):
 
 def test_the_audit_checkpoint_is_published_on_the_schedule(queue, people, settings, caplog):
     settings.SCHEDULE_CHECKPOINT_SECONDS = 3600
-    for job in ("SYNC", "EXPIRE", "RECONCILE", "PRUNE", "SWEEP"):
+    for job in ("SYNC", "EXPIRE", "RECONCILE", "PRUNE", "SWEEP", "ACCOUNT_EXPIRY"):
         setattr(settings, f"SCHEDULE_{job}_SECONDS", 0)
     head = AuditEvent.objects.order_by("-seq").first()
 

@@ -54,6 +54,7 @@ FAST_WORKERS = {
     "SCHEDULE_PRUNE_SECONDS": "0",
     "SCHEDULE_CHECKPOINT_SECONDS": "0",
     "SCHEDULE_SWEEP_SECONDS": "0",
+    "SCHEDULE_ACCOUNT_EXPIRY_SECONDS": "0",
 }
 
 
@@ -311,6 +312,7 @@ def test_two_schedulers_enqueue_each_job_once_per_period(on_postgres, stack, tmp
         SCHEDULE_PRUNE_SECONDS="0",
         SCHEDULE_CHECKPOINT_SECONDS="0",
         SCHEDULE_SWEEP_SECONDS="0",
+        SCHEDULE_ACCOUNT_EXPIRY_SECONDS="0",
     )
     command = ["run_scheduler", "--tick", "0.05", "--duration", "7"]
     schedulers = [

@@ -83,16 +83,19 @@ def expire_accounts(
 
 
 def _expire_one(maker: AccountRequest, instance: Instance, *, origin: Origin, client) -> str:
-    """Delete the maker's account on one instance, unless it is deleted already."""
+    """Delete the maker's account on one instance, unless it is deleted already.
+
+    DescribeAccounts first: an account already gone (deleted by another run a moment ago,
+    or outside the dashboard) is never deleted again, and one still settling waits."""
     if _deleted_since(maker, instance):
         return DELETED
-    deletion = _open_deletion(maker, instance, origin)
-    if deletion is None:
+    current = _open_on(maker, instance)
+    if current is not None and not _ours(current, maker):
         return OVERDUE  # another request on the account is open (said on its pages)
-    if deletion.status == Status.NEEDS_RECONCILIATION:
-        lifecycle.reconcile_change(account_request=deletion, origin=origin, client=client)
+    if current is not None and current.status == Status.NEEDS_RECONCILIATION:
+        lifecycle.reconcile_change(account_request=current, origin=origin, client=client)
         return DELETED if _deleted_since(maker, instance) else OVERDUE
-    if deletion.status != Status.APPROVED:
+    if current is not None and current.status != Status.APPROVED:
         return OVERDUE  # being deleted by another run right now
     client = client or get_guarded_client()
     try:
@@ -104,7 +107,17 @@ def _expire_one(maker: AccountRequest, instance: Instance, *, origin: Origin, cl
     except AlibabaApiError as error:
         logger.warning("expiry of request %s: no account list (%s)", maker.pk, error.code)
         return OVERDUE
-    if not any(account.account_name == maker.account_name for account in accounts):
+    account = next((a for a in accounts if a.account_name == maker.account_name), None)
+    if account is None and _deleted_since(maker, instance):
+        return DELETED  # another run deleted it since the first look
+    if account is not None and account.account_status != "Available":
+        return OVERDUE  # settling after a change: the next run
+    deletion = current or _open_deletion(maker, instance, origin)
+    if deletion is None:
+        return DELETED if _deleted_since(maker, instance) else OVERDUE
+    if deletion.status != Status.APPROVED:
+        return OVERDUE
+    if account is None:
         _found_gone(deletion, maker, origin)
         return DELETED
     try:
@@ -116,6 +129,18 @@ def _expire_one(maker: AccountRequest, instance: Instance, *, origin: Origin, cl
         logger.info("expiry of request %s not carried out now: %s", maker.pk, error.message)
         return OVERDUE
     return DELETED if result.created else OVERDUE
+
+
+def _open_on(maker: AccountRequest, instance: Instance) -> AccountRequest | None:
+    """The open request on the account (one at most: the constraint), if any."""
+    existing = AccountRequest.objects.open().filter(
+        instance=instance, account_name=maker.account_name
+    )
+    return existing.select_related("instance").first()
+
+
+def _ours(request: AccountRequest, maker: AccountRequest) -> bool:
+    return request.kind == Kind.DELETE and request.about_id == maker.pk
 
 
 def _deleted_since(maker: AccountRequest, instance: Instance) -> bool:
@@ -133,21 +158,15 @@ def _deleted_since(maker: AccountRequest, instance: Instance) -> bool:
 def _open_deletion(
     maker: AccountRequest, instance: Instance, origin: Origin
 ) -> AccountRequest | None:
-    """The deletion request of this expiry: the open one, or a new one. None when another
-    open request holds the account (one open request per account: the constraint)."""
-    for _attempt in range(2):
-        existing = AccountRequest.objects.open().filter(
-            instance=instance, account_name=maker.account_name
-        )
-        current = existing.select_related("instance", "about").first()
-        if current is not None:
-            ours = current.kind == Kind.DELETE and current.about_id == maker.pk
-            return current if ours else None
-        try:
-            return _new_deletion(maker, instance, origin)
-        except IntegrityError:
-            continue  # another run (or someone) opened one at the same moment: read it
-    return None
+    """A new deletion request for this expiry, or the one another run opened at the same
+    moment; None when someone else's request holds the account."""
+    try:
+        return _new_deletion(maker, instance, origin)
+    except _DeletedMeanwhile:
+        return None
+    except IntegrityError:
+        current = _open_on(maker, instance)  # the one-open-request constraint: read it
+        return current if current is not None and _ours(current, maker) else None
 
 
 def _new_deletion(maker: AccountRequest, instance: Instance, origin: Origin) -> AccountRequest:
@@ -168,6 +187,10 @@ def _new_deletion(maker: AccountRequest, instance: Instance, origin: Origin) -> 
             approvals_required=0,
             approved_at=now,
         )
+        # Another run's deletion may have finished between our look and this insert (it
+        # was open until then, so the insert would have failed before): seen from here.
+        if _deleted_since(maker, instance):
+            raise _DeletedMeanwhile
         record_event(
             action=Action.REQUEST_SUBMITTED,
             outcome=Outcome.SUCCESS,
@@ -176,6 +199,10 @@ def _new_deletion(maker: AccountRequest, instance: Instance, origin: Origin) -> 
             message=message("expiry.due", expires=moment(maker.expires_at), maker=maker.pk),
         )
     return deletion
+
+
+class _DeletedMeanwhile(Exception):
+    """Rolls back a deletion request opened after another run's deletion finished."""
 
 
 def _found_gone(deletion: AccountRequest, maker: AccountRequest, origin: Origin) -> None:
