@@ -42,7 +42,9 @@ def _stand_in(kind: type, number: int) -> Any:
 
 
 class Prepared:
-    """``build(viewer, **values) -> QuerySet``, compiled once per shape and database."""
+    """``build(viewer, *shape, **values) -> QuerySet``, compiled once per shape and
+    database (and the viewer's permissions; ``viewer`` None: a query for nobody in
+    particular)."""
 
     def __init__(self, build: Callable[..., QuerySet], **values: type) -> None:
         self._build = build
@@ -69,28 +71,33 @@ class Prepared:
     def _bind(self, params: tuple, viewer, values: dict, connection) -> tuple:
         if set(values) != set(self._kinds):
             raise TypeError(f"values {sorted(values)}, expected {sorted(self._kinds)}")
-        chosen = {"viewer": viewer.pk, **values}
+        chosen = {**values, **({"viewer": viewer.pk} if viewer is not None else {})}
         return tuple(
             _adapt(chosen[param.name], connection) if isinstance(param, _Slot) else param
             for param in params
         )
 
     def _prepared(self, viewer, shape: tuple, using: str, kind: str) -> tuple:
-        # The viewer's permissions change the SQL (policy asks them while building).
-        # (A superuser holds every permission without asking the database.)
-        held = frozenset() if viewer.is_superuser else frozenset(viewer.get_all_permissions())
-        key = (kind, using, shape, viewer.is_active, viewer.is_superuser, held)
+        key = (kind, using, shape)
+        if viewer is not None:
+            # The viewer's permissions change the SQL (policy asks them while building).
+            # (A superuser holds every permission without asking the database.)
+            superuser = viewer.is_superuser
+            held = frozenset() if superuser else frozenset(viewer.get_all_permissions())
+            key += (viewer.is_active, superuser, held)
         if key not in self._compiled:
             self._compiled[key] = self._compile(viewer, shape, using, kind)
         return self._compiled[key]
 
     def _compile(self, viewer, shape: tuple, using: str, kind: str) -> tuple:
-        stand_in = copy.copy(viewer)
-        stand_in._state = copy.copy(viewer._state)
-        stand_in.pk = _STAND_IN_PK
-        # Asked of the real viewer: the stand-in's key has no permissions in the database.
-        stand_in.has_perm = viewer.has_perm
-        stand_in.get_all_permissions = viewer.get_all_permissions
+        stand_in = None
+        if viewer is not None:
+            stand_in = copy.copy(viewer)
+            stand_in._state = copy.copy(viewer._state)
+            stand_in.pk = _STAND_IN_PK
+            # Asked of the real viewer: the stand-in's key has no permissions in the database.
+            stand_in.has_perm = viewer.has_perm
+            stand_in.get_all_permissions = viewer.get_all_permissions
         stand_ins = {
             name: _stand_in(value_kind, number)
             for number, (name, value_kind) in enumerate(self._kinds.items())
@@ -103,7 +110,7 @@ class Prepared:
         else:
             compiler = queryset.query.get_compiler(using)
             sql, params = compiler.as_sql()
-        slots = {_adapt(_STAND_IN_PK, connection): _Slot("viewer")}
+        slots = {_adapt(_STAND_IN_PK, connection): _Slot("viewer")} if viewer is not None else {}
         slots |= {_adapt(value, connection): _Slot(name) for name, value in stand_ins.items()}
         for value in (_STAND_IN_PK, *stand_ins.values()):
             if str(_adapt(value, connection)) in sql:

@@ -187,8 +187,7 @@ def created_account_rows(rows) -> SafeString:
     lines = []
     for row in rows:
         approvers = (
-            ", ".join(escape(decision.approver.get_username()) for decision in row.approvals)
-            or "—"
+            ", ".join(escape(decision.approver.get_username()) for decision in row.approvals) or "—"
         )
         common = (
             f"<td><code>{escape(row.account_name)}</code></td>"
@@ -219,4 +218,3 @@ def _dated(value) -> str:
     local = timezone.localtime(value)
     shown = dateformat.format(local, "Y-m-d H:i T")
     return f'<time datetime="{local.isoformat()}">{escape(shown)}</time>'
-
