@@ -107,8 +107,19 @@ def test_a_value_written_into_the_sql_rather_than_passed_is_refused(approver):
 
 
 def test_a_run_must_give_every_value(approver):
-    prepared = Prepared(lambda viewer, *, since: AccountRequest.objects.all(), since=int)
+    prepared = Prepared(
+        lambda viewer, *, since: AccountRequest.objects.filter(requester=viewer, pk__gt=since),
+        since=int,
+    )
     with pytest.raises(TypeError):
+        prepared.rows(approver)
+
+
+def test_a_key_the_query_does_not_ask_is_refused(approver):
+    # The ORM leaves out a comparison it knows cannot hold (as it does with a value out of
+    # its column's range): the run's value would never be asked.
+    prepared = Prepared(lambda viewer: AccountRequest.objects.exclude(requester__in=[]))
+    with pytest.raises(ValueError, match="does not ask viewer"):
         prepared.rows(approver)
 
 

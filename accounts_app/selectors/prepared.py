@@ -29,8 +29,10 @@ from django.db.models.query import ModelIterable
 
 Shape = tuple[Hashable, ...]
 
-# Values no row holds: a negative primary key, times before the app existed.
-_STAND_IN_PK = -7_340_019_421
+# Values no row holds: a negative primary key, times before the app existed. Within a
+# 32-bit integer's range: the ORM drops a comparison with a value its column cannot hold
+# (PostgreSQL's integer), and the run's value would then never be asked.
+_STAND_IN_PK = -1_987_654_321
 
 
 def _stand_in(kind: type, number: int) -> Any:
@@ -115,6 +117,12 @@ class Prepared:
         for value in (_STAND_IN_PK, *stand_ins.values()):
             if str(_adapt(value, connection)) in sql:
                 raise ValueError(f"a stand-in is written into the SQL, not passed: {sql}")
+        # A key the SQL does not ask would be the stand-in's answer for every run.
+        keys = {"viewer": _STAND_IN_PK} if viewer is not None else {}
+        keys |= {name: value for name, value in stand_ins.items() if isinstance(value, int)}
+        for name, value in keys.items():
+            if _adapt(value, connection) not in params:
+                raise ValueError(f"the query does not ask {name}: {sql}")
         marked = tuple(slots.get(param, param) if _hashable(param) else param for param in params)
         return queryset, compiler, sql, marked
 
