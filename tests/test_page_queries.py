@@ -127,6 +127,7 @@ def page_counts(requester, approver, auditor) -> dict[str, int]:
         "request form": queries_of(as_requester, reverse("request_new")),
         "audit": queries_of(as_auditor, reverse("audit")),
         "audit, filtered": queries_of(as_auditor, reverse("audit"), instance_id="r-bp1"),
+        "created accounts": queries_of(as_auditor, reverse("created_accounts")),
         "drift": queries_of(as_auditor, reverse("drift")),
         "drift, filtered": queries_of(
             as_auditor, reverse("drift"), instance_id="seed", drift="gone"
@@ -152,6 +153,7 @@ EXPECTED = {
     "request form": 4,  # with the approval policy it shows before submitting
     "audit": 4,
     "audit, filtered": 4,
+    "created accounts": 5,  # the requests, their approvals
     "drift": 5,
     "drift, filtered": 5,
 }
