@@ -380,9 +380,12 @@ def decidable_requests(
     )
 
 
-def approvers_who_may_decide(account_request: AccountRequest) -> QuerySet:
+def approvers_who_may_decide(
+    account_request: AccountRequest, *, wait_start: datetime | None = None
+) -> QuerySet:
     """may_decide, as a filter over the users: who may still approve or reject this
-    request (its page says "waiting for any of"). One query."""
+    request (its page says "waiting for any of"). One query. ``wait_start``:
+    approver_wait_start(), when the caller has it (selectors/prepared.py)."""
     users = get_user_model().objects.filter(is_active=True)
     if not account_request.is_pending:
         return users.none()
@@ -396,7 +399,7 @@ def approvers_who_may_decide(account_request: AccountRequest) -> QuerySet:
     )
     conflicts = RoleGrant.objects.filter(granted_by_id=account_request.requester_id)
     if settings.APPROVER_WAIT_HOURS > 0:
-        since = timezone.now() - timedelta(hours=settings.APPROVER_WAIT_HOURS)
+        since = wait_start or approver_wait_start()
         conflicts = RoleGrant.objects.filter(
             Q(granted_by_id=account_request.requester_id) | Q(granted_at__gte=since)
         )

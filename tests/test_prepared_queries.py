@@ -13,8 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts_app import policy
-from accounts_app.models import AccountRequest, RoleGrant
+from accounts_app.models import AccountRequest, Decision, RoleGrant
 from accounts_app.selectors import requests as selectors
+from accounts_app.selectors.approvals import approval_progress
 from accounts_app.selectors.prepared import Prepared
 from tests.builders import instance_row
 
@@ -106,6 +107,33 @@ def test_a_value_written_into_the_sql_rather_than_passed_is_refused(approver):
 
 
 def test_a_run_must_give_every_value(approver):
-    prepared = Prepared(lambda viewer, *, since: AccountRequest.objects.all(), since=int)
+    prepared = Prepared(
+        lambda viewer, *, since: AccountRequest.objects.filter(requester=viewer, pk__gt=since),
+        since=int,
+    )
     with pytest.raises(TypeError):
         prepared.rows(approver)
+
+
+def test_a_key_the_query_does_not_ask_is_refused(approver):
+    # The ORM leaves out a comparison it knows cannot hold (as it does with a value out of
+    # its column's range): the run's value would never be asked.
+    prepared = Prepared(lambda viewer: AccountRequest.objects.exclude(requester__in=[]))
+    with pytest.raises(ValueError, match="does not ask viewer"):
+        prepared.rows(approver)
+
+
+def test_who_may_still_decide_is_asked_of_each_request(other_requester, approver, second_approver):
+    # An approver's own request (keys unlike the users'), and another's one approver
+    # has decided on.
+    own = waiting(approver, 7)[-1]
+    theirs = waiting(other_requester, 3, "r-bp1preparedc")[-1]
+    Decision.objects.create(
+        request=theirs, approver=approver, requester_id=other_requester.pk, verdict="approve"
+    )
+    for account_request in (own, theirs, own):
+        shown = approval_progress(account_request).waiting_for
+        direct = [user.username for user in policy.approvers_who_may_decide(account_request)]
+        assert shown == direct
+    assert approval_progress(own).waiting_for == [second_approver.username]
+    assert approval_progress(theirs).waiting_for == [second_approver.username]

@@ -29,8 +29,10 @@ from django.db.models.query import ModelIterable
 
 Shape = tuple[Hashable, ...]
 
-# Values no row holds: a negative primary key, times before the app existed.
-_STAND_IN_PK = -7_340_019_421
+# Values no row holds: a negative primary key, times before the app existed. Within a
+# 32-bit integer's range: the ORM drops a comparison with a value its column cannot hold
+# (PostgreSQL's integer), and the run's value would then never be asked.
+_STAND_IN_PK = -1_987_654_321
 
 
 def _stand_in(kind: type, number: int) -> Any:
@@ -42,7 +44,9 @@ def _stand_in(kind: type, number: int) -> Any:
 
 
 class Prepared:
-    """``build(viewer, **values) -> QuerySet``, compiled once per shape and database."""
+    """``build(viewer, *shape, **values) -> QuerySet``, compiled once per shape and
+    database (and the viewer's permissions; ``viewer`` None: a query for nobody in
+    particular)."""
 
     def __init__(self, build: Callable[..., QuerySet], **values: type) -> None:
         self._build = build
@@ -69,28 +73,33 @@ class Prepared:
     def _bind(self, params: tuple, viewer, values: dict, connection) -> tuple:
         if set(values) != set(self._kinds):
             raise TypeError(f"values {sorted(values)}, expected {sorted(self._kinds)}")
-        chosen = {"viewer": viewer.pk, **values}
+        chosen = {**values, **({"viewer": viewer.pk} if viewer is not None else {})}
         return tuple(
             _adapt(chosen[param.name], connection) if isinstance(param, _Slot) else param
             for param in params
         )
 
     def _prepared(self, viewer, shape: tuple, using: str, kind: str) -> tuple:
-        # The viewer's permissions change the SQL (policy asks them while building).
-        # (A superuser holds every permission without asking the database.)
-        held = frozenset() if viewer.is_superuser else frozenset(viewer.get_all_permissions())
-        key = (kind, using, shape, viewer.is_active, viewer.is_superuser, held)
+        key = (kind, using, shape)
+        if viewer is not None:
+            # The viewer's permissions change the SQL (policy asks them while building).
+            # (A superuser holds every permission without asking the database.)
+            superuser = viewer.is_superuser
+            held = frozenset() if superuser else frozenset(viewer.get_all_permissions())
+            key += (viewer.is_active, superuser, held)
         if key not in self._compiled:
             self._compiled[key] = self._compile(viewer, shape, using, kind)
         return self._compiled[key]
 
     def _compile(self, viewer, shape: tuple, using: str, kind: str) -> tuple:
-        stand_in = copy.copy(viewer)
-        stand_in._state = copy.copy(viewer._state)
-        stand_in.pk = _STAND_IN_PK
-        # Asked of the real viewer: the stand-in's key has no permissions in the database.
-        stand_in.has_perm = viewer.has_perm
-        stand_in.get_all_permissions = viewer.get_all_permissions
+        stand_in = None
+        if viewer is not None:
+            stand_in = copy.copy(viewer)
+            stand_in._state = copy.copy(viewer._state)
+            stand_in.pk = _STAND_IN_PK
+            # Asked of the real viewer: the stand-in's key has no permissions in the database.
+            stand_in.has_perm = viewer.has_perm
+            stand_in.get_all_permissions = viewer.get_all_permissions
         stand_ins = {
             name: _stand_in(value_kind, number)
             for number, (name, value_kind) in enumerate(self._kinds.items())
@@ -103,11 +112,17 @@ class Prepared:
         else:
             compiler = queryset.query.get_compiler(using)
             sql, params = compiler.as_sql()
-        slots = {_adapt(_STAND_IN_PK, connection): _Slot("viewer")}
+        slots = {_adapt(_STAND_IN_PK, connection): _Slot("viewer")} if viewer is not None else {}
         slots |= {_adapt(value, connection): _Slot(name) for name, value in stand_ins.items()}
         for value in (_STAND_IN_PK, *stand_ins.values()):
             if str(_adapt(value, connection)) in sql:
                 raise ValueError(f"a stand-in is written into the SQL, not passed: {sql}")
+        # A key the SQL does not ask would be the stand-in's answer for every run.
+        keys = {"viewer": _STAND_IN_PK} if viewer is not None else {}
+        keys |= {name: value for name, value in stand_ins.items() if isinstance(value, int)}
+        for name, value in keys.items():
+            if _adapt(value, connection) not in params:
+                raise ValueError(f"the query does not ask {name}: {sql}")
         marked = tuple(slots.get(param, param) if _hashable(param) else param for param in params)
         return queryset, compiler, sql, marked
 
