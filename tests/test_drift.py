@@ -18,7 +18,7 @@ from django.utils import translation
 from accounts_app.audit import Origin
 from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
-from accounts_app.services import drift, lifecycle, workflow
+from accounts_app.services import drift, fleet, lifecycle, workflow
 from accounts_app.services.workflow import TransitionError
 from tests.builders import approve, approved_request, origin_of
 from tests.demo_instances import CHANGING, FULL, HEALTHY, PASSWORD_FREE, REPL_OK, TAIR
@@ -415,3 +415,42 @@ def test_two_sweeps_of_one_instance_at_once_record_each_drift_once(estate):
     assert found[0] == 0 and found[1] == drifted.count() > 0  # one found it all, once
     assert drifted.filter(account_name="console_made").count() == 1
     assert known("console_made").drift == Drift.UNMANAGED
+
+
+def test_the_accounts_a_fleet_made_and_deleted_are_the_dashboards_on_every_instance(
+    estate, requester, approver
+):
+    from tests.test_fleet_pages import PASSWORD, approved_fleet, run_page, signed_in
+
+    made, instances = approved_fleet(estate, requester, approver, prefix="r-swept")
+    run_page(
+        signed_in(requester),
+        made.pk,
+        account_password=PASSWORD,
+        account_password_confirm=PASSWORD,
+    )
+    sweep(instances=instances)
+    # Each instance's account is the fleet's, not an unmanaged one: the first instance
+    # (the request's own) and the others alike.
+    for instance in instances:
+        account = known("order_ro", instance.instance_id)
+        assert (account.drift, account.created_by_id) == ("", made.pk)
+
+    deletion = fleet.fleet_submit(
+        requester=requester,
+        instances=instances[1:],
+        kind=AccountRequest.Kind.DELETE,
+        account_name="order_ro",
+        account_privilege="RoleReadOnly",
+        account_description="",
+        account_type="Normal",
+        justification="Not needed on these any more.",
+        origin=origin_of(requester),
+    )
+    approve(deletion, approver)
+    run_page(signed_in(requester), deletion.pk)
+    made_outside(estate, "order_ro", instances[2].instance_id)  # made again in the console
+    sweep(instances=instances)
+    assert known("order_ro", instances[0].instance_id).drift == ""
+    assert known("order_ro", instances[1].instance_id).is_gone
+    assert known("order_ro", instances[2].instance_id).drift == Drift.UNDELETED

@@ -29,7 +29,7 @@ from accounts_app import notifications
 from accounts_app.alibaba.client import Account
 from accounts_app.alibaba.errors import AlibabaApiError
 from accounts_app.audit import Origin, messages, record_event
-from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
+from accounts_app.models import AccountRequest, AuditEvent, FleetTarget, Instance, KnownAccount
 from accounts_app.services.breaker import get_guarded_client
 
 logger = logging.getLogger(__name__)
@@ -78,11 +78,10 @@ class SweepReport:
 def expected_accounts(instance: Instance) -> dict[str, Expected]:
     """Each account the dashboard acted on, replaying its done requests in order."""
     expected: dict[str, Expected] = {}
-    done = AccountRequest.objects.filter(instance=instance, status=AccountRequest.Status.CREATED)
     # A time-boxed account a run of expire_accounts should have deleted by now is overdue:
     # it should not be there ("should have been deleted") until its deletion succeeds.
     overdue_before = timezone.now() - timedelta(seconds=settings.SCHEDULE_ACCOUNT_EXPIRY_SECONDS)
-    for request in done.order_by("finished_at", "pk"):
+    for request in _done_on(instance):
         name = request.account_name
         if request.kind in (Kind.CREATE, Kind.ADOPT):
             expected[name] = Expected(
@@ -97,6 +96,22 @@ def expected_accounts(instance: Instance) -> dict[str, Expected]:
         elif name in expected and request.kind == Kind.DESCRIPTION:
             expected[name].description = request.account_description
     return expected
+
+
+def _done_on(instance: Instance) -> list[AccountRequest]:
+    """What the dashboard did on the instance, oldest first: its own requests done there,
+    and each fleet request whose run on this instance is done (a fleet's row names only
+    its first instance; whether the fleet as a whole ended does not matter here)."""
+    singles = AccountRequest.objects.filter(
+        instance=instance, fleet_size=0, status=AccountRequest.Status.CREATED
+    )
+    done = [(request.finished_at, request.pk, request) for request in singles]
+    targets = FleetTarget.objects.filter(instance=instance, status=FleetTarget.Status.DONE)
+    done += [
+        (target.finished_at, target.request_id, target.request)
+        for target in targets.select_related("request")
+    ]
+    return [request for _finished, _pk, request in sorted(done, key=lambda row: row[:2])]
 
 
 def drift_of(account: Account | None, expected: Expected | None) -> str:
