@@ -527,6 +527,41 @@ def test_a_fleets_expiry_deletes_the_account_on_every_instance(estate, requester
     assert fleet.expiry_done_at is not None
 
 
+def test_a_fleet_left_with_a_failed_instance_still_loses_its_accounts_at_expiry(
+    estate, requester, approver
+):
+    lifetime(days=30)
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
+    ids = fleet_of(estate, 3)
+    pk = alice.post("/requests", fleet_body(ids, expires_in_days=10)).json()["id"]
+    bob.post(f"/requests/{pk}/approve", {"comment": "ok"})
+    estate.add_fault(
+        "error", action="CreateAccount", instance_id=ids[1], code="IncorrectDBInstanceState"
+    )
+    assert fleet_execute(alice, pk, "one").json()["request"]["status"] == "approved"
+    fleet = AccountRequest.objects.get(pk=pk)
+
+    report = expiry.expire_accounts(now=after(fleet))
+
+    # The two accounts it made are deleted, the first instance's (the row's own) too, and
+    # the approval ends: the failed instance can no longer get an account past its expiry.
+    assert report.deleted == 1
+    deleted = sorted(call["instance_id"] for call in estate.calls("DeleteAccount"))
+    assert deleted == sorted([ids[0], ids[2]])
+    assert all("order_ro" not in estate.account_names(i) for i in ids)
+    fleet.refresh_from_db()
+    assert fleet.status == AccountRequest.Status.EXPIRED and fleet.expiry_done_at is not None
+    ended = AuditEvent.objects.get(request=fleet, action=AuditEvent.Action.REQUEST_EXPIRED)
+    assert ended.message_id == "expiry.fleet_approval_ended"
+    estate.clear_faults()
+    again = fleet_execute(alice, pk, "two")
+    assert again.status_code == 409 and create_calls_on(estate, ids[1]) == 1
+
+
+def create_calls_on(estate, instance_id) -> int:
+    return sum(call["instance_id"] == instance_id for call in estate.calls("CreateAccount"))
+
+
 def test_the_chat_card_shows_the_expiry_to_approvers(estate, requester):
     account_request = submitted_request(requester, expires_at=timezone.now() + timedelta(days=7))
     in_utc = account_request.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -134,6 +134,10 @@ MESSAGES = {
     "expiry.deleted": _("Deleted at its expiry (%(expires)s)."),
     "expiry.gone": _("Its expiry came (%(expires)s) and the account was already gone."),
     "expiry.extended": _("Expiry moved %(was)s -> %(now)s."),
+    "expiry.fleet_approval_ended": _(
+        "Its expiry came (%(expires)s) before every instance ran: the approval ends, and "
+        "the accounts it made are deleted."
+    ),
     # The audit log itself.
     "export.filtered": _("%(format)s export of the events matching %(filters)s."),
     "export.all": _("%(format)s export of all events."),

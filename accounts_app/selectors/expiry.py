@@ -14,10 +14,14 @@ MAKERS = [RequestKind.CREATE, RequestKind.ADOPT]
 
 
 def made_accounts() -> QuerySet[AccountRequest]:
-    """Requests that made (or adopted) an account that still carries their expiry."""
-    return AccountRequest.objects.filter(
-        kind__in=MAKERS, status=Status.CREATED, expiry_done_at__isnull=True
+    """Requests that made (or adopted) an account that still carries their expiry: done,
+    or a fleet done on some of its instances (approved still, or ended since)."""
+    made = Q(fleet_size=0, status=Status.CREATED) | Q(
+        fleet_size__gt=0, targets__status=FleetTarget.Status.DONE
     )
+    return AccountRequest.objects.filter(
+        made, kind__in=MAKERS, expiry_done_at__isnull=True
+    ).distinct()
 
 
 def account_maker(instance: Instance, account_name: str) -> AccountRequest | None:

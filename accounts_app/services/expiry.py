@@ -67,6 +67,8 @@ def expire_accounts(
     now = now or timezone.now()
     report = ExpiryReport()
     for maker in selectors.due(now):
+        if maker.is_fleet and maker.status == Status.APPROVED:
+            _end_fleet_approval(maker, origin)
         outcomes = [
             _expire_one(maker, instance, origin=origin, client=client)
             for instance in selectors.instances_of(maker)
@@ -80,6 +82,25 @@ def expire_accounts(
             report.overdue += 1
     report.reminders = send_reminders(now=now)
     return report
+
+
+def _end_fleet_approval(maker: AccountRequest, origin: Origin) -> None:
+    """A fleet still approved (an instance failed and may run again) when its expiry
+    comes: the approval ends, so that no instance gets the account after its expiry and
+    the request no longer holds its first instance's account open."""
+    try:
+        with transaction.atomic():
+            lifecycle.workflow._transition(
+                maker,
+                Status.APPROVED,
+                Action.REQUEST_EXPIRED,
+                origin,
+                said=message("expiry.fleet_approval_ended", expires=moment(maker.expires_at)),
+                status=Status.EXPIRED,
+                finished_at=timezone.now(),
+            )
+    except TransitionError:
+        pass  # it moved on meanwhile (a run started, another run ended it): the next run
 
 
 def _expire_one(maker: AccountRequest, instance: Instance, *, origin: Origin, client) -> str:
