@@ -20,7 +20,13 @@ from django.db import connection
 from accounts_app.audit import Origin, VerifyReport, record_event, verify_chain
 from accounts_app.audit.chain import chain_signer
 from accounts_app.audit.testing import permit_test_flush
-from accounts_app.audit.verifier import MAX_BREAKS, _ChainWalker, _missing, _walk_split
+from accounts_app.audit.verifier import (
+    MAX_BREAKS,
+    _ChainWalker,
+    _missing,
+    _walk_in_parallel,
+    _walk_split,
+)
 from accounts_app.models import AuditChainHead, AuditEvent
 from tests.threads import run_together
 
@@ -345,3 +351,25 @@ def test_concurrent_writers_never_fork_the_chain(committed_db):
     assert report.checked == before + writers * events_each
     seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, before + writers * events_each + 1))
+
+
+@pytest.mark.django_db
+def test_forked_workers_walk_their_parts_and_find_the_same_breaks():
+    """_walk_in_parallel() itself: each part walked in a forked process of the pool.
+
+    On SQLite's in-memory database a forked child reads the parent's memory, this test's
+    uncommitted rows included; verify_chain() never splits there (_can_split), so the
+    walk is called directly, as it is on PostgreSQL (test_forked_workers_verify_a_chain_
+    and_find_a_break, with real connections).
+    """
+    seed()
+    edit_comment()
+    sequential = verify_chain(batch_size=7).breaks
+    report = VerifyReport()
+    walker = _ChainWalker(report, sign=chain_signer(), max_breaks=MAX_BREAKS)
+
+    _walk_in_parallel(walker, head_seq=EVENTS, workers=3, batch_size=4)
+
+    assert report.breaks == sequential
+    assert [b.seq for b in report.breaks] == [20]
+    assert (report.checked, report.last_seq) == (EVENTS, EVENTS)
