@@ -28,7 +28,9 @@ Mutants listed under [equivalent] in scripts/mutation.toml count apart: the scor
 killed / (all - equivalent). CPU is scarce: it runs under `nice -n 19`, one module at
 a time, MUTATION_JOBS workers (default 1). MUTATION_MINUTES bounds each module's mutmut
 run: the mutants it had no time for are reported as unchecked, outside the score (the
-next run goes on where it stopped).
+next run goes on where it stopped). A fresh re-run costs a Python start and a migrated
+database per survivor: MUTATION_FRESH=0 leaves it out, for a first pass over a module
+whose survivors tests are to be written against (the report says so).
 """
 
 from __future__ import annotations
@@ -118,7 +120,12 @@ def run_module(module: str, tests: dict, equivalent: dict, *, full: bool = False
     # A mutant listed as equivalent behaves the same: no fresh run can kill it.
     listed = [name for name in survivors if name in equivalent]
     fresh = [name for name in survivors if name not in equivalent]
-    confirmed = listed + fresh_survivors(work, module, fresh, recheck)
+    if os.environ.get("MUTATION_FRESH") == "0":
+        # A first pass over a module: the survivors to write tests against, at once.
+        print(f"== {module}: MUTATION_FRESH=0, {len(fresh)} survivor(s) not re-run")
+        confirmed = survivors
+    else:
+        confirmed = listed + fresh_survivors(work, module, fresh, recheck)
     record_kills(work, module, sorted(set(survivors) - set(confirmed)))
     counts: dict[str, int] = {}
     for status in statuses.values():
@@ -134,6 +141,7 @@ def run_module(module: str, tests: dict, equivalent: dict, *, full: bool = False
         "statuses": counts,
         "cached": cached,
         "killed_on_recheck": len(survivors) - len(confirmed),
+        "fresh_rerun": os.environ.get("MUTATION_FRESH") != "0",
         "survivors": {name: mutant_diff(work, name) for name in confirmed},
         "minutes": round((time.monotonic() - started) / 60, 1),
     }
