@@ -87,7 +87,7 @@ def main() -> int:
     args = parser.parse_args()
     config = tomllib.loads(CONFIG.read_text())
     if args.render:
-        REPORT.write_text(render(json.loads(RESULTS.read_text()), config.get("equivalent", {})))
+        REPORT.write_text(render(load_results(), config))
         return 0
     modules = args.modules or list(config["modules"])
     unknown = [m for m in modules if m not in config["modules"]]
@@ -99,7 +99,7 @@ def main() -> int:
         # Read again: another run (of other modules) may have written meanwhile.
         results = {**load_results(), module: result}
         RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    REPORT.write_text(render(load_results(), config.get("equivalent", {})))
+    REPORT.write_text(render(load_results(), config))
     print(f"wrote {REPORT.relative_to(ROOT)}")
     return 0
 
@@ -341,7 +341,8 @@ def git(*args: str) -> str:
     ).stdout.strip()
 
 
-def render(results: dict, equivalent: dict[str, str]) -> str:
+def render(results: dict, config: dict) -> str:
+    equivalent: dict[str, str] = config.get("equivalent", {})
     lines = [
         "# Mutation testing",
         "",
@@ -379,6 +380,8 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
             f"| {unchecked} | {killed} | {len(equivalents)} | {left} | {score} "
             f"| {result['minutes']} |"
         )
+    for module in sorted(set(config["modules"]) - set(results)):
+        lines.append(f"| {module} | not run yet | | | | | | | | |")
     lines += [
         "",
         "Killed counts every mutant a test caught: failed, timed out, or killed again on the",
@@ -390,8 +393,8 @@ def render(results: dict, equivalent: dict[str, str]) -> str:
         lines += ["", f"## {module}", "", f"Measured {result['measured']} on {result['commit']}."]
         if result.get("fresh_rerun") is False:
             lines.append(
-                "Stopped before its survivors were re-run in a fresh process: some may be "
-                "killed there."
+                "Its survivors were not re-run in a fresh process (MUTATION_FRESH=0 or "
+                "stopped before): some may be killed there."
             )
         lines.append(
             "Statuses from mutmut: "
