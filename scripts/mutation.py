@@ -113,6 +113,8 @@ def run_module(module: str, tests: dict, equivalent: dict, *, full: bool = False
     work = work_copy(module, full=full)
     configure(work / "pyproject.toml", module, tests["tests"])
     cached = retest_unkilled(work, module)
+    if load_results().get(module, {}).get("tests") != tests["tests"]:
+        cached = 0  # a new test list: mutmut tests every mutant again
     mutmut_run(work, module)
     statuses = mutant_statuses(work)
     survivors = sorted(name for name, status in statuses.items() if status in UNKILLED)
