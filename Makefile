@@ -78,11 +78,12 @@ bench: install
 	$(PY) bench/run.py
 
 # Mutation testing of the core modules (scripts/mutation.toml), one at a time, niced;
-# writes docs/mutation.md. Not in CI: an hour or more. MODULES=path limits the run;
-# RECHECK=1 re-runs only the last run's survivors (tests added, module unchanged).
+# writes docs/mutation.md. Not in CI. Incremental: a re-run tests only the mutants of
+# functions changed since the last run (work copies in var/mutation/) and the last
+# survivors. MODULES=path limits the run; FULL=1 tests every mutant again.
 mutation: install
 	$(PY) -m pip install --quiet -r requirements-mutation.txt
-	$(PY) scripts/mutation.py $(if $(RECHECK),--recheck) $(MODULES)
+	$(PY) scripts/mutation.py $(if $(FULL),--full) $(MODULES)
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -20,7 +20,13 @@ from django.db import connection
 from accounts_app.audit import Origin, VerifyReport, record_event, verify_chain
 from accounts_app.audit.chain import chain_signer
 from accounts_app.audit.testing import permit_test_flush
-from accounts_app.audit.verifier import MAX_BREAKS, _ChainWalker, _missing, _walk_split
+from accounts_app.audit.verifier import (
+    MAX_BREAKS,
+    _ChainWalker,
+    _missing,
+    _walk_in_parallel,
+    _walk_split,
+)
 from accounts_app.models import AuditChainHead, AuditEvent
 from tests.threads import run_together
 
@@ -345,3 +351,83 @@ def test_concurrent_writers_never_fork_the_chain(committed_db):
     assert report.checked == before + writers * events_each
     seqs = list(AuditEvent.objects.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, before + writers * events_each + 1))
+
+
+@pytest.mark.django_db
+def test_forked_workers_walk_their_parts_and_find_the_same_breaks():
+    """_walk_in_parallel() itself: each part walked in a forked process of the pool.
+
+    On SQLite's in-memory database (CI's) a forked child reads the parent's memory, this
+    test's uncommitted rows included, and closing connections leaves it open;
+    verify_chain() never splits there (_can_split), so the walk is called directly. On a
+    database with real connections, test_forked_workers_verify_a_chain_and_find_a_break.
+    """
+    if not (connection.vendor == "sqlite" and connection.is_in_memory_db()):
+        pytest.skip("children see this test's rows only on in-memory SQLite")
+    seed()
+    edit_comment()
+    sequential = verify_chain(batch_size=7).breaks
+    report = VerifyReport()
+    walker = _ChainWalker(report, sign=chain_signer(), max_breaks=MAX_BREAKS)
+
+    _walk_in_parallel(walker, head_seq=EVENTS, workers=3, batch_size=4)
+
+    assert report.breaks == sequential
+    assert [b.seq for b in report.breaks] == [20]
+    assert (report.checked, report.last_seq) == (EVENTS, EVENTS)
+
+
+def split_walk(parts: int, map=map) -> VerifyReport:
+    report = VerifyReport()
+    walker = _ChainWalker(report, sign=chain_signer(), max_breaks=MAX_BREAKS)
+    _walk_split(walker, head_seq=EVENTS, parts=parts, batch_size=4, map=map)
+    return report
+
+
+@pytest.mark.django_db
+def test_a_split_walk_has_as_many_parts_as_workers_and_counts_each_event_once():
+    seed()
+    parts_walked = []
+
+    def recording_map(function, *columns):
+        parts_walked.extend(zip(*columns[:2], strict=True))
+        return map(function, *columns)
+
+    report = split_walk(3, map=recording_map)
+
+    assert parts_walked == [(None, 20), (20, 40), (40, None)]
+    assert (report.checked, report.last_seq, report.breaks) == (EVENTS, EVENTS, [])
+
+
+@pytest.mark.django_db
+def test_a_relinked_event_at_a_seam_is_found_as_in_a_sequential_walk():
+    """Seq 21 opens the second of three parts: its link is checked at the seam."""
+    seed()
+    tamper(f"UPDATE {TABLE} SET prev_hash = %s WHERE seq = 21", ["e" * 64])  # noqa: S608
+    sequential = verify_chain(batch_size=7).breaks
+
+    report = split_walk(3)
+
+    assert report.breaks == sequential
+    assert (21, "prev_hash is not the previous event's hash (inserted or relinked)") in [
+        (b.seq, b.reason) for b in report.breaks
+    ]
+
+
+@pytest.mark.django_db
+def test_a_part_whose_events_are_all_deleted_is_an_empty_part_not_an_error():
+    seed()
+    tamper(f"DELETE FROM {TABLE} WHERE seq BETWEEN 21 AND 40")  # noqa: S608
+
+    report = split_walk(3)
+
+    assert [(b.seq, b.reason) for b in report.breaks] == [(21, "events 21 to 40 missing (deleted)")]
+    assert report.checked == EVENTS - 20
+
+
+@pytest.mark.django_db
+def test_the_report_stops_at_max_breaks():
+    seed()
+    tamper(f"UPDATE {TABLE} SET comment = 'x' WHERE seq IN (10, 20, 30, 40)")  # noqa: S608
+
+    assert [b.seq for b in verify_chain(max_breaks=3).breaks] == [10, 20, 30]
