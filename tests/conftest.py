@@ -41,6 +41,49 @@ def site_language():
     translation.activate(settings.LANGUAGE_CODE)
 
 
+@pytest.fixture(autouse=True)
+def live_server_on_a_file_database(request, tmp_path):
+    """Browser tests on SQLite run against a file copy of the test database.
+
+    On the test run's in-memory SQLite, pytest-django hands the live server the test's one
+    connection (an in-memory database lives in its connection), and every request thread
+    of the server shares it: two requests at once (a page and its htmx pre-flight, a run
+    and a poll) interleave on one connection, and SQLite answers "bad parameter or other
+    API misuse" or reads a half-written row. So, for a test with a live server, the
+    database is copied to a file (WAL, as `make run` uses) and each thread gets a
+    connection of its own, readers and the writer passing each other as on PostgreSQL;
+    the in-memory database is left as it was, open, for the tests after."""
+    if "live_server" not in request.fixturenames:
+        yield
+        return
+    import sqlite3
+
+    from django.db import connections
+
+    request.getfixturevalue("transactional_db")
+    live_server = request.getfixturevalue("live_server")
+    memory = connections["default"]
+    if memory.vendor != "sqlite" or not memory.is_in_memory_db():
+        yield
+        return
+    path = tmp_path / "live_server.sqlite3"
+    memory.ensure_connection()
+    with sqlite3.connect(path) as copy:
+        memory.connection.backup(copy)
+    server = live_server.thread.httpd
+    handler_settings = connections.settings
+    connections.settings = {**handler_settings, "default": {**memory.settings_dict, "NAME": path}}
+    server.connections_override, override = {}, server.connections_override
+    connections["default"] = connections.create_connection("default")
+    try:
+        yield
+    finally:
+        connections["default"].close()
+        connections["default"] = memory
+        connections.settings = handler_settings
+        server.connections_override = override
+
+
 @pytest.fixture
 def make_user(django_user_model):
     # A serialized_rollback test ends with a flush that skips post_migrate, so

@@ -44,8 +44,8 @@ def test_a_drift_is_said_in_the_readers_language(estate):
     )
     assert (event.message_id, event.comment) == ("drift.unmanaged", "")
     with translation.override("zh-hans"):
-        assert event_text(event) == "偏差：账号不是通过本平台创建的。"
-    assert event_text(event) == "Drift: an account not made through the dashboard."
+        assert event_text(event) == "非经本平台创建：由账号扫描发现。"
+    assert event_text(event) == "Not made through the dashboard: found by the account sweep."
 
 
 @pytest.mark.parametrize(

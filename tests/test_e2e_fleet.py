@@ -5,10 +5,8 @@ outcome reconciled."""
 from __future__ import annotations
 
 import re
-import sqlite3
 
 import pytest
-from django.db import connections
 from playwright.sync_api import expect
 
 from accounts_app.models import AccountRequest, AuditEvent
@@ -16,38 +14,6 @@ from tests.conftest import empty_instance, sign_in
 from tests.demo_instances import CHANGING, FULL, OLD_ENGINE
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def file_backed_database(request, transactional_db, live_server, tmp_path):
-    """The run writes each instance's outcome while another tab polls them. On the test
-    run's in-memory SQLite, pytest-django hands the live server the test's one connection
-    (an in-memory database lives in its connection), and every request thread of the
-    server shares it: the poll's reads land inside the run's transactions, on the one
-    connection. So, on SQLite, these tests move to a copy of the database in a file (WAL,
-    as `make run` uses), each thread with a connection of its own, readers and the
-    writer passing each other as on PostgreSQL; the in-memory database is left as it
-    was, open, for the tests after these."""
-    memory = connections["default"]
-    if memory.vendor != "sqlite" or not memory.is_in_memory_db():
-        yield
-        return
-    path = tmp_path / "fleet.sqlite3"
-    memory.ensure_connection()
-    with sqlite3.connect(path) as copy:
-        memory.connection.backup(copy)
-    server = live_server.thread.httpd
-    handler_settings = connections.settings
-    connections.settings = {**handler_settings, "default": {**memory.settings_dict, "NAME": path}}
-    server.connections_override, override = {}, server.connections_override
-    connections["default"] = connections.create_connection("default")
-    try:
-        yield
-    finally:
-        connections["default"].close()
-        connections["default"] = memory
-        connections.settings = handler_settings
-        server.connections_override = override
 
 
 PASSWORD = "Fl33t-Br0wser"
