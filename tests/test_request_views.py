@@ -122,6 +122,23 @@ def test_the_whole_flow_through_the_pages(estate, requester, approver):
     assert form.url == result_url
 
 
+def test_the_request_page_counts_the_account_it_has_just_created(estate, requester, approver):
+    account_request = approved_request(requester, approver)
+    instance = account_request.instance
+    before = instance.account_count
+    assert before is not None
+    client = signed_in(requester)
+    detail = reverse("request_detail", args=[account_request.pk])
+    assert f"{before} / 18" in client.get(detail).content.decode()
+    client.post(
+        reverse("request_execute", args=[account_request.pk]),
+        {"account_password": PASSWORD, "account_password_confirm": PASSWORD},
+    )
+    assert f"{before + 1} / 18" in client.get(detail).content.decode()
+    instance.refresh_from_db()
+    assert instance.account_count == before + 1
+
+
 def created_page(requester, approver, instance_id: str) -> bytes:
     account_request = approved_request(requester, approver)
     AccountRequest.objects.filter(pk=account_request.pk).update(
