@@ -66,7 +66,7 @@ def live_server_on_a_file_database(request, tmp_path):
     if memory.vendor != "sqlite" or not memory.is_in_memory_db():
         yield
         return
-    path = tmp_path / "live_server.sqlite3"
+    path = tmp_path / "test_live_server.sqlite3"  # a test database, by its name too
     memory.ensure_connection()
     with sqlite3.connect(path) as copy:
         memory.connection.backup(copy)
