@@ -258,3 +258,11 @@ def test_a_fleet_that_ended_with_failed_instances_lists_each_account_it_created(
     export = b"".join(as_auditor.get("/audit/accounts/export.csv")).decode()
     assert instances[0].instance_id in export and instances[2].instance_id in export
     assert instances[1].instance_id not in export
+    # The API lists the same accounts, a page at a time.
+    api = ApiClient(token_for(auditor))
+    first = api.get("/accounts", limit=1).json()
+    rest = api.get("/accounts", limit=50, cursor=first["next_cursor"]).json()
+    assert rest["next_cursor"] is None
+    assert sorted(item["instance_id"] for item in first["items"] + rest["items"]) == sorted(
+        [instances[0].instance_id, instances[2].instance_id]
+    )

@@ -312,7 +312,7 @@ def test_a_deletion_through_the_pages(outside, requester, approver):
     from accounts_app.selectors import audit as audit_selectors
     from accounts_app.selectors import requests as request_selectors
 
-    assert audit_selectors.created_accounts()[0] == []
+    assert audit_selectors.created_account_page(audit_selectors.CreatedFilter())[0] == []
     assert not request_selectors.recently_created(approver).exists()
 
 

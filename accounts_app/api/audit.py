@@ -12,7 +12,7 @@ from accounts_app.api.errors import ApiError, form_errors
 from accounts_app.api.schemas import AccountPage, AuditPage, Error
 from accounts_app.forms.audit import AuditFilterForm
 from accounts_app.selectors import audit as audit_selectors
-from accounts_app.selectors.audit import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from accounts_app.selectors.audit import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CreatedFilter
 
 router = Router(tags=["audit"])
 ERRORS = {400: Error, 401: Error, 403: Error, 429: Error}
@@ -53,16 +53,21 @@ def audit_events(request, query: Query[EventQuery]):
 
 
 class AccountQuery(Schema):
-    cursor: int | None = None
+    cursor: int | None = None  # how many accounts the pages before have given
     limit: int = DEFAULT_PAGE_SIZE
 
 
 @router.get("/accounts", response={200: AccountPage, **ERRORS})
 def created_accounts(request, query: Query[AccountQuery]):
-    """Accounts created through the dashboard, newest first, with who approved them."""
+    """Accounts created through the dashboard, one per instance (a fleet's too, also when
+    some of its instances failed), newest first, with who approved them, as the created
+    accounts page lists them (`cursor`: the `next_cursor` of the page before)."""
     _auditor(request)
     if not 1 <= query.limit <= MAX_PAGE_SIZE or (query.cursor or 0) < 0:
         raise ApiError(400, "InvalidParameter", _("Check the paging parameters."))
-    rows, cursor = audit_selectors.created_accounts(before=query.cursor, size=query.limit)
-    items = [account for row in rows for account in present.created_accounts(row)]
-    return {"items": items, "next_cursor": cursor}
+    start = query.cursor or 0
+    rows, more = audit_selectors.created_account_slice(
+        CreatedFilter(), start=start, size=query.limit
+    )
+    items = [present.created_account(row) for row in rows]
+    return {"items": items, "next_cursor": start + len(rows) if more else None}

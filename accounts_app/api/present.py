@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts_app import policy
 from accounts_app.audit.messages import render as render_message
 from accounts_app.models import AccountRequest, AuditEvent, Instance
+from accounts_app.selectors.audit import CreatedAccount
 from accounts_app.selectors.fleet import fleet_progress, fleet_targets
 from accounts_app.selectors.instances import blocker_messages
 
@@ -141,33 +142,19 @@ def _message(event: AuditEvent) -> dict:
     }
 
 
-def created_accounts(row: AccountRequest) -> list[dict]:
-    """One account per instance: a fleet request's created targets, or the request."""
-    if not row.is_fleet:
-        return [created_account(row)]
-    return [
-        {
-            **created_account(row),
-            "instance_id": target.instance.instance_id,
-            "region_id": target.instance.region_id,
-            "created_at": target.finished_at,
-            "alibaba_request_id": target.alibaba_request_id,
-        }
-        for target in row.created_targets
-    ]
-
-
-def created_account(row: AccountRequest) -> dict:
+def created_account(row: CreatedAccount) -> dict:
+    """One account on one instance: a single request's, or one instance's of a fleet."""
+    made = row.request
     return {
-        "request_id": row.pk,
+        "request_id": made.pk,
         "instance_id": row.instance.instance_id,
         "region_id": row.instance.region_id,
-        "account_name": row.account_name,
-        "account_privilege": row.account_privilege,
-        "requester": row.requester.get_username(),
-        "approvers": [decision.approver.get_username() for decision in row.approvals],
+        "account_name": made.account_name,
+        "account_privilege": made.account_privilege,
+        "requester": made.requester.get_username(),
+        "approvers": [decision.approver.get_username() for decision in made.approvals],
         "created_at": row.finished_at,
         "alibaba_request_id": row.alibaba_request_id,
-        "expires_at": row.account_expires_at,
-        "overdue": row.is_overdue(timezone.now()),
+        "expires_at": made.account_expires_at,
+        "overdue": made.is_overdue(timezone.now()),
     }

@@ -269,51 +269,6 @@ class UtcIsoformat(Func):
         return self.as_sql(compiler, connection, template=template, **extra)
 
 
-def created_accounts(
-    *, before: int | None = None, size: int = DEFAULT_PAGE_SIZE
-) -> tuple[list[AccountRequest], int | None]:
-    """Accounts created through the dashboard, newest first, and the next page's cursor.
-
-    Two queries whatever the page size: the requests with their instance and
-    requester, then every approving decision with its approver.
-    """
-    approvals = Decision.objects.filter(verdict=Decision.Verdict.APPROVE).select_related("approver")
-    requests = (
-        # A change to an account also ends "created" (done), but made none.
-        AccountRequest.objects.filter(
-            status=AccountRequest.Status.CREATED, kind=AccountRequest.Kind.CREATE
-        )
-        .select_related("instance", "requester")
-        .prefetch_related(Prefetch("decisions", queryset=approvals, to_attr="approvals"))
-        .order_by("-finished_at", "-pk")
-    )
-    if before is not None:
-        # Keyset on (finished_at, pk), with the cursor's finished_at looked up
-        # inside the same query.
-        cursor_time = Subquery(AccountRequest.objects.filter(pk=before).values("finished_at")[:1])
-        requests = requests.filter(
-            Q(finished_at__lt=cursor_time) | Q(finished_at=cursor_time, pk__lt=before)
-        )
-    rows = list(requests[: size + 1])
-    _attach_created_targets(rows[:size])
-    return rows[:size], (rows[size - 1].pk if len(rows) > size else None)
-
-
-def _attach_created_targets(rows: list[AccountRequest]) -> None:
-    """A fleet request's created accounts are one per instance (``created_targets``):
-    one more query, only on a page that lists a fleet request."""
-    fleets = {row.pk: row for row in rows if row.is_fleet}
-    for row in fleets.values():
-        row.created_targets = []
-    if not fleets:
-        return
-    done = FleetTarget.objects.filter(
-        request_id__in=fleets, status=FleetTarget.Status.DONE
-    ).select_related("instance")
-    for target in done.order_by("position"):
-        fleets[target.request_id].created_targets.append(target)
-
-
 # --- Created accounts: one row per (instance, account) created -------------------
 
 
@@ -405,7 +360,14 @@ def created_account_page(
     Four queries whatever the page size: the creations, then their requests (with the
     requester), the approving decisions, and the instances.
     """
-    start = (page - 1) * size
+    return created_account_slice(created_filter, start=(page - 1) * size, size=size)
+
+
+def created_account_slice(
+    created_filter: CreatedFilter, *, start: int, size: int
+) -> tuple[list[CreatedAccount], bool]:
+    """`size` created accounts from the `start`-th, newest first, and whether more follow
+    (the page's numbers and the API's cursor are both counts of rows)."""
     rows = list(_creations(created_filter)[start : start + size + 1])
     return _created_accounts(rows[:size]), len(rows) > size
 
