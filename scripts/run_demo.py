@@ -21,6 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The worker's output: the mails it sends (the console backend prints them) and its tasks'
+# lines. Its first jobs (the first sync, the account sweep, their mails) print hundreds
+# of lines a few seconds after start; in the terminal they buried the sign-in lines.
+WORKER_LOG = ROOT / "var" / "worker.log"
 
 
 def wait_for_port(host: str, port: int, timeout: float = 15.0) -> None:
@@ -169,7 +173,7 @@ def main() -> None:
         chat = start_chat_fakes(manage, env, args.chat_port)
         dashboard = start_dashboard(manage, args.host, args.port, env)
         # Mail, "sync now" and the periodic jobs run here (SQLite: one worker is enough).
-        worker = subprocess.Popen([*manage, "run_worker"], env=env)
+        worker = start_worker(manage, env)
         # Last, once the dashboard answers: the lines a newcomer needs, under everything
         # the servers print as they start.
         wait_for_port(args.host, args.port)
@@ -189,6 +193,14 @@ def main() -> None:
                     process.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+
+def start_worker(manage: list[str], env: dict) -> subprocess.Popen:
+    WORKER_LOG.parent.mkdir(exist_ok=True)
+    with WORKER_LOG.open("ab") as log:  # the worker keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [*manage, "run_worker"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
 
 
 def start_dashboard(manage: list[str], host: str, port: int, env: dict) -> subprocess.Popen:
@@ -245,6 +257,8 @@ def print_sign_in(host: str, port: int, chat_port: int) -> None:
         f"  Sign in as requester, approver, approver2, auditor or admin\n"
         f"  Password:   {password}   (DEMO_PASSWORD in .env)\n"
         f"  Chat:       http://127.0.0.1:{chat_port}/   (what the demo chat channels received)\n"
+        f"  Mail:       {WORKER_LOG.relative_to(ROOT)}   (what the worker sent and did: "
+        f"tail -f it)\n"
         f"  Stop with Ctrl-C (stops the simulator and the worker too).\n",
         flush=True,
     )

@@ -87,3 +87,27 @@ def test_links_in_mails_point_at_the_port_the_demo_serves_on(monkeypatch, tmp_pa
     (tmp_path / ".env").unlink()
     monkeypatch.setenv("SITE_URL", "https://elsewhere.example.com")
     assert run_demo_module.site_url_env("127.0.0.1", 8100) == {}
+
+
+def test_the_workers_mail_and_lines_go_to_its_log_not_under_the_sign_in_lines(
+    monkeypatch, tmp_path, capsys
+):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_demo", ROOT / "scripts" / "run_demo.py")
+    run_demo_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_demo_module)
+    log = tmp_path / "var" / "worker.log"
+    monkeypatch.setattr(run_demo_module, "ROOT", tmp_path)
+    monkeypatch.setattr(run_demo_module, "WORKER_LOG", log)
+    monkeypatch.setenv("DEMO_PASSWORD", "Demo-password-1")
+    # A stand-in for `manage.py run_worker`: a mail on stdout, a task's line on stderr.
+    talker = "import sys; print('Subject: a mail'); print('Task state=SUCCESSFUL', file=sys.stderr)"
+    worker = run_demo_module.start_worker([sys.executable, "-c", talker], dict(os.environ))
+    assert worker.wait(timeout=30) == 0
+    run_demo_module.print_sign_in("127.0.0.1", 8100, 8103)
+
+    printed = capsys.readouterr().out
+    assert "Subject: a mail" not in printed and "Task state" not in printed
+    assert "Mail:       var/worker.log" in printed
+    assert sorted(log.read_text().splitlines()) == ["Subject: a mail", "Task state=SUCCESSFUL"]
