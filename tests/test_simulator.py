@@ -979,3 +979,21 @@ def test_a_state_file_of_the_first_format_is_replaced_by_the_demo_estate(tmp_pat
 
     assert PASSWORD_FREE in [i["InstanceId"] for i in simulator.store.instances()]
     assert json.loads(path.read_text())["format"] == 2
+
+
+def test_an_idle_keep_alive_connection_closing_is_not_logged_as_an_error(
+    simulator, monkeypatch, caplog
+):
+    import socket
+    from urllib.parse import urlsplit
+
+    from accounts_app.simulator import httpserver
+
+    monkeypatch.setattr(httpserver._Handler, "timeout", 0.2)
+    address = urlsplit(simulator.endpoint)
+    with caplog.at_level(logging.DEBUG, logger="accounts_app.simulator.httpserver"):
+        with socket.create_connection((address.hostname, address.port), timeout=5) as idle:
+            # The simulator ends the idle connection (its handler logs, then closes).
+            assert idle.recv(1) == b""
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if "httpserver" in r.name]
+    assert lines == [("DEBUG", "idle connection from 127.0.0.1 closed")]
