@@ -5,6 +5,10 @@ SQLite by default; PostgreSQL when DATABASE_URL points at one (CI runs both).
 
 import os
 
+# Never the developer's .env: `make run` writes one for the demo (DEMO_MODE=true, which
+# shows times in Asia/Shanghai, and more), and `make test` in the same checkout would
+# then test the demo's settings, not the defaults the tests are written for.
+os.environ.setdefault("ENV_FILE", os.devnull)
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("AUDIT_HMAC_KEY", "test-audit-hmac-key")
 os.environ.setdefault("DEBUG", "false")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
+
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = ROOT / "config" / "settings.py"
@@ -64,3 +67,9 @@ def test_the_app_reads_settings_without_defaults_of_its_own():
         if "getattr(settings," in line.replace(" ", "")
     ]
     assert offenders == []
+
+
+def test_the_tests_never_read_the_demos_env_file():
+    # `make run` writes .env (DEMO_MODE=true among others) in the checkout the tests run in.
+    assert os.environ["ENV_FILE"] == os.devnull
+    assert not settings.DEMO_MODE and settings.DEFAULT_USER_TIME_ZONE == "UTC"
