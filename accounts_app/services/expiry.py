@@ -88,19 +88,8 @@ def _end_fleet_approval(maker: AccountRequest, origin: Origin) -> None:
     """A fleet still approved (an instance failed and may run again) when its expiry
     comes: the approval ends, so that no instance gets the account after its expiry and
     the request no longer holds its first instance's account open."""
-    try:
-        with transaction.atomic():
-            lifecycle.workflow._transition(
-                maker,
-                Status.APPROVED,
-                Action.REQUEST_EXPIRED,
-                origin,
-                said=message("expiry.fleet_approval_ended", expires=moment(maker.expires_at)),
-                status=Status.EXPIRED,
-                finished_at=timezone.now(),
-            )
-    except TransitionError:
-        pass  # it moved on meanwhile (a run started, another run ended it): the next run
+    said = message("expiry.fleet_approval_ended", expires=moment(maker.expires_at))
+    _close_approved(maker, Action.REQUEST_EXPIRED, said, Status.EXPIRED, origin)
 
 
 def _expire_one(maker: AccountRequest, instance: Instance, *, origin: Origin, client) -> str:
@@ -228,19 +217,28 @@ class _DeletedMeanwhile(Exception):
 
 def _found_gone(deletion: AccountRequest, maker: AccountRequest, origin: Origin) -> None:
     """The account is not there any more: the deletion is done without a call."""
+    said = message("expiry.gone", expires=moment(maker.expires_at))
+    _close_approved(deletion, Action.ACCOUNT_DELETED, said, Status.CREATED, origin)
+
+
+def _close_approved(
+    account_request: AccountRequest, action: str, said, status: str, origin: Origin
+) -> None:
+    """Finish an approved request with its audit event, unless another run (or a run of
+    the request itself) moved it on meanwhile: then the next run sees where it stands."""
     try:
         with transaction.atomic():
             lifecycle.workflow._transition(
-                deletion,
+                account_request,
                 Status.APPROVED,
-                Action.ACCOUNT_DELETED,
+                action,
                 origin,
-                said=message("expiry.gone", expires=moment(maker.expires_at)),
-                status=Status.CREATED,
+                said=said,
+                status=status,
                 finished_at=timezone.now(),
             )
     except TransitionError:
-        pass  # another run settled it
+        pass
 
 
 def _carried_out(maker: AccountRequest, origin: Origin) -> None:
