@@ -362,6 +362,9 @@ class AccountRequest(models.Model):
             models.Index(fields=["status", "-finished_at"]),
             # Expiries due, and reminders (services/expiry.py).
             models.Index(fields=["status", "expires_at"]),
+            # The request list's order, newest first: a search walks it and stops at a
+            # page's rows (selectors/request_list.py); the instance makes it covering.
+            models.Index(fields=["created_at", "id", "instance"], name="request_list_order"),
         ]
 
     def __str__(self) -> str:

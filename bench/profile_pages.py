@@ -46,7 +46,9 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=0, help="print the N costliest functions")
     parser.add_argument("--sort", default="tottime", help="their order (pstats: cumulative…)")
     parser.add_argument("--sql", action="store_true", help="print each page's queries")
-    parser.add_argument("--only", default="", help="profile only the pages whose key has this")
+    parser.add_argument(
+        "--only", default="", help="profile only the pages whose key has one of these (a,b,…)"
+    )
     args = parser.parse_args()
 
     from bench.results import Timing
@@ -107,7 +109,12 @@ def profile(args, env, execution_instances) -> None:
     from accounts_app.models import AuditChainHead
 
     head = AuditChainHead.objects.get(pk=1).seq
-    pages = [page for page in build_pages(head, *detail_requests(actors)) if args.only in page.key]
+    wanted = args.only.split(",")
+    pages = [
+        page
+        for page in build_pages(head, *detail_requests(actors))
+        if any(part in page.key for part in wanted)
+    ]
     clients = {}
     for role, user in actors.bench.items():
         clients[role] = Client(HTTP_HOST="127.0.0.1")
