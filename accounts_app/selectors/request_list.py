@@ -132,7 +132,8 @@ class Unindexed(Func):
 
 def _searched(term: str, vendor: str) -> Q:
     if vendor != "sqlite" or len(term) < TRIGRAM:
-        # PostgreSQL answers these from its trigram indexes (same migration).
+        # PostgreSQL: the planner walks request_list_order for a frequent term
+        # (migration request_search_index says what was measured).
         return reduce(or_, (Q(**{f"{column}__icontains": term}) for column in SEARCHED))
     phrase = '"' + term.replace('"', '""') + '"'  # the term as one FTS5 string, no syntax
     # Unindexed: SQLite walks the list's order (the request_list_order index) and stops
