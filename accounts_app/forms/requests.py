@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts_app import policy, rules
 from accounts_app.forms.instance_picker import InstanceField
+from accounts_app.forms.rendering import WIDGET_WRITER
 from accounts_app.models import AccountRequest, RequestKind
 from accounts_app.selectors.expiry import account_maker
 from accounts_app.selectors.instances import blocker_messages
@@ -64,6 +65,8 @@ class DescribedFieldsMixin:
 
 
 class AccountRequestForm(DescribedFieldsMixin, forms.Form):
+    default_renderer = WIDGET_WRITER
+
     instance_id = InstanceField(label=_("Instance"), max_length=64)
     account_name = forms.CharField(
         label=_("Account name"),

@@ -52,7 +52,7 @@ def request_new(request):
             submitted = _("Request #%(pk)s submitted for approval.")
             messages.success(request, submitted % {"pk": account_request.pk})
             return redirect("request_detail", pk=account_request.pk)
-    context = {"form": form, "preflight": preflight, "rules_spec": rules.browser_spec()}
+    context = {"form": form, "preflight": preflight, "rules_script": rules.browser_spec_script()}
     required, lifetimes = policy.creation_policy_by_privilege()  # one query for both
     context.update(approval_policy=approval_policy_shown(required), **expiry_context(lifetimes))
     return render(request, "requests/new.html", context)
