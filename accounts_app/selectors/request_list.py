@@ -42,7 +42,7 @@ class RequestFilter:
 
 @dataclass(frozen=True)
 class RequestPage:
-    rows: list[AccountRequest]
+    rows: list[dict]
     number: int
     has_next: bool
 
@@ -155,11 +155,31 @@ def _start_of(day: datetime.date) -> datetime.datetime:
     return timezone.make_aware(datetime.datetime.combine(day, datetime.time()))
 
 
+# What a row shows (templatetags/request_list.py), read as values: model instances of
+# the request, its instance and its requester cost most of the page (14 datetime
+# conversions a row, three objects and their signals).
+ROW_VALUES = (
+    "pk",
+    "account_name",
+    "account_privilege",
+    "status",
+    "approvals_required",
+    "approvals_given",
+    "created_at",
+    "instance__instance_id",
+    "instance__name",
+    "requester__username",
+)
+
+
 def page_of(requests: QuerySet[AccountRequest], number: int) -> RequestPage:
-    """One page, newest first, and whether an older one exists: one query."""
+    """One page of rows (dicts of ROW_VALUES), newest first, and whether an older one
+    exists: one query."""
     start = (number - 1) * PAGE_SIZE
     rows = list(
-        with_approval_counts(requests).order_by("-created_at", "-pk")[start : start + PAGE_SIZE + 1]
+        with_approval_counts(requests)
+        .order_by("-created_at", "-pk")
+        .values(*ROW_VALUES)[start : start + PAGE_SIZE + 1]
     )
     return RequestPage(rows=rows[:PAGE_SIZE], number=number, has_next=len(rows) > PAGE_SIZE)
 

@@ -33,24 +33,24 @@ def request_tabs(tabs, current: str) -> SafeString:
 
 @register.simple_tag
 def request_list_rows(rows) -> SafeString:
-    """One row per request, with its approvals so far (annotated as approvals_given)."""
+    """One row per request (selectors.request_list.ROW_VALUES), with its approvals so far."""
     request_url = url_maker("request_detail", 999_999_999)
     instance_url = url_maker("instance_detail", "instance-id")
     lines = []
     for row in rows:
-        instance = row.instance
-        name = f'<div class="muted">{escape(instance.name)}</div>' if instance.name else ""
+        pk, instance_id, name = row["pk"], row["instance__instance_id"], row["instance__name"]
+        name = f'<div class="muted">{escape(name)}</div>' if name else ""
         lines.append(
-            f'<tr data-request="{row.pk}"><td><a href="{request_url(row.pk)}">{row.pk}</a></td>'
-            f"<td><code>{escape(row.account_name)}</code></td>"
-            f'<td><a href="{escape(instance_url(instance.instance_id))}">'
-            f"{escape(instance.instance_id)}</a>{name}</td>"
-            f"<td>{escape(str(_label(PRIVILEGE_LABELS, row.account_privilege)))}</td>"
-            f"<td>{escape(row.requester.get_username())}</td>"
-            f'<td><span class="status status-{escape(row.status)}">'
-            f"{escape(str(_label(STATUS_LABELS, row.status)))}</span></td>"
-            f'<td class="nowrap" data-approvals>{row.approvals_given} / '
-            f"{row.approvals_required}</td>"
-            f'<td class="nowrap">{_time(row.created_at)}</td></tr>'
+            f'<tr data-request="{pk}"><td><a href="{request_url(pk)}">{pk}</a></td>'
+            f"<td><code>{escape(row['account_name'])}</code></td>"
+            f'<td><a href="{escape(instance_url(instance_id))}">'
+            f"{escape(instance_id)}</a>{name}</td>"
+            f"<td>{escape(str(_label(PRIVILEGE_LABELS, row['account_privilege'])))}</td>"
+            f"<td>{escape(row['requester__username'])}</td>"
+            f'<td><span class="status status-{escape(row["status"])}">'
+            f"{escape(str(_label(STATUS_LABELS, row['status'])))}</span></td>"
+            f'<td class="nowrap" data-approvals>{row["approvals_given"]} / '
+            f"{row['approvals_required']}</td>"
+            f'<td class="nowrap">{_time(row["created_at"])}</td></tr>'
         )
     return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
