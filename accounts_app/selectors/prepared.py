@@ -62,6 +62,17 @@ class Prepared:
         run.as_sql = lambda *args, **kwargs: (sql, bound)
         return list(ModelIterable(_Compiled(queryset, using, run)))
 
+    def values(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
+        """The dicts the built queryset (a ``values()`` one) would give."""
+        queryset, compiler, sql, params = self._prepared(viewer, shape, using, "values")
+        run = copy.copy(compiler)
+        run.connection = connections[using]
+        bound = self._bind(params, viewer, values, run.connection)
+        run.as_sql = lambda *args, **kwargs: (sql, bound)
+        query = queryset.query  # the names as ValuesIterable reads them
+        names = list(query.selected or [*query.values_select, *query.annotation_select])
+        return [dict(zip(names, row, strict=True)) for row in run.results_iter()]
+
     def count(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> int:
         """How many rows the built queryset (sliced, for a capped count) would give."""
         _queryset, _compiler, sql, params = self._prepared(viewer, shape, using, "count")

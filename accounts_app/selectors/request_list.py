@@ -21,7 +21,12 @@ from django.utils import timezone
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, Decision
-from accounts_app.selectors.requests import requests_with_instance, waiting_for_approval
+from accounts_app.selectors.prepared import Prepared
+from accounts_app.selectors.requests import (
+    _wait_shape,
+    requests_with_instance,
+    waiting_for_approval,
+)
 
 PAGE_SIZE = 50
 
@@ -175,13 +180,41 @@ ROW_VALUES = (
 def page_of(requests: QuerySet[AccountRequest], number: int) -> RequestPage:
     """One page of rows (dicts of ROW_VALUES), newest first, and whether an older one
     exists: one query."""
+    return _page(list(_page_rows(requests, number)), number)
+
+
+def _page_rows(requests: QuerySet[AccountRequest], number: int) -> QuerySet:
     start = (number - 1) * PAGE_SIZE
-    rows = list(
+    return (
         with_approval_counts(requests)
         .order_by("-created_at", "-pk")
         .values(*ROW_VALUES)[start : start + PAGE_SIZE + 1]
     )
+
+
+def _page(rows: list[dict], number: int) -> RequestPage:
     return RequestPage(rows=rows[:PAGE_SIZE], number=number, has_next=len(rows) > PAGE_SIZE)
+
+
+def _approval_rows(viewer, number: int, _wait_on: bool, *, wait_start) -> QuerySet:
+    return _page_rows(waiting_for_approval(viewer, wait_start=wait_start), number)
+
+
+# The approvals page: compiled once per process (selectors/prepared.py), building it
+# cost more than half of the page. A page's LIMIT and OFFSET are written into the SQL:
+# the first pages are kept compiled, later ones built each time.
+_APPROVAL_ROWS = Prepared(_approval_rows, wait_start=datetime.datetime)
+PREPARED_PAGES = 5
+
+
+def approvals_page(user, number: int) -> RequestPage:
+    """A page of the requests waiting for this approver (policy.may_decide)."""
+    if number > PREPARED_PAGES:
+        return page_of(waiting_for_approval(user), number)
+    rows = _APPROVAL_ROWS.values(
+        user, shape=_wait_shape(number), wait_start=policy.approver_wait_start()
+    )
+    return _page(rows, number)
 
 
 def page_number(raw: str | None) -> int:

@@ -316,7 +316,7 @@ def request_reconcile(request, pk: int):
 @roles.role_required(roles.APPROVE_REQUEST)
 def approvals(request):
     number = request_list.page_number(request.GET.get("page"))
-    page = request_list.page_of(selectors.waiting_for_approval(request.user), number)
+    page = request_list.approvals_page(request.user, number)
     template = "requests/approvals.html"
     if request.htmx:
         template += "#approval-rows"
