@@ -63,3 +63,36 @@ def test_a_second_run_compiles_nothing_and_takes_one_query(requester, approver):
         page = request_list.approvals_page(approver, 1)
     assert (compiled.call_count, len(queries)) == (0, 1)
     assert [row["account_name"] for row in page.rows] == ["prep_red_1", "prep_red_0"]
+
+
+def test_the_request_list_tabs_as_they_open_are_the_querysets_rows(
+    requester, approver, second_approver
+):
+    waiting(requester, request_list.PAGE_SIZE + 3)
+    waiting(approver, 2, "r-bp1preparedb")
+    unfiltered = request_list.RequestFilter()
+    for user in (requester, approver, second_approver, requester):
+        for tab in request_list.available_tabs(user):
+            for number in (1, 2, request_list.PREPARED_PAGES + 1):
+                expected = request_list.page_of(
+                    request_list.filtered_requests(
+                        request_list.tab_requests(user, tab), unfiltered
+                    ),
+                    number,
+                )
+                page = request_list.tab_page(user, tab, unfiltered, number)
+                assert page == expected, (user.username, tab, number)
+    assert len(request_list.tab_page(requester, "mine", unfiltered, 2).rows) == 3
+    assert len(request_list.tab_page(approver, "mine", unfiltered, 1).rows) == 2
+
+
+def test_a_tab_as_it_opens_compiles_nothing_the_second_time(requester):
+    waiting(requester, 2)
+    unfiltered = request_list.RequestFilter()
+    request_list.tab_page(requester, "mine", unfiltered, 1)
+    with mock.patch.object(
+        SQLCompiler, "as_sql", autospec=True, side_effect=SQLCompiler.as_sql
+    ) as compiled:
+        page = request_list.tab_page(requester, "mine", unfiltered, 1)
+    assert compiled.call_count == 0
+    assert [row["account_name"] for row in page.rows] == ["prep_red_1", "prep_red_0"]

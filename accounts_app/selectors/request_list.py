@@ -207,6 +207,24 @@ _APPROVAL_ROWS = Prepared(_approval_rows, wait_start=datetime.datetime)
 PREPARED_PAGES = 5
 
 
+def _my_rows(viewer, number: int) -> QuerySet:
+    return _page_rows(tab_requests(viewer, MINE), number)
+
+
+_MY_ROWS = Prepared(_my_rows)
+
+
+def tab_page(user, tab: str, given: RequestFilter, number: int) -> RequestPage:
+    """A page of a tab, filtered. A tab as it opens (no filter, one of its first pages)
+    is read through a query compiled once, as the approvals page is."""
+    if given == RequestFilter() and number <= PREPARED_PAGES:
+        if tab == MINE:
+            return _page(_MY_ROWS.values(user, shape=(number,)), number)
+        if tab == WAITING:
+            return approvals_page(user, number)
+    return page_of(filtered_requests(tab_requests(user, tab), given), number)
+
+
 def approvals_page(user, number: int) -> RequestPage:
     """A page of the requests waiting for this approver (policy.may_decide)."""
     if number > PREPARED_PAGES:

@@ -18,10 +18,8 @@ def request_list(request):
     form = RequestFilterForm(request.GET)
     page = None
     if form.is_valid():
-        requests = selectors.filtered_requests(
-            selectors.tab_requests(request.user, tab), form.request_filter()
-        )
-        page = selectors.page_of(requests, selectors.page_number(request.GET.get("page")))
+        number = selectors.page_number(request.GET.get("page"))
+        page = selectors.tab_page(request.user, tab, form.request_filter(), number)
     template = "requests/list.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#request-rows"
