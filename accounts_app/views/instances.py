@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,6 +20,7 @@ from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
 from accounts_app.selectors import accounts as account_selectors
 from accounts_app.selectors import instances as instance_selectors
+from accounts_app.selectors.paging import counted_page
 from accounts_app.services import drift, live_calls
 
 PAGE_SIZE = 100
@@ -44,10 +44,11 @@ def instance_list(request):
     form = InstanceFilterForm(request.GET, choices=choices)
     page = rows = None
     if form.is_valid():
-        paginator = Paginator(
-            instance_selectors.filtered_instances(form.instance_filter()), PAGE_SIZE
+        page = counted_page(
+            instance_selectors.filtered_instances(form.instance_filter()),
+            request.GET.get("page"),
+            PAGE_SIZE,
         )
-        page = paginator.get_page(request.GET.get("page"))
         rows = instance_selectors.instance_rows(list(page.object_list))
     template = "instances/list.html"
     # A history restore needs the whole page, although htmx asks for it.
