@@ -40,7 +40,7 @@ def instance_choices(request):
 @require_GET
 @vary_on_headers("HX-Request")
 def instance_list(request):
-    choices, last_synced = instance_selectors.inventory_summary()
+    choices, last_synced, sync_run = instance_selectors.inventory_summary()
     form = InstanceFilterForm(request.GET, choices=choices)
     page = rows = None
     if form.is_valid():
@@ -60,7 +60,7 @@ def instance_list(request):
         "rows": rows,
         "last_synced": last_synced,
         "can_sync": policy.may_sync_inventory(request.user),
-        "sync_run": background_sync.latest_run(),
+        "sync_run": sync_run,
     }
     return render(request, template, context)
 
