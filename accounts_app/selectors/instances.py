@@ -155,6 +155,8 @@ def _newest_run_columns() -> dict:
 
 
 def _run_from(pk=None, status=None, regions=None, progress=None) -> SyncRun | None:
+    """The run with the fields its progress reads (and its key, for the live counts of
+    the regions under way); the others are left unset: only shown, never saved."""
     if pk is None:
         return None
     return SyncRun(pk=pk, status=status, regions=json.loads(regions), progress=json.loads(progress))
