@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from unittest import mock
 
 import pytest
@@ -524,6 +526,50 @@ def test_created_accounts_lists_who_asked_and_who_approved(
         assert text in html, text
     assert "zoe" not in html
     assert "app_pending" not in html
+
+
+# The rows as the page's template wrote them before they were written in Python
+# (templatetags/rows.py: created_account_rows): the Python must write the same markup.
+CREATED_ROWS_TEMPLATE = Path(__file__).parent / "fixtures" / "created_account_rows.html"
+
+
+@pytest.mark.parametrize("language", ["en", "zh-hans"])
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai"])
+def test_created_accounts_rows_are_written_as_the_template_wrote_them(
+    requester, approver, second_approver, language, zone
+):
+    from django.template import Context, Template
+    from django.utils import translation
+
+    from accounts_app.templatetags.rows import created_account_rows
+
+    named = instance_row("r-bp1rows00000001", name='<b>"orders"</b>')
+    unnamed = instance_row("r-bp1rows00000002", name="", region_id="ap-southeast-9")
+    created(requester, named, "app_two", [approver, second_approver], minutes_ago=3)
+    bare = created(requester, unnamed, "app_bare", [], minutes_ago=2)
+    AccountRequest.objects.filter(pk=bare.pk).update(
+        account_description="", alibaba_request_id="", account_privilege="RoleAdmin"
+    )
+    overdue = created(requester, named, "app_due", [approver], minutes_ago=1)
+    AccountRequest.objects.filter(pk=overdue.pk).update(
+        expires_at=timezone.now() - timedelta(days=1)
+    )
+    later = created(requester, named, "app_later", [approver], minutes_ago=1)
+    AccountRequest.objects.filter(pk=later.pk).update(expires_at=timezone.now() + timedelta(days=3))
+    rows, _ = audit_selectors.created_account_page(audit_selectors.CreatedFilter(), size=10)
+    assert len(rows) == 4
+    rows[0] = dataclasses.replace(rows[0], finished_at=None)  # a creation's time not known
+    rows[1].request.fleet_size = 2  # one instance of a fleet's
+
+    with translation.override(language), timezone.override(zone):
+        written = str(created_account_rows(rows))
+        expected = Template(CREATED_ROWS_TEMPLATE.read_text()).render(Context({"rows": rows}))
+
+    def squeezed(html: str) -> str:
+        return re.sub(r">\s+<", "><", html.strip())
+
+    assert squeezed(written) == squeezed(expected)
+    assert "data-overdue" in written and "&lt;b&gt;" in written and "data-fleet" in written
 
 
 def test_created_accounts_costs_the_same_queries_for_any_number(

@@ -242,3 +242,49 @@ def test_an_instance_that_does_not_exist_is_an_answer_not_a_failure(kvstore, gua
 
     assert not client.breaker.is_open()
     assert CircuitBreaker.objects.get(name=client.breaker.name).consecutive_failures == 0
+
+
+# --- One read for the calls close together (a pre-flight's two) ------------------------
+
+
+def reads_of_the_breaker(captured) -> int:
+    return sum("circuitbreaker" in query["sql"] for query in captured)
+
+
+def test_calls_close_together_read_the_breaker_once(kvstore, guarded):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    CircuitBreaker.objects.create(name="kvstore")  # as on a server that called Alibaba once
+    client = guarded()
+    with CaptureQueriesContext(connection) as captured:
+        describe(client)
+        describe(client)
+    assert len(kvstore.calls("DescribeAccounts")) == 2
+    assert reads_of_the_breaker(captured) == 1
+
+
+def test_a_breaker_opened_by_another_server_is_seen_once_the_read_is_stale(kvstore, guarded, clock):
+    client = guarded()
+    describe(client)
+    open_breaker_until(clock.now + timedelta(seconds=60))  # another app server opened it
+    clock.advance(breaker_module.FRESH_FOR.total_seconds() + 1)
+    calls = len(kvstore.calls())
+    with pytest.raises(BreakerOpen):
+        describe(client)
+    assert len(kvstore.calls()) == calls
+
+
+def test_a_failure_drops_the_kept_read(kvstore, guarded):
+    client = guarded()
+    describe(client)  # a clean read, kept
+    kvstore.add_fault("http503", count=0)
+    fail_three_times(client)  # each counted in the database, the count read again
+    with pytest.raises(BreakerOpen):
+        describe(client)  # opened by this client's own failures, seen at once
+
+
+def open_breaker_until(until) -> None:
+    CircuitBreaker.objects.update_or_create(
+        name="kvstore", defaults={"consecutive_failures": 5, "open_until": until}
+    )

@@ -226,6 +226,31 @@ def test_only_staff_see_the_sync_button(estate, approver, staff):
     assert "Sync now" in page(staff)
 
 
+def test_a_sync_under_way_shows_its_regions_done_and_its_live_counts(estate, requester):
+    from accounts_app.background.models import SyncRegionCount, SyncRun
+
+    SyncRun.objects.create(status=SyncRun.Status.DONE, regions=["cn-hangzhou"], progress={})
+    run = SyncRun.objects.create(
+        regions=["cn-hangzhou", "cn-shanghai"],
+        progress={
+            "cn-hangzhou": {
+                "seen": 8,
+                "created": 1,
+                "updated": 0,
+                "gone": 0,
+                "failures": {"r-bp1broken": "timed out"},
+            }
+        },
+    )
+    SyncRegionCount.objects.create(run=run, region_id="cn-shanghai", described=3)
+
+    html = page(requester)
+
+    assert "Sync in progress: 1 of 2 regions done, 11 instances seen, 1 errors." in html
+    assert "r-bp1broken: timed out" in html
+    assert 'hx-trigger="every 1s"' in html
+
+
 def test_staff_sync_and_get_a_summary(kvstore, staff):
     client = signed_in(staff, enforce_csrf_checks=True)
     client.get(reverse("instances"))

@@ -57,6 +57,9 @@ class SyncRun(models.Model):
         verbose_name = _("instance sync")
         verbose_name_plural = _("instance syncs")
         ordering = ["-started_at"]
+        # The newest run is read on every view of the instances page (and each second
+        # while a sync runs): from the index, not a sort of every run kept.
+        indexes = [models.Index(fields=["-started_at"], name="syncrun_newest_first")]
 
     def __str__(self) -> str:
         return f"sync #{self.pk}"
@@ -69,6 +72,8 @@ class SyncRun(models.Model):
     def instances_seen(self) -> int:
         """Instances of the finished regions, plus those described so far in the others."""
         done = sum(entry["seen"] for entry in self.progress.values())
+        if set(self.regions) <= set(self.progress):
+            return done  # every region reported: none under way, nothing to ask
         under_way = self.region_counts.exclude(region_id__in=list(self.progress))
         return done + sum(under_way.values_list("described", flat=True))
 

@@ -1,19 +1,23 @@
 """Reads of the instance inventory for the instances pages.
 
 A page of the list costs a fixed number of queries whatever the estate's size: the
-page itself, its count, one query for the filter choices and one for the last sync
-time. Badges are computed in Python from the row, by the rules module.
+page with its count (selectors.paging), and one query for the filter choices, the last
+sync time and the newest sync run. Badges are computed in Python from the row, by the
+rules module.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Func, Max, Q, QuerySet, TextField
+from django.db.models import Func, Max, Q, QuerySet, Subquery, TextField
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 
 from accounts_app import policy, rules, wording
+from accounts_app.background.models import SyncRun
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.selectors.requests import requests_with_instance
 
@@ -109,26 +113,64 @@ def filtered_instances(instance_filter: InstanceFilter) -> QuerySet[Instance]:
 
 def filter_choices() -> dict[str, list[str]]:
     """The distinct values of each filterable column, in one query."""
-    return inventory_summary()[0]
+    return _summarised(with_newest_run=False)[0]
 
 
-def inventory_summary() -> tuple[dict[str, list[str]], datetime | None]:
-    """filter_choices() and the time of the last sync, in one query: each distinct
-    combination of the filterable columns with its newest sync time."""
+def inventory_summary() -> tuple[dict[str, list[str]], datetime | None, SyncRun | None]:
+    """filter_choices(), the time of the last sync and the newest sync run, in one
+    query: each distinct combination of the filterable columns with its newest sync
+    time, every row carrying the run (uncorrelated subqueries, which the database runs
+    once). An estate with no instance yet asks for the run apart (its first sync)."""
+    return _summarised(with_newest_run=True)
+
+
+def _summarised(*, with_newest_run: bool) -> tuple:
     combinations = (
         Instance.objects.values_list(*FILTER_FIELDS.values())
         .annotate(last=Max("synced_at"))
+        # After the aggregate: not grouped by. Left out where no page shows the run
+        # (the API's filter choices): building the subqueries costs CPU.
+        .annotate(**(_newest_run_columns() if with_newest_run else {}))
         .order_by()
     )
     values: dict[str, set[str]] = {name: set() for name in FILTER_FIELDS}
     last_synced = None
-    for *combination, last in combinations:
+    run_columns = None
+    for row in combinations:
+        combination, last = row[: len(FILTER_FIELDS)], row[len(FILTER_FIELDS)]
+        run_columns = row[len(FILTER_FIELDS) + 1 :]
         for name, value in zip(FILTER_FIELDS, combination, strict=True):
             if value:
                 values[name].add(value)
         if last is not None and (last_synced is None or last > last_synced):
             last_synced = last
-    return {name: sorted(found) for name, found in values.items()}, last_synced
+    if not with_newest_run:
+        sync_run = None
+    elif run_columns is None:
+        sync_run = SyncRun.objects.first()
+    else:
+        sync_run = _run_from(*run_columns)
+    return {name: sorted(found) for name, found in values.items()}, last_synced, sync_run
+
+
+def _newest_run_columns() -> dict:
+    """What the sync progress shows of the newest run (instances/_sync_progress.html);
+    its JSON as text, decoded once rather than on each row."""
+    newest = SyncRun.objects.order_by("-started_at").annotate(
+        regions_text=Cast("regions", TextField()), progress_text=Cast("progress", TextField())
+    )
+    return {
+        f"run_{name}": Subquery(newest.values(name)[:1])
+        for name in ("pk", "status", "regions_text", "progress_text")
+    }
+
+
+def _run_from(pk=None, status=None, regions=None, progress=None) -> SyncRun | None:
+    """The run with the fields its progress reads (and its key, for the live counts of
+    the regions under way); the others are left unset: only shown, never saved."""
+    if pk is None:
+        return None
+    return SyncRun(pk=pk, status=status, regions=json.loads(regions), progress=json.loads(progress))
 
 
 def blocker_messages(instance: Instance) -> list[str]:

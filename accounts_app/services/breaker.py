@@ -13,6 +13,13 @@ name, a bad parameter) are answers: they prove the API is up and reset the count
 
 The breaker is an optimisation: when its own row cannot be read or written (the
 database is away), calls go ahead as if there were no breaker.
+
+A closed breaker's read is kept for ``FRESH_FOR`` by the breaker object that made it,
+so that calls close together (a pre-flight's two, on every view of a pending request)
+read the row once. Only a clean read (no failure counted, not open) is kept, and only
+while its calls succeed: a failure, or anything written, drops it, so this server's own
+failures open the breaker exactly as before; another server's opening is seen once the
+kept read is older than ``FRESH_FOR``.
 """
 
 from __future__ import annotations
@@ -49,6 +56,11 @@ BREAKER_OPEN = "Client.BreakerOpen"
 _UNAVAILABLE = audit_messages.UNAVAILABLE
 
 T = TypeVar("T")
+
+# How long a clean read of the row stands for the calls that follow it: long enough for
+# one page's calls, short enough that a breaker another server opened stops this one's
+# next calls within seconds (meanwhile this server's calls were succeeding anyway).
+FRESH_FOR = timedelta(seconds=5)
 
 
 class BreakerOpen(ApiUnreachable):
@@ -105,6 +117,7 @@ class Breaker:
             seconds=cooldown if cooldown is not None else settings.KVSTORE_BREAKER_COOLDOWN
         )
         self._now = now
+        self._kept: tuple[_Snapshot, datetime] | None = None  # a clean read, and when
 
     # --- State ----------------------------------------------------------------------
 
@@ -129,15 +142,25 @@ class Breaker:
             else:
                 self._record_success(snapshot)
             raise
+        except BaseException:
+            self._kept = None
+            raise
         self._record_success(snapshot)
         return result
 
     def _admit(self) -> _Snapshot | None:
         """Let the call through, or raise BreakerOpen without touching the network."""
-        snapshot = self._read()
-        if snapshot is None or snapshot.open_until is None:
-            return snapshot
         now = self._now()
+        if self._kept is not None and now - self._kept[1] < FRESH_FOR:
+            return self._kept[0]
+        self._kept = None
+        snapshot = self._read()
+        if snapshot is None:
+            return snapshot
+        if snapshot.open_until is None:
+            if not snapshot.consecutive_failures:
+                self._kept = (snapshot, now)
+            return snapshot
         if snapshot.open_until > now:
             raise BreakerOpen(snapshot.open_until)
         # Half-open: the first caller to move open_until on is the one trial; the
@@ -196,6 +219,7 @@ class Breaker:
         return _Snapshot(*row)
 
     def _write(self, change: Callable[[Any], T]) -> T | None:
+        self._kept = None  # what is kept no longer says what the row holds
         # A savepoint: a failed write must not break the caller's transaction.
         try:
             with transaction.atomic():

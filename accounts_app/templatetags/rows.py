@@ -128,6 +128,49 @@ def instance_rows(rows, can_request: bool = False) -> SafeString:
     return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
 
 
+@register.simple_tag
+def created_account_rows(rows) -> SafeString:
+    """The body of the created accounts table: one row per CreatedAccount (its request
+    with the requester and the approving decisions, its instance)."""
+    request_url = url_maker("request_detail", 999_999_999)
+    instance_url = url_maker("instance_detail", "instance-id")
+    overdue = escape(gettext("Overdue"))
+    now = timezone.now()
+    lines = []
+    for row in rows:
+        made, instance = row.request, row.instance
+        instance_id = escape(instance.instance_id)
+        name = f' <span class="muted">{escape(instance.name)}</span>' if instance.name else ""
+        fleet = f' data-fleet="{made.pk}"' if made.is_fleet else ""
+        approvers = ", ".join(escape(d.approver.get_username()) for d in made.approvals) or "—"
+        created = timezone.localtime(row.finished_at) if row.finished_at else None
+        expires = made.account_expires_at
+        expiry = "—"
+        if expires is not None:
+            local = timezone.localtime(expires)
+            expiry = f'<time datetime="{local.isoformat()}">{local:%Y-%m-%d %H:%M}</time>'
+            if made.is_overdue(now):
+                expiry += f' <span class="badge badge-bad" data-overdue>{overdue}</span>'
+        alibaba = row.alibaba_request_id
+        lines.append(
+            f'<tr data-request="{made.pk}" data-instance="{instance_id}"{fleet}>'
+            f'<td><a href="{request_url(made.pk)}">#{made.pk}</a></td>'
+            f'<td><a href="{escape(instance_url(instance.instance_id))}">{instance_id}</a>'
+            f"{name}</td>"
+            f"<td>{escape(api_labels.region_label(instance.region_id))}</td>"
+            f"<td><code>{escape(made.account_name)}</code></td>"
+            f"<td>{escape(str(_label(PRIVILEGE_LABELS, made.account_privilege)))}</td>"
+            f"<td>{escape(made.account_description or '—')}</td>"
+            f"<td>{escape(made.requester.get_username())}</td>"
+            f"<td>{approvers}</td>"
+            f'<td><time datetime="{created.isoformat() if created else ""}" class="nowrap">'
+            f"{f'{created:%Y-%m-%d %H:%M} {created.tzname()}' if created else ''}</time></td>"
+            f"<td data-expires>{expiry}</td>"
+            f"<td>{f'<code>{escape(alibaba)}</code>' if alibaba else ''}</td></tr>"
+        )
+    return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
+
+
 def _tags(tags: dict) -> str:
     """An instance's tags under its name, as `key:value`: what the search box takes."""
     if not tags:

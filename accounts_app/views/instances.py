@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,6 +20,7 @@ from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
 from accounts_app.selectors import accounts as account_selectors
 from accounts_app.selectors import instances as instance_selectors
+from accounts_app.selectors.paging import counted_page
 from accounts_app.services import drift, live_calls
 
 PAGE_SIZE = 100
@@ -40,14 +40,15 @@ def instance_choices(request):
 @require_GET
 @vary_on_headers("HX-Request")
 def instance_list(request):
-    choices, last_synced = instance_selectors.inventory_summary()
+    choices, last_synced, sync_run = instance_selectors.inventory_summary()
     form = InstanceFilterForm(request.GET, choices=choices)
     page = rows = None
     if form.is_valid():
-        paginator = Paginator(
-            instance_selectors.filtered_instances(form.instance_filter()), PAGE_SIZE
+        page = counted_page(
+            instance_selectors.filtered_instances(form.instance_filter()),
+            request.GET.get("page"),
+            PAGE_SIZE,
         )
-        page = paginator.get_page(request.GET.get("page"))
         rows = instance_selectors.instance_rows(list(page.object_list))
     template = "instances/list.html"
     # A history restore needs the whole page, although htmx asks for it.
@@ -59,7 +60,7 @@ def instance_list(request):
         "rows": rows,
         "last_synced": last_synced,
         "can_sync": policy.may_sync_inventory(request.user),
-        "sync_run": background_sync.latest_run(),
+        "sync_run": sync_run,
     }
     return render(request, template, context)
 

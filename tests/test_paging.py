@@ -1,0 +1,52 @@
+"""counted_page: Paginator.get_page's answer, the count coming with the rows."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.paginator import Paginator
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts_app.models import Instance
+from accounts_app.selectors.instances import InstanceFilter, filtered_instances
+from accounts_app.selectors.paging import counted_page
+from tests.builders import instance_row
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def seven_instances():
+    for number in range(7):
+        instance_row(f"r-bp1page{number:07d}", name=f"paged-{number}")
+    return filtered_instances(InstanceFilter(q="paged"))
+
+
+def described(page) -> tuple:
+    return (
+        [row.pk for row in page.object_list],
+        page.number,
+        page.paginator.count,
+        page.paginator.num_pages,
+        page.has_next(),
+        page.has_previous(),
+    )
+
+
+@pytest.mark.parametrize("number", [None, "1", "2", "3", "4", "99", "0", "-1", "two", "2.5"])
+def test_it_answers_as_the_paginator_does(seven_instances, number):
+    expected = Paginator(seven_instances, 3).get_page(number)
+    assert described(counted_page(seven_instances, number, 3)) == described(expected)
+
+
+def test_an_empty_list_is_one_empty_page():
+    page = counted_page(Instance.objects.none(), "1", 3)
+    assert described(page) == ([], 1, 0, 1, False, False)
+
+
+def test_a_page_and_its_count_are_one_query(seven_instances):
+    with CaptureQueriesContext(connection) as queries:
+        page = counted_page(seven_instances, "3", 3)
+        assert page.paginator.count == 7
+        assert page.paginator.num_pages == 3
+    assert len(queries) == 1
