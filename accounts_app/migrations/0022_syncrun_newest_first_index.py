@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts_app", "0020_instance_list_indexes"),
+        ("accounts_app", "0021_request_search_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
