@@ -58,6 +58,10 @@ def test_a_typed_cell_that_would_run_as_a_formula_gets_a_quote_first():
     assert csv_text(columns, typed={0}) == "'=1+1,=1+1\r\n'-2,-2\r\n'@x,@x\r\nok,ok\r\n"
 
 
+def test_a_formula_in_a_columns_first_cell_alone_is_defused_too():
+    assert csv_text([["=1", "ok"], ["=2", "b"]], typed={0}) == "'=1,=2\r\nok,b\r\n"
+
+
 def test_a_formula_start_after_a_nul_inside_a_cell_is_no_formula():
     # The column search joins cells with NUL: this one makes it look at each cell.
     assert csv_text([["a\x00=b"], ["c"]], typed={0}) == "a\x00=b,c\r\n"

@@ -24,9 +24,8 @@ _NEEDS_QUOTES = re.compile("[" + re.escape("".join(QUOTED_IF_HOLDING)) + "]")
 # A column's cells are searched joined by NUL, so a formula's first character is
 # one at the start or after a NUL. A NUL inside a cell can only make the search
 # find too much: that column is then looked at cell by cell, which is exact.
-# (Substring tests, not a regular expression: they run at memchr's speed.)
 _SEPARATOR = "\x00"
-_FORMULA_AFTER_SEPARATOR = tuple(_SEPARATOR + start for start in FORMULA_STARTS)
+_FORMULA_AFTER_SEPARATOR = re.compile(_SEPARATOR + "[" + re.escape("".join(FORMULA_STARTS)) + "]")
 
 
 def csv_text(columns: Iterable[Sequence], typed: Collection[int]) -> str:
@@ -47,15 +46,12 @@ def _column(column: Sequence, typed: bool) -> Sequence[str]:
         # As csv.writer(): None is an empty cell, anything else its str().
         column = ["" if cell is None else str(cell) for cell in column]
     joined = _SEPARATOR.join(column)
-    if typed and _any_in(_FORMULA_AFTER_SEPARATOR, _SEPARATOR + joined):
+    if typed and (joined.startswith(FORMULA_STARTS) or _FORMULA_AFTER_SEPARATOR.search(joined)):
         column = ["'" + cell if cell.startswith(FORMULA_STARTS) else cell for cell in column]
-    if _any_in(QUOTED_IF_HOLDING, joined):
+    # Substring tests, not a regular expression: they run at memchr's speed.
+    if any(character in joined for character in QUOTED_IF_HOLDING):
         column = [_quoted(cell) if _NEEDS_QUOTES.search(cell) else cell for cell in column]
     return column
-
-
-def _any_in(needles: tuple[str, ...], text: str) -> bool:
-    return any(needle in text for needle in needles)
 
 
 def _quoted(cell: str) -> str:
