@@ -424,6 +424,15 @@ def test_the_csv_export_says_each_events_message_and_leaves_the_others_blank(
     assert rows[0]["message_id"] == "export.all"
 
 
+def test_an_export_matching_nothing_is_its_header_alone(auditor_client):
+    csv_text = read_stream(auditor_client.get("/audit/export.csv", {"actor": "nobody"}))
+    jsonl_text = read_stream(auditor_client.get("/audit/export.jsonl", {"actor": "nobody"}))
+
+    assert csv_text.startswith("seq,created_at,") and csv_text.endswith(",message_en\r\n")
+    assert csv_text.count("\n") == 1
+    assert jsonl_text == ""
+
+
 def test_the_export_writes_each_time_as_isoformat_in_utc(auditor_client):
     # Later than the sign-in's event: time never goes backwards along the chain.
     fraction_at = (timezone.now() + timedelta(days=1)).replace(microsecond=123456)

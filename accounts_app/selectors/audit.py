@@ -227,11 +227,6 @@ def _page_query(audit_filter: AuditFilter, cursor: Q, order: str, limit: int):
     return events.defer("prev_hash", "hash", "user_agent").order_by(order)[:limit]
 
 
-def export_rows(audit_filter: AuditFilter, *, batch_size: int | None = None) -> Iterator:
-    """Every matching event as a tuple of EXPORT_FIELDS, newest first (export_batches)."""
-    return itertools.chain.from_iterable(export_batches(audit_filter, batch_size=batch_size))
-
-
 def export_batches(audit_filter: AuditFilter, *, batch_size: int | None = None) -> Iterator[list]:
     """Every matching event as a tuple of EXPORT_FIELDS, newest first, a list per batch.
 
