@@ -67,6 +67,23 @@ def test_the_digest_of_fixed_inputs_never_changes(settings):
     assert event_digest(GOLDEN_VALUES, PREV_HASH, signer=Signer(KEY.encode())) == GOLDEN_DIGEST
 
 
+def test_the_signer_signs_alike_with_or_without_openssls_hmac_object(monkeypatch):
+    with_openssl = Signer(KEY.encode())
+    # A digestmod that is not OpenSSL's constructor makes hmac.HMAC compute in Python.
+    python_hmac = hmac.new
+    monkeypatch.setattr(
+        hmac,
+        "new",
+        lambda key, digestmod: python_hmac(key, digestmod=lambda data=b"": hashlib.sha256(data)),
+    )
+    in_python = Signer(KEY.encode())
+
+    assert not isinstance(with_openssl._keyed, hmac.HMAC)  # the C object, unwrapped
+    assert isinstance(in_python._keyed, hmac.HMAC)
+    for signer in (with_openssl, in_python):
+        assert event_digest(GOLDEN_VALUES, PREV_HASH, signer=signer) == GOLDEN_DIGEST
+
+
 @given(st.lists(st.one_of(st.none(), st.integers(), st.text()), max_size=20))
 def test_the_chain_encodes_any_values_exactly_as_compact_json_dumps(values):
     # The encoder is built once for speed (chain._json_encoder): it must not differ from

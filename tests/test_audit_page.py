@@ -408,6 +408,33 @@ def test_csv_export_streams_the_current_filter_and_is_audited(auditor_client, au
     assert rows[0]["hash"] == wanted.hash
 
 
+def test_the_csv_export_says_each_events_message_and_leaves_the_others_blank(
+    auditor_client, monkeypatch
+):
+    # Batches of two, newest first: the export's own event (a message) with one request,
+    # then two requests (a batch without any message).
+    for actor in ("carol", "dave", "erin"):
+        event(actor=actor)
+    monkeypatch.setattr(audit_selectors, "EXPORT_BATCH_SIZE", 2)
+
+    text = read_stream(auditor_client.get("/audit/export.csv", {"actor": "", "size": 10}))
+
+    rows = list(csv.DictReader(io.StringIO(text)))
+    said = {row["actor_name"]: row["message_en"] for row in rows[1:4]}
+    assert said == {"carol": "", "dave": "", "erin": ""}
+    assert rows[0]["message_en"] == "CSV export of all events."
+    assert rows[0]["message_id"] == "export.all"
+
+
+def test_an_export_matching_nothing_is_its_header_alone(auditor_client):
+    csv_text = read_stream(auditor_client.get("/audit/export.csv", {"actor": "nobody"}))
+    jsonl_text = read_stream(auditor_client.get("/audit/export.jsonl", {"actor": "nobody"}))
+
+    assert csv_text.startswith("seq,created_at,") and csv_text.endswith(",message_en\r\n")
+    assert csv_text.count("\n") == 1
+    assert jsonl_text == ""
+
+
 def test_the_export_writes_each_time_as_isoformat_in_utc(auditor_client):
     # Later than the sign-in's event: time never goes backwards along the chain.
     fraction_at = (timezone.now() + timedelta(days=1)).replace(microsecond=123456)

@@ -94,12 +94,19 @@ class Signer:
     """
 
     def __init__(self, key: bytes) -> None:
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        self._keyed = _c_level(hmac.new(key, digestmod=hashlib.sha256))
 
     def __call__(self, canonical_values: list | tuple, prev_hash: str) -> str:
         mac = self._keyed.copy()
         mac.update((_encode_json(canonical_values) + "\n" + prev_hash).encode())
         return mac.hexdigest()
+
+
+def _c_level(mac: hmac.HMAC):
+    """The OpenSSL HMAC object inside an hmac.HMAC, when there is one (CPython built
+    with OpenSSL): the same copy(), update() and hexdigest(), without a Python call
+    around each (a sixth of verify_chain()'s walk). Otherwise the hmac.HMAC itself."""
+    return getattr(mac, "_hmac", None) or mac
 
 
 def _hmac_key() -> bytes:

@@ -227,12 +227,14 @@ def _page_query(audit_filter: AuditFilter, cursor: Q, order: str, limit: int):
     return events.defer("prev_hash", "hash", "user_agent").order_by(order)[:limit]
 
 
-def export_rows(audit_filter: AuditFilter, *, batch_size: int | None = None) -> Iterator:
-    """Every matching event as a tuple of EXPORT_FIELDS, newest first.
+def export_batches(audit_filter: AuditFilter, *, batch_size: int | None = None) -> Iterator[list]:
+    """Every matching event as a tuple of EXPORT_FIELDS, newest first, a list per batch.
 
     Keyset batches keep memory flat however many events match; events recorded
     after the first batch was read are left out, so the export is the log as it
-    stood when it began (its own EXPORT_DOWNLOADED event included).
+    stood when it began (its own EXPORT_DOWNLOADED event included). The ORM writes
+    each batch's SQL, a plain cursor reads it: the ORM's row iterator was a fifth of
+    a large export's time.
     """
     batch_size = batch_size or EXPORT_BATCH_SIZE
     columns = (
@@ -242,8 +244,12 @@ def export_rows(audit_filter: AuditFilter, *, batch_size: int | None = None) -> 
     before = None
     while True:
         batch = events.filter(seq__lt=before) if before is not None else events
-        rows = list(batch[:batch_size])
-        yield from rows
+        sql, params = batch[:batch_size].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        if rows:
+            yield rows
         if len(rows) < batch_size:
             return
         before = rows[-1][0]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import json
 from collections.abc import Iterable, Iterator
@@ -27,6 +25,7 @@ from accounts_app.audit.messages import render as render_message
 from accounts_app.forms.audit import AuditFilterForm, CreatedAccountsFilterForm
 from accounts_app.models import AuditEvent
 from accounts_app.selectors import audit as audit_selectors
+from accounts_app.views.csv_cells import csv_text
 
 
 @roles.role_required(roles.VIEW_EVERYTHING)
@@ -147,9 +146,9 @@ def audit_export(request, fmt: str):
     )
     content_type, render_rows = EXPORT_FORMATS[fmt]
     language = translation.get_language()
-    rows = audit_selectors.export_rows(audit_filter)
+    batches = audit_selectors.export_batches(audit_filter)
     response = StreamingHttpResponse(
-        _in_language(language, render_rows(rows, language)), content_type=content_type
+        _in_language(language, render_rows(batches, language)), content_type=content_type
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     # The system's messages are in the reader's language: the file and its headers say which.
@@ -171,14 +170,6 @@ def _export_message(fmt: str, filters: str):
     return message("export.all", format=fmt.upper())
 
 
-# Spreadsheets run a cell that starts with one of these as a formula; a
-# comment or account name typed by a user must not become one.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Rows per chunk of the streamed export: one write to the socket per chunk, not per row
-# (a million writes cost more than the rows themselves).
-EXPORT_CHUNK_ROWS = 1_000
-
-
 # The fields whose values the app writes itself (numbers, its own time stamps, its codes,
 # hashes): no user-typed text, so no cell of theirs can start a formula.
 WRITTEN_BY_THE_APP = frozenset(
@@ -196,36 +187,25 @@ def _with_message(row: tuple) -> tuple:
     return (*row, render_message(row[-2], row[-1]))
 
 
-def csv_lines(rows: Iterable[tuple], language: str) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
+def csv_lines(batches: Iterable[list[tuple]], language: str) -> Iterator[str]:
+    """The header, then a chunk of CSV per batch of rows: one write to the socket per
+    batch, not per row (a million writes cost more than the rows themselves)."""
     columns = (*audit_selectors.EXPORT_FIELDS, message_column(language))
-    writer.writerow(columns)
-    typed = [index for index, name in enumerate(columns) if name not in WRITTEN_BY_THE_APP]
-    for chunk in itertools.batched(rows, EXPORT_CHUNK_ROWS):
-        # csv writes None as an empty cell and numbers as digits by itself.
-        writer.writerows(_defused(_with_message(row), typed) for row in chunk)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue()
+    typed = {index for index, name in enumerate(columns) if name not in WRITTEN_BY_THE_APP}
+    yield csv_text([[name] for name in columns], ())
+    for rows in batches:
+        # EXPORT_FIELDS ends with message_id, message_params.
+        *cells, message_ids, message_params = zip(*rows, strict=True)
+        if any(message_ids):
+            messages = list(map(render_message, message_ids, message_params))
+        else:
+            messages = [""] * len(rows)
+        yield csv_text([*cells, message_ids, message_params, messages], typed)
 
 
-def _defused(row: tuple, typed: list[int]) -> tuple | list:
-    """The row, with a quote before each typed cell a spreadsheet would run."""
-    cells = None
-    for index in typed:
-        value = row[index]
-        if value and value.startswith(FORMULA_STARTS):
-            cells = cells or list(row)
-            cells[index] = "'" + value
-    return cells or row
-
-
-def jsonl_lines(rows: Iterable[tuple], language: str) -> Iterator[str]:
+def jsonl_lines(batches: Iterable[list[tuple]], language: str) -> Iterator[str]:
     fields = (*audit_selectors.EXPORT_FIELDS, message_column(language))
-    for row in rows:
+    for row in itertools.chain.from_iterable(batches):
         record = dict(zip(fields, _with_message(row), strict=True))
         yield json.dumps(record, ensure_ascii=False, default=_json_value) + "\n"
 
@@ -234,11 +214,11 @@ def _json_value(value) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def excel_csv_lines(rows: Iterable[tuple], language: str) -> Iterator[str]:
+def excel_csv_lines(batches: Iterable[list[tuple]], language: str) -> Iterator[str]:
     """The CSV with a byte order mark first: Excel reads a CSV without one in the
     system's code page (GBK on Chinese Windows), and every non-ASCII cell as mojibake."""
     yield "\ufeff"
-    yield from csv_lines(rows, language)
+    yield from csv_lines(batches, language)
 
 
 EXPORT_FORMATS = {
@@ -300,6 +280,8 @@ def created_accounts_export(request, fmt: str):
 
 
 CREATED_EXPORT_FORMATS = ("csv", "excel.csv")
+# Rows per chunk of the streamed export: one write to the socket per chunk, not per row.
+CREATED_EXPORT_CHUNK_ROWS = 1_000
 CREATED_EXPORT_FIELDS = (
     "request_id",
     "instance_id",
@@ -317,17 +299,10 @@ CREATED_EXPORT_FIELDS = (
 
 def created_csv_lines(accounts: Iterable) -> Iterator[str]:
     """The created accounts as CSV, a chunk per 1,000 rows; typed cells defused."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CREATED_EXPORT_FIELDS)
-    typed = list(range(1, 9))  # everything but the request's number, the time, the RequestId
-    for chunk in itertools.batched(accounts, EXPORT_CHUNK_ROWS):
-        writer.writerows(_defused(_created_row(account), typed) for account in chunk)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue()
+    yield csv_text([[name] for name in CREATED_EXPORT_FIELDS], ())
+    typed = range(1, 9)  # everything but the request's number, the time, the RequestId
+    for chunk in itertools.batched(accounts, CREATED_EXPORT_CHUNK_ROWS):
+        yield csv_text(zip(*map(_created_row, chunk), strict=True), typed)
 
 
 def _created_row(account) -> tuple:
