@@ -158,6 +158,8 @@ SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
 # Absolute, not sliding: accounts_app.reauth.mark_signed_in() pins the expiry date at
 # sign-in, and the session is not re-saved on every request.
 SESSION_SAVE_EVERY_REQUEST = False
+# An existing session is written in one statement (accounts_app/sessions.py).
+SESSION_ENGINE = "accounts_app.sessions"
 SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

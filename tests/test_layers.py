@@ -48,6 +48,7 @@ LAYERS = [
         "accounts_app.signals",
         "accounts_app.reauth",
         "accounts_app.lockout",
+        "accounts_app.sessions",
         # allauth's adapters, the OIDC provider and token checks, the no-role middleware.
         "accounts_app.sso",
     },
