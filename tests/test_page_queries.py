@@ -258,7 +258,7 @@ def test_the_posts_take_a_fixed_number_of_queries(estate, requester, approver):
     # the notifications wait for a commit that never comes (the inline task backend); the
     # approver wait is off. test_the_posts_meet_the_goal_as_production_counts_them counts
     # as make bench does.
-    assert counts == {"submit": 18, "approve": 13, "execute": 19}
+    assert counts == {"submit": 18, "approve": 14, "execute": 19}
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
@@ -282,15 +282,18 @@ def test_the_posts_meet_the_goal_as_production_counts_them(estate, make_user, se
     statements = post_statements(requester, approvers[0])
 
     counts = {post: len(sql) for post, sql in statements.items()}
-    assert counts == {"submit": 17, "approve": 12, "execute": 20}
+    assert counts == {"submit": 17, "approve": 13, "execute": 20}
     # One task row a transition, whatever the number of recipients (six deciders here).
     tasks = {post: sum("dbtaskresult" in s for s in sql) for post, sql in statements.items()}
     assert tasks == {"submit": 1, "approve": 1, "execute": 1}
     # Each transaction is BEGIN IMMEDIATE ... COMMIT, not savepoints.
     if connection.vendor == "sqlite":
         assert sum(s == "BEGIN IMMEDIATE" for s in statements["approve"]) == 1
-    assert counts["approve"] <= POST_MAX_QUERIES["approve"]
     assert counts["execute"] <= POST_MAX_QUERIES["execute"]
+    # Approve is one over its 12: the approvals so far are read after the row lock, in a
+    # statement of their own (read with the locking SELECT, PostgreSQL would count them
+    # as they were before it waited for the lock: tests/test_reliability.py).
+    assert counts["approve"] == POST_MAX_QUERIES["approve"] + 1
     # Submit is over its 15 by the circuit breaker's read before each of the pre-flight's
     # two calls: the pages branch drops those reads (services/breaker.py is its).
     breaker_reads = sum("circuitbreaker" in s for s in statements["submit"])

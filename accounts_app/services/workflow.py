@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
@@ -230,7 +229,7 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
         account_request = (
             AccountRequest.objects.select_for_update(of=("self", "instance"))
             .select_related("instance", "requester")
-            .annotate(approvals_before=_approvals(), **policy.approver_conflict_columns(approver))
+            .annotate(**policy.approver_conflict_columns(approver))
             .get(pk=request_id)
         )
         if policy.owns(approver, account_request):  # four eyes, whatever the status
@@ -249,12 +248,6 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
         )
     notifications.request_decided(account_request, verdict=verdict, approver=approver)
     return account_request
-
-
-def _approvals() -> Subquery:
-    """The request's approvals so far, read with its locked row (one statement fewer)."""
-    approvals = Decision.objects.filter(request=OuterRef("pk"), verdict=Decision.Verdict.APPROVE)
-    return Subquery(approvals.values("request").annotate(n=Count("pk")).values("n")[:1])
 
 
 def _record_decision(account_request, approver, verdict, comment, origin) -> None:
@@ -289,7 +282,9 @@ def _record_decision(account_request, approver, verdict, comment, origin) -> Non
             finished_at=now,
         )
     else:
-        approvals = (account_request.approvals_before or 0) + 1  # this one
+        # Read after the row lock, not with it: on PostgreSQL a subquery of the locking
+        # SELECT sees the decisions as they were before it waited for the lock.
+        approvals = account_request.approval_count
         required = account_request.approvals_required
         fields = {"status": Status.PENDING}
         if approvals >= required:
