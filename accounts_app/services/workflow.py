@@ -216,8 +216,6 @@ def request_approve(*, request_id: int, approver, comment: str, origin: Origin) 
 
 
 def request_reject(*, request_id: int, approver, comment: str, origin: Origin) -> AccountRequest:
-    if not comment.strip():
-        raise TransitionError(_("Say why you reject the request: the requester will read it."))
     return _decide(request_id, approver, Decision.Verdict.REJECT, comment, origin)
 
 
@@ -237,6 +235,8 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
         conflict = policy.approver_conflict_of(account_request)  # read with the row
         if conflict:
             raise DecisionRefused(conflict)
+        if verdict == Decision.Verdict.REJECT and not comment.strip():
+            raise TransitionError(_("Say why you reject the request: the requester will read it."))
         # Its time is up: expired for good (this transaction commits it), then refused.
         expired = account_request.is_stale(timezone.now()) and _expire(account_request, origin)
         if not expired:
