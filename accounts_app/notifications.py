@@ -11,9 +11,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Max, Q
+from django.tasks import TaskContext, task
 from django_tasks_db.backend import DatabaseBackend
 
-from accounts_app.background.delivery import send_notification
+from accounts_app.background import retry
+from accounts_app.background.delivery import NOTIFICATION_PRIORITY, send_notification
 from accounts_app.chat.delivery import send_chat_message, send_drift_message
 from accounts_app.chat.models import ChatChannel, ChatEvent
 from accounts_app.models import AccountRequest, AuditEvent
@@ -44,17 +46,78 @@ def approvers_emails() -> list[str]:
 def _send(kind: str, account_request: AccountRequest, recipients: list[str], **extra):
     """The mails and chat messages of a request's transition. The event is the request's
     latest audit event: every transition writes exactly one, so a task that runs twice
-    sends once."""
+    sends once. One task, whatever the number of recipients and channels: the worker
+    turns it into one task per mail and per chat channel (send_transition_notifications)."""
     last_seq = account_request.last_event_seq  # written by this process's record_event
     if last_seq is None:
         events = AuditEvent.objects.filter(request=account_request)
         last_seq = events.aggregate(Max("seq"))["seq__max"]
-    event_key = f"{kind}:{account_request.pk}:{last_seq or 0}"
-    _to_chat(kind, account_request, event_key, extra.get("verdict"))
     approver = extra.pop("approver", None)
     if approver is not None:
         extra["approver_id"] = approver.pk
-    _enqueue(kind, recipients, event_key=event_key, request_id=account_request.pk, extra=extra)
+    arguments = {
+        "kind": kind,
+        "event_key": f"{kind}:{account_request.pk}:{last_seq or 0}",
+        "request_id": account_request.pk,
+        "recipients": recipients,
+        "extra": extra,
+        "chat_event": str(_chat_event(kind, account_request, extra.get("verdict"))),
+        "region": account_request.instance.region_id,
+    }
+    _enqueue_with_transition(lambda: send_transition_notifications.enqueue(**arguments))
+
+
+@task(takes_context=True, priority=NOTIFICATION_PRIORITY)
+def send_transition_notifications(
+    context: TaskContext,
+    *,
+    kind: str,
+    event_key: str,
+    request_id: int,
+    recipients: list[str],
+    extra: dict,
+    chat_event: str,
+    region: str,
+    attempt: int = 1,
+) -> dict:
+    """One task per mail and per chat channel that wants the event in this region, each
+    retried on its own. Run again (a retry, a lost acknowledgement), it enqueues them
+    again, and each sends once (delivery.deliver_once)."""
+    arguments = {
+        "kind": kind,
+        "event_key": event_key,
+        "request_id": request_id,
+        "recipients": recipients,
+        "extra": extra,
+        "chat_event": chat_event,
+        "region": region,
+        "attempt": attempt,
+    }
+    try:
+        channels = [
+            channel.pk
+            for channel in ChatChannel.objects.filter(is_active=True)
+            if channel.wants(chat_event, region)
+        ]
+        for recipient in recipients:
+            send_notification.enqueue(
+                event_key=event_key,
+                kind=kind,
+                request_id=request_id,
+                recipient=recipient,
+                extra=extra,
+            )
+        for channel_id in channels:
+            send_chat_message.enqueue(
+                event_key=f"chat-{event_key}",
+                event=chat_event,
+                request_id=request_id,
+                channel_id=channel_id,
+            )
+    except Exception as error:
+        retry.retry_or_dead_letter(context, error, arguments)
+        raise
+    return {"mails": len(recipients), "chats": len(channels)}
 
 
 def _enqueue(
@@ -102,29 +165,6 @@ def _chat_event(kind: str, account_request: AccountRequest, verdict: str | None)
     if kind == "finished":
         return ChatEvent.CREATED if account_request.is_created else ChatEvent.FAILED
     return {"reconciliation": ChatEvent.OUTCOME_UNKNOWN}.get(kind, kind)
-
-
-def _to_chat(kind, account_request: AccountRequest, event_key: str, verdict) -> None:
-    """One chat task per active channel that wants this event for this region."""
-    event = _chat_event(kind, account_request, verdict)
-    region = account_request.instance.region_id
-    channels = [
-        channel.pk
-        for channel in ChatChannel.objects.filter(is_active=True)
-        if channel.wants(event, region)
-    ]
-
-    def enqueue():
-        for channel_id in channels:
-            send_chat_message.enqueue(
-                event_key=f"chat-{event_key}",
-                event=str(event),
-                request_id=account_request.pk,
-                channel_id=channel_id,
-            )
-
-    if channels:
-        _enqueue_with_transition(enqueue)
 
 
 def request_submitted(account_request: AccountRequest, *, recipients: list[str]) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Case, Exists, Q, QuerySet, When
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -126,7 +126,33 @@ def approver_conflict(approver, requester_id: int) -> str:
     )
     if conflict is None:
         return ""
-    if conflict[1] == requester_id:
+    return approver_conflict_said(by_requester=conflict[1] == requester_id)
+
+
+def approver_conflict_columns(approver) -> dict:
+    """approver_conflict as two columns of a query of requests (each row's requester),
+    for a caller that reads the request anyway: approver_conflict_of() says it."""
+    grants = RoleGrant.objects.filter(user=approver)
+    return {
+        "conflict_by_requester": Exists(grants.filter(granted_by_id=OuterRef("requester_id"))),
+        "conflict_recent": (
+            Exists(grants.filter(_granted_recently()))
+            if settings.APPROVER_WAIT_HOURS > 0
+            else Value(False)
+        ),
+    }
+
+
+def approver_conflict_of(account_request: AccountRequest) -> str:
+    """approver_conflict, from the columns approver_conflict_columns() added."""
+    if account_request.conflict_by_requester:
+        return approver_conflict_said(by_requester=True)
+    return approver_conflict_said(by_requester=False) if account_request.conflict_recent else ""
+
+
+def approver_conflict_said(*, by_requester: bool) -> str:
+    """The reason of approver_conflict: the requester gave the grant, or it is too new."""
+    if by_requester:
         return str(
             _(
                 "You were given your role or your account by the requester: someone else "

@@ -158,6 +158,8 @@ SESSION_COOKIE_AGE = int(timedelta(hours=12).total_seconds())
 # Absolute, not sliding: accounts_app.reauth.mark_signed_in() pins the expiry date at
 # sign-in, and the session is not re-saved on every request.
 SESSION_SAVE_EVERY_REQUEST = False
+# An existing session is written in one statement (accounts_app/sessions.py).
+SESSION_ENGINE = "accounts_app.sessions"
 SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
@@ -166,8 +168,10 @@ CSRF_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_HTTPONLY = True
 LANGUAGE_COOKIE_SAMESITE = "Lax"
-# Messages live in the session, server-side: no third cookie to secure.
-MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Flash messages ride in a signed cookie, the session taking only what does not fit
+# (accounts_app/message_storage.py says why).
+MESSAGE_STORAGE = "accounts_app.message_storage.FlashMessages"
+MESSAGE_COOKIE_NAME = "messages"
 # Re-authentication before executing, when the sign-in is older than this.
 REAUTH_MAX_AGE = timedelta(minutes=15)
 
@@ -239,6 +243,7 @@ if HTTPS:
     SESSION_COOKIE_NAME = "__Host-sessionid"
     CSRF_COOKIE_NAME = "__Host-csrftoken"
     LANGUAGE_COOKIE_NAME = "__Host-language"
+    MESSAGE_COOKIE_NAME = "__Host-messages"
 BEHIND_TLS_PROXY = env.bool("BEHIND_TLS_PROXY", default=False)
 if BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -116,14 +116,27 @@ def test_what_an_event_is_not_given_is_left_empty():
     assert (stored.instance_id, stored.account_name, stored.request_id) == ("", "", None)
 
 
-def test_an_event_costs_three_statements_inside_the_change_it_records(
+def test_an_event_costs_two_statements_inside_the_change_it_records(
     django_assert_num_queries,
 ):
-    """The head locked (it keeps the last event's time), the event inserted, the head
-    moved on: no savepoint of its own (a failure rolls the whole change back anyway)."""
+    """The head moved on from the one this process wrote last (compare-and-set), the event
+    inserted: no savepoint of its own (a failure rolls the whole change back anyway)."""
     record("first")
-    with transaction.atomic(), django_assert_num_queries(3):
+    with transaction.atomic(), django_assert_num_queries(2):
         record("second")
+
+
+def test_a_head_another_process_moved_is_read_under_its_lock_and_the_chain_holds(
+    django_assert_num_queries,
+):
+    first = record("first")
+    # Another process's event, written after ours: this process's idea of the head is old.
+    head = AuditChainHead.objects.get()
+    AuditChainHead.objects.update(seq=head.seq + 1, hash="f" * 64)
+    with transaction.atomic(), django_assert_num_queries(4):  # missed, locked, moved, event
+        second = record("second")
+    assert (second.seq, second.prev_hash) == (first.seq + 2, "f" * 64)
+    assert AuditChainHead.objects.get().hash == second.hash
 
 
 def test_a_nul_character_does_not_make_the_event_impossible():
@@ -172,6 +185,9 @@ def test_an_event_that_fails_after_insert_leaves_no_trace(monkeypatch):
     original_filter = AuditChainHead.objects.filter
 
     class BrokenHead:
+        def filter(self, **kwargs):
+            return self
+
         def update(self, **kwargs):
             raise DatabaseError("connection lost")
 

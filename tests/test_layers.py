@@ -48,6 +48,8 @@ LAYERS = [
         "accounts_app.signals",
         "accounts_app.reauth",
         "accounts_app.lockout",
+        "accounts_app.sessions",
+        "accounts_app.message_storage",
         # allauth's adapters, the OIDC provider and token checks, the no-role middleware.
         "accounts_app.sso",
     },

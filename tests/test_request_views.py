@@ -227,6 +227,21 @@ def test_the_requester_cannot_approve_and_the_refusal_is_audited(estate, make_us
     assert account_request.status == AccountRequest.Status.PENDING
 
 
+def test_rejecting_ones_own_request_is_refused_as_four_eyes_even_without_a_reason(
+    estate, make_user
+):
+    both = cast_member(make_user, "approver_requester")
+    submit(both)
+    account_request = AccountRequest.objects.get()
+    response = signed_in(both).post(
+        reverse("request_reject", args=[account_request.pk]), {"comment": ""}
+    )
+    assert response.status_code == 403
+    assert AuditEvent.objects.filter(action="permission_denied", actor=both).exists()
+    account_request.refresh_from_db()
+    assert account_request.status == AccountRequest.Status.PENDING
+
+
 def test_a_requester_cannot_open_the_approvals_page(estate, requester):
     response = signed_in(requester).get(reverse("approvals"))
     assert response.status_code == 403

@@ -22,14 +22,16 @@ from django.urls import reverse
 
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.selectors import requests as selectors
-from tests.builders import request_row
+from tests.builders import request_form_data, request_row
 from tests.conftest import DEMO_TEST_PASSWORD
 from tests.security_support import PARAM_VALUES, make_actors, walk_routes
 
 pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[1]
-SECURITY_SETTINGS = re.compile(r"^(SECURE_|SESSION_COOKIE_|CSRF_COOKIE_|LANGUAGE_COOKIE_)")
+SECURITY_SETTINGS = re.compile(
+    r"^(SECURE_|SESSION_COOKIE_|CSRF_COOKIE_|LANGUAGE_COOKIE_|MESSAGE_COOKIE_)"
+)
 NONCE = re.compile(r"'nonce-([^']+)'")
 
 
@@ -179,6 +181,31 @@ def test_sign_in_sets_only_host_prefixed_secure_httponly_samesite_cookies(produc
     names = set(page.cookies) | set(signed.cookies) | set(language.cookies)
     assert {"__Host-sessionid", "__Host-csrftoken", "__Host-language"} <= names
     assert cookie_problems(page) + cookie_problems(signed) + cookie_problems(language) == []
+
+
+def test_a_flash_message_rides_in_a_host_prefixed_signed_cookie_not_the_session(
+    production, estate, requester
+):
+    client = Client()
+    client.force_login(requester)
+    submitted = client.post(reverse("request_new"), request_form_data(), secure=True)
+    assert submitted.status_code == 302
+    cookie = submitted.cookies["__Host-messages"]
+    assert cookie_problems(submitted) == []
+    session = client.session
+    assert "_messages" not in session
+    said = "submitted for approval"
+    shown = client.get(submitted["Location"], secure=True)
+    assert said in shown.content.decode()
+    # Shown once, then the cookie is deleted.
+    assert shown.cookies["__Host-messages"].value == ""
+    assert said not in client.get(submitted["Location"], secure=True).content.decode()
+    # Signed: the cookie as it was is shown again, one with its signature changed is not.
+    client.cookies["__Host-messages"] = cookie.value
+    assert said in client.get(reverse("dashboard"), secure=True).content.decode()
+    last = cookie.value[-1]
+    client.cookies["__Host-messages"] = cookie.value[:-1] + ("A" if last != "A" else "B")
+    assert said not in client.get(reverse("dashboard"), secure=True).content.decode()
 
 
 def test_the_header_check_fails_when_a_header_is_missing(production, requester):

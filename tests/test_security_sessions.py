@@ -265,3 +265,28 @@ def test_the_client_address_for_lockouts(settings, proxies, forwarded, expected)
     settings.TRUSTED_PROXY_COUNT = proxies
     request = RequestFactory().get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=forwarded)
     assert lockout.client_ip(request) == expected
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_session_is_saved_in_one_statement_and_never_brought_back_once_signed_out(
+    django_assert_num_queries,
+):
+    from django.contrib.sessions.backends.base import UpdateError
+
+    from accounts_app.sessions import SessionStore
+
+    store = SessionStore()
+    store["seen"] = 1
+    store.create()
+    later = SessionStore(store.session_key)
+    later.load()
+    later["message"] = "saved"
+    with django_assert_num_queries(1):  # one UPDATE: no BEGIN IMMEDIATE ... COMMIT
+        later.save()
+    assert SessionStore(store.session_key).load()["message"] == "saved"
+
+    SessionStore(store.session_key).delete()  # signed out in another tab
+    later["message"] = "again"
+    with pytest.raises(UpdateError):  # the middleware answers SessionInterrupted
+        later.save()
+    assert not Session.objects.filter(session_key=store.session_key).exists()

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
+from accounts_app import notifications
 from accounts_app.audit import Origin
 from accounts_app.background import delivery, scheduler, tasks, workers
 from accounts_app.background.models import (
@@ -36,6 +37,8 @@ from tests.builders import submitted_request
 
 DATABASE_BACKEND = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 NOTIFICATION = "accounts_app.background.delivery.send_notification"
+# One per transition: the worker turns it into one NOTIFICATION per recipient.
+TRANSITION = "accounts_app.notifications.send_transition_notifications"
 
 
 @pytest.fixture
@@ -88,8 +91,9 @@ def test_approving_enqueues_the_mail_and_sends_none_in_the_request(
 
     assert response.status_code == 302
     assert mail.outbox == []
-    waiting = DBTaskResult.objects.filter(task_path=NOTIFICATION, status=TaskResultStatus.READY)
-    assert [t.args_kwargs["kwargs"]["recipient"] for t in waiting] == ["alice@example.com"]
+    waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY)
+    assert [t.task_path for t in waiting] == [TRANSITION]
+    assert waiting[0].args_kwargs["kwargs"]["recipients"] == ["alice@example.com"]
     run_worker()
     assert [m.to for m in mail.outbox] == [["alice@example.com"]]
     assert "approved" in mail.outbox[0].body.lower()
@@ -101,17 +105,17 @@ def test_a_notification_enqueued_twice_is_sent_once(
     requester, _ = people
     with django_capture_on_commit_callbacks(execute=True):
         account_request = submitted_request(requester)
-    submitted = DBTaskResult.objects.get(task_path=NOTIFICATION)
-    # The same event's task again, as after a lost acknowledgement.
-    delivery.send_notification.enqueue(**submitted.args_kwargs["kwargs"])
+    submitted = DBTaskResult.objects.get(task_path=TRANSITION)
+    # The same event's task again, as after a lost acknowledgement: two mail tasks.
+    notifications.send_transition_notifications.enqueue(**submitted.args_kwargs["kwargs"])
     mail.outbox.clear()
 
     run_worker()
 
     assert [m.to for m in mail.outbox] == [["bob@example.com"]]
     assert f"/requests/{account_request.pk}/" in mail.outbox[0].body
-    assert DBTaskResult.objects.filter(task_path=NOTIFICATION).count() == 2
-    assert sorted(t.return_value["sent"] for t in DBTaskResult.objects.all()) == [False, True]
+    sends = DBTaskResult.objects.filter(task_path=NOTIFICATION)
+    assert sorted(t.return_value["sent"] for t in sends) == [False, True]
     delivery_row = NotificationDelivery.objects.get()
     assert delivery_row.recipient == "bob@example.com" and delivery_row.sent_at
 
@@ -145,7 +149,7 @@ def test_a_failing_mail_server_is_retried_later_with_backoff(
     before = timezone.now()
     run_worker()
 
-    first, second = DBTaskResult.objects.order_by("enqueued_at")
+    first, second = DBTaskResult.objects.filter(task_path=NOTIFICATION).order_by("enqueued_at")
     assert first.status == TaskResultStatus.FAILED
     assert "SMTPServerDisconnected" in first.exception_class_path
     assert second.status == TaskResultStatus.READY

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,10 +44,8 @@ def record_event(
     # No savepoint inside the caller's transaction: a failure here rolls all of it back
     # anyway (fail closed), and a savepoint costs two statements per event.
     with transaction.atomic(savepoint=False):
-        head = _locked_chain_head()
+        head = _last_head.value
         event = AuditEvent(
-            seq=head.seq + 1,
-            created_at=_next_time(head),
             actor=origin.actor,
             actor_name=_text(origin.actor_name)[:150],
             source_ip=normalized_ip(origin.source_ip),
@@ -62,18 +62,47 @@ def record_event(
             comment=_text(comment),
             message_id=message.id if message else "",
             message_params=_text(message.params_text()) if message else "",
-            prev_hash=head.hash,
         )
-        event.hash = event_digest(event_values(event), head.hash)
+        if head is None or not _advance(head, _chained(event, head), if_unchanged=True):
+            head = _locked_chain_head()
+            _advance(head, _chained(event, head))
         event.save(force_insert=True)
-        AuditChainHead.objects.filter(pk=head.pk).update(
-            seq=event.seq, hash=event.hash, last_event_at=event.created_at
+        _last_head.value = AuditChainHead(
+            pk=1, seq=event.seq, hash=event.hash, last_event_at=event.created_at
         )
     if request is not None:
         # The notifications of this transition name it by this event (one statement
         # fewer than reading the request's newest event back).
         request.last_event_seq = event.seq
     return event
+
+
+# The chain head as this thread last wrote it: the next event is chained to it and the head
+# moved on by one compare-and-set UPDATE (its row lock on PostgreSQL, like the SELECT ...
+# FOR UPDATE it spares); when another process (or a rollback) moved the head since, nothing
+# matches and the head is read under its lock as before. Never trusted, only compared.
+class _LastHead(threading.local):
+    value: AuditChainHead | None = None
+
+
+_last_head = _LastHead()
+
+
+def _chained(event: AuditEvent, head: AuditChainHead) -> AuditEvent:
+    """The event as the next link after ``head``: its seq, time and hashes."""
+    event.seq = head.seq + 1
+    event.created_at = _next_time(head)
+    event.prev_hash = head.hash
+    event.hash = event_digest(event_values(event), head.hash)
+    return event
+
+
+def _advance(head: AuditChainHead, event: AuditEvent, *, if_unchanged: bool = False) -> bool:
+    """Move the head on to ``event``; ``if_unchanged``: only if it is still ``head``."""
+    heads = AuditChainHead.objects.filter(pk=head.pk)
+    if if_unchanged:
+        heads = heads.filter(seq=head.seq, hash=head.hash, last_event_at=head.last_event_at)
+    return heads.update(seq=event.seq, hash=event.hash, last_event_at=event.created_at) == 1
 
 
 def _next_time(head: AuditChainHead):

@@ -228,12 +228,21 @@ def _change_result(checks: list[Check], *, live: bool = True) -> PreflightResult
 
 @sensitive_variables()
 def request_execute(
-    *, request_id: int, user, origin: Origin, account_password: str = "", client=None
+    *,
+    request_id: int,
+    user,
+    origin: Origin,
+    account_password: str = "",
+    client=None,
+    current: AccountRequest | None = None,
 ) -> ExecutionResult:
     """Execute a request of any kind; a creation is workflow.request_execute's. The
-    password (creation, reset) lives only in this call's frame."""
+    password (creation, reset) lives only in this call's frame. ``current``: the request
+    as the caller has just read it."""
     # Read once: its kind, whether it has expired, and what the execution needs.
-    account_request = workflow.unexpired_request(request_id=request_id, origin=origin)
+    account_request = workflow.unexpired_request(
+        request_id=request_id, origin=origin, current=current
+    )
     if account_request is None:
         raise TransitionError(_("The approval has expired: submit a new request."))
     if account_request.kind == Kind.CREATE:

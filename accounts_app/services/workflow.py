@@ -51,6 +51,10 @@ class TransitionError(Exception):
         self.preflight = preflight
 
 
+class DecisionRefused(TransitionError):
+    """Four eyes: this approver may not decide on this request (a page answers 403)."""
+
+
 @dataclass(frozen=True)
 class ExecutionResult:
     request: AccountRequest
@@ -212,13 +216,10 @@ def request_approve(*, request_id: int, approver, comment: str, origin: Origin) 
 
 
 def request_reject(*, request_id: int, approver, comment: str, origin: Origin) -> AccountRequest:
-    if not comment.strip():
-        raise TransitionError(_("Say why you reject the request: the requester will read it."))
     return _decide(request_id, approver, Decision.Verdict.REJECT, comment, origin)
 
 
 def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
-    expire_if_stale(request_id=request_id, origin=origin)
     with transaction.atomic():
         # The row lock makes concurrent decisions on one request take turns, so
         # the approval count is never read stale (SQLite: the IMMEDIATE write lock).
@@ -226,58 +227,76 @@ def _decide(request_id, approver, verdict, comment, origin) -> AccountRequest:
         account_request = (
             AccountRequest.objects.select_for_update(of=("self", "instance"))
             .select_related("instance", "requester")
+            .annotate(**policy.approver_conflict_columns(approver))
             .get(pk=request_id)
         )
-        if not account_request.is_pending:
-            raise _refusal(
-                account_request,
-                _("This request is %(status)s: it can no longer be approved or rejected."),
-            )
-        if policy.owns(approver, account_request):  # four eyes
-            raise TransitionError(_("Nobody may approve or reject their own request."))
-        conflict = policy.approver_conflict(approver, account_request.requester_id)
+        if policy.owns(approver, account_request):  # four eyes, whatever the status
+            raise DecisionRefused(_("Nobody may approve or reject their own request."))
+        conflict = policy.approver_conflict_of(account_request)  # read with the row
         if conflict:
-            raise TransitionError(conflict)
-        # No savepoint: a second decision by the same approver breaks the unique
-        # constraint, and the refusal then rolls the whole transaction back.
-        try:
-            Decision.objects.create(
-                request=account_request,
-                approver=approver,
-                requester_id=account_request.requester_id,
-                verdict=verdict,
-                comment=comment,
-            )
-        except IntegrityError as error:
-            raise TransitionError(_("You have already decided on this request.")) from error
-
-        now = timezone.now()
-        if verdict == Decision.Verdict.REJECT:
-            _transition(
-                account_request,
-                Status.PENDING,
-                Action.REQUEST_REJECTED,
-                origin,
-                comment=comment,
-                status=Status.REJECTED,
-                finished_at=now,
-            )
-        else:
-            approvals = account_request.approval_count
-            required = account_request.approvals_required
-            fields = {"status": Status.PENDING}
-            if approvals >= required:
-                fields = {"status": Status.APPROVED, "approved_at": now}
-            _transition(
-                account_request,
-                Status.PENDING,
-                Action.REQUEST_APPROVED,
-                origin,
-                comment=f"[{approvals}/{required}] {comment}".strip(),
-                **fields,
-            )
+            raise DecisionRefused(conflict)
+        if verdict == Decision.Verdict.REJECT and not comment.strip():
+            raise TransitionError(_("Say why you reject the request: the requester will read it."))
+        # Its time is up: expired for good (this transaction commits it), then refused.
+        expired = account_request.is_stale(timezone.now()) and _expire(account_request, origin)
+        if not expired:
+            _record_decision(account_request, approver, verdict, comment, origin)
+    if expired:
+        raise _refusal(
+            account_request,
+            _("This request is %(status)s: it can no longer be approved or rejected."),
+        )
     notifications.request_decided(account_request, verdict=verdict, approver=approver)
     return account_request
+
+
+def _record_decision(account_request, approver, verdict, comment, origin) -> None:
+    """The decision and the transition it makes, under the request's row lock."""
+    if not account_request.is_pending:
+        raise _refusal(
+            account_request,
+            _("This request is %(status)s: it can no longer be approved or rejected."),
+        )
+    # No savepoint: a second decision by the same approver breaks the unique
+    # constraint, and the refusal then rolls the whole transaction back.
+    try:
+        Decision.objects.create(
+            request=account_request,
+            approver=approver,
+            requester_id=account_request.requester_id,
+            verdict=verdict,
+            comment=comment,
+        )
+    except IntegrityError as error:
+        raise TransitionError(_("You have already decided on this request.")) from error
+
+    now = timezone.now()
+    if verdict == Decision.Verdict.REJECT:
+        _transition(
+            account_request,
+            Status.PENDING,
+            Action.REQUEST_REJECTED,
+            origin,
+            comment=comment,
+            status=Status.REJECTED,
+            finished_at=now,
+        )
+    else:
+        # Read after the row lock, not with it: on PostgreSQL a subquery of the locking
+        # SELECT sees the decisions as they were before it waited for the lock.
+        approvals = account_request.approval_count
+        required = account_request.approvals_required
+        fields = {"status": Status.PENDING}
+        if approvals >= required:
+            fields = {"status": Status.APPROVED, "approved_at": now}
+        _transition(
+            account_request,
+            Status.PENDING,
+            Action.REQUEST_APPROVED,
+            origin,
+            comment=f"[{approvals}/{required}] {comment}".strip(),
+            **fields,
+        )
 
 
 def _refusal(account_request: AccountRequest, message) -> TransitionError:
@@ -352,16 +371,27 @@ def expire_if_stale(*, request_id: int, origin: Origin) -> bool:
     return unexpired_request(request_id=request_id, origin=origin) is None
 
 
-def unexpired_request(*, request_id: int, origin: Origin) -> AccountRequest | None:
+def unexpired_request(
+    *, request_id: int, origin: Origin, current: AccountRequest | None = None
+) -> AccountRequest | None:
     """The request (with its instance and requester), or None once it has just been
-    expired because its time was up (expire_if_stale): one read serves both."""
+    expired because its time was up (expire_if_stale): one read serves both.
+    ``current``: the request as the caller has just read it (a page's own read)."""
     # Read outside the transaction (nearly every request is not stale: one statement);
     # the compare-and-set below decides if it moved on since.
-    account_request = AccountRequest.objects.select_related("instance", "requester").get(
+    account_request = current or AccountRequest.objects.select_related("instance", "requester").get(
         pk=request_id
     )
     if not account_request.is_stale(timezone.now()):
         return account_request
+    if _expire(account_request, origin):
+        return None
+    # It moved on meanwhile: what it is now.
+    return AccountRequest.objects.select_related("instance", "requester").get(pk=request_id)
+
+
+def _expire(account_request: AccountRequest, origin: Origin) -> bool:
+    """Expire the request, its time being up; False when it moved on meanwhile."""
     was = account_request.status
     with transaction.atomic():
         try:
@@ -375,10 +405,9 @@ def unexpired_request(*, request_id: int, origin: Origin) -> AccountRequest | No
                 finished_at=timezone.now(),
             )
         except TransitionError:
-            # It moved on meanwhile: what it is now.
-            return AccountRequest.objects.select_related("instance", "requester").get(pk=request_id)
+            return False
     notifications.request_expired(account_request)
-    return None
+    return True
 
 
 def expire_requests(*, origin: Origin | None = None) -> int:
@@ -428,8 +457,10 @@ def request_execute(
             _("The account cannot be created right now; see the pre-flight checks."),
             preflight=preflight,
         )
-    # Refused before the claim: the request stays approved and no call is made.
-    if api_breaker().is_open():
+    # Refused before the claim: the request stays approved and no call is made. A live
+    # pre-flight has just passed the breaker (an open one refuses its calls): the
+    # guarded client asks it again before CreateAccount.
+    if not preflight.live and api_breaker().is_open():
         raise TransitionError(unavailable_message(), preflight=preflight)
 
     with transaction.atomic():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
@@ -151,8 +151,16 @@ def request_reject(request, pk: int):
 
 
 def _decide(request, pk, service, success_message):
-    account_request = get_object_or_404(AccountRequest, pk=pk)
-    if not policy.may_decide_on(request.user, account_request):
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("The comment is too long."))
+        return redirect("request_detail", pk=pk)
+    comment, origin = form.cleaned_data["comment"], Origin.from_request(request)
+    try:  # the service reads the request (once, locked) and asks four eyes
+        service(request_id=pk, approver=request.user, comment=comment, origin=origin)
+    except AccountRequest.DoesNotExist:
+        raise Http404 from None
+    except workflow.DecisionRefused:
         # Four eyes: deciding one's own request is refused like any missing right.
         roles.deny(
             request,
@@ -160,13 +168,6 @@ def _decide(request, pk, service, success_message):
             message=_("Nobody may approve or reject their own request."),
             reason="own request",
         )
-    form = DecisionForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("The comment is too long."))
-        return redirect("request_detail", pk=pk)
-    comment, origin = form.cleaned_data["comment"], Origin.from_request(request)
-    try:
-        service(request_id=pk, approver=request.user, comment=comment, origin=origin)
     except workflow.TransitionError as error:
         messages.error(request, error.message)
     else:
@@ -204,7 +205,7 @@ def request_execute(request, pk: int):
     account_request = _own_request(request, pk)
     form = execute_form(account_request, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        if _execute(request, pk, form):
+        if _execute(request, account_request, form):
             return redirect("request_execute_result", pk=pk)
         return redirect("request_execute", pk=pk)
     if not account_request.is_approved:
@@ -234,15 +235,16 @@ def _execute_preflight(request, account_request):
 
 
 @sensitive_variables()
-def _execute(request, pk: int, form) -> bool:
+def _execute(request, account_request: AccountRequest, form) -> bool:
     """Whether Alibaba was called (its outcome is then the request's state); a refusal
     before the call is said in a message."""
     try:
         lifecycle.request_execute(
-            request_id=pk,
+            request_id=account_request.pk,
             user=request.user,
             account_password=form.cleaned_data.get("account_password", ""),
             origin=Origin.from_request(request),
+            current=account_request,  # read just now (_own_request): not read again
         )
     except workflow.TransitionError as error:
         messages.error(request, error.message)
