@@ -137,3 +137,23 @@ def test_who_may_still_decide_is_asked_of_each_request(other_requester, approver
         assert shown == direct
     assert approval_progress(own).waiting_for == [second_approver.username]
     assert approval_progress(theirs).waiting_for == [second_approver.username]
+
+
+def test_a_viewer_the_query_shows_nothing_gets_no_rows_and_no_query(
+    requester, approver, django_assert_num_queries
+):
+    """none() for a viewer without the permission: the ORM has no SQL for it (EmptyResultSet);
+    the run answers empty, as the queryset would, while others still get their rows."""
+
+    def build(viewer):
+        if not viewer.has_perm("accounts_app.approve_request"):
+            return AccountRequest.objects.none()
+        return AccountRequest.objects.filter(decisions__approver=viewer)
+
+    prepared = Prepared(build)
+    assert build(requester).count() == 0
+    with django_assert_num_queries(0):
+        assert prepared.rows(requester) == []
+        assert prepared.values(requester) == []
+        assert prepared.count(requester) == 0
+    assert prepared.rows(approver) == list(build(approver))

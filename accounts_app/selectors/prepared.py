@@ -23,6 +23,7 @@ from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
@@ -43,6 +44,10 @@ def _stand_in(kind: type, number: int) -> Any:
     raise TypeError(f"no stand-in for {kind.__name__}")
 
 
+# A query the ORM knows matches nothing (EmptyResultSet): there is no SQL to run.
+_NOTHING = object()
+
+
 class Prepared:
     """``build(viewer, *shape, **values) -> QuerySet``, compiled once per shape and
     database (and the viewer's permissions; ``viewer`` None: a query for nobody in
@@ -56,6 +61,8 @@ class Prepared:
     def rows(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
         """The model instances the built queryset would give for this viewer and values."""
         queryset, compiler, sql, params = self._prepared(viewer, shape, using, "rows")
+        if sql is _NOTHING:
+            return []
         run = copy.copy(compiler)
         run.connection = connections[using]
         bound = self._bind(params, viewer, values, run.connection)
@@ -65,6 +72,8 @@ class Prepared:
     def values(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
         """The dicts the built queryset (a ``values()`` one) would give."""
         queryset, compiler, sql, params = self._prepared(viewer, shape, using, "values")
+        if sql is _NOTHING:
+            return []
         run = copy.copy(compiler)
         run.connection = connections[using]
         bound = self._bind(params, viewer, values, run.connection)
@@ -76,6 +85,8 @@ class Prepared:
     def count(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> int:
         """How many rows the built queryset (sliced, for a capped count) would give."""
         _queryset, _compiler, sql, params = self._prepared(viewer, shape, using, "count")
+        if sql is _NOTHING:
+            return 0
         connection = connections[using]
         with connection.cursor() as cursor:
             cursor.execute(sql, self._bind(params, viewer, values, connection))
@@ -117,12 +128,15 @@ class Prepared:
         }
         queryset = self._build(stand_in, *shape, **stand_ins)
         connection = connections[using]
-        if kind == "count":
-            inner, params = queryset.values("pk").query.get_compiler(using).as_sql()
-            compiler, sql = None, f"SELECT COUNT(*) FROM ({inner}) prepared_count"  # noqa: S608 (the ORM's SQL)
-        else:
-            compiler = queryset.query.get_compiler(using)
-            sql, params = compiler.as_sql()
+        try:
+            if kind == "count":
+                inner, params = queryset.values("pk").query.get_compiler(using).as_sql()
+                compiler, sql = None, f"SELECT COUNT(*) FROM ({inner}) prepared_count"  # noqa: S608 (the ORM's SQL)
+            else:
+                compiler = queryset.query.get_compiler(using)
+                sql, params = compiler.as_sql()
+        except EmptyResultSet:  # nothing for these permissions (none()): no query to run
+            return queryset, None, _NOTHING, ()
         slots = {_adapt(_STAND_IN_PK, connection): _Slot("viewer")} if viewer is not None else {}
         slots |= {_adapt(value, connection): _Slot(name) for name, value in stand_ins.items()}
         for value in (_STAND_IN_PK, *stand_ins.values()):
