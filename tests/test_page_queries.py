@@ -222,10 +222,10 @@ def test_a_pending_request_with_its_live_preflight_has_a_fixed_count(estate, req
         for pk in (first.pk, second.pk)
     }
     # Over MAX_QUERIES_LIVE: the pre-flight's circuit breaker reads its row once for its
-    # two Alibaba calls; the viewer's live-call budget is one statement, who may decide asks
-    # whether a grant stands in the way (four eyes past a superuser), and who may still
-    # decide ("waiting for any of") is one more.
-    assert counts == {12}
+    # two Alibaba calls; the viewer's live-call budget is one statement, and who may still
+    # decide ("waiting for any of") is one more. (Whether a grant stands in the way of the
+    # viewer's decision comes with the request.)
+    assert counts == {11}
     assert max(counts) > MAX_QUERIES_LIVE
 
 

@@ -129,7 +129,11 @@ def visible_request(user, pk: int, *, with_decisions: bool = False) -> AccountRe
     if with_decisions:
         decisions = Decision.objects.select_related("approver")
         requests = requests.prefetch_related(Prefetch("decisions", queryset=decisions))
+        # Whether a grant keeps this user from deciding, in the same query: the page asks.
+        requests = requests.annotate(**policy.approver_conflict_columns(user))
     account_request = requests.get(pk=pk)
+    if with_decisions:
+        account_request.conflict_columns_for = user.pk
     return account_request if policy.may_see_request(user, account_request) else None
 
 
