@@ -7,7 +7,8 @@ from functools import reduce
 from operator import or_
 
 from django.conf import settings
-from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, Decision, RequestKind
@@ -125,16 +126,55 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 def visible_request(user, pk: int, *, with_decisions: bool = False) -> AccountRequest | None:
     """The request, with what its page shows, if this user may see it; else None.
     Raises DoesNotExist when there is no such request."""
-    requests = requests_with_instance().select_related("executed_by")
-    if with_decisions:
-        decisions = Decision.objects.select_related("approver")
-        requests = requests.prefetch_related(Prefetch("decisions", queryset=decisions))
+    requests = requests_with_instance().select_related("executed_by").filter(pk=pk)
+    if not with_decisions:
+        account_request = requests.get()
+    else:
         # Whether a grant keeps this user from deciding, in the same query: the page asks.
         requests = requests.annotate(**policy.approver_conflict_columns(user))
-    account_request = requests.get(pk=pk)
-    if with_decisions:
+        account_request = _with_its_decisions(list(_decision_columns(requests)))
         account_request.conflict_columns_for = user.pk
     return account_request if policy.may_see_request(user, account_request) else None
+
+
+# Each decision on the request (and who made it) as columns of the request's query: a row
+# per decision, in the order they were made; one row, without a decision, when none is.
+_DECISION_FIELDS = tuple(field.attname for field in Decision._meta.concrete_fields)
+_APPROVER_FIELDS = ("id", get_user_model().USERNAME_FIELD)  # what the pages say of them
+
+
+def _decision_columns(requests: QuerySet) -> QuerySet:
+    columns = {f"decision_{name}": F(f"decisions__{name}") for name in _DECISION_FIELDS}
+    columns |= {f"approver_{name}": F(f"decisions__approver__{name}") for name in _APPROVER_FIELDS}
+    return requests.annotate(**columns).order_by("decision_created_at", "decision_id")
+
+
+def _with_its_decisions(rows: list[AccountRequest]) -> AccountRequest:
+    """The request of the first row, its decisions read as a prefetch would have
+    (``account_request.decisions.all()`` asks nothing more)."""
+    if not rows:
+        raise AccountRequest.DoesNotExist("AccountRequest matching query does not exist.")
+    account_request, decisions = rows[0], []
+    for row in rows:
+        if row.decision_id is None:
+            continue
+        decision = Decision.from_db(
+            row._state.db,
+            _DECISION_FIELDS,
+            [getattr(row, f"decision_{n}") for n in _DECISION_FIELDS],
+        )
+        decision.approver = get_user_model().from_db(
+            row._state.db,
+            _APPROVER_FIELDS,
+            [getattr(row, f"approver_{n}") for n in _APPROVER_FIELDS],
+        )
+        decision.request = account_request
+        decisions.append(decision)
+    # Where prefetch_related keeps what it read (django.db.models.query.prefetch_one_level).
+    prefetched = account_request.decisions.get_queryset()
+    prefetched._result_cache, prefetched._prefetch_done = decisions, True
+    account_request._prefetched_objects_cache = {"decisions": prefetched}
+    return account_request
 
 
 def copy_source(user, source_id: str | None) -> AccountRequest | None:
