@@ -113,7 +113,7 @@ def request_detail(request, pk: int):
         "account_request": account_request,
         "decisions": account_request.decisions.all(),
         "progress": approval_progress(account_request),
-        "events": account_request.events.order_by("seq"),
+        "events": account_request.timeline,
         "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
         if account_request.awaits_creation
         and not (account_request.is_fleet or account_request.is_change)
