@@ -9,11 +9,9 @@ from operator import or_
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import (
-    Aggregate,
     BooleanField,
     ExpressionWrapper,
     F,
-    JSONField,
     OuterRef,
     Q,
     QuerySet,
@@ -25,6 +23,8 @@ from django.utils.dateparse import parse_datetime
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, AuditEvent, Decision, RequestKind
+from accounts_app.selectors import expiry
+from accounts_app.selectors.json_rows import JsonRows
 from accounts_app.selectors.prepared import Prepared
 
 Status = AccountRequest.Status
@@ -139,30 +139,20 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 def visible_request(user, pk: int, *, with_decisions: bool = False) -> AccountRequest | None:
     """The request, with what its page shows, if this user may see it; else None.
     Raises DoesNotExist when there is no such request. ``with_decisions``: its decisions
-    (``decisions.all()``) and its audit events (``timeline``), in the same query."""
+    (``decisions.all()``), its audit events (``timeline``) and the deletions its expiry
+    tried (``deletion_rows``, expiry.deletions_from), in the same query."""
     requests = requests_with_instance().select_related("executed_by").filter(pk=pk)
     if not with_decisions:
         account_request = requests.get()
     else:
         # Whether a grant keeps this user from deciding, in the same query: the page asks.
         requests = requests.annotate(**policy.approver_conflict_columns(user))
-        requests = requests.annotate(decision_rows=_DECISION_ROWS)
+        # The deletions its expiry tried: the page shows them while the account is overdue.
+        requests = requests.annotate(decision_rows=_DECISION_ROWS, deletion_rows=expiry.DELETIONS)
         account_request = _with_its_timeline(list(_event_columns(requests)))
         _keep_decisions(account_request, account_request.decision_rows or [])
         account_request.conflict_columns_for = user.pk
     return account_request if policy.may_see_request(user, account_request) else None
-
-
-class _JsonRows(Aggregate):
-    """The rows of a group as one JSON array of objects (its argument: a JSONObject)."""
-
-    output_field = JSONField()
-
-    def as_sqlite(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection, function="JSON_GROUP_ARRAY", **extra)
-
-    def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection, function="JSONB_AGG", **extra)
 
 
 # The request's decisions and who made them, as one JSON column of the request's query.
@@ -173,7 +163,7 @@ _DECISION_ROWS = Subquery(
     .order_by()
     .values("request")
     .annotate(
-        rows=_JsonRows(
+        rows=JsonRows(
             JSONObject(**{n: n for n in _DECISION_FIELDS}, approver_name=f"approver__{_USERNAME}")
         )
     )

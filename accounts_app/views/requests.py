@@ -132,7 +132,8 @@ def request_detail(request, pk: int):
 def overdue_context(account_request: AccountRequest) -> dict:
     """Whether the account's expiry passed without its deletion, and the deletions tried."""
     overdue = account_request.is_overdue(timezone.now())
-    deletions = expiry_selectors.deletions_of(account_request) if overdue else []
+    # (Read with the request: selectors.requests.visible_request.)
+    deletions = expiry_selectors.deletions_from(account_request.deletion_rows) if overdue else []
     return {"overdue": overdue, "overdue_deletions": deletions}
 
 
