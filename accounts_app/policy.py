@@ -86,8 +86,16 @@ def may_decide_on(user, account_request: AccountRequest) -> bool:
     return (
         may_approve(user)
         and not owns(user, account_request)
-        and not approver_conflict(user, account_request.requester_id)
+        and not _approver_conflict_for(user, account_request)
     )
+
+
+def _approver_conflict_for(user, account_request: AccountRequest) -> str:
+    """approver_conflict, read from the request's columns when its query added them for
+    this very user (selectors.requests.visible_request); else asked."""
+    if getattr(account_request, "conflict_columns_for", None) == user.pk:
+        return approver_conflict_of(account_request)
+    return approver_conflict(user, account_request.requester_id)
 
 
 def deciders_emails(account_request: AccountRequest) -> list[str]:

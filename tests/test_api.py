@@ -256,3 +256,39 @@ def test_a_request_pre_flight_refuses_is_a_409_with_the_checks(estate, requester
     assert answer.json()["code"] == "PreflightFailed"
     blocked = [c for c in answer.json()["preflight"]["checks"] if c["status"] == "blocked"]
     assert [c["key"] for c in blocked] == ["account_name"]
+
+
+def test_a_request_lists_its_decisions_and_events_in_the_order_they_were_made(
+    estate, requester, approver, second_approver, auditor
+):
+    from accounts_app.models import ApprovalPolicy
+    from tests.builders import approve
+
+    ApprovalPolicy.objects.update_or_create(
+        account_privilege="RoleReadOnly", defaults={"approvals_required": 2}
+    )
+    account_request = submitted_request(requester)
+    approve(account_request, second_approver, comment="first look")
+    approve(account_request, approver, comment="second look")
+
+    detail = ApiClient(token_for(auditor)).get(f"/requests/{account_request.pk}").json()
+
+    actions = [(event["action"], event["actor"]) for event in detail["timeline"]]
+    assert actions == [
+        ("request_submitted", requester.username),
+        ("request_approved", second_approver.username),
+        ("request_approved", approver.username),
+    ]
+    assert [event["seq"] for event in detail["timeline"]] == sorted(
+        AuditEvent.objects.filter(request=account_request).values_list("seq", flat=True)
+    )
+    said = [(d["approver"], d["verdict"], d["comment"]) for d in detail["decisions"]]
+    assert said == [
+        (second_approver.username, "approve", "first look"),
+        (approver.username, "approve", "second look"),
+    ]
+    fresh = ApiClient(token_for(auditor)).get(
+        f"/requests/{submitted_request(requester, name='app_other').pk}"
+    )
+    assert fresh.json()["decisions"] == []
+    assert [event["action"] for event in fresh.json()["timeline"]] == ["request_submitted"]

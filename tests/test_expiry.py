@@ -461,6 +461,11 @@ def test_an_overdue_account_is_shown_as_such_on_every_page_until_it_is_gone(
 
     for page in ("request", "instance", "created accounts"):
         assert "data-overdue" in pages[page].text, page
+    # The request's page names the deletions tried: the failed one, with its error.
+    failed = maker.follow_ups.get()
+    callout = pages["request"].text.split("data-overdue-callout>")[1].split("</div>")[0]
+    assert f'<a href="/requests/{failed.pk}/">#{failed.pk}</a>' in callout
+    assert f"{failed.get_status_display()} <code>IncorrectDBInstanceState</code>" in callout
     assert f"<code>{NAME}</code>" in pages["drift"].text
     assert "Extend" in pages["request"].text
 

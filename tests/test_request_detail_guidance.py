@@ -129,3 +129,27 @@ def test_an_unknown_outcome_gives_one_piece_of_advice(estate, requester, approve
         html = page(requester, name, unknown.pk)
         assert "Nothing will be retried blindly" in html
         assert "Try again in a few minutes" not in html
+
+
+def test_the_decision_form_is_offered_only_to_an_approver_no_grant_holds_back(
+    estate, requester, approver, second_approver, approver_requester, make_user, settings
+):
+    """The page reads the grants with the request (one query): the same answer as
+    policy.may_decide, for a grant by the requester, a recent grant and none."""
+    account_request = submitted_request(requester)
+    settings.APPROVER_WAIT_HOURS = 24
+    RoleGrant.objects.all().delete()
+    RoleGrant.objects.create(user=second_approver, granted_by=requester, what="group Approvers")
+    newcomer = make_user("zoe", roles.APPROVERS)
+    RoleGrant.objects.create(user=newcomer, what="group Approvers")
+    offered = {
+        user
+        for user in (approver, second_approver, approver_requester, newcomer)
+        if 'id="decision-form"' in page(user, "request_detail", account_request.pk)
+    }
+    assert offered == {approver, approver_requester}
+    assert offered == {
+        user
+        for user in (approver, second_approver, approver_requester, newcomer)
+        if policy.may_decide(user, account_request)
+    }

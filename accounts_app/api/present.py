@@ -152,7 +152,7 @@ def created_account(row: CreatedAccount) -> dict:
         "account_name": made.account_name,
         "account_privilege": made.account_privilege,
         "requester": made.requester.get_username(),
-        "approvers": [decision.approver.get_username() for decision in made.approvals],
+        "approvers": made.approver_names,
         "created_at": row.finished_at,
         "alibaba_request_id": row.alibaba_request_id,
         "expires_at": made.account_expires_at,

@@ -61,7 +61,7 @@ def _conflict(error: workflow.TransitionError, pk: int | None) -> ApiError:
 
 def _detail(request, pk: int) -> dict:
     row = selectors.visible_request(request.user, pk, with_decisions=True)
-    return present.request_detail(request.user, row, row.events.order_by("seq"))
+    return present.request_detail(request.user, row, row.timeline)
 
 
 class RequestQuery(Schema):

@@ -15,7 +15,7 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.db import connection
-from django.db.models import CharField, F, Func, Prefetch, Q, QuerySet, Subquery
+from django.db.models import CharField, F, FilteredRelation, Func, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts_app.models import AccountRequest, AuditEvent, Decision, FleetTarget, Instance
@@ -314,7 +314,7 @@ def _creations(created_filter: CreatedFilter) -> QuerySet:
     singles = _created_matching(singles, created_filter, request="", instance="instance__")
     fleets = FleetTarget.objects.filter(status=FleetTarget.Status.DONE, request__kind=create)
     fleets = _created_matching(fleets, created_filter, request="request__", instance="instance__")
-    columns = ("c_request", "c_instance", "c_time", "c_alibaba")
+    columns = ("c_request", "c_instance", "c_time", "c_alibaba", *_INSTANCE_COLUMNS)
     singles = singles.annotate(
         c_request=F("pk"),
         c_instance=F("instance_id"),
@@ -363,8 +363,8 @@ def created_account_page(
 ) -> tuple[list[CreatedAccount], bool]:
     """One page of created accounts, newest first, and whether there is a next page.
 
-    Four queries whatever the page size: the creations, then their requests (with the
-    requester), the approving decisions, and the instances.
+    Two queries whatever the page size: the creations (with their instances), then
+    their requests (with the requester and who approved them).
     """
     return created_account_slice(created_filter, start=(page - 1) * size, size=size)
 
@@ -385,22 +385,48 @@ def created_account_export(created_filter: CreatedFilter) -> Iterator[CreatedAcc
 
 
 def _created_accounts(rows: list[dict]) -> list[CreatedAccount]:
-    approvals = Decision.objects.filter(verdict=Decision.Verdict.APPROVE).select_related("approver")
-    requests = (
-        AccountRequest.objects.filter(pk__in={row["c_request"] for row in rows})
-        .select_related("requester")
-        .prefetch_related(Prefetch("decisions", queryset=approvals, to_attr="approvals"))
-        .in_bulk()
-        if rows
-        else {}
-    )
-    instances = Instance.objects.in_bulk({row["c_instance"] for row in rows}) if rows else {}
+    requests = _requests_with_approvers({row["c_request"] for row in rows}) if rows else {}
     return [
         CreatedAccount(
             request=requests[row["c_request"]],
-            instance=instances[row["c_instance"]],
+            instance=_instance_of(row),
             finished_at=row["c_time"],
             alibaba_request_id=row["c_alibaba"],
         )
         for row in rows
     ]
+
+
+def _requests_with_approvers(pks: set[int]) -> dict[int, AccountRequest]:
+    """The requests (with their requester) by key, each with ``approver_names``: who
+    approved it, in the order they did. One query: a row per approval (one row, with no
+    name, for a request nobody approved)."""
+    approving = FilteredRelation(
+        "decisions", condition=Q(decisions__verdict=Decision.Verdict.APPROVE)
+    )
+    rows = (
+        AccountRequest.objects.filter(pk__in=pks)
+        .select_related("requester")
+        .annotate(approving=approving, approver_name=F("approving__approver__username"))
+        .order_by("pk", "approving__created_at", "approving__pk")
+    )
+    requests: dict[int, AccountRequest] = {}
+    for row in rows:
+        request = requests.setdefault(row.pk, row)
+        if request is row:
+            request.approver_names = []
+        if row.approver_name is not None:
+            request.approver_names.append(row.approver_name)
+    return requests
+
+
+# The instance's columns ride in the creations' query (both of its parts join the
+# instance under the same name): no query of their own.
+_INSTANCE_FIELDS = tuple(field.attname for field in Instance._meta.concrete_fields)
+_INSTANCE_COLUMNS = tuple(f"instance__{name}" for name in _INSTANCE_FIELDS)
+
+
+def _instance_of(row: dict) -> Instance:
+    return Instance.from_db(
+        connection.alias, _INSTANCE_FIELDS, [row[column] for column in _INSTANCE_COLUMNS]
+    )

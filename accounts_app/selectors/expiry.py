@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 
 from accounts_app.models import AccountRequest, FleetTarget, Instance, RequestKind
+from accounts_app.selectors.json_rows import JsonRows
 
 Status = AccountRequest.Status
 MAKERS = [RequestKind.CREATE, RequestKind.ADOPT]
@@ -69,6 +71,25 @@ def reminders_due(now: datetime, days: list[int]) -> QuerySet[AccountRequest]:
     )
 
 
-def deletions_of(maker: AccountRequest) -> list[AccountRequest]:
-    """The deletions the expiry of this account opened, newest first (the last five)."""
-    return list(maker.follow_ups.filter(kind=RequestKind.DELETE).order_by("-pk")[:5])
+DELETIONS_SHOWN = 5
+_DELETION_FIELDS = ("id", "status", "error_code")
+_LAST_DELETIONS = (
+    AccountRequest.objects.filter(about=OuterRef(OuterRef("pk")), kind=RequestKind.DELETE)
+    .order_by("-pk")
+    .values("pk")[:DELETIONS_SHOWN]
+)
+# The deletions the expiry of an account opened (the last five), as a JSON column of a
+# query of the requests that made accounts: read them with deletions_from().
+DELETIONS = Subquery(
+    AccountRequest.objects.filter(pk__in=_LAST_DELETIONS)
+    .order_by()
+    .values("about")
+    .annotate(rows=JsonRows(JSONObject(**{name: name for name in _DELETION_FIELDS})))
+    .values("rows")
+)
+
+
+def deletions_from(rows: list[dict] | None) -> list[AccountRequest]:
+    """The DELETIONS column's deletions, newest first."""
+    deletions = [AccountRequest(**row) for row in rows or []]
+    return sorted(deletions, key=lambda deletion: deletion.pk, reverse=True)

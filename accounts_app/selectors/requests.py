@@ -7,10 +7,24 @@ from functools import reduce
 from operator import or_
 
 from django.conf import settings
-from django.db.models import BooleanField, ExpressionWrapper, Prefetch, Q, QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import JSONObject
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts_app import policy
-from accounts_app.models import AccountRequest, Decision, RequestKind
+from accounts_app.models import AccountRequest, AuditEvent, Decision, RequestKind
+from accounts_app.selectors import expiry
+from accounts_app.selectors.json_rows import JsonRows
 from accounts_app.selectors.prepared import Prepared
 
 Status = AccountRequest.Status
@@ -124,13 +138,87 @@ _NEVER = datetime.min.replace(tzinfo=UTC)
 
 def visible_request(user, pk: int, *, with_decisions: bool = False) -> AccountRequest | None:
     """The request, with what its page shows, if this user may see it; else None.
-    Raises DoesNotExist when there is no such request."""
-    requests = requests_with_instance().select_related("executed_by")
-    if with_decisions:
-        decisions = Decision.objects.select_related("approver")
-        requests = requests.prefetch_related(Prefetch("decisions", queryset=decisions))
-    account_request = requests.get(pk=pk)
+    Raises DoesNotExist when there is no such request. ``with_decisions``: its decisions
+    (``decisions.all()``), its audit events (``timeline``) and the deletions its expiry
+    tried (``deletion_rows``, expiry.deletions_from), in the same query."""
+    requests = requests_with_instance().select_related("executed_by").filter(pk=pk)
+    if not with_decisions:
+        account_request = requests.get()
+    else:
+        # Whether a grant keeps this user from deciding, in the same query: the page asks.
+        requests = requests.annotate(**policy.approver_conflict_columns(user))
+        # The deletions its expiry tried: the page shows them while the account is overdue.
+        requests = requests.annotate(decision_rows=_DECISION_ROWS, deletion_rows=expiry.DELETIONS)
+        account_request = _with_its_timeline(list(_event_columns(requests)))
+        _keep_decisions(account_request, account_request.decision_rows or [])
+        account_request.conflict_columns_for = user.pk
     return account_request if policy.may_see_request(user, account_request) else None
+
+
+# The request's decisions and who made them, as one JSON column of the request's query.
+_DECISION_FIELDS = ("id", "approver_id", "requester_id", "verdict", "comment", "created_at")
+_USERNAME = get_user_model().USERNAME_FIELD
+_DECISION_ROWS = Subquery(
+    Decision.objects.filter(request=OuterRef("pk"))
+    .order_by()
+    .values("request")
+    .annotate(
+        rows=JsonRows(
+            JSONObject(**{n: n for n in _DECISION_FIELDS}, approver_name=f"approver__{_USERNAME}")
+        )
+    )
+    .values("rows")
+)
+
+
+def _keep_decisions(account_request: AccountRequest, rows: list[dict]) -> None:
+    """The decisions, in the order they were made, kept where prefetch_related keeps
+    what it read (django.db.models.query.prefetch_one_level): ``decisions.all()`` asks
+    nothing more."""
+    decisions = []
+    for row in rows:
+        made_at = parse_datetime(row["created_at"])
+        if timezone.is_naive(made_at):  # SQLite's text: the UTC time without its zone
+            made_at = timezone.make_aware(made_at, UTC)
+        decision = Decision(
+            **{n: row[n] for n in _DECISION_FIELDS if n != "created_at"},
+            created_at=made_at,
+            request=account_request,
+        )
+        decision.approver = get_user_model()(
+            pk=row["approver_id"], **{_USERNAME: row["approver_name"]}
+        )
+        decision._state.adding, decision._state.db = False, account_request._state.db
+        decisions.append(decision)
+    decisions.sort(key=lambda decision: (decision.created_at, decision.pk))
+    prefetched = account_request.decisions.get_queryset()
+    prefetched._result_cache, prefetched._prefetch_done = decisions, True
+    account_request._prefetched_objects_cache = {"decisions": prefetched}
+
+
+# The request's audit events as columns of its query: a row per event, in their order;
+# one row, without an event, when there is none.
+_EVENT_FIELDS = tuple(field.attname for field in AuditEvent._meta.concrete_fields)
+
+
+def _event_columns(requests: QuerySet) -> QuerySet:
+    columns = {f"event_{name}": F(f"events__{name}") for name in _EVENT_FIELDS}
+    return requests.annotate(**columns).order_by("event_seq")
+
+
+def _with_its_timeline(rows: list[AccountRequest]) -> AccountRequest:
+    """The request of the first row, with ``timeline``: its events, oldest first."""
+    if not rows:
+        raise AccountRequest.DoesNotExist("AccountRequest matching query does not exist.")
+    account_request = rows[0]
+    account_request.timeline = [
+        AuditEvent.from_db(
+            row._state.db, _EVENT_FIELDS, [getattr(row, f"event_{n}") for n in _EVENT_FIELDS]
+        )
+        for row in rows
+        if row.event_id is not None
+    ]
+    return account_request
 
 
 def copy_source(user, source_id: str | None) -> AccountRequest | None:

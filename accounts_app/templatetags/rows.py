@@ -142,7 +142,7 @@ def created_account_rows(rows) -> SafeString:
         instance_id = escape(instance.instance_id)
         name = f' <span class="muted">{escape(instance.name)}</span>' if instance.name else ""
         fleet = f' data-fleet="{made.pk}"' if made.is_fleet else ""
-        approvers = ", ".join(escape(d.approver.get_username()) for d in made.approvals) or "—"
+        approvers = ", ".join(escape(name) for name in made.approver_names) or "—"
         created = timezone.localtime(row.finished_at) if row.finished_at else None
         expires = made.account_expires_at
         expiry = "—"

@@ -316,7 +316,7 @@ def _created_row(account) -> tuple:
         request.account_privilege,
         request.account_description,
         request.requester.get_username(),
-        " ".join(decision.approver.get_username() for decision in request.approvals),
+        " ".join(request.approver_names),
         account.finished_at.astimezone(UTC).isoformat() if account.finished_at else "",
         account.alibaba_request_id,
     )

@@ -113,7 +113,7 @@ def request_detail(request, pk: int):
         "account_request": account_request,
         "decisions": account_request.decisions.all(),
         "progress": approval_progress(account_request),
-        "events": account_request.events.order_by("seq"),
+        "events": account_request.timeline,
         "preflight": workflow.preflight_for(account_request, viewer=request.user, page_view=True)
         if account_request.awaits_creation
         and not (account_request.is_fleet or account_request.is_change)
@@ -132,7 +132,8 @@ def request_detail(request, pk: int):
 def overdue_context(account_request: AccountRequest) -> dict:
     """Whether the account's expiry passed without its deletion, and the deletions tried."""
     overdue = account_request.is_overdue(timezone.now())
-    deletions = expiry_selectors.deletions_of(account_request) if overdue else []
+    # (Read with the request: selectors.requests.visible_request.)
+    deletions = expiry_selectors.deletions_from(account_request.deletion_rows) if overdue else []
     return {"overdue": overdue, "overdue_deletions": deletions}
 
 
