@@ -42,6 +42,17 @@ def site_language():
 
 
 @pytest.fixture(autouse=True)
+def rules_spec_built_by_each_test():
+    """Each test builds the browser's rules spec (rules.browser_spec) itself. The spec is
+    cached per language and process: kept from an earlier test, or from the process a
+    mutation run forks each mutant from, it would hide a change to the code building it."""
+    from accounts_app import rules
+
+    rules._spec_for.cache_clear()
+    rules._spec_script_for.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def live_server_on_a_file_database(request, tmp_path):
     """Browser tests on SQLite run against a file copy of the test database.
 
