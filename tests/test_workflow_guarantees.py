@@ -13,6 +13,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from accounts_app.alibaba.errors import ApiUnreachable
 from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
@@ -187,6 +188,7 @@ def test_an_approval_policy_changed_by_an_admin_is_honoured(estate, requester, a
     account_request.refresh_from_db()
     assert account_request.approvals_required == 2
     assert account_request.status == Status.PENDING
+    assert workflow.approvals_required_for("RoleReadOnly") == 2
 
 
 @pytest.mark.parametrize(
@@ -536,6 +538,7 @@ def test_reconciling_a_request_whose_account_exists_records_it_as_created(
     estate, client_, requester, approver
 ):
     account_request = lost_call(requester, created=True, estate=estate)
+    estate.clear_calls()
 
     workflow.reconcile_request(
         request_id=account_request.pk, origin=origin_of(approver), client=client_
@@ -545,6 +548,11 @@ def test_reconciling_a_request_whose_account_exists_records_it_as_created(
     assert account_request.status == Status.CREATED
     [reconciled] = events(account_request, "reconciled")
     assert (reconciled.actor, reconciled.outcome) == (approver, "success")
+    assert event_text(reconciled) == "Found by DescribeAccounts: the account exists."
+    # Asked about this account alone, not the whole instance's list.
+    assert [c["params"].get("AccountName") for c in estate.calls("DescribeAccounts")] == [
+        "app_reader"
+    ]
 
 
 def test_reconciling_a_request_whose_account_is_absent_gives_the_approval_back(
@@ -560,6 +568,7 @@ def test_reconciling_a_request_whose_account_is_absent_gives_the_approval_back(
     assert account_request.status == Status.APPROVED
     [reconciled] = events(account_request, "reconciled")
     assert reconciled.outcome == "failure"
+    assert reconciled.message_id == "reconcile.not_found"
 
 
 def test_only_a_request_of_unknown_outcome_can_be_reconciled(estate, client_, requester, approver):
@@ -770,3 +779,179 @@ def test_a_duplicate_name_is_a_failure_when_only_another_request_lost_a_call(
     assert not result.created
     account_request.refresh_from_db()
     assert account_request.status == Status.FAILED
+
+
+# --- What an unknown outcome records ---------------------------------------------------
+
+
+def test_an_execution_whose_server_died_is_recorded_as_stopped_before_its_outcome(
+    estate, client_, requester, approver, monkeypatch, caplog
+):
+    account_request = approved(requester, approver)
+    with pytest.raises(SystemExit):
+        execute(account_request, requester, ServerDiesMidCall(client_))
+    # DescribeAccounts does not answer either: the request waits, saying why.
+    estate.add_fault("http503", action="DescribeAccounts", count=100)
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=6))
+
+    workflow.reconcile_all(client=client_)
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.NEEDS_RECONCILIATION
+    assert account_request.error_code == "OutcomeUnknown"
+    assert account_request.error_message == "the execution stopped before its outcome"
+    [unknown] = events(account_request, "outcome_unknown")
+    assert (unknown.outcome, unknown.error_code) == ("unknown", "OutcomeUnknown")
+    assert event_text(unknown) == "The execution stopped before its outcome was known."
+    # The operator's log names the request and the code DescribeAccounts failed with.
+    assert f"reconcile of request {account_request.pk} failed: ServiceUnavailable" in [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+    ]
+
+
+def test_a_lost_answer_is_recorded_with_the_errors_code_and_sentence(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    estate.add_fault("commit_then_timeout", action="CreateAccount", delay=3)
+    estate.add_fault("http503", action="DescribeAccounts", count=100)
+
+    result = execute(account_request, requester, client_)
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.NEEDS_RECONCILIATION
+    assert result.error.code not in ("", "OutcomeUnknown")
+    assert account_request.error_code == result.error.code
+    assert account_request.error_message == str(result.error.human_message)
+    [unknown] = events(account_request, "outcome_unknown")
+    assert (unknown.outcome, unknown.error_code) == ("unknown", result.error.code)
+    assert unknown.message_id == "execution.api_error"
+
+
+class ClientThatCounts:
+    """The simulator's client, counting the DescribeAccounts calls made through it."""
+
+    def __init__(self, client):
+        self.client, self.asked = client, []
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def describe_accounts(self, **params):
+        self.asked.append(params["account_name"])
+        return self.client.describe_accounts(**params)
+
+
+def test_reconciliation_asks_through_the_client_it_is_given(estate, client_, requester, approver):
+    by_hand = lost_call(requester, created=True, estate=estate)
+    counting = ClientThatCounts(client_)
+
+    workflow.reconcile_request(request_id=by_hand.pk, origin=origin_of(approver), client=counting)
+    assert counting.asked == ["app_reader"]
+
+    by_job = request_row(
+        requester,
+        Instance.objects.get(instance_id=HEALTHY),
+        "app_writer",
+        status=Status.NEEDS_RECONCILIATION,
+    )
+    workflow.reconcile_all(client=counting)
+    assert counting.asked == ["app_reader", "app_writer"]
+    by_job.refresh_from_db()
+    assert by_job.status == Status.APPROVED
+
+
+def test_a_stuck_execution_that_finished_meanwhile_does_not_stop_the_others(
+    estate, client_, requester, approver, monkeypatch
+):
+    stuck = [
+        approved(requester, approver, name="first_reader"),
+        approved(requester, approver, name="second_reader"),
+    ]
+    for account_request in stuck:
+        with pytest.raises(SystemExit):
+            execute(account_request, requester, ServerDiesMidCall(client_))
+    record_outcome_unknown = workflow._record_outcome_unknown
+    finished = []
+
+    def the_first_finishes_just_before(account_request, error, origin):
+        if not finished:  # its server came back and recorded the account
+            AccountRequest.objects.filter(pk=account_request.pk).update(status=Status.CREATED)
+            finished.append(account_request.pk)
+        return record_outcome_unknown(account_request, error, origin)
+
+    monkeypatch.setattr(workflow, "_record_outcome_unknown", the_first_finishes_just_before)
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=6))
+
+    workflow.reconcile_all(client=client_)
+
+    [other] = [r for r in stuck if r.pk not in finished]
+    other.refresh_from_db()
+    assert other.status == Status.APPROVED  # taken over, found absent: try again
+    assert AccountRequest.objects.get(pk=finished[0]).status == Status.CREATED
+
+
+class CallNeverLeaves:
+    """CreateAccount fails before anything is sent: no answer, so no request id."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def create_account(self, **params):
+        raise ApiUnreachable("ServiceUnavailable")
+
+
+def test_a_failure_without_an_answer_records_no_request_id(estate, client_, requester, approver):
+    account_request = approved(requester, approver)
+
+    result = execute(account_request, requester, CallNeverLeaves(client_))
+
+    assert not result.created
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+    assert (account_request.error_code, account_request.alibaba_request_id) == (
+        "ServiceUnavailable",
+        "",
+    )
+    [failed] = events(account_request, "execution_failed")
+    assert (failed.error_code, failed.alibaba_request_id) == ("ServiceUnavailable", "")
+
+
+# --- Every kind of request honours the policy's lifetime -------------------------------
+
+
+def test_an_expiry_the_policy_does_not_allow_is_refused_for_every_kind(db):
+    ApprovalPolicy.objects.filter(kind="create", account_privilege="RoleReadWrite").update(
+        max_lifetime_days=30, allow_no_expiry=False
+    )
+    now = timezone.now()
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow.check_expiry("RoleReadWrite", None)
+    assert str(refused.value.message) == (
+        "This privilege needs an expiry, at most 30 days from today."
+    )
+    with pytest.raises(workflow.TransitionError):
+        workflow.check_expiry("RoleReadWrite", now + timedelta(days=31))
+    workflow.check_expiry("RoleReadWrite", now + timedelta(days=29))
+    workflow.check_expiry("RoleReadOnly", None)  # its own row allows no expiry
+
+
+def test_a_refusal_reads_as_its_message_wherever_it_is_printed():
+    assert str(workflow.TransitionError("Only the requester can cancel a request.")) == (
+        "Only the requester can cancel a request."
+    )
+
+
+def test_the_forms_pre_flight_finds_a_free_valid_name_free(estate, requester):
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="fresh_reader", privilege="RoleReadOnly", viewer=requester
+    )
+
+    assert result.check("account_name").status == "ok"
+    assert result.can_proceed
