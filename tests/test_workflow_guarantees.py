@@ -816,8 +816,11 @@ def test_a_lost_answer_is_recorded_with_the_errors_code_and_sentence(
     account_request = approved(requester, approver)
     estate.add_fault("commit_then_timeout", action="CreateAccount", delay=3)
     estate.add_fault("http503", action="DescribeAccounts", count=100)
+    counting = ClientThatCounts(client_)
 
-    result = execute(account_request, requester, client_)
+    result = execute(account_request, requester, counting)
+
+    assert counting.asked[-1] == "app_reader"  # the reconciliation asked through it too
 
     account_request.refresh_from_db()
     assert account_request.status == Status.NEEDS_RECONCILIATION
@@ -839,7 +842,7 @@ class ClientThatCounts:
         return getattr(self.client, name)
 
     def describe_accounts(self, **params):
-        self.asked.append(params["account_name"])
+        self.asked.append(params.get("account_name"))
         return self.client.describe_accounts(**params)
 
 
@@ -903,7 +906,9 @@ class CallNeverLeaves:
         return getattr(self.client, name)
 
     def create_account(self, **params):
-        raise ApiUnreachable("ServiceUnavailable")
+        raise ApiUnreachable(
+            "ServiceUnavailable", "the API's own words", recommend="https://example.com/diagnose"
+        )
 
 
 def test_a_failure_without_an_answer_records_no_request_id(estate, client_, requester, approver):
@@ -911,7 +916,10 @@ def test_a_failure_without_an_answer_records_no_request_id(estate, client_, requ
 
     result = execute(account_request, requester, CallNeverLeaves(client_))
 
-    assert not result.created
+    assert result.created is False
+    assert result.request.pk == account_request.pk
+    # Only the code is kept: the API's free text and its link are dropped.
+    assert (result.error.message, result.error.recommend) == ("", None)
     account_request.refresh_from_db()
     assert account_request.status == Status.APPROVED
     assert (account_request.error_code, account_request.alibaba_request_id) == (
@@ -955,3 +963,123 @@ def test_the_forms_pre_flight_finds_a_free_valid_name_free(estate, requester):
 
     assert result.check("account_name").status == "ok"
     assert result.can_proceed
+
+
+def test_the_forms_pre_flight_names_the_viewers_own_open_request_by_its_number(estate, requester):
+    open_one = submitted_request(requester)
+
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="app_reader", privilege="RoleReadOnly", viewer=requester
+    )
+
+    assert result.check("open_request").message == (
+        f"Request #{open_one.pk} for “app_reader” on this instance is still open."
+    )
+
+
+def test_a_reconciled_account_clears_the_lost_calls_error_and_counts_on_its_instance(
+    estate, client_, requester, approver
+):
+    instance = Instance.objects.get(instance_id=HEALTHY)
+    Instance.objects.filter(pk=instance.pk).update(account_count=3)
+    account_request = request_row(
+        requester,
+        instance,
+        "app_reader",
+        status=Status.NEEDS_RECONCILIATION,
+        error_code="Client.Timeout",
+        error_message="no answer",
+    )
+    estate.add_account(HEALTHY, "app_reader", privilege="RoleReadOnly")
+
+    workflow.reconcile_request(
+        request_id=account_request.pk, origin=origin_of(approver), client=client_
+    )
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.CREATED
+    assert (account_request.error_code, account_request.error_message) == ("", "")
+    assert account_request.alibaba_request_id == ""  # no CreateAccount answer to keep
+    assert account_request.finished_at is not None
+    [reconciled] = events(account_request, "reconciled")
+    assert reconciled.alibaba_request_id == ""
+    assert Instance.objects.get(pk=instance.pk).account_count == 4
+
+
+def test_the_created_event_keeps_the_request_id_of_createaccounts_answer(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+
+    execute(account_request, requester, client_)
+
+    account_request.refresh_from_db()
+    [created] = events(account_request, "account_created")
+    assert created.alibaba_request_id == account_request.alibaba_request_id != ""
+    assert created.alibaba_request_id == estate.calls("CreateAccount")[-1]["request_id"]
+
+
+def test_a_fleet_request_is_not_run_as_a_single_one(estate, client_, requester):
+    fleet = request_row(
+        requester,
+        Instance.objects.get(instance_id=HEALTHY),
+        "app_reader",
+        status=Status.APPROVED,
+        fleet_size=2,
+    )
+
+    assert refusal(execute, fleet, requester, client_) == (
+        "This request names many instances: run it from its page."
+    )
+
+
+def test_a_transition_from_a_status_the_request_has_left_is_refused(estate, requester):
+    account_request = submitted_request(requester)
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow._compare_and_set(account_request, Status.APPROVED, status=Status.EXECUTING)
+
+    assert str(refused.value.message) == (
+        "Someone else changed this request at the same moment; reload it."
+    )
+    account_request.refresh_from_db()
+    assert account_request.status == Status.PENDING
+
+
+def test_a_stale_request_that_moved_on_meanwhile_is_returned_as_it_is_now(
+    estate, requester, approver, settings, monkeypatch
+):
+    account_request = submitted_request(requester)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        created_at=timezone.now() - timedelta(days=settings.REQUEST_TTL_DAYS, minutes=1)
+    )
+    compare_and_set = workflow._compare_and_set
+
+    def cancelled_just_before(account_request, expected, **fields):
+        AccountRequest.objects.filter(pk=account_request.pk).update(status=Status.CANCELLED)
+        return compare_and_set(account_request, expected, **fields)
+
+    monkeypatch.setattr(workflow, "_compare_and_set", cancelled_just_before)
+
+    now = workflow.unexpired_request(request_id=account_request.pk, origin=origin_of(approver))
+
+    assert (now.pk, now.status) == (account_request.pk, Status.CANCELLED)
+    assert (now.instance.instance_id, now.requester) == (HEALTHY, requester)
+    assert not events(account_request, "request_expired")
+
+
+def test_a_page_views_pre_flight_is_live_only_within_the_viewers_budget(
+    estate, requester, settings
+):
+    account_request = submitted_request(requester)
+    settings.LIVE_CALLS_PER_MINUTE = 0  # spent
+    counting = ClientThatCounts(estate.client())
+
+    on_a_page = workflow.preflight_for(
+        account_request, client=counting, viewer=requester, page_view=True
+    )
+    elsewhere = workflow.preflight_for(account_request, client=counting, viewer=requester)
+
+    assert not on_a_page.live
+    assert elsewhere.live
+    assert counting.asked  # the live check asked through the client it was given
