@@ -17,7 +17,7 @@ from accounts_app.alibaba.errors import ApiUnreachable
 from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
-from accounts_app.services import workflow
+from accounts_app.services import lifecycle, workflow
 from tests.builders import approve, origin_of, request_row, submitted_request
 
 pytestmark = pytest.mark.django_db
@@ -1083,3 +1083,34 @@ def test_a_page_views_pre_flight_is_live_only_within_the_viewers_budget(
     assert not on_a_page.live
     assert elsewhere.live
     assert counting.asked  # the live check asked through the client it was given
+
+
+def test_a_change_of_unknown_outcome_is_reconciled_through_the_client_given(
+    estate, client_, requester, approver
+):
+    estate.add_account(HEALTHY, "legacy_etl", privilege="RoleReadOnly")
+    account_request = lifecycle.request_submit(
+        kind=AccountRequest.Kind.DELETE,
+        requester=requester,
+        instance=Instance.objects.get(instance_id=HEALTHY),
+        account_name="legacy_etl",
+        origin=origin_of(requester),
+        account_privilege="RoleReadOnly",
+        account_description="",
+        account_type="Normal",
+        justification="Cleaning up.",
+    )
+    approve(account_request, approver)
+    AccountRequest.objects.filter(pk=account_request.pk).update(status=Status.NEEDS_RECONCILIATION)
+    estate.simulator.store.remove_account(HEALTHY, "legacy_etl")  # the deletion was made
+    counting = ClientThatCounts(client_)
+
+    workflow.reconcile_request(
+        request_id=account_request.pk, origin=origin_of(approver), client=counting
+    )
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.CREATED
+    assert counting.asked == ["legacy_etl"]
+    [reconciled] = events(account_request, "reconciled")
+    assert reconciled.actor == approver
