@@ -15,7 +15,14 @@ from django.utils import timezone
 
 from accounts_app.alibaba.errors import ApiUnreachable
 from accounts_app.audit.messages import event_text
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.models import (
+    AccountRequest,
+    ApprovalPolicy,
+    AuditEvent,
+    Decision,
+    Instance,
+    RoleGrant,
+)
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
 from accounts_app.services import lifecycle, workflow
 from tests.builders import approve, origin_of, request_row, submitted_request
@@ -1114,3 +1121,14 @@ def test_a_change_of_unknown_outcome_is_reconciled_through_the_client_given(
     assert counting.asked == ["legacy_etl"]
     [reconciled] = events(account_request, "reconciled")
     assert reconciled.actor == approver
+
+
+def test_an_approver_given_their_role_by_the_requester_may_not_decide(estate, requester, approver):
+    account_request = submitted_request(requester)
+    RoleGrant.objects.create(user=approver, granted_by=requester, what="group Approvers")
+
+    assert refusal(approve, account_request, approver) == (
+        "You were given your role or your account by the requester: someone else "
+        "must decide on their requests."
+    )
+    assert not Decision.objects.filter(request=account_request).exists()
