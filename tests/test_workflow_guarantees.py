@@ -25,7 +25,9 @@ from accounts_app.models import (
 )
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
 from accounts_app.services import lifecycle, workflow
-from tests.builders import approve, origin_of, request_row, submitted_request
+from tests.api_support import ApiClient, token_for
+from tests.builders import approve, origin_of, request_form_data, request_row, submitted_request
+from tests.conftest import empty_instance
 
 pytestmark = pytest.mark.django_db
 
@@ -1132,3 +1134,30 @@ def test_an_approver_given_their_role_by_the_requester_may_not_decide(estate, re
         "must decide on their requests."
     )
     assert not Decision.objects.filter(request=account_request).exists()
+
+
+def test_a_fleet_of_unknown_outcome_is_reconciled_through_the_client_given(
+    estate, client_, requester, approver
+):
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
+    ids = ["r-fleet000", "r-fleet001"]
+    for instance_id in ids:
+        empty_instance(estate, instance_id)
+    body = {**request_form_data(account_name="order_ro"), "instance_ids": ids}
+    del body["instance_id"]
+    pk = alice.post("/requests", body).json()["id"]
+    bob.post(f"/requests/{pk}/approve", {"comment": "ok"})
+    estate.add_fault("commit_then_timeout", action="CreateAccount", instance_id=ids[0], delay=3)
+    estate.add_fault("http503", action="DescribeAccounts", instance_id=ids[0], count=0)
+    alice.post(
+        f"/requests/{pk}/execute", {"account_password": PASSWORD}, **{"Idempotency-Key": "k"}
+    )
+    estate.clear_faults()
+    counting = ClientThatCounts(client_)
+
+    settled = workflow.reconcile_request(request_id=pk, origin=origin_of(approver), client=counting)
+
+    assert (settled.pk, settled.status) == (pk, Status.CREATED)
+    assert counting.asked == ["order_ro"]
+    [reconciled] = AuditEvent.objects.filter(request_id=pk, action="reconciled")
+    assert reconciled.actor == approver
