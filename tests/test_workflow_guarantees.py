@@ -568,6 +568,9 @@ def test_reconciling_a_request_whose_account_is_absent_gives_the_approval_back(
     estate, client_, requester, approver
 ):
     account_request = lost_call(requester, created=False, estate=estate)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        error_code="Client.Timeout", error_message="no answer"
+    )
 
     workflow.reconcile_request(
         request_id=account_request.pk, origin=origin_of(approver), client=client_
@@ -578,6 +581,8 @@ def test_reconciling_a_request_whose_account_is_absent_gives_the_approval_back(
     [reconciled] = events(account_request, "reconciled")
     assert reconciled.outcome == "failure"
     assert reconciled.message_id == "reconcile.not_found"
+    # The lost call's error is settled: the request reads as a fresh approval.
+    assert (account_request.error_code, account_request.error_message) == ("", "")
 
 
 def test_only_a_request_of_unknown_outcome_can_be_reconciled(estate, client_, requester, approver):
@@ -1161,3 +1166,32 @@ def test_a_fleet_of_unknown_outcome_is_reconciled_through_the_client_given(
     assert counting.asked == ["order_ro"]
     [reconciled] = AuditEvent.objects.filter(request_id=pk, action="reconciled")
     assert reconciled.actor == approver
+
+
+def test_a_submission_is_checked_live_for_its_privilege_and_names_the_requesters_open_one(
+    estate, client_, requester
+):
+    counting = ClientThatCounts(client_)
+    first = submitted_request(requester, client=counting)
+    assert counting.asked  # the pre-flight asked through the client it was given
+
+    with pytest.raises(workflow.TransitionError) as again:
+        submitted_request(requester)
+    assert again.value.preflight.check("open_request").message == (
+        f"Request #{first.pk} for “app_reader” on this instance is still open."
+    )
+    with pytest.raises(workflow.TransitionError) as repl:
+        submitted_request(requester, name="replicator1", privilege="RoleRepl")  # 5.0: no RoleRepl
+    assert repl.value.preflight.check("privilege").status == "blocked"
+
+
+def test_a_submission_with_an_expiry_the_policy_allows_is_accepted(estate, requester):
+    ApprovalPolicy.objects.filter(kind="create", account_privilege="RoleReadWrite").update(
+        max_lifetime_days=30, allow_no_expiry=False
+    )
+    expires_at = timezone.now() + timedelta(days=10)
+
+    account_request = submitted_request(requester, privilege="RoleReadWrite", expires_at=expires_at)
+
+    account_request.refresh_from_db()
+    assert account_request.expires_at == expires_at
