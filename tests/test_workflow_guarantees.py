@@ -1195,3 +1195,18 @@ def test_a_submission_with_an_expiry_the_policy_allows_is_accepted(estate, reque
 
     account_request.refresh_from_db()
     assert account_request.expires_at == expires_at
+
+
+def test_the_decision_mail_names_the_approver(
+    estate, requester, approver, django_capture_on_commit_callbacks
+):
+    requester.email = "alice@example.com"
+    requester.save()
+    account_request = submitted_request(requester)
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approve(account_request, approver)
+
+    [decided] = mail.outbox
+    assert f"{approver.get_username()} decided on your request for app_reader" in decided.body
