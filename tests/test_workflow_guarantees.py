@@ -13,11 +13,21 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from accounts_app.alibaba.errors import ApiUnreachable
 from accounts_app.audit.messages import event_text
-from accounts_app.models import AccountRequest, ApprovalPolicy, AuditEvent, Decision, Instance
+from accounts_app.models import (
+    AccountRequest,
+    ApprovalPolicy,
+    AuditEvent,
+    Decision,
+    Instance,
+    RoleGrant,
+)
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
-from accounts_app.services import workflow
-from tests.builders import approve, origin_of, request_row, submitted_request
+from accounts_app.services import lifecycle, workflow
+from tests.api_support import ApiClient, token_for
+from tests.builders import approve, origin_of, request_form_data, request_row, submitted_request
+from tests.conftest import empty_instance
 
 pytestmark = pytest.mark.django_db
 
@@ -187,6 +197,7 @@ def test_an_approval_policy_changed_by_an_admin_is_honoured(estate, requester, a
     account_request.refresh_from_db()
     assert account_request.approvals_required == 2
     assert account_request.status == Status.PENDING
+    assert workflow.approvals_required_for("RoleReadOnly") == 2
 
 
 @pytest.mark.parametrize(
@@ -536,6 +547,7 @@ def test_reconciling_a_request_whose_account_exists_records_it_as_created(
     estate, client_, requester, approver
 ):
     account_request = lost_call(requester, created=True, estate=estate)
+    estate.clear_calls()
 
     workflow.reconcile_request(
         request_id=account_request.pk, origin=origin_of(approver), client=client_
@@ -545,12 +557,20 @@ def test_reconciling_a_request_whose_account_exists_records_it_as_created(
     assert account_request.status == Status.CREATED
     [reconciled] = events(account_request, "reconciled")
     assert (reconciled.actor, reconciled.outcome) == (approver, "success")
+    assert event_text(reconciled) == "Found by DescribeAccounts: the account exists."
+    # Asked about this account alone, not the whole instance's list.
+    assert [c["params"].get("AccountName") for c in estate.calls("DescribeAccounts")] == [
+        "app_reader"
+    ]
 
 
 def test_reconciling_a_request_whose_account_is_absent_gives_the_approval_back(
     estate, client_, requester, approver
 ):
     account_request = lost_call(requester, created=False, estate=estate)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        error_code="Client.Timeout", error_message="no answer"
+    )
 
     workflow.reconcile_request(
         request_id=account_request.pk, origin=origin_of(approver), client=client_
@@ -560,6 +580,9 @@ def test_reconciling_a_request_whose_account_is_absent_gives_the_approval_back(
     assert account_request.status == Status.APPROVED
     [reconciled] = events(account_request, "reconciled")
     assert reconciled.outcome == "failure"
+    assert reconciled.message_id == "reconcile.not_found"
+    # The lost call's error is settled: the request reads as a fresh approval.
+    assert (account_request.error_code, account_request.error_message) == ("", "")
 
 
 def test_only_a_request_of_unknown_outcome_can_be_reconciled(estate, client_, requester, approver):
@@ -770,3 +793,420 @@ def test_a_duplicate_name_is_a_failure_when_only_another_request_lost_a_call(
     assert not result.created
     account_request.refresh_from_db()
     assert account_request.status == Status.FAILED
+
+
+# --- What an unknown outcome records ---------------------------------------------------
+
+
+def test_an_execution_whose_server_died_is_recorded_as_stopped_before_its_outcome(
+    estate, client_, requester, approver, monkeypatch, caplog
+):
+    account_request = approved(requester, approver)
+    with pytest.raises(SystemExit):
+        execute(account_request, requester, ServerDiesMidCall(client_))
+    # DescribeAccounts does not answer either: the request waits, saying why.
+    estate.add_fault("http503", action="DescribeAccounts", count=100)
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=6))
+
+    workflow.reconcile_all(client=client_)
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.NEEDS_RECONCILIATION
+    assert account_request.error_code == "OutcomeUnknown"
+    assert account_request.error_message == "the execution stopped before its outcome"
+    [unknown] = events(account_request, "outcome_unknown")
+    assert (unknown.outcome, unknown.error_code) == ("unknown", "OutcomeUnknown")
+    assert event_text(unknown) == "The execution stopped before its outcome was known."
+    # The operator's log names the request and the code DescribeAccounts failed with.
+    assert f"reconcile of request {account_request.pk} failed: ServiceUnavailable" in [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+    ]
+
+
+def test_a_lost_answer_is_recorded_with_the_errors_code_and_sentence(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+    estate.add_fault("commit_then_timeout", action="CreateAccount", delay=3)
+    estate.add_fault("http503", action="DescribeAccounts", count=100)
+    counting = ClientThatCounts(client_)
+
+    result = execute(account_request, requester, counting)
+
+    assert counting.asked[-1] == "app_reader"  # the reconciliation asked through it too
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.NEEDS_RECONCILIATION
+    assert result.error.code not in ("", "OutcomeUnknown")
+    assert account_request.error_code == result.error.code
+    assert account_request.error_message == str(result.error.human_message)
+    [unknown] = events(account_request, "outcome_unknown")
+    assert (unknown.outcome, unknown.error_code) == ("unknown", result.error.code)
+    assert unknown.message_id == "execution.api_error"
+
+
+class ClientThatCounts:
+    """The simulator's client, counting the DescribeAccounts calls made through it."""
+
+    def __init__(self, client):
+        self.client, self.asked = client, []
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def describe_accounts(self, **params):
+        self.asked.append(params.get("account_name"))
+        return self.client.describe_accounts(**params)
+
+
+def test_reconciliation_asks_through_the_client_it_is_given(estate, client_, requester, approver):
+    by_hand = lost_call(requester, created=True, estate=estate)
+    counting = ClientThatCounts(client_)
+
+    workflow.reconcile_request(request_id=by_hand.pk, origin=origin_of(approver), client=counting)
+    assert counting.asked == ["app_reader"]
+
+    by_job = request_row(
+        requester,
+        Instance.objects.get(instance_id=HEALTHY),
+        "app_writer",
+        status=Status.NEEDS_RECONCILIATION,
+    )
+    workflow.reconcile_all(client=counting)
+    assert counting.asked == ["app_reader", "app_writer"]
+    by_job.refresh_from_db()
+    assert by_job.status == Status.APPROVED
+
+
+def test_a_stuck_execution_that_finished_meanwhile_does_not_stop_the_others(
+    estate, client_, requester, approver, monkeypatch
+):
+    stuck = [
+        approved(requester, approver, name="first_reader"),
+        approved(requester, approver, name="second_reader"),
+    ]
+    for account_request in stuck:
+        with pytest.raises(SystemExit):
+            execute(account_request, requester, ServerDiesMidCall(client_))
+    record_outcome_unknown = workflow._record_outcome_unknown
+    finished = []
+
+    def the_first_finishes_just_before(account_request, error, origin):
+        if not finished:  # its server came back and recorded the account
+            AccountRequest.objects.filter(pk=account_request.pk).update(status=Status.CREATED)
+            finished.append(account_request.pk)
+        return record_outcome_unknown(account_request, error, origin)
+
+    monkeypatch.setattr(workflow, "_record_outcome_unknown", the_first_finishes_just_before)
+    real_now = timezone.now
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=6))
+
+    workflow.reconcile_all(client=client_)
+
+    [other] = [r for r in stuck if r.pk not in finished]
+    other.refresh_from_db()
+    assert other.status == Status.APPROVED  # taken over, found absent: try again
+    assert AccountRequest.objects.get(pk=finished[0]).status == Status.CREATED
+
+
+class CallNeverLeaves:
+    """CreateAccount fails before anything is sent: no answer, so no request id."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def create_account(self, **params):
+        raise ApiUnreachable(
+            "ServiceUnavailable", "the API's own words", recommend="https://example.com/diagnose"
+        )
+
+
+def test_a_failure_without_an_answer_records_no_request_id(estate, client_, requester, approver):
+    account_request = approved(requester, approver)
+
+    result = execute(account_request, requester, CallNeverLeaves(client_))
+
+    assert result.created is False
+    assert result.request.pk == account_request.pk
+    # Only the code is kept: the API's free text and its link are dropped.
+    assert (result.error.message, result.error.recommend) == ("", None)
+    account_request.refresh_from_db()
+    assert account_request.status == Status.APPROVED
+    assert (account_request.error_code, account_request.alibaba_request_id) == (
+        "ServiceUnavailable",
+        "",
+    )
+    [failed] = events(account_request, "execution_failed")
+    assert (failed.error_code, failed.alibaba_request_id) == ("ServiceUnavailable", "")
+
+
+# --- Every kind of request honours the policy's lifetime -------------------------------
+
+
+def test_an_expiry_the_policy_does_not_allow_is_refused_for_every_kind(db):
+    ApprovalPolicy.objects.filter(kind="create", account_privilege="RoleReadWrite").update(
+        max_lifetime_days=30, allow_no_expiry=False
+    )
+    now = timezone.now()
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow.check_expiry("RoleReadWrite", None)
+    assert str(refused.value.message) == (
+        "This privilege needs an expiry, at most 30 days from today."
+    )
+    with pytest.raises(workflow.TransitionError):
+        workflow.check_expiry("RoleReadWrite", now + timedelta(days=31))
+    workflow.check_expiry("RoleReadWrite", now + timedelta(days=29))
+    workflow.check_expiry("RoleReadOnly", None)  # its own row allows no expiry
+
+
+def test_a_refusal_reads_as_its_message_wherever_it_is_printed():
+    assert str(workflow.TransitionError("Only the requester can cancel a request.")) == (
+        "Only the requester can cancel a request."
+    )
+
+
+def test_the_forms_pre_flight_finds_a_free_valid_name_free(estate, requester):
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="fresh_reader", privilege="RoleReadOnly", viewer=requester
+    )
+
+    assert result.check("account_name").status == "ok"
+    assert result.can_proceed
+
+
+def test_the_forms_pre_flight_names_the_viewers_own_open_request_by_its_number(estate, requester):
+    open_one = submitted_request(requester)
+
+    result = workflow.preflight_for_form(
+        instance_id=HEALTHY, account_name="app_reader", privilege="RoleReadOnly", viewer=requester
+    )
+
+    assert result.check("open_request").message == (
+        f"Request #{open_one.pk} for “app_reader” on this instance is still open."
+    )
+
+
+def test_a_reconciled_account_clears_the_lost_calls_error_and_counts_on_its_instance(
+    estate, client_, requester, approver
+):
+    instance = Instance.objects.get(instance_id=HEALTHY)
+    Instance.objects.filter(pk=instance.pk).update(account_count=3)
+    account_request = request_row(
+        requester,
+        instance,
+        "app_reader",
+        status=Status.NEEDS_RECONCILIATION,
+        error_code="Client.Timeout",
+        error_message="no answer",
+    )
+    estate.add_account(HEALTHY, "app_reader", privilege="RoleReadOnly")
+
+    workflow.reconcile_request(
+        request_id=account_request.pk, origin=origin_of(approver), client=client_
+    )
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.CREATED
+    assert (account_request.error_code, account_request.error_message) == ("", "")
+    assert account_request.alibaba_request_id == ""  # no CreateAccount answer to keep
+    assert account_request.finished_at is not None
+    [reconciled] = events(account_request, "reconciled")
+    assert reconciled.alibaba_request_id == ""
+    assert Instance.objects.get(pk=instance.pk).account_count == 4
+
+
+def test_the_created_event_keeps_the_request_id_of_createaccounts_answer(
+    estate, client_, requester, approver
+):
+    account_request = approved(requester, approver)
+
+    execute(account_request, requester, client_)
+
+    account_request.refresh_from_db()
+    [created] = events(account_request, "account_created")
+    assert created.alibaba_request_id == account_request.alibaba_request_id != ""
+    assert created.alibaba_request_id == estate.calls("CreateAccount")[-1]["request_id"]
+
+
+def test_a_fleet_request_is_not_run_as_a_single_one(estate, client_, requester):
+    fleet = request_row(
+        requester,
+        Instance.objects.get(instance_id=HEALTHY),
+        "app_reader",
+        status=Status.APPROVED,
+        fleet_size=2,
+    )
+
+    assert refusal(execute, fleet, requester, client_) == (
+        "This request names many instances: run it from its page."
+    )
+
+
+def test_a_transition_from_a_status_the_request_has_left_is_refused(estate, requester):
+    account_request = submitted_request(requester)
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow._compare_and_set(account_request, Status.APPROVED, status=Status.EXECUTING)
+
+    assert str(refused.value.message) == (
+        "Someone else changed this request at the same moment; reload it."
+    )
+    account_request.refresh_from_db()
+    assert account_request.status == Status.PENDING
+
+
+def test_a_stale_request_that_moved_on_meanwhile_is_returned_as_it_is_now(
+    estate, requester, approver, settings, monkeypatch
+):
+    account_request = submitted_request(requester)
+    AccountRequest.objects.filter(pk=account_request.pk).update(
+        created_at=timezone.now() - timedelta(days=settings.REQUEST_TTL_DAYS, minutes=1)
+    )
+    compare_and_set = workflow._compare_and_set
+
+    def cancelled_just_before(account_request, expected, **fields):
+        AccountRequest.objects.filter(pk=account_request.pk).update(status=Status.CANCELLED)
+        return compare_and_set(account_request, expected, **fields)
+
+    monkeypatch.setattr(workflow, "_compare_and_set", cancelled_just_before)
+
+    now = workflow.unexpired_request(request_id=account_request.pk, origin=origin_of(approver))
+
+    assert (now.pk, now.status) == (account_request.pk, Status.CANCELLED)
+    assert (now.instance.instance_id, now.requester) == (HEALTHY, requester)
+    assert not events(account_request, "request_expired")
+
+
+def test_a_page_views_pre_flight_is_live_only_within_the_viewers_budget(
+    estate, requester, settings
+):
+    account_request = submitted_request(requester)
+    settings.LIVE_CALLS_PER_MINUTE = 0  # spent
+    counting = ClientThatCounts(estate.client())
+
+    on_a_page = workflow.preflight_for(
+        account_request, client=counting, viewer=requester, page_view=True
+    )
+    elsewhere = workflow.preflight_for(account_request, client=counting, viewer=requester)
+
+    assert not on_a_page.live
+    assert elsewhere.live
+    assert counting.asked  # the live check asked through the client it was given
+
+
+def test_a_change_of_unknown_outcome_is_reconciled_through_the_client_given(
+    estate, client_, requester, approver
+):
+    estate.add_account(HEALTHY, "legacy_etl", privilege="RoleReadOnly")
+    account_request = lifecycle.request_submit(
+        kind=AccountRequest.Kind.DELETE,
+        requester=requester,
+        instance=Instance.objects.get(instance_id=HEALTHY),
+        account_name="legacy_etl",
+        origin=origin_of(requester),
+        account_privilege="RoleReadOnly",
+        account_description="",
+        account_type="Normal",
+        justification="Cleaning up.",
+    )
+    approve(account_request, approver)
+    AccountRequest.objects.filter(pk=account_request.pk).update(status=Status.NEEDS_RECONCILIATION)
+    estate.simulator.store.remove_account(HEALTHY, "legacy_etl")  # the deletion was made
+    counting = ClientThatCounts(client_)
+
+    workflow.reconcile_request(
+        request_id=account_request.pk, origin=origin_of(approver), client=counting
+    )
+
+    account_request.refresh_from_db()
+    assert account_request.status == Status.CREATED
+    assert counting.asked == ["legacy_etl"]
+    [reconciled] = events(account_request, "reconciled")
+    assert reconciled.actor == approver
+
+
+def test_an_approver_given_their_role_by_the_requester_may_not_decide(estate, requester, approver):
+    account_request = submitted_request(requester)
+    RoleGrant.objects.create(user=approver, granted_by=requester, what="group Approvers")
+
+    assert refusal(approve, account_request, approver) == (
+        "You were given your role or your account by the requester: someone else "
+        "must decide on their requests."
+    )
+    assert not Decision.objects.filter(request=account_request).exists()
+
+
+def test_a_fleet_of_unknown_outcome_is_reconciled_through_the_client_given(
+    estate, client_, requester, approver
+):
+    alice, bob = ApiClient(token_for(requester)), ApiClient(token_for(approver))
+    ids = ["r-fleet000", "r-fleet001"]
+    for instance_id in ids:
+        empty_instance(estate, instance_id)
+    body = {**request_form_data(account_name="order_ro"), "instance_ids": ids}
+    del body["instance_id"]
+    pk = alice.post("/requests", body).json()["id"]
+    bob.post(f"/requests/{pk}/approve", {"comment": "ok"})
+    estate.add_fault("commit_then_timeout", action="CreateAccount", instance_id=ids[0], delay=3)
+    estate.add_fault("http503", action="DescribeAccounts", instance_id=ids[0], count=0)
+    alice.post(
+        f"/requests/{pk}/execute", {"account_password": PASSWORD}, **{"Idempotency-Key": "k"}
+    )
+    estate.clear_faults()
+    counting = ClientThatCounts(client_)
+
+    settled = workflow.reconcile_request(request_id=pk, origin=origin_of(approver), client=counting)
+
+    assert (settled.pk, settled.status) == (pk, Status.CREATED)
+    assert counting.asked == ["order_ro"]
+    [reconciled] = AuditEvent.objects.filter(request_id=pk, action="reconciled")
+    assert reconciled.actor == approver
+
+
+def test_a_submission_is_checked_live_for_its_privilege_and_names_the_requesters_open_one(
+    estate, client_, requester
+):
+    counting = ClientThatCounts(client_)
+    first = submitted_request(requester, client=counting)
+    assert counting.asked  # the pre-flight asked through the client it was given
+
+    with pytest.raises(workflow.TransitionError) as again:
+        submitted_request(requester)
+    assert again.value.preflight.check("open_request").message == (
+        f"Request #{first.pk} for “app_reader” on this instance is still open."
+    )
+    with pytest.raises(workflow.TransitionError) as repl:
+        submitted_request(requester, name="replicator1", privilege="RoleRepl")  # 5.0: no RoleRepl
+    assert repl.value.preflight.check("privilege").status == "blocked"
+
+
+def test_a_submission_with_an_expiry_the_policy_allows_is_accepted(estate, requester):
+    ApprovalPolicy.objects.filter(kind="create", account_privilege="RoleReadWrite").update(
+        max_lifetime_days=30, allow_no_expiry=False
+    )
+    expires_at = timezone.now() + timedelta(days=10)
+
+    account_request = submitted_request(requester, privilege="RoleReadWrite", expires_at=expires_at)
+
+    account_request.refresh_from_db()
+    assert account_request.expires_at == expires_at
+
+
+def test_the_decision_mail_names_the_approver(
+    estate, requester, approver, django_capture_on_commit_callbacks
+):
+    requester.email = "alice@example.com"
+    requester.save()
+    account_request = submitted_request(requester)
+    mail.outbox.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        approve(account_request, approver)
+
+    [decided] = mail.outbox
+    assert f"{approver.get_username()} decided on your request for app_reader" in decided.body
