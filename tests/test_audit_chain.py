@@ -17,7 +17,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from accounts_app.audit import Origin, VerifyReport, record_event, verify_chain
+from accounts_app.audit import Origin, VerifyReport, record_event, verifier, verify_chain
 from accounts_app.audit.chain import chain_signer
 from accounts_app.audit.testing import permit_test_flush
 from accounts_app.audit.verifier import (
@@ -431,3 +431,62 @@ def test_the_report_stops_at_max_breaks():
     tamper(f"UPDATE {TABLE} SET comment = 'x' WHERE seq IN (10, 20, 30, 40)")  # noqa: S608
 
     assert [b.seq for b in verify_chain(max_breaks=3).breaks] == [10, 20, 30]
+
+
+class OtherConnection:
+    """What the verifier asks of its database connection, as another database answers."""
+
+    def __init__(self, vendor: str, *, in_memory: bool = False, in_atomic_block: bool = False):
+        self.vendor = vendor
+        self.in_memory = in_memory
+        self.in_atomic_block = in_atomic_block
+
+    def is_in_memory_db(self) -> bool:
+        return self.in_memory
+
+
+@pytest.mark.parametrize(
+    ("other", "workers", "head_seq", "splits"),
+    [
+        (OtherConnection("postgresql"), 2, 8, True),  # one batch (4) or more per part
+        (OtherConnection("sqlite"), 2, 8, True),  # a database file: each child opens it
+        (OtherConnection("postgresql"), 2, 7, False),  # less than a batch per part
+        (OtherConnection("postgresql"), 1, 800, False),  # one worker: nothing to split
+        (OtherConnection("sqlite", in_memory=True), 2, 800, False),  # lives in this process
+        (OtherConnection("postgresql", in_memory=True), 2, 8, True),  # only SQLite's is
+        (OtherConnection("postgresql", in_atomic_block=True), 2, 800, False),  # rows unseen
+    ],
+)
+def test_the_walk_splits_only_where_forked_children_read_the_same_chain(
+    monkeypatch, other, workers, head_seq, splits
+):
+    monkeypatch.setattr(verifier, "connection", other)
+    assert verifier._can_split(workers, head_seq, 4) is splits
+
+
+def test_the_time_is_formatted_in_utc_by_postgresql_and_an_unknown_database_is_named(
+    monkeypatch,
+):
+    monkeypatch.setattr(verifier, "connection", OtherConnection("postgresql"))
+    assert verifier._canonical_time_sql("t").startswith("to_char(t AT TIME ZONE 'UTC'")
+    monkeypatch.setattr(verifier, "connection", OtherConnection("oracle"))
+    with pytest.raises(NotImplementedError, match="does not support oracle"):
+        verifier._canonical_time_sql("t")
+
+
+@pytest.mark.django_db
+def test_verify_chain_gives_a_split_walk_its_head_workers_and_batches(monkeypatch):
+    """Where the walk splits (PostgreSQL, a database file), verify_chain() hands the
+    forked walk the chain's head, the workers and the batch size: the same report."""
+    if not (connection.vendor == "sqlite" and connection.is_in_memory_db()):
+        pytest.skip("children see this test's rows only on in-memory SQLite")
+    seed()
+    edit_comment()
+    sequential = verify_chain(batch_size=7)
+    monkeypatch.setattr(verifier, "_can_split", lambda workers, head_seq, batch_size: True)
+
+    split = verify_chain(workers=3, batch_size=4)
+
+    assert split.breaks == sequential.breaks
+    assert [b.seq for b in split.breaks] == [20]
+    assert (split.checked, split.last_seq) == (EVENTS, EVENTS)
