@@ -77,6 +77,9 @@ def test_an_approver_finds_every_waiting_request_from_the_dashboard(
     expect(rows).to_have_count(2)
     expect(page.locator(f'tr[data-request="{reader.pk}"] [data-approvals]')).to_have_text("0 / 1")
 
+    # The rows are in the page's HTML; typing filters as it goes once its scripts have
+    # run: a user types into a page that has loaded (typed earlier, the input was lost).
+    page.wait_for_load_state("load")
     page.get_by_label("Search").fill("writer")
     expect(rows).to_have_count(1)
     expect(rows.first).to_have_attribute("data-request", str(writer.pk))
