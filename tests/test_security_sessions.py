@@ -220,6 +220,21 @@ def test_five_failures_lock_the_pair_out_for_fifteen_minutes_and_are_audited(req
     assert sign_in(client, requester).status_code == 302
 
 
+@pytest.mark.parametrize("page", ["login", "login_break_glass"])
+def test_a_username_longer_than_any_account_is_refused_next_to_its_field(page):
+    """Not checked, so not stored as a failed attempt: django-axes keeps a failed attempt's
+    name in 255 characters, and PostgreSQL refused a longer one with a 500."""
+    from axes.models import AccessAttempt
+
+    answer = Client().post(reverse(page), {"username": "x" * 300, "password": "wrong"})
+
+    assert answer.status_code == 200
+    assert answer.context["form"].errors["username"] == [
+        "Ensure this value has at most 150 characters (it has 300)."
+    ]
+    assert not AccessAttempt.objects.exists()
+
+
 def test_a_spoofed_x_forwarded_for_does_not_escape_the_lockout(requester):
     client = Client()
     answers = [

@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts_app.audit import Origin
-from accounts_app.forms.identity import TotpCodeForm
+from accounts_app.forms.identity import SignInForm, TotpCodeForm
 from accounts_app.reauth import SSO_ISSUER_KEY
 from accounts_app.selectors.identity import account_source, sign_in_options
 from accounts_app.services.mfa import (
@@ -28,7 +28,9 @@ from accounts_app.sso.oidc import end_session_url
 @login_not_required
 def login(request):
     view = auth_views.LoginView.as_view(
-        redirect_authenticated_user=True, extra_context=sign_in_options()
+        authentication_form=SignInForm,
+        redirect_authenticated_user=True,
+        extra_context=sign_in_options(),
     )
     return view(request)
 
@@ -37,7 +39,9 @@ def login(request):
 def login_break_glass(request):
     """The password form for break-glass superusers while LOCAL_LOGIN is off (not linked)."""
     view = auth_views.LoginView.as_view(
-        template_name="registration/break_glass.html", redirect_authenticated_user=True
+        authentication_form=SignInForm,
+        template_name="registration/break_glass.html",
+        redirect_authenticated_user=True,
     )
     return view(request)
 
