@@ -188,8 +188,16 @@ def test_an_instance_that_stopped_running_after_approval_stops_the_execution(
 # --- 3. The approval policy is read from the database --------------------------------
 
 
+def admin_sets_policy(privilege: str, **fields) -> None:
+    """An admin's change to the creation policy of a privilege: the row the migration
+    seeded, or a new one where a transactional test's flush has taken the seeded rows."""
+    ApprovalPolicy.objects.update_or_create(
+        kind="create", account_privilege=privilege, defaults=fields
+    )
+
+
 def test_an_approval_policy_changed_by_an_admin_is_honoured(estate, requester, approver):
-    ApprovalPolicy.objects.filter(account_privilege="RoleReadOnly").update(approvals_required=2)
+    admin_sets_policy("RoleReadOnly", approvals_required=2)
 
     account_request = submitted_request(requester)
     approve(account_request, approver)
@@ -675,7 +683,7 @@ def test_a_request_the_instance_cannot_take_is_refused_pointing_at_the_checks(es
 
 
 def test_only_someone_else_may_decide_and_only_once(estate, requester, approver, second_approver):
-    ApprovalPolicy.objects.filter(account_privilege="RoleReadOnly").update(approvals_required=2)
+    admin_sets_policy("RoleReadOnly", approvals_required=2)
     account_request = submitted_request(requester)
 
     assert refusal(approve, account_request, requester) == (
@@ -948,9 +956,7 @@ def test_a_failure_without_an_answer_records_no_request_id(estate, client_, requ
 
 
 def test_an_expiry_the_policy_does_not_allow_is_refused_for_every_kind(db):
-    ApprovalPolicy.objects.filter(kind="create", account_privilege="RoleReadWrite").update(
-        max_lifetime_days=30, allow_no_expiry=False
-    )
+    admin_sets_policy("RoleReadWrite", max_lifetime_days=30, allow_no_expiry=False)
     now = timezone.now()
 
     with pytest.raises(workflow.TransitionError) as refused:
