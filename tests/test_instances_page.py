@@ -368,3 +368,9 @@ def test_the_instance_page_lists_the_requests_the_user_may_see(
 def test_an_unknown_instance_is_404(estate, requester):
     response = signed_in(requester).get(reverse("instance_detail", args=["r-nope"]))
     assert response.status_code == 404
+
+
+def test_an_instance_id_with_a_nul_character_is_no_instance(db):
+    from accounts_app.selectors.instances import instance_by_id
+
+    assert instance_by_id("r-bp1\x00") is None

@@ -223,4 +223,8 @@ def instance_matches(
 
 
 def instance_by_id(instance_id: str) -> Instance | None:
+    """The instance of this ID, or None. A NUL character is no ID, and PostgreSQL refuses
+    it in a query (the form redrawn with what was typed looks the ID up)."""
+    if "\x00" in instance_id:
+        return None
     return Instance.objects.filter(instance_id=instance_id.strip()).first()
