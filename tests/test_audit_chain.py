@@ -490,3 +490,15 @@ def test_verify_chain_gives_a_split_walk_its_head_workers_and_batches(monkeypatc
     assert split.breaks == sequential.breaks
     assert [b.seq for b in split.breaks] == [20]
     assert (split.checked, split.last_seq) == (EVENTS, EVENTS)
+
+
+@pytest.mark.django_db
+def test_seeding_starts_a_chain_whose_head_row_a_flush_took():
+    """After a transactional test's flush the chain head's row is gone (migration 0002
+    made it); record_event() starts the chain again, and so does seed_audit."""
+    AuditChainHead.objects.all().delete()
+
+    call_command("seed_audit", events=30, batch_size=10, stdout=io.StringIO())
+
+    assert AuditChainHead.objects.get().seq == 30
+    assert verify_chain().ok
