@@ -63,10 +63,7 @@ class Prepared:
         queryset, compiler, sql, params = self._prepared(viewer, shape, using, "rows")
         if sql is _NOTHING:
             return []
-        run = copy.copy(compiler)
-        run.connection = connections[using]
-        bound = self._bind(params, viewer, values, run.connection)
-        run.as_sql = lambda *args, **kwargs: (sql, bound)
+        run = self._bound_compiler(compiler, sql, params, viewer, values, using)
         return list(ModelIterable(_Compiled(queryset, using, run)))
 
     def values(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
@@ -74,10 +71,7 @@ class Prepared:
         queryset, compiler, sql, params = self._prepared(viewer, shape, using, "values")
         if sql is _NOTHING:
             return []
-        run = copy.copy(compiler)
-        run.connection = connections[using]
-        bound = self._bind(params, viewer, values, run.connection)
-        run.as_sql = lambda *args, **kwargs: (sql, bound)
+        run = self._bound_compiler(compiler, sql, params, viewer, values, using)
         query = queryset.query  # the names as ValuesIterable reads them
         names = list(query.selected or [*query.values_select, *query.annotation_select])
         return [dict(zip(names, row, strict=True)) for row in run.results_iter()]
@@ -91,6 +85,14 @@ class Prepared:
         with connection.cursor() as cursor:
             cursor.execute(sql, self._bind(params, viewer, values, connection))
             return cursor.fetchone()[0]
+
+    def _bound_compiler(self, compiler, sql: str, params: tuple, viewer, values: dict, using):
+        """A copy of the compiled query's compiler that answers with this run's values."""
+        run = copy.copy(compiler)
+        run.connection = connections[using]
+        bound = self._bind(params, viewer, values, run.connection)
+        run.as_sql = lambda *args, **kwargs: (sql, bound)
+        return run
 
     def _bind(self, params: tuple, viewer, values: dict, connection) -> tuple:
         if set(values) != set(self._kinds):
