@@ -328,6 +328,28 @@ def test_forked_workers_verify_a_chain_and_find_a_break(committed_db):
 
 @pytest.mark.postgres
 @committed
+def test_forked_workers_never_speak_over_the_parents_connection(committed_db):
+    """The parent's connection stays open through the walk, and stays the parent's.
+
+    A forked child inherits the parent's socket: had the children queried over it,
+    their queries and answers would interleave (in one CI run a connection left open
+    failed a walk with "lost synchronization with server").
+    """
+    seed(400)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        parent_session = cursor.fetchone()[0]
+
+    report = verify_chain(batch_size=25, workers=3)
+
+    assert report.ok, report.breaks
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] == parent_session
+
+
+@pytest.mark.postgres
+@committed
 def test_concurrent_writers_never_fork_the_chain(committed_db):
     writers, events_each = 8, 25
     # Restoring the serialized rows sets the groups' permissions again, which is audited

@@ -197,11 +197,34 @@ def _can_split(workers: int, head_seq: int, batch_size: int) -> bool:
 
 
 def _walk_in_parallel(walker: _ChainWalker, *, head_seq: int, workers: int, batch_size: int):
-    # Children must open their own connections, never reuse the parent's socket.
-    connections.close_all()
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_open_own_connections
+    ) as pool:
         _walk_split(walker, head_seq=head_seq, parts=workers, batch_size=batch_size, map=pool.map)
+
+
+def _open_own_connections() -> None:
+    """In a forked child: set aside the connections inherited from the parent.
+
+    An inherited connection's socket (or SQLite file handle) is the parent's and
+    every sibling's too: queries sent over it from several processes interleave, and
+    each reads the others' answers ("lost synchronization with server"). Closing it
+    could end the parent's session, so the child keeps the inherited wrappers untouched
+    until it exits and gives Django new ones, which connect on the first query.
+    """
+    for alias in connections:
+        inherited = connections[alias]
+        if inherited.vendor == "sqlite" and inherited.is_in_memory_db():
+            # That database is in the memory the child inherited: only the inherited
+            # connection reads it as the parent left it (tests walk it so).
+            continue
+        _INHERITED_CONNECTIONS.append(inherited)
+        connections[alias] = connections.create_connection(alias)
+
+
+# Held, never used or closed, for the life of a forked child (see above).
+_INHERITED_CONNECTIONS: list = []
 
 
 def _walk_split(walker: _ChainWalker, *, head_seq: int, parts: int, batch_size: int, map=map):
