@@ -10,9 +10,9 @@ from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
 
-from accounts_app.models import AccountRequest, Instance
+from accounts_app.models import AccountRequest, FleetTarget, Instance
 from accounts_app.services.preflight import run_preflight
-from tests.builders import request_row
+from tests.builders import instance_row, request_row
 from tests.demo_instances import (
     CHANGING,
     CLUSTER_40,
@@ -245,6 +245,32 @@ def test_another_users_open_request_is_mentioned_without_its_number(
 
     assert "Another open request" in page
     assert f"#{other.pk}" not in page and f"{other.pk}</" not in page
+
+
+def test_a_requests_page_names_the_fleet_request_open_for_the_same_account(
+    estate, requester, other_requester, approver
+):
+    """The request's page reads the other open request with the request itself
+    (selectors.visible_request): its number for whoever may see it, not otherwise."""
+    single = request_row(requester, instance(HEALTHY), "app_reader")
+    elsewhere = instance_row("r-bp1fleetpeer0001")
+    fleet = request_row(other_requester, elsewhere, "app_reader", fleet_size=2)
+    FleetTarget.objects.create(request=fleet, instance=elsewhere, position=0)
+    FleetTarget.objects.create(request=fleet, instance=instance(HEALTHY), position=1)
+
+    def page_of(user) -> str:
+        client = Client()
+        client.force_login(user)
+        return client.get(reverse("request_detail", args=[single.pk])).content.decode()
+
+    named = f"Request #{fleet.pk} for “app_reader” on this instance is still open."
+    assert named in page_of(approver)
+    as_requester = page_of(requester)
+    assert "Another open request for “app_reader” on this instance already exists." in as_requester
+    assert named not in as_requester
+    fleet.status = AccountRequest.Status.REJECTED
+    fleet.save(update_fields=["status"])
+    assert "No other open request is for “app_reader”." in page_of(approver)
 
 
 @pytest.mark.parametrize("name", ["1starts_with_a_digit", "has-dash", "x" * 40])

@@ -30,6 +30,19 @@ from accounts_app.selectors.prepared import Prepared
 Status = AccountRequest.Status
 
 
+def open_rivals(*, instance, account_name, exclude_request_id=None) -> QuerySet[AccountRequest]:
+    """The other open requests for this account name on this instance (on it, or among
+    the instances of a fleet request), oldest first. Arguments may be OuterRefs."""
+    others = AccountRequest.objects.filter(
+        Q(instance=instance) | Q(targets__instance=instance),
+        account_name=account_name,
+        status__in=AccountRequest.OPEN_STATUSES,
+    )
+    if exclude_request_id is not None:
+        others = others.exclude(pk=exclude_request_id)
+    return others.order_by("pk")
+
+
 def requests_with_instance() -> QuerySet[AccountRequest]:
     return AccountRequest.objects.select_related("instance", "requester")
 
@@ -149,10 +162,34 @@ def visible_request(user, pk: int, *, with_decisions: bool = False) -> AccountRe
         requests = requests.annotate(**policy.approver_conflict_columns(user))
         # The deletions its expiry tried: the page shows them while the account is overdue.
         requests = requests.annotate(decision_rows=_DECISION_ROWS, deletion_rows=expiry.DELETIONS)
+        # Another open request for the same account: its pre-flight says so.
+        requests = requests.annotate(**_OPEN_RIVAL_COLUMNS)
         account_request = _with_its_timeline(list(_event_columns(requests)))
         _keep_decisions(account_request, account_request.decision_rows or [])
+        account_request.open_rival = _open_rival(account_request)
         account_request.conflict_columns_for = user.pk
     return account_request if policy.may_see_request(user, account_request) else None
+
+
+_OPEN_RIVALS = open_rivals(
+    instance=OuterRef("instance"),
+    account_name=OuterRef("account_name"),
+    exclude_request_id=OuterRef("pk"),
+)
+_OPEN_RIVAL_COLUMNS = {
+    "rival_pk": Subquery(_OPEN_RIVALS.values("pk")[:1]),
+    "rival_requester_id": Subquery(_OPEN_RIVALS.values("requester_id")[:1]),
+}
+
+
+def _open_rival(account_request: AccountRequest) -> AccountRequest | None:
+    """The oldest other open request for the same account, as much of it as the
+    pre-flight's check asks (who may see it); None when there is none."""
+    if account_request.rival_pk is None:
+        return None
+    return AccountRequest(
+        pk=account_request.rival_pk, requester_id=account_request.rival_requester_id
+    )
 
 
 # The request's decisions and who made them, as one JSON column of the request's query.

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts_app import api_labels, policy, rules, vpc_auth, wording
 from accounts_app.alibaba.client import KVStoreClient
 from accounts_app.alibaba.errors import AlibabaApiError, InstanceNotFound
-from accounts_app.models import AccountRequest, Instance
+from accounts_app.models import Instance
+from accounts_app.selectors.requests import open_rivals
 from accounts_app.services import live_calls
 from accounts_app.services.breaker import get_guarded_client
 from accounts_app.services.inventory import refresh_instance
@@ -34,6 +34,9 @@ from accounts_app.services.inventory import refresh_instance
 OK = "ok"
 BLOCKED = "blocked"
 WARNING = "warning"
+
+# For open_request_check(rival=...): not read yet, the check reads it.
+UNREAD = object()
 
 # The answer of an instance that no longer exists (the Terraform provider handles it).
 NOT_FOUND_CODE = "InvalidInstanceId.NotFound"
@@ -93,6 +96,7 @@ def run_preflight(
     at_execute: bool = False,
     viewer=None,
     live: bool = True,
+    open_rival=UNREAD,
 ) -> PreflightResult:
     """The checks, live when the API answers.
 
@@ -100,7 +104,7 @@ def run_preflight(
     created on the instance blocks (elsewhere it is a warning: it passes in a minute).
     ``viewer``: who reads the result; another open request is named by its number only
     to someone who may see it. ``live=False`` (the viewer's live-call budget is spent):
-    the synced facts, and a note that says why.
+    the synced facts, and a note that says why. ``open_rival``: see open_request_check.
     """
     if instance.is_gone:
         return PreflightResult(
@@ -150,7 +154,9 @@ def run_preflight(
         checks.append(_being_created_check(facts.being_created, at_execute))
     if account_name:
         checks.append(_name_check(facts, account_name))
-        checks.append(open_request_check(instance, account_name, exclude_request_id, viewer))
+        checks.append(
+            open_request_check(instance, account_name, exclude_request_id, viewer, rival=open_rival)
+        )
     if privilege:
         checks.append(_privilege_check(facts, privilege))
     checks.append(_vpc_check(facts))
@@ -224,18 +230,27 @@ def _name_check(facts: _Facts, account_name: str) -> Check:
 
 
 def open_request_check(
-    instance: Instance, account_name: str, exclude_request_id: int | None, viewer=None
+    instance: Instance,
+    account_name: str,
+    exclude_request_id: int | None,
+    viewer=None,
+    *,
+    rival=UNREAD,
 ) -> Check:
+    """``rival``: the other open request (or None), when the caller read it already
+    (selectors.visible_request reads it with the request's page)."""
     params = {"name": account_name}
-    # On the instance itself, or among the instances of a fleet request.
-    others = AccountRequest.objects.filter(
-        Q(instance=instance) | Q(targets__instance=instance),
-        account_name=account_name,
-        status__in=AccountRequest.OPEN_STATUSES,
-    )
-    if exclude_request_id is not None:
-        others = others.exclude(pk=exclude_request_id)
-    other = others.only("pk", "requester_id").first()
+    other = rival
+    if other is UNREAD:
+        other = (
+            open_rivals(
+                instance=instance,
+                account_name=account_name,
+                exclude_request_id=exclude_request_id,
+            )
+            .only("pk", "requester_id")
+            .first()
+        )
     if other is not None and viewer is not None and policy.may_see_request(viewer, other):
         return Check(
             "open_request",

@@ -30,7 +30,12 @@ from accounts_app.services.breaker import (
     get_guarded_client,
     unavailable_message,
 )
-from accounts_app.services.preflight import PreflightResult, run_preflight, with_name_not_checked
+from accounts_app.services.preflight import (
+    UNREAD,
+    PreflightResult,
+    run_preflight,
+    with_name_not_checked,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +192,8 @@ def preflight_for(
         at_execute=at_execute,
         viewer=viewer,
         live=live_calls.live_call_allowed(user=viewer) if page_view else True,
+        # Read with the request for its page (selectors.visible_request); else asked here.
+        open_rival=getattr(account_request, "open_rival", UNREAD),
     )
 
 
