@@ -454,3 +454,60 @@ def test_the_accounts_a_fleet_made_and_deleted_are_the_dashboards_on_every_insta
     assert known("order_ro", instances[0].instance_id).drift == ""
     assert known("order_ro", instances[1].instance_id).is_gone
     assert known("order_ro", instances[2].instance_id).drift == Drift.UNDELETED
+
+
+@pytest.mark.parametrize(("language", "zone"), [("en", "UTC"), ("zh-hans", "Asia/Shanghai")])
+def test_the_instance_pages_accounts_read_in_one_query_show_as_the_models_do(
+    estate, requester, approver, language, zone
+):
+    """The accounts come as a JSON column of the instance's query
+    (selectors.accounts.instance_with_accounts): the table they make is the one the
+    models read with the ORM make, in both languages and in the viewer's time zone."""
+    import zoneinfo
+
+    from django.template.loader import render_to_string
+    from django.utils import timezone
+
+    from accounts_app.services.preferences import TIME_ZONE_KEY
+
+    overdue = created_through_the_dashboard(requester, approver)
+    AccountRequest.objects.filter(pk=overdue.pk).update(
+        expires_at=timezone.now() - timezone.timedelta(hours=3)
+    )
+    made_outside(estate, "console_made", AccountPrivilege="RoleReadOnly")
+    sweep()
+    assert known("console_made").drift == Drift.UNMANAGED
+    client = Client(headers={"accept-language": language})
+    client.force_login(approver)
+    session = client.session
+    session[TIME_ZONE_KEY] = zone
+    session.save()
+
+    response = client.get(reverse("instance_detail", args=[HEALTHY]))
+
+    models_read = list(
+        KnownAccount.objects.filter(instance__instance_id=HEALTHY)
+        .select_related("created_by__requester")
+        .order_by("account_name")
+    )
+    assert len(models_read) >= 3  # the built-in account, the dashboard's, the console's
+    with translation.override(language), timezone.override(zoneinfo.ZoneInfo(zone)):
+        expected = render_to_string(
+            "instances/detail.html",
+            {
+                **{key: response.context[key] for key in ("instance", "blockers", "requests")},
+                "max_accounts": response.context["max_accounts"],
+                "can_refresh": response.context["can_refresh"],
+                "known_accounts": models_read,
+            },
+            request=response.wsgi_request,
+        )
+
+    def table(html: str) -> str:
+        # From the section's table on: its refresh form's CSRF token is new each time.
+        start = html.index("<table", html.index('id="known-accounts"'))
+        return html[start : html.index("</table>", start)]
+
+    shown = table(response.content.decode())
+    assert shown == table(expected)
+    assert "data-overdue" in shown and f"#{overdue.pk}" in shown

@@ -185,7 +185,7 @@ EXPECTED = {
     "created accounts, filtered": 4,
     "drift": 4,
     "drift, filtered": 4,
-    "instance detail": 6,
+    "instance detail": 5,  # the instance with the accounts the sweep saw, its requests
 }
 
 
@@ -203,9 +203,9 @@ def test_the_pages_that_meet_the_goal_are_the_ones_expected():
     assert within == set(EXPECTED) - OVER_GOAL
 
 
-OVER_GOAL = {
-    "instance detail",  # the instance, its accounts known, its requests, the badge
-}
+# Every page meets it now (the instance's page: the instance with its accounts known,
+# its requests, the badge); a page that creeps over shows up here.
+OVER_GOAL: set[str] = set()
 
 
 def test_a_pending_request_with_its_live_preflight_has_a_fixed_count(estate, requester, approver):

@@ -18,13 +18,11 @@ from django.db.models import (
     Subquery,
 )
 from django.db.models.functions import JSONObject
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, AuditEvent, Decision, RequestKind
 from accounts_app.selectors import expiry
-from accounts_app.selectors.json_rows import JsonRows
+from accounts_app.selectors.json_rows import JsonRows, row_time
 from accounts_app.selectors.prepared import Prepared
 
 Status = AccountRequest.Status
@@ -214,12 +212,9 @@ def _keep_decisions(account_request: AccountRequest, rows: list[dict]) -> None:
     nothing more."""
     decisions = []
     for row in rows:
-        made_at = parse_datetime(row["created_at"])
-        if timezone.is_naive(made_at):  # SQLite's text: the UTC time without its zone
-            made_at = timezone.make_aware(made_at, UTC)
         decision = Decision(
             **{n: row[n] for n in _DECISION_FIELDS if n != "created_at"},
-            created_at=made_at,
+            created_at=row_time(row["created_at"]),
             request=account_request,
         )
         decision.approver = get_user_model()(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext, ngettext
@@ -80,7 +80,10 @@ def instance_sync(request):
 @require_GET
 def instance_detail(request, instance_id: str):
     """No live call: the accounts are the sweep's (KnownAccount), read again on demand."""
-    instance = get_object_or_404(Instance, instance_id=instance_id)
+    try:
+        instance = account_selectors.instance_with_accounts(instance_id)
+    except Instance.DoesNotExist as error:
+        raise Http404 from error
     context = {
         "instance": instance,
         "blockers": instance_selectors.blocker_messages(instance),
@@ -88,7 +91,7 @@ def instance_detail(request, instance_id: str):
         "requests": instance_selectors.requests_for_instance(instance, request.user)[
             :REQUESTS_SHOWN
         ],
-        "known_accounts": account_selectors.instance_accounts(instance),
+        "known_accounts": instance.known_accounts_seen,
         "can_refresh": policy.may_refresh_accounts(request.user) and not instance.is_gone,
     }
     return render(request, "instances/detail.html", context)
