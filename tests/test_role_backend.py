@@ -65,3 +65,19 @@ def test_a_superuser_has_every_permission(make_user):
 
     assert loaded.get_all_permissions() == django_permissions(user)
     assert len(loaded.get_all_permissions()) == Permission.objects.count()
+
+
+def test_each_user_gets_their_own_permissions_from_the_query_compiled_once(make_user):
+    """The query is compiled once per process (selectors.prepared): each run binds its
+    own user, whether the session gave the key as a number or as text."""
+    approver = make_user("bea", roles.APPROVERS)
+    requester = make_user("ron", roles.REQUESTERS)
+
+    for user, key in [
+        (approver, approver.pk),
+        (requester, str(requester.pk)),
+        (approver, str(approver.pk)),
+    ]:
+        loaded = RoleBackend().get_user(key)
+        assert loaded.pk == user.pk
+        assert loaded.get_all_permissions() == django_permissions(user)
