@@ -208,6 +208,28 @@ def test_an_approval_policy_changed_by_an_admin_is_honoured(estate, requester, a
     assert workflow.approvals_required_for("RoleReadOnly") == 2
 
 
+@pytest.mark.parametrize("privilege", ["RoleReadOnly", "RoleReadWrite"])
+def test_the_request_form_submits_with_the_policy_its_expiry_check_read(
+    estate, requester, privilege
+):
+    """The form reads a creation's policy for its expiry check and hands it to
+    request_submit (one read for both): the approvals stored are the admin's."""
+    from django.test import Client
+    from django.urls import reverse
+
+    admin_sets_policy(privilege, approvals_required=3, max_lifetime_days=30)
+    client = Client()
+    client.force_login(requester)
+
+    response = client.post(
+        reverse("request_new"),
+        request_form_data(account_privilege=privilege, expires_in_days="10"),
+    )
+
+    assert response.status_code == 302
+    assert AccountRequest.objects.get().approvals_required == 3
+
+
 @pytest.mark.parametrize(
     ("privilege", "required"), [("RoleReadOnly", 1), ("RoleReadWrite", 1), ("RoleRepl", 2)]
 )

@@ -124,6 +124,8 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # A creation's policy (approvals, lifetime), once the expiry's check has read it.
+        self.creation_rules: tuple[int, policy.Lifetime] | None = None
         for name, param in FIELD_RULES.items():
             self.fields[name].widget.attrs.update(rules.widget_attrs(param))
         self.fields["instance_id"].widget.attrs.update(rules.widget_attrs("InstanceId"))
@@ -172,6 +174,7 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
             "justification": data["justification"],
             "kind": data["kind"],
             "expires_at": data.get("expires"),
+            "creation_rules": self.creation_rules,
         }
 
     def clean_kind(self):
@@ -247,7 +250,11 @@ class AccountRequestForm(DescribedFieldsMixin, forms.Form):
         if kind == RequestKind.ADOPT:
             return  # the account's own privilege is known at submission, checked there
         if privilege:
-            refusal = policy.expiry_refusal(policy.lifetime_for(privilege), expires, timezone.now())
+            approvals, lifetime = policy.creation_rules(privilege)
+            if kind == RequestKind.CREATE:
+                # Passed on with the submission: request_submit need not read it again.
+                self.creation_rules = (approvals, lifetime)
+            refusal = policy.expiry_refusal(lifetime, expires, timezone.now())
             if refusal:
                 self.add_error(field, refusal)
 

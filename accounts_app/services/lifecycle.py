@@ -78,9 +78,11 @@ def request_submit(
     copied_from: AccountRequest | None = None,
     client=None,
     expires_at: datetime | None = None,
+    creation_rules: tuple[int, policy.Lifetime] | None = None,
 ) -> AccountRequest:
     """Submit a request of any kind; a creation is workflow.request_submit's. A creation
-    or an adoption may carry an expiry, an extension carries its new one."""
+    or an adoption may carry an expiry, an extension carries its new one.
+    ``creation_rules``: a creation's policy, when the request form has just read it."""
     if kind == Kind.CREATE:
         return workflow.request_submit(
             requester=requester,
@@ -94,6 +96,7 @@ def request_submit(
             copied_from=copied_from,
             client=client,
             expires_at=expires_at,
+            creation_rules=creation_rules,
         )
     about = _about(kind, instance, account_name, expires_at)
     account = target_account(instance, account_name, client=client)

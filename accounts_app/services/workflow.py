@@ -98,8 +98,11 @@ def request_submit(
     copied_from: AccountRequest | None = None,
     client=None,
     expires_at=None,
+    creation_rules: tuple[int, policy.Lifetime] | None = None,
 ) -> AccountRequest:
-    approvals_required, lifetime = policy.creation_rules(account_privilege)
+    """``creation_rules``: the policy of creating this privilege (approvals, lifetime),
+    when the caller has just read it (policy.creation_rules); else read here."""
+    approvals_required, lifetime = creation_rules or policy.creation_rules(account_privilege)
     _refuse_expiry(lifetime, expires_at)
     preflight = run_preflight(
         instance=instance,
