@@ -26,7 +26,14 @@ from accounts_app.models import (
 from accounts_app.rules import MAX_ACCOUNTS_PER_INSTANCE
 from accounts_app.services import lifecycle, workflow
 from tests.api_support import ApiClient, token_for
-from tests.builders import approve, origin_of, request_form_data, request_row, submitted_request
+from tests.builders import (
+    approve,
+    approved_request,
+    origin_of,
+    request_form_data,
+    request_row,
+    submitted_request,
+)
 from tests.conftest import empty_instance
 
 pytestmark = pytest.mark.django_db
@@ -1238,3 +1245,58 @@ def test_the_decision_mail_names_the_approver(
 
     [decided] = mail.outbox
     assert f"{approver.get_username()} decided on your request for app_reader" in decided.body
+
+
+# --- The other open request for the same account, at execution and on the page ------------
+
+
+def fleet_holding(name: str, instance: Instance, requester) -> AccountRequest:
+    """An open fleet request of another requester whose instances include `instance`."""
+    from accounts_app.models import FleetTarget
+    from tests.builders import instance_row
+
+    elsewhere = instance_row(f"r-bp1fleet{name}")
+    fleet = request_row(requester, elsewhere, name, fleet_size=2)
+    FleetTarget.objects.create(request=fleet, instance=elsewhere, position=0)
+    FleetTarget.objects.create(request=fleet, instance=instance, position=1)
+    return fleet
+
+
+def test_an_execution_is_refused_while_a_fleet_request_holds_the_same_account(
+    estate, requester, other_requester, approver
+):
+    """The execute-time pre-flight reads the other open requests itself: none was read
+    with the request (preflight_for's ``open_rival``)."""
+    single = approved_request(requester, approver)
+    fleet_holding("app_reader", single.instance, other_requester)
+
+    with pytest.raises(workflow.TransitionError) as refused:
+        workflow.request_execute(
+            request_id=single.pk,
+            user=requester,
+            account_password="Str0ng-Passw0rd",
+            origin=origin_of(requester),
+        )
+
+    assert refused.value.preflight.check("open_request").status == "blocked"
+    assert "app_reader" not in estate.account_names(single.instance.instance_id)
+    single.refresh_from_db()
+    assert single.status == Status.APPROVED
+
+
+def test_a_request_read_with_its_rival_is_checked_against_that_rival(
+    estate, requester, other_requester
+):
+    """The request's page reads the other open request with the request
+    (selectors.visible_request): the pre-flight takes it from there, not from a read
+    of its own (which would find none here)."""
+    single = submitted_request(requester)
+    single.open_rival = AccountRequest(pk=single.pk + 1000, requester_id=other_requester.pk)
+
+    result = workflow.preflight_for(single, viewer=requester)
+
+    assert result.check("open_request").message == (
+        "Another open request for “app_reader” on this instance already exists."
+    )
+    single.open_rival = None
+    assert workflow.preflight_for(single, viewer=requester).check("open_request").status == "ok"
