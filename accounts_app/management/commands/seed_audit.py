@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts_app.audit.chain import HASHED_FIELDS, chain_signer, event_digest
+from accounts_app.audit.writer import _locked_chain_head
 from accounts_app.models import AuditChainHead, AuditEvent, Instance
 
 Action = AuditEvent.Action
@@ -122,12 +123,9 @@ def append_batch(factory: EventFactory, count: int) -> None:
     """
     ops = connection.ops
     with transaction.atomic():
-        head = AuditChainHead.objects.select_for_update().filter(pk=1).first()
-        if head is None:
-            # Emptied tables (a test's flush), as record_event() allows: migration 0002
-            # creates the row on a real database.
-            AuditChainHead.objects.get_or_create(pk=1)
-            head = AuditChainHead.objects.select_for_update().get(pk=1)
+        # The writer's own lock on the head (and its start of a chain whose row a
+        # test's flush took).
+        head = _locked_chain_head()
         factory.start_after(head)
         prev_hash, rows = head.hash, []
         for seq in range(head.seq + 1, head.seq + 1 + count):
