@@ -36,11 +36,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
+# The shell's environment: the run itself takes the bench's (production settings from a
+# scratch directory, gone by the time the fleet and sweep benches start in their own
+# processes, which pick their own settings).
+STARTING_ENVIRONMENT = dict(os.environ)
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
@@ -152,26 +157,11 @@ def main() -> None:
     tasks = bench_tasks.measure()
     report += "\n\n" + tasks.report()
     # A fleet run of 50 instances, in a process of its own (its own database and simulator).
-    fleet = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "bench_fleet.py")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    report += "\n\n" + fleet.stdout.strip()
+    fleet = own_process_bench("bench_fleet.py")
+    report += "\n\n" + fleet.report
     # The account sweep of as many instances as the run has (5,000), in a process of its own.
-    sweep = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "bench_sweep.py"),
-            "--instances",
-            str(sizes.instances),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    report += "\n\n" + sweep.stdout.strip()
+    sweep = own_process_bench("bench_sweep.py", "--instances", str(sizes.instances))
+    report += "\n\n" + sweep.report
     print()
     print(report)
     if output != "-":
@@ -180,13 +170,38 @@ def main() -> None:
     missed = [goal for goal in goals(results) if goal[2] is False]
     if not tasks.goal_met:
         missed.append(("approve with a slow mail server", None, False))
-    if fleet.returncode != 0:
+    if not fleet.passed:
         missed.append(("a fleet run within the CreateAccount budget", None, False))
-    if sweep.returncode != 0:
+    if not sweep.passed:
         missed.append(("the account sweep within the DescribeAccounts pace", None, False))
     if missed:
         print(f"{len(missed)} goal(s) missed: " + "; ".join(goal[0] for goal in missed))
         sys.exit(1)
+
+
+@dataclass(frozen=True)
+class OwnProcessBench:
+    report: str
+    passed: bool
+
+
+def own_process_bench(script: str, *args: str) -> OwnProcessBench:
+    """A bench script run in a process of its own, with the shell's environment: its
+    report, and whether it met its goal (exit 0; otherwise the report says what was
+    missed). A script that broke before its report gives the end of its stderr instead:
+    a failure is shown, never only counted."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        env=STARTING_ENVIRONMENT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = done.stdout.strip()
+    if done.returncode != 0 and not report:
+        error = "\n".join(done.stderr.strip().splitlines()[-15:])
+        report = f"`bench/{script}` broke (exit {done.returncode}):\n\n```\n{error}\n```"
+    return OwnProcessBench(report, passed=done.returncode == 0)
 
 
 def run(database_url, vendor, sizes, timing, scratch, children) -> Results:
