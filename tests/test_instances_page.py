@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -14,7 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts_app.audit.messages import event_text
+from accounts_app.background.models import SyncRun
 from accounts_app.models import AccountRequest, AuditEvent, Instance
+from accounts_app.selectors.instances import inventory_summary
 from accounts_app.services.preflight import run_preflight
 from tests.conftest import cast_member
 from tests.demo_instances import CHANGING, CLUSTER_60, FULL, HEALTHY, OLD_ENGINE, PASSWORD_FREE
@@ -80,6 +83,34 @@ def test_filter_choices_are_the_values_present(estate, requester):
     html = page(requester)
     for value in ("cn-hangzhou", "cn-shanghai", "2.8", "7.0", "rwsplit", "Changing"):
         assert f'<option value="{value}"' in html
+
+
+def test_the_summary_compiled_once_follows_each_change_of_the_estate(estate):
+    choices, last_synced, _run = inventory_summary()
+    assert "eu-central-1" not in choices["region"]
+    later = last_synced + timedelta(hours=1)
+    Instance.objects.filter(instance_id=HEALTHY).update(
+        region_id="eu-central-1", status="Flushing", synced_at=later
+    )
+    run = SyncRun.objects.create(regions=["eu-central-1"], progress={"eu-central-1": {"seen": 1}})
+
+    choices, last_synced, newest_run = inventory_summary()
+
+    assert "eu-central-1" in choices["region"]
+    assert "Flushing" in choices["status"]
+    assert last_synced == later
+    assert (newest_run.pk, newest_run.regions) == (run.pk, ["eu-central-1"])
+    assert newest_run.progress == {"eu-central-1": {"seen": 1}}
+
+
+def test_an_estate_with_no_instance_summarises_to_nothing_but_its_first_sync(db):
+    run = SyncRun.objects.create(regions=["cn-hangzhou"])
+
+    choices, last_synced, first_run = inventory_summary()
+
+    assert choices == {"region": [], "engine": [], "architecture": [], "status": []}
+    assert last_synced is None
+    assert first_run.pk == run.pk
 
 
 def test_an_unknown_filter_value_is_reported(estate, requester):

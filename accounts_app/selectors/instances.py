@@ -1,8 +1,8 @@
 """Reads of the instance inventory for the instances pages.
 
 A page of the list costs a fixed number of queries whatever the estate's size: the
-page with its count (selectors.paging), and one query for the filter choices, the last
-sync time and the newest sync run. Badges are computed in Python from the row, by the
+page with its count (selectors.paging), one query for the filter choices, and one for
+the last sync time with the newest sync run. Badges are computed in Python from the row, by the
 rules module.
 """
 
@@ -12,13 +12,14 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Func, Max, Q, QuerySet, Subquery, TextField
+from django.db.models import Func, Q, QuerySet, Subquery, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from accounts_app import policy, rules, wording
 from accounts_app.background.models import SyncRun
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.selectors.prepared import Prepared
 from accounts_app.selectors.requests import requests_with_instance
 
 # The filterable columns: query-string name -> model field.
@@ -113,56 +114,49 @@ def filtered_instances(instance_filter: InstanceFilter) -> QuerySet[Instance]:
 
 def filter_choices() -> dict[str, list[str]]:
     """The distinct values of each filterable column, in one query."""
-    return _summarised(with_newest_run=False)[0]
+    values: dict[str, set[str]] = {name: set() for name in FILTER_FIELDS}
+    for combination in _COMBINATIONS.values(None):
+        for name, field in FILTER_FIELDS.items():
+            if value := combination[field]:
+                values[name].add(value)
+    return {name: sorted(found) for name, found in values.items()}
 
 
 def inventory_summary() -> tuple[dict[str, list[str]], datetime | None, SyncRun | None]:
-    """filter_choices(), the time of the last sync and the newest sync run, in one
-    query: each distinct combination of the filterable columns with its newest sync
-    time, every row carrying the run (uncorrelated subqueries, which the database runs
-    once). An estate with no instance yet asks for the run apart (its first sync)."""
-    return _summarised(with_newest_run=True)
+    """filter_choices(), the time of the last sync and the newest sync run, in two
+    queries compiled once per process: the distinct combinations of the filterable
+    columns (from one index), and the newest synced instance carrying the newest run
+    (uncorrelated subqueries). An estate with no instance yet asks for the run apart
+    (its first sync)."""
+    newest = _NEWEST_SYNC.values(None)
+    if not newest:
+        return filter_choices(), None, SyncRun.objects.first()
+    row = newest[0]
+    run = _run_from(*(row[f"run_{name}"] for name in _RUN_COLUMNS))
+    return filter_choices(), row["synced_at"], run
 
 
-def _summarised(*, with_newest_run: bool) -> tuple:
-    combinations = (
-        Instance.objects.values_list(*FILTER_FIELDS.values())
-        .annotate(last=Max("synced_at"))
-        # After the aggregate: not grouped by. Left out where no page shows the run
-        # (the API's filter choices): building the subqueries costs CPU.
-        .annotate(**(_newest_run_columns() if with_newest_run else {}))
-        .order_by()
-    )
-    values: dict[str, set[str]] = {name: set() for name in FILTER_FIELDS}
-    last_synced = None
-    run_columns = None
-    for row in combinations:
-        combination, last = row[: len(FILTER_FIELDS)], row[len(FILTER_FIELDS)]
-        run_columns = row[len(FILTER_FIELDS) + 1 :]
-        for name, value in zip(FILTER_FIELDS, combination, strict=True):
-            if value:
-                values[name].add(value)
-        if last is not None and (last_synced is None or last > last_synced):
-            last_synced = last
-    if not with_newest_run:
-        sync_run = None
-    elif run_columns is None:
-        sync_run = SyncRun.objects.first()
-    else:
-        sync_run = _run_from(*run_columns)
-    return {name: sorted(found) for name, found in values.items()}, last_synced, sync_run
+def _combinations(_viewer) -> QuerySet[Instance]:
+    return Instance.objects.values(*FILTER_FIELDS.values()).distinct().order_by()
 
 
-def _newest_run_columns() -> dict:
-    """What the sync progress shows of the newest run (instances/_sync_progress.html);
-    its JSON as text, decoded once rather than on each row."""
-    newest = SyncRun.objects.order_by("-started_at").annotate(
+# What the sync progress shows of the newest run (instances/_sync_progress.html); its
+# JSON as text, decoded once.
+_RUN_COLUMNS = ("pk", "status", "regions_text", "progress_text")
+
+
+def _newest_sync(_viewer) -> QuerySet[Instance]:
+    newest_run = SyncRun.objects.order_by("-started_at").annotate(
         regions_text=Cast("regions", TextField()), progress_text=Cast("progress", TextField())
     )
-    return {
-        f"run_{name}": Subquery(newest.values(name)[:1])
-        for name in ("pk", "status", "regions_text", "progress_text")
-    }
+    runs = {f"run_{name}": Subquery(newest_run.values(name)[:1]) for name in _RUN_COLUMNS}
+    return Instance.objects.order_by("-synced_at").values("synced_at").annotate(**runs)[:1]
+
+
+# Built and compiled once per process: building them cost more CPU than SQLite takes
+# to run them (docs/benchmarks.md, sixth round).
+_COMBINATIONS = Prepared(_combinations)
+_NEWEST_SYNC = Prepared(_newest_sync)
 
 
 def _run_from(pk=None, status=None, regions=None, progress=None) -> SyncRun | None:
