@@ -137,14 +137,15 @@ def approver_conflict(approver, requester_id: int) -> str:
     return approver_conflict_said(by_requester=conflict[1] == requester_id)
 
 
-def approver_conflict_columns(approver) -> dict:
+def approver_conflict_columns(approver, *, since: datetime | None = None) -> dict:
     """approver_conflict as two columns of a query of requests (each row's requester),
-    for a caller that reads the request anyway: approver_conflict_of() says it."""
+    for a caller that reads the request anyway: approver_conflict_of() says it.
+    ``since``: approver_wait_start(), when the caller already has it."""
     grants = RoleGrant.objects.filter(user=approver)
     return {
         "conflict_by_requester": Exists(grants.filter(granted_by_id=OuterRef("requester_id"))),
         "conflict_recent": (
-            Exists(grants.filter(_granted_recently()))
+            Exists(grants.filter(_granted_recently(since)))
             if settings.APPROVER_WAIT_HOURS > 0
             else Value(False)
         ),

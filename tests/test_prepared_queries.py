@@ -17,7 +17,7 @@ from accounts_app.models import AccountRequest, Decision, RoleGrant
 from accounts_app.selectors import requests as selectors
 from accounts_app.selectors.approvals import approval_progress
 from accounts_app.selectors.prepared import Prepared
-from tests.builders import instance_row
+from tests.builders import instance_row, request_row
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +157,42 @@ def test_a_viewer_the_query_shows_nothing_gets_no_rows_and_no_query(
         assert prepared.values(requester) == []
         assert prepared.count(requester) == 0
     assert prepared.rows(approver) == list(build(approver))
+
+
+def test_the_request_page_compiled_once_answers_each_viewer_request_and_time(
+    settings, requester, other_requester, approver, second_approver
+):
+    """visible_request(with_decisions=True) is one prepared query: each viewer gets their
+    own conflict columns, each request its own decisions, and the approver wait is asked
+    with the time of each run. (Its rival: test_workflow_guarantees.)"""
+    settings.APPROVER_WAIT_HOURS = 24
+    instance = instance_row("r-bp1prepared")
+    first = request_row(requester, instance, "prep_page", approvals_required=2)
+    other = request_row(other_requester, instance, "prep_other")
+    Decision.objects.create(
+        request=first, requester=requester, approver=approver, verdict="approve", comment="fine"
+    )
+    RoleGrant.objects.create(user=second_approver, granted_by=other_requester, what="account")
+    RoleGrant.objects.create(user=approver, what="group Approvers")
+    RoleGrant.objects.filter(user=second_approver).update(
+        granted_at=timezone.now() - timedelta(days=2)
+    )
+
+    def page_of(viewer, account_request) -> AccountRequest:
+        return selectors.visible_request(viewer, account_request.pk, with_decisions=True)
+
+    for viewer in (approver, second_approver, approver, second_approver):
+        for account_request in (first, other):
+            row = page_of(viewer, account_request)
+            assert policy.approver_conflict_of(row) == policy.approver_conflict(
+                viewer, account_request.requester_id
+            ), (viewer.username, account_request.account_name)
+    assert policy.approver_conflict_of(page_of(second_approver, other)) != ""  # by requester
+    assert policy.approver_conflict_of(page_of(approver, other)) != ""  # too recent
+    assert [d.comment for d in page_of(second_approver, first).decisions.all()] == ["fine"]
+    assert list(page_of(second_approver, other).decisions.all()) == []
+
+    # The same compiled query, a day later: the grant no longer holds the approver back.
+    a_day_later = timezone.now() + timedelta(hours=25)
+    with mock.patch.object(timezone, "now", return_value=a_day_later):
+        assert policy.approver_conflict_of(page_of(approver, other)) == ""

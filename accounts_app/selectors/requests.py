@@ -152,21 +152,33 @@ def visible_request(user, pk: int, *, with_decisions: bool = False) -> AccountRe
     Raises DoesNotExist when there is no such request. ``with_decisions``: its decisions
     (``decisions.all()``), its audit events (``timeline``) and the deletions its expiry
     tried (``deletion_rows``, expiry.deletions_from), in the same query."""
-    requests = requests_with_instance().select_related("executed_by").filter(pk=pk)
     if not with_decisions:
-        account_request = requests.get()
+        account_request = _request_with_people(pk).get()
     else:
-        # Whether a grant keeps this user from deciding, in the same query: the page asks.
-        requests = requests.annotate(**policy.approver_conflict_columns(user))
-        # The deletions its expiry tried: the page shows them while the account is overdue.
-        requests = requests.annotate(decision_rows=_DECISION_ROWS, deletion_rows=expiry.DELETIONS)
-        # Another open request for the same account: its pre-flight says so.
-        requests = requests.annotate(**_OPEN_RIVAL_COLUMNS)
-        account_request = _with_its_timeline(list(_event_columns(requests)))
+        rows = _REQUEST_PAGE.rows(
+            user, shape=_wait_shape(), request_id=pk, wait_start=policy.approver_wait_start()
+        )
+        account_request = _with_its_timeline(rows)
         _keep_decisions(account_request, account_request.decision_rows or [])
         account_request.open_rival = _open_rival(account_request)
         account_request.conflict_columns_for = user.pk
     return account_request if policy.may_see_request(user, account_request) else None
+
+
+def _request_with_people(pk: int) -> QuerySet[AccountRequest]:
+    return requests_with_instance().select_related("executed_by").filter(pk=pk)
+
+
+def _request_page(viewer, _wait_on: bool, *, request_id, wait_start) -> QuerySet:
+    """The request with what its page shows, in one query: a row per audit event."""
+    requests = _request_with_people(request_id)
+    # Whether a grant keeps this user from deciding, in the same query: the page asks.
+    requests = requests.annotate(**policy.approver_conflict_columns(viewer, since=wait_start))
+    # The deletions its expiry tried: the page shows them while the account is overdue.
+    requests = requests.annotate(decision_rows=_DECISION_ROWS, deletion_rows=expiry.DELETIONS)
+    # Another open request for the same account: its pre-flight says so.
+    requests = requests.annotate(**_OPEN_RIVAL_COLUMNS)
+    return _event_columns(requests)
 
 
 _OPEN_RIVALS = open_rivals(
@@ -178,6 +190,11 @@ _OPEN_RIVAL_COLUMNS = {
     "rival_pk": Subquery(_OPEN_RIVALS.values("pk")[:1]),
     "rival_requester_id": Subquery(_OPEN_RIVALS.values("requester_id")[:1]),
 }
+
+
+# Compiled once per process and set of roles: building it cost more CPU than the rest
+# of the page (docs/benchmarks.md, sixth round).
+_REQUEST_PAGE = Prepared(_request_page, request_id=int, wait_start=datetime)
 
 
 def _open_rival(account_request: AccountRequest) -> AccountRequest | None:
