@@ -14,9 +14,10 @@ https://www.alibabacloud.com/help/en/redis/developer-reference/api-r-kvstore-201
 from __future__ import annotations
 
 from django.utils.functional import Promise
-from django.utils.translation import get_language, pgettext_lazy
+from django.utils.translation import pgettext_lazy
 
 from accounts_app.rules import ACCOUNT_TYPE_CHOICES, PRIVILEGE_CHOICES
+from accounts_app.translations import translated
 
 INSTANCE_STATUSES: dict[str, Promise] = {
     "Normal": pgettext_lazy("instance status", "Normal"),
@@ -58,21 +59,6 @@ ACCOUNT_TYPES: dict[str, Promise] = {
 }
 
 PRIVILEGES: dict[str, Promise] = dict(PRIVILEGE_CHOICES)
-
-
-# Each label translated once per language and process: a list of a hundred instances
-# asked gettext several hundred times a page (docs/benchmarks.md).
-_TRANSLATED: dict[tuple[str | None, int, str], str] = {}
-
-
-def translated(labels: dict[str, Promise], value: str) -> str:
-    """labels[value] in the current language (value itself when not listed)."""
-    if value not in labels:
-        return value
-    key = (get_language(), id(labels), value)
-    if key not in _TRANSLATED:
-        _TRANSLATED[key] = str(labels[value])
-    return _TRANSLATED[key]
 
 
 def instance_status_label(value: str) -> str:

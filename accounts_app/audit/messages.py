@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app.alibaba.errors import human_message_for
+from accounts_app.translations import translated
 
 UNAVAILABLE = _(
     "The Alibaba Cloud API is unavailable right now: its last calls failed, so the "
@@ -191,7 +192,7 @@ def render(message_id: str, params_text: str) -> str:
     if message_id not in MESSAGES:
         # Written by a newer version of the dashboard: say what is known.
         return f"{message_id} {params_text}".strip()
-    text = str(MESSAGES[message_id])
+    text = translated(MESSAGES, message_id)
     return text % params if params else text
 
 

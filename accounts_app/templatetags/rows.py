@@ -21,6 +21,7 @@ from accounts_app import api_labels, rules, vpc_auth
 from accounts_app.forms.instance_picker import html_attrs
 from accounts_app.models import AccountRequest
 from accounts_app.selectors.fleet import progress_by_request
+from accounts_app.translations import translated
 
 register = template.Library()
 
@@ -37,7 +38,7 @@ def url_maker(name: str, sentinel: str | int) -> Callable[[object], str]:
 
 
 def _label(labels: dict, value: str) -> str:
-    return api_labels.translated(labels, value)
+    return translated(labels, value)
 
 
 def _time(value) -> str:

@@ -11,7 +11,6 @@ from urllib.parse import urlencode
 
 from django.http import Http404, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET
@@ -25,6 +24,8 @@ from accounts_app.audit.messages import render as render_message
 from accounts_app.forms.audit import AuditFilterForm, CreatedAccountsFilterForm
 from accounts_app.models import AuditEvent
 from accounts_app.selectors import audit as audit_selectors
+from accounts_app.templatetags.rows import url_maker
+from accounts_app.translations import all_translated
 from accounts_app.views.csv_cells import csv_text
 
 
@@ -55,6 +56,10 @@ OUTCOME_BADGES = {
 }
 
 
+ACTION_LABELS = dict(AuditEvent.Action.choices)
+OUTCOME_LABELS = dict(AuditEvent.Outcome.choices)
+
+
 def event_rows(events: list[AuditEvent]) -> SafeString:
     """The table rows of one page, as HTML.
 
@@ -63,21 +68,26 @@ def event_rows(events: list[AuditEvent]) -> SafeString:
     get_FOO_display(), which rebuilds and translates the choices on every call),
     an f-string per row 0.1 ms. Every value goes through escape().
     """
-    action_labels = {value: str(label) for value, label in AuditEvent.Action.choices}
-    outcome_labels = {value: str(label) for value, label in AuditEvent.Outcome.choices}
+    action_labels = all_translated(ACTION_LABELS)
+    outcome_labels = all_translated(OUTCOME_LABELS)
     zone = timezone.get_current_timezone()
+    request_url = url_maker("request_detail", 999_999_999)
     return mark_safe(  # noqa: S308 - every value below is escaped
-        "\n".join(_event_row(e, zone, action_labels, outcome_labels) for e in events)
+        "\n".join(
+            _event_row(e, zone, action_labels, outcome_labels, request_url) for e in events
+        )
     )
 
 
-def _event_row(event: AuditEvent, zone, action_labels: dict, outcome_labels: dict) -> str:
+def _event_row(
+    event: AuditEvent, zone, action_labels: dict, outcome_labels: dict, request_url
+) -> str:
     # One line per event (issue 21: ~15 events on a laptop's screen): a long value is cut
     # with an ellipsis, whole in its title; the comment opens in full under the pointer
     # or the keyboard's focus (tabindex).
     local = event.created_at.astimezone(zone)
     request_link = (
-        f'<a href="{reverse("request_detail", args=[event.request_id])}">#{event.request_id}</a>'
+        f'<a href="{request_url(event.request_id)}">#{event.request_id}</a>'
         if event.request_id
         else ""
     )
