@@ -2,8 +2,8 @@
 
 A page of the list costs a fixed number of queries whatever the estate's size: the
 page with its count (selectors.paging), one query for the filter choices, and one for
-the last sync time with the newest sync run. Badges are computed in Python from the row, by the
-rules module.
+the last sync time with the newest sync run. Badges are computed in Python from the
+row, by the rules module.
 """
 
 from __future__ import annotations
