@@ -285,7 +285,8 @@ def write_section(path: Path, vendor: str, report: str) -> None:
             found = re.search(rf"<!-- {name} -->\n(.*?)<!-- /{name} -->\n", path.read_text(), re.S)
             if found:
                 sections[name] = found.group(1)
-    sections[vendor] = report
+    # Each section ends with a blank line before its end marker, whatever the report's end.
+    sections[vendor] = report.rstrip() + "\n\n"
     body = [HEADER]
     for name in KEPT_SECTIONS:
         if name in sections:
