@@ -73,9 +73,7 @@ def event_rows(events: list[AuditEvent]) -> SafeString:
     zone = timezone.get_current_timezone()
     request_url = url_maker("request_detail", 999_999_999)
     return mark_safe(  # noqa: S308 - every value below is escaped
-        "\n".join(
-            _event_row(e, zone, action_labels, outcome_labels, request_url) for e in events
-        )
+        "\n".join(_event_row(e, zone, action_labels, outcome_labels, request_url) for e in events)
     )
 
 
