@@ -81,6 +81,8 @@ LAYERS = [
     {
         "accounts_app.rules",
         "accounts_app.api_labels",
+        # Labels translated once per language: api_labels, the audit messages and rows.
+        "accounts_app.translations",
         "accounts_app.vpc_auth",
         "accounts_app.wording",
     },

@@ -196,3 +196,10 @@ def test_the_request_page_compiled_once_answers_each_viewer_request_and_time(
     a_day_later = timezone.now() + timedelta(hours=25)
     with mock.patch.object(timezone, "now", return_value=a_day_later):
         assert policy.approver_conflict_of(page_of(approver, other)) == ""
+
+
+@pytest.mark.parametrize("number", [2**31, 2**62, 2**80, -(2**70)])
+def test_a_request_number_no_column_holds_is_no_request(approver, number):
+    """As the ORM answers it: no such request (the page's 404), not the database's error."""
+    with pytest.raises(AccountRequest.DoesNotExist):
+        selectors.visible_request(approver, number, with_decisions=True)

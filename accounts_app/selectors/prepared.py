@@ -61,7 +61,7 @@ class Prepared:
     def rows(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
         """The model instances the built queryset would give for this viewer and values."""
         queryset, compiler, sql, params = self._prepared(viewer, shape, using, "rows")
-        if sql is _NOTHING:
+        if sql is _NOTHING or _beyond_every_key(values, using):
             return []
         run = self._bound_compiler(compiler, sql, params, viewer, values, using)
         return list(ModelIterable(_Compiled(queryset, using, run)))
@@ -69,7 +69,7 @@ class Prepared:
     def values(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
         """The dicts the built queryset (a ``values()`` one) would give."""
         queryset, compiler, sql, params = self._prepared(viewer, shape, using, "values")
-        if sql is _NOTHING:
+        if sql is _NOTHING or _beyond_every_key(values, using):
             return []
         run = self._bound_compiler(compiler, sql, params, viewer, values, using)
         query = queryset.query  # the names as ValuesIterable reads them
@@ -79,7 +79,7 @@ class Prepared:
     def count(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> int:
         """How many rows the built queryset (sliced, for a capped count) would give."""
         _queryset, _compiler, sql, params = self._prepared(viewer, shape, using, "count")
-        if sql is _NOTHING:
+        if sql is _NOTHING or _beyond_every_key(values, using):
             return 0
         connection = connections[using]
         with connection.cursor() as cursor:
@@ -177,6 +177,14 @@ class _Slot:
 
     def __init__(self, name: str) -> None:
         self.name = name
+
+
+def _beyond_every_key(values: dict, using: str) -> bool:
+    """A key no column can hold (a request number of 25 digits typed into a URL): the
+    ORM answers such a comparison with no row without asking; the database would refuse
+    the parameter (SQLite: OverflowError)."""
+    low, high = connections[using].ops.integer_field_range("BigIntegerField")
+    return any(isinstance(value, int) and not low <= value <= high for value in values.values())
 
 
 def _adapt(value, connection):
