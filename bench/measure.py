@@ -460,9 +460,12 @@ def run_measured(command: list[str], env: dict[str, str]) -> tuple[float, int, s
     return seconds, usage.ru_maxrss * 1024, output
 
 
-def bench_verify(env: dict[str, str]) -> dict[str, float | str]:
-    """manage.py verify_audit_chain: wall time and peak memory (workers included)."""
+def bench_verify(env: dict[str, str], workers: int | None = None) -> dict[str, float | str]:
+    """manage.py verify_audit_chain: wall time and peak memory (workers included).
+    ``workers``: its --workers (None: as shipped, one per CPU up to 4)."""
     command = [sys.executable, str(ROOT / "manage.py"), "verify_audit_chain"]
+    if workers is not None:
+        command += ["--workers", str(workers)]
     seconds, peak, output = run_measured(command, env)
     checked = re.search(r"Checked (\d+) events", output)
     return {

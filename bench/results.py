@@ -46,7 +46,8 @@ class Results:
     form: dict = field(default_factory=dict)
     signing: dict = field(default_factory=dict)
     client: dict = field(default_factory=dict)
-    verify: dict = field(default_factory=dict)
+    verify: dict = field(default_factory=dict)  # --workers 1
+    verify_shipped: dict = field(default_factory=dict)  # --workers as shipped
     export: dict = field(default_factory=dict)
     total_seconds: float = 0.0
 

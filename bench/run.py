@@ -269,8 +269,18 @@ def run(database_url, vendor, sizes, timing, scratch, children) -> Results:
 
     micro_benchmarks(results, endpoint, cores, log)
     # Twice, the faster kept, for the same reason as the pages' rounds.
-    results.verify = min((bench_verify(env) for _ in range(2)), key=lambda run: run["seconds"])
-    log(f"verify_audit_chain {results.verify['seconds']:.1f} s")
+    # In one process, the goal's way; then as shipped (a worker per CPU). Twice each,
+    # the faster kept, for the same reason as the pages' rounds.
+    results.verify = min(
+        (bench_verify(env, workers=1) for _ in range(2)), key=lambda run: run["seconds"]
+    )
+    results.verify_shipped = min(
+        (bench_verify(env) for _ in range(2)), key=lambda run: run["seconds"]
+    )
+    log(
+        f"verify_audit_chain {results.verify['seconds']:.1f} s in one process, "
+        f"{results.verify_shipped['seconds']:.1f} s as shipped"
+    )
     results.export = bench_export(base, sessions["auditor"], gunicorn.pid, cores)
     log(
         f"CSV export {results.export['seconds']:.1f} s, worker peak "
