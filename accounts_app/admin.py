@@ -17,6 +17,7 @@ from accounts_app.models import (
     Instance,
 )
 from accounts_app.selectors.identity import account_source
+from accounts_app.services.identity import ROLE_GROUPS
 
 
 @admin.register(ApprovalPolicy)
@@ -161,7 +162,8 @@ class IdentityUserAdmin(UserAdmin):
 
     @admin.display(description=_("roles"))
     def role_groups(self, user):
-        return ", ".join(account_source(user).roles) or "-"
+        roles = user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True)
+        return ", ".join(roles) or "-"
 
     @admin.display(description=_("two-factor authentication"), boolean=True)
     def second_factor(self, user):

@@ -4,15 +4,20 @@ write, in every state a field can be drawn in."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django import forms
 from django.forms.renderers import get_default_renderer
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from accounts_app.forms.audit import AuditFilterForm
+from accounts_app.forms.preferences import PreferencesForm
 from accounts_app.forms.rendering import WIDGET_WRITER
 from accounts_app.forms.requests import AccountRequestForm
 from accounts_app.templatetags.form_fields import form_field
+from accounts_app.templatetags.rows import select_field
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +115,29 @@ def test_the_form_page_carries_the_rules_of_its_language(requester, language):
     assert expected in html
     # The spec of that language ("生成", Generate, as JSON writes it).
     assert ("\\u751f\\u6210" in expected) == (language == "zh-hans")
+
+
+def _between_tags_removed(html) -> str:
+    return re.sub(r">\s+<", "><", str(html).strip())
+
+
+@pytest.mark.parametrize(
+    ("form_class", "data", "field", "shown"),
+    [
+        (PreferencesForm, None, "time_zone", ' value="Asia/Shanghai" selected>'),
+        (PreferencesForm, {"time_zone": "Asia/Tokyo"}, "time_zone", '"Asia/Tokyo" selected>'),
+        # Required, and refused: marked invalid, nothing selected.
+        (PreferencesForm, {"time_zone": "Mars/Olympus"}, "time_zone", ' aria-invalid="true"'),
+        (AuditFilterForm, {"action": "execution_failed"}, "action", '"execution_failed" selected>'),
+        (AuditFilterForm, {"outcome": "nope"}, "outcome", ' aria-invalid="true"'),
+    ],
+)
+def test_a_select_written_by_the_rows_tag_is_djangos_own(form_class, data, field, shown):
+    """The same attributes (required, aria-invalid) and options, the current one selected;
+    only the line breaks between the options differ."""
+    form = form_class(data, initial={"time_zone": "Asia/Shanghai"})
+    if data:
+        form.is_valid()
+    written = _between_tags_removed(select_field(form[field]))
+    assert written == _between_tags_removed(form[field].as_widget())
+    assert shown in written

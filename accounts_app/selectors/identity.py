@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 from allauth.socialaccount.models import SocialAccount
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, JSONField, OuterRef, Subquery
 from django.urls import reverse
 
-from accounts_app.services.identity import ROLE_GROUPS, identity_from_claims
-from accounts_app.services.mfa import mfa_enrolled
+from accounts_app.services.identity import identity_from_claims
+from accounts_app.services.mfa import second_factors
 
 
 @dataclass(frozen=True)
@@ -18,21 +20,26 @@ class AccountSource:
     issuer: str  # "" for a local account
     subject: str
     idp_groups: tuple[str, ...]
-    roles: tuple[str, ...]
     mfa_enrolled: bool
 
 
 def account_source(user) -> AccountSource:
-    account = SocialAccount.objects.filter(user_id=user.pk).order_by("-last_login").first()
-    issuer = subject = ""
-    idp_groups: tuple[str, ...] = ()
-    if account is not None and "id_token" in account.extra_data:
-        identity = identity_from_claims(
-            account.extra_data["id_token"], account.extra_data.get("userinfo")
+    """In one query: the claims of the user's newest sign-in through the identity
+    provider, and whether they have a second factor."""
+    newest_sign_in = SocialAccount.objects.filter(user_id=OuterRef("pk")).order_by("-last_login")
+    claims, mfa_enrolled = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values_list(
+            Subquery(newest_sign_in.values("extra_data")[:1], output_field=JSONField()),
+            Exists(second_factors(OuterRef("pk"))),
         )
-        issuer, subject, idp_groups = identity.issuer, identity.subject, identity.groups
-    roles = tuple(user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True))
-    return AccountSource(issuer, subject, idp_groups, roles, mfa_enrolled(user))
+        .get()
+    )
+    if not claims or "id_token" not in claims:
+        return AccountSource("", "", (), mfa_enrolled)
+    identity = identity_from_claims(claims["id_token"], claims.get("userinfo"))
+    return AccountSource(identity.issuer, identity.subject, identity.groups, mfa_enrolled)
 
 
 def sign_in_options() -> dict:

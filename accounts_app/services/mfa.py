@@ -26,8 +26,13 @@ MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=15)
 
 
+def second_factors(user_id):
+    """The user's TOTP authenticators (`user_id`: a key, or OuterRef to one in a query)."""
+    return Authenticator.objects.filter(user_id=user_id, type=Authenticator.Type.TOTP)
+
+
 def mfa_enrolled(user) -> bool:
-    return Authenticator.objects.filter(user_id=user.pk, type=Authenticator.Type.TOTP).exists()
+    return second_factors(user.pk).exists()
 
 
 def mfa_enrolment_secret(*, session) -> str:

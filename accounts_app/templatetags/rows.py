@@ -185,17 +185,18 @@ def _tags(tags: dict) -> str:
 
 @register.simple_tag
 def select_field(field) -> SafeString:
-    """A filter form's `<select>`, its options written out here: Django's Select widget
-    renders a template per option, and a filter form has dozens."""
+    """A `<select>` with its attributes as Django gives them (required, aria-invalid),
+    its options written out here: Django's Select widget renders a template per option,
+    and the time zones are hundreds."""
     current = "" if field.value() is None else str(field.value())
     options = "".join(
         f'<option value="{escape(str(value))}"{" selected" if str(value) == current else ""}>'
         f"{escape(str(label))}</option>"
         for value, label in field.field.widget.choices
     )
-    return mark_safe(  # noqa: S308 (every part escaped)
-        f'<select name="{escape(field.html_name)}" id="{escape(field.auto_id)}">{options}</select>'
-    )
+    attrs = {"name": field.html_name, **field.build_widget_attrs(field.field.widget.attrs)}
+    attrs["id"] = field.auto_id
+    return mark_safe(f"<select{html_attrs(attrs)}>{options}</select>")  # noqa: S308 (escaped)
 
 
 @register.simple_tag
