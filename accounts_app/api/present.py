@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts_app import policy
 from accounts_app.audit.messages import render as render_message
 from accounts_app.models import AccountRequest, AuditEvent, Instance
-from accounts_app.selectors.audit import CreatedAccount
+from accounts_app.selectors.audit import CreatedAccount, EventRow
 from accounts_app.selectors.fleet import fleet_progress, fleet_targets
 from accounts_app.selectors.instances import blocker_messages
 
@@ -128,11 +128,11 @@ AUDIT_FIELDS = (
 ).split()
 
 
-def audit_event(event: AuditEvent) -> dict:
+def audit_event(event: EventRow) -> dict:
     return {**{name: getattr(event, name) for name in AUDIT_FIELDS}, **_message(event)}
 
 
-def _message(event: AuditEvent) -> dict:
+def _message(event: AuditEvent | EventRow) -> dict:
     """The system's message: its identifier and parameters as the chain covers them, and
     its sentence in the caller's language (Accept-Language)."""
     return {

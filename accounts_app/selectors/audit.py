@@ -9,6 +9,7 @@ log costs what the first one does.
 from __future__ import annotations
 
 import itertools
+from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
@@ -163,9 +164,34 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
+# What the audit page and the API show of an event: not the hashes, not the user agent.
+PAGE_FIELDS = (
+    "seq",
+    "created_at",
+    "actor_name",
+    "action",
+    "outcome",
+    "request_id",
+    "instance_id",
+    "region_id",
+    "account_name",
+    "account_privilege",
+    "alibaba_request_id",
+    "error_code",
+    "comment",
+    "source_ip",
+    "message_id",
+    "message_params",
+)
+
+# An event as a page shows it: read as a tuple, which costs half what building the
+# model instance did (the page query's rows were a fifth of the audit page's CPU).
+EventRow = namedtuple("EventRow", PAGE_FIELDS)
+
+
 @dataclass(frozen=True)
 class EventPage:
-    events: list[AuditEvent]
+    events: list[EventRow]
     # Query values for the neighbouring pages: ?after=<newer_than> shows newer
     # events, ?before=<older_than> older ones; None when there is none.
     newer_than: int | None
@@ -224,7 +250,8 @@ def _page_query(audit_filter: AuditFilter, cursor: Q, order: str, limit: int):
         events = AuditEvent.objects.filter(seq__in=branches[0].union(*branches[1:], all=True))
     elif audit_filter.q:
         events = events.filter(_search(audit_filter.q))
-    return events.defer("prev_hash", "hash", "user_agent").order_by(order)[:limit]
+    rows = events.order_by(order).values_list(*PAGE_FIELDS)[:limit]
+    return [EventRow._make(row) for row in rows]
 
 
 def export_batches(audit_filter: AuditFilter, *, batch_size: int | None = None) -> Iterator[list]:
