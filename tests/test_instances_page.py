@@ -225,7 +225,8 @@ def test_the_page_costs_the_same_queries_with_5000_instances(
     with django_assert_max_num_queries(with_ten):
         response = client.get(reverse("instances"))
     assert queries_for_page(client, q="bulk-1", engine="5.0", page="2") <= with_ten
-    assert len(listed(response.content.decode())) == 100
+    assert queries_for_page(client, size="100", page="3") <= with_ten
+    assert len(listed(response.content.decode())) == 50
     assert "5000 instances" in response.content.decode()
 
 
@@ -244,12 +245,27 @@ def test_the_page_renders_5000_instances_quickly(requester):
     assert best < 0.5
 
 
-def test_pages_hold_100_instances_and_link_to_the_next(requester):
+def test_pages_hold_50_instances_or_as_many_as_asked_and_link_to_the_next(requester):
     many_instances(250)
     html = page(requester)
-    assert len(listed(html)) == 100
+    assert len(listed(html)) == 50
     assert 'href="?page=2"' in html
-    assert len(listed(page(requester, page="3"))) == 50
+    assert '<option value="50" selected>' in html
+    wide = page(requester, size="100")
+    assert len(listed(wide)) == 100
+    assert '<option value="100" selected>' in wide
+    # The next page keeps the size asked.
+    assert 'href="?size=100&amp;page=2"' in wide
+    assert len(listed(page(requester, size="100", page="3"))) == 50
+    assert len(listed(page(requester, size="25", page="10"))) == 25
+
+
+def test_a_page_size_not_offered_is_refused_next_to_its_field(requester):
+    many_instances(30)
+    html = page(requester, size="7", q="bulk")
+    assert listed(html) == []
+    assert "Per page:" in html and "Select a valid choice." in html
+    assert 'value="bulk"' in html  # what was typed is kept
 
 
 def test_only_staff_see_the_sync_button(estate, approver, staff):

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import api_labels
 from accounts_app.selectors.instances import InstanceFilter
+
+# A page of the list, as on the other lists: 50 unless the reader asks for more or fewer.
+PAGE_SIZES = (25, 50, 100)
+DEFAULT_PAGE_SIZE = 50
 
 
 class InstanceFilterForm(forms.Form):
@@ -27,6 +33,13 @@ class InstanceFilterForm(forms.Form):
     architecture = forms.ChoiceField(label=_("Architecture"), required=False)
     status = forms.ChoiceField(label=_("Status"), required=False)
     gone = forms.BooleanField(label=_("Include gone instances"), required=False)
+    size = forms.TypedChoiceField(
+        label=_("Per page"),
+        required=False,
+        coerce=int,
+        empty_value=None,
+        choices=[(size, size) for size in PAGE_SIZES],
+    )
 
     # The API's values, shown under their translated names (accounts_app.api_labels).
     CHOICE_LABELS = {
@@ -36,6 +49,11 @@ class InstanceFilterForm(forms.Form):
     }
 
     def __init__(self, data, *, choices: dict[str, list[str]]) -> None:
+        # A bound form ignores initial values: without this the page-size menu would
+        # show 25 while the page holds 50.
+        if not data.get("size"):
+            data = data.copy()
+            data["size"] = str(DEFAULT_PAGE_SIZE)
         super().__init__(data)
         for name, values in choices.items():
             label = self.CHOICE_LABELS.get(name, str)
@@ -45,4 +63,7 @@ class InstanceFilterForm(forms.Form):
             ]
 
     def instance_filter(self) -> InstanceFilter:
-        return InstanceFilter(**self.cleaned_data)
+        return InstanceFilter(**{f.name: self.cleaned_data[f.name] for f in fields(InstanceFilter)})
+
+    def page_size(self) -> int:
+        return self.cleaned_data["size"] or DEFAULT_PAGE_SIZE

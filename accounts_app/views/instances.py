@@ -23,7 +23,6 @@ from accounts_app.selectors import instances as instance_selectors
 from accounts_app.selectors.paging import counted_page
 from accounts_app.services import drift, live_calls
 
-PAGE_SIZE = 100
 REQUESTS_SHOWN = 100
 
 
@@ -47,7 +46,7 @@ def instance_list(request):
         page = counted_page(
             instance_selectors.filtered_instances(form.instance_filter()),
             request.GET.get("page"),
-            PAGE_SIZE,
+            form.page_size(),
         )
         rows = instance_selectors.instance_rows(list(page.object_list))
     template = "instances/list.html"
