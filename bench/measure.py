@@ -87,6 +87,16 @@ def audit_scenarios(head: int) -> list[tuple[str, str, dict]]:
     ]
 
 
+def busiest_instance() -> str:
+    """The instance whose page lists the most accounts the sweep saw."""
+    from django.db.models import Count
+
+    from accounts_app.models import Instance
+
+    instances = Instance.objects.annotate(known=Count("known_accounts")).order_by("-known", "pk")
+    return instances.values_list("instance_id", flat=True)[0]
+
+
 def build_pages(head: int, detail_pending: int, detail_created: int) -> list[Page]:
     pages = [
         # /livez: the middleware stack and one trivial query (/healthz also asks the task
@@ -128,6 +138,14 @@ def build_pages(head: int, detail_pending: int, detail_created: int) -> list[Pag
         ),
         Page("approvals", "approvals (approver)", "/approvals/", "approver", "request"),
         Page("drift", "drift", "/drift/", "auditor", "other"),
+        Page(
+            "instance_detail",
+            "instance detail (its accounts)",
+            f"/instances/{busiest_instance()}/",
+            "requester",
+            "other",
+        ),
+        Page("preferences", "preferences", "/preferences/", "requester", "other"),
         Page("created_accounts", "created accounts", "/audit/accounts/", "auditor", "audit"),
         Page(
             "admin",

@@ -97,7 +97,7 @@ def profile(args, env, execution_instances) -> None:
 
     from bench.measure import build_pages
     from bench.run import detail_requests
-    from bench.seeding import seed_instances, seed_requests, seed_users
+    from bench.seeding import seed_instances, seed_known_accounts, seed_requests, seed_users
 
     for name in ("accounts_app", "axes"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -106,6 +106,7 @@ def profile(args, env, execution_instances) -> None:
     manage(env, "seed_audit", "--events", str(args.events))
     actors = seed_users()
     seed_requests(args.requests, rng, actors)
+    seed_known_accounts(rng)
     from accounts_app.models import AuditChainHead
 
     head = AuditChainHead.objects.get(pk=1).seq

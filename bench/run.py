@@ -321,7 +321,13 @@ def start_simulator(children, env, cores, scratch, timing) -> tuple[subprocess.P
 
 def seed(results: Results, env, execution_instances, log) -> Actors:
     """Instances first (the audit events name some of them), then events, then requests."""
-    from bench.seeding import analyze, seed_instances, seed_requests, seed_users
+    from bench.seeding import (
+        analyze,
+        seed_instances,
+        seed_known_accounts,
+        seed_requests,
+        seed_users,
+    )
 
     rng = random.Random(9)
     sizes = results.sizes
@@ -336,6 +342,7 @@ def seed(results: Results, env, execution_instances, log) -> Actors:
     started = time.perf_counter()
     actors = seed_users()
     seed_requests(sizes.requests, rng, actors)
+    seed_known_accounts(rng)
     analyze(results.vendor)
     results.seed_seconds["requests"] = time.perf_counter() - started
     log(f"Seeded {sizes.requests:,} requests in {results.seed_seconds['requests']:.1f} s")

@@ -307,6 +307,63 @@ def _seeded_decisions(rng, actors, account_request, now) -> list:
     ]
 
 
+# How the hourly sweep finds the seeded accounts: most as the dashboard made them, a few
+# changed or deleted in the console, and some made there (the drift page's rows).
+DRIFT_WEIGHTS = {"": 94, "privilege": 2, "description": 1, "gone": 2, "undeleted": 1}
+UNMANAGED_SHARE = 0.05
+
+
+def seed_known_accounts(rng: random.Random) -> None:
+    """What a sweep of every instance would have written: an account per created
+    request (the newest on each name), and on some instances one made in the console."""
+    from django.utils import timezone
+
+    from accounts_app.models import AccountRequest, Instance, KnownAccount
+
+    now = timezone.now()
+    made = (
+        AccountRequest.objects.filter(status="created", kind="create", fleet_size=0)
+        .order_by("instance_id", "account_name", "-pk")
+        .values_list("pk", "instance_id", "account_name", "account_privilege")
+    )
+    rows, seen = [], set()
+    for pk, instance_pk, name, privilege in made:
+        if (instance_pk, name) in seen:
+            continue
+        seen.add((instance_pk, name))
+        drift = rng.choices(list(DRIFT_WEIGHTS), weights=list(DRIFT_WEIGHTS.values()))[0]
+        rows.append(
+            KnownAccount(
+                instance_id=instance_pk,
+                account_name=name,
+                account_type="Normal",
+                privilege="RoleReadWrite" if drift == "privilege" else privilege,
+                status="Available",
+                description="changed in the console" if drift == "description" else "",
+                is_gone=drift == "gone",
+                created_by_id=pk,
+                drift=drift,
+                first_seen_at=now - timedelta(days=rng.randrange(1, 300)),
+                swept_at=now - timedelta(minutes=rng.random() * 60),
+            )
+        )
+    for instance_pk in Instance.objects.filter(is_gone=False).values_list("pk", flat=True):
+        if rng.random() < UNMANAGED_SHARE:
+            rows.append(
+                KnownAccount(
+                    instance_id=instance_pk,
+                    account_name=f"console_{rng.choice(NAME_PARTS)}_{rng.randrange(1, 99)}",
+                    account_type="Normal",
+                    privilege=rng.choice(["RoleReadOnly", "RoleReadWrite"]),
+                    status="Available",
+                    drift="unmanaged",
+                    first_seen_at=now - timedelta(days=rng.randrange(1, 300)),
+                    swept_at=now - timedelta(minutes=rng.random() * 60),
+                )
+            )
+    KnownAccount.objects.bulk_create(rows, batch_size=2_000)
+
+
 def analyze(vendor: str) -> None:
     """On PostgreSQL, what autovacuum would do soon anyway, before it runs mid-benchmark."""
     if vendor != "postgresql":
@@ -317,4 +374,5 @@ def analyze(vendor: str) -> None:
         for table in ("accounts_app_instance", "accounts_app_accountrequest"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")
         cursor.execute("VACUUM (ANALYZE) accounts_app_decision")
+        cursor.execute("VACUUM (ANALYZE) accounts_app_knownaccount")
         cursor.execute("VACUUM (ANALYZE) auth_user")

@@ -13,14 +13,14 @@ from django.core import mail
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 
 from accounts_app.audit import Origin
 from accounts_app.audit.messages import event_text
 from accounts_app.models import AccountRequest, AuditEvent, Instance, KnownAccount
 from accounts_app.services import drift, fleet, lifecycle, workflow
 from accounts_app.services.workflow import TransitionError
-from tests.builders import approve, approved_request, origin_of
+from tests.builders import approve, approved_request, instance_row, origin_of
 from tests.demo_instances import CHANGING, FULL, HEALTHY, PASSWORD_FREE, REPL_OK, TAIR
 from tests.fixtures.chat_fakes import ChatFakes
 from tests.test_chat_notifications import add_channel
@@ -181,6 +181,56 @@ def test_the_drift_page_filters_and_counts(estate, auditor, outsider):
     filtered = page(auditor, reverse("drift"), drift="gone").content.decode()
     assert 'data-account="one_made"' not in filtered
     assert page(outsider, reverse("drift")).status_code == 403
+
+
+def many_drifting(count: int) -> None:
+    """`count` accounts made outside the dashboard on one instance, as a sweep records them."""
+    instance = instance_row("r-bp1manydrift0")
+    now = timezone.now()
+    KnownAccount.objects.bulk_create(
+        KnownAccount(
+            instance=instance,
+            account_name=f"outside_{number:03d}",
+            drift=Drift.UNMANAGED,
+            first_seen_at=now,
+            swept_at=now,
+        )
+        for number in range(count)
+    )
+
+
+def test_the_drift_page_shows_50_accounts_a_page_with_every_count(auditor):
+    many_drifting(60)
+    first = page(auditor, reverse("drift")).content.decode()
+    assert first.count("<tr data-account=") == 50
+    assert 'data-account="outside_049"' in first and 'data-account="outside_050"' not in first
+    assert '<li data-drift="unmanaged"><a href="?instance_id=&amp;drift=unmanaged">' in first
+    assert "<strong>60</strong>" in first
+    assert 'href="?page=2" rel="next"' in first and "Page 1 of 2" in first
+    second = page(auditor, reverse("drift"), page="2").content.decode()
+    assert second.count("<tr data-account=") == 10
+    assert 'data-account="outside_059"' in second
+    # A filter stays on the next page's link.
+    filtered = page(auditor, reverse("drift"), drift="unmanaged").content.decode()
+    assert 'href="?drift=unmanaged&amp;page=2"' in filtered
+
+
+def test_what_an_instance_says_of_its_accounts_is_escaped_on_the_drift_page(auditor):
+    now = timezone.now()
+    KnownAccount.objects.create(
+        instance=instance_row("r-bp1<b>odd</b>"),
+        account_name='x"><script>1</script>',
+        description="<img src=x onerror=alert(1)> & more",
+        privilege="<i>Role</i>",
+        drift=Drift.UNMANAGED,
+        first_seen_at=now,
+        swept_at=now,
+    )
+    body = page(auditor, reverse("drift")).content.decode()
+    assert "<script>1" not in body and "<img src=x" not in body and "<i>Role" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; more" in body
+    assert 'data-account="x&quot;&gt;&lt;script&gt;1&lt;/script&gt;"' in body
+    assert "account_name=x%22%3E%3Cscript%3E1%3C/script%3E" in body
 
 
 def test_the_instance_page_lists_every_account_known_with_its_owner(estate, requester, approver):

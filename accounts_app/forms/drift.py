@@ -5,10 +5,13 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from accounts_app.forms.rendering import WIDGET_WRITER
 from accounts_app.models import KnownAccount
 
 
 class DriftFilterForm(forms.Form):
+    default_renderer = WIDGET_WRITER
+
     instance_id = forms.CharField(label=_("Instance"), required=False, max_length=64)
     drift = forms.ChoiceField(
         label=_("Drift"),

@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 
 from accounts_app import api_labels, rules, vpc_auth
 from accounts_app.forms.instance_picker import html_attrs
-from accounts_app.models import AccountRequest
+from accounts_app.models import AccountRequest, KnownAccount
 from accounts_app.selectors.fleet import progress_by_request
 from accounts_app.translations import translated
 
@@ -29,6 +29,7 @@ register = template.Library()
 # choices for each row.
 PRIVILEGE_LABELS = dict(rules.PRIVILEGE_CHOICES)
 STATUS_LABELS = dict(AccountRequest.Status.choices)
+DRIFT_LABELS = dict(KnownAccount.Drift.choices)
 
 
 def url_maker(name: str, sentinel: str | int) -> Callable[[object], str]:
@@ -168,6 +169,45 @@ def created_account_rows(rows) -> SafeString:
             f"{f'{created:%Y-%m-%d %H:%M} {created.tzname()}' if created else ''}</time></td>"
             f"<td data-expires>{expiry}</td>"
             f"<td>{f'<code>{escape(alibaba)}</code>' if alibaba else ''}</td></tr>"
+        )
+    return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
+
+
+@register.simple_tag
+def drift_rows(rows) -> SafeString:
+    """The body of the drift table: one row per drifting KnownAccount (its instance, and
+    the request that created it with its requester, selected with it), with what can be
+    done about it: adopt an account made elsewhere, or request its deletion."""
+    instance_url = url_maker("instance_detail", "instance-id")
+    request_url = url_maker("request_detail", 999_999_999)
+    new_request = reverse("request_new")
+    adopt, delete = escape(gettext("Adopt")), escape(gettext("Request its deletion"))
+    lines = []
+    for row in rows:
+        instance_id = row.instance.instance_id
+        made = row.created_by
+        through = "—"
+        if made is not None:
+            requester = escape(made.requester.get_username())
+            through = f'<a href="{request_url(made.pk)}">#{made.pk}</a> · {requester}'
+        actions = ""
+        if not row.is_gone:
+            account = f"instance_id={quote(instance_id)}&account_name={quote(row.account_name)}"
+            if row.drift == KnownAccount.Drift.UNMANAGED:
+                adopt_url = escape(f"{new_request}?kind=adopt&{account}")
+                actions = f'<a class="action-adopt" href="{adopt_url}">{adopt}</a> · '
+            delete_url = escape(f"{new_request}?kind=delete&{account}")
+            actions += f'<a class="action-delete" href="{delete_url}">{delete}</a>'
+        privilege = api_labels.privilege_label(row.privilege) if row.privilege else "—"
+        lines.append(
+            f'<tr data-account="{escape(row.account_name)}" data-drift="{escape(row.drift)}">'
+            f'<td><a href="{escape(instance_url(instance_id))}">{escape(instance_id)}</a></td>'
+            f"<td><code>{escape(row.account_name)}</code></td>"
+            f'<td><span class="badge badge-warn">'
+            f"{escape(str(_label(DRIFT_LABELS, row.drift)))}</span></td>"
+            f"<td>{escape(str(privilege))}</td>"
+            f"<td>{escape(row.description or '—')}</td>"
+            f"<td>{through}</td><td>{_time(row.swept_at)}</td><td>{actions}</td></tr>"
         )
     return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
 

@@ -8,6 +8,9 @@ from django.views.decorators.http import require_GET
 from accounts_app import roles
 from accounts_app.forms.drift import DriftFilterForm
 from accounts_app.selectors import accounts as account_selectors
+from accounts_app.selectors.paging import counted_page
+
+PAGE_SIZE = 50
 
 
 @roles.role_required(roles.VIEW_EVERYTHING)
@@ -17,8 +20,9 @@ def drift(request):
     filters = form.filters()
     context = {
         "form": form,
-        "rows": account_selectors.drift_rows(**filters),
+        "page": counted_page(
+            account_selectors.drift_rows(**filters), request.GET.get("page"), PAGE_SIZE
+        ),
         "counts": account_selectors.drift_counts(instance_id=filters["instance_id"]),
-        "shown": account_selectors.DRIFT_ROWS_SHOWN,
     }
     return render(request, "accounts/drift.html", context)
