@@ -233,6 +233,28 @@ def test_what_an_instance_says_of_its_accounts_is_escaped_on_the_drift_page(audi
     assert "account_name=x%22%3E%3Cscript%3E1%3C/script%3E" in body
 
 
+def test_what_an_instance_says_of_its_accounts_is_escaped_on_its_page(approver):
+    now = timezone.now()
+    KnownAccount.objects.create(
+        instance=instance_row("r-bp1escaped00"),
+        account_name='x"><script>1</script>',
+        account_type="Super",
+        description="<img src=x onerror=alert(1)> & more",
+        privilege="<i>Role</i>",
+        status="<b>odd</b>",
+        drift=Drift.UNMANAGED,
+        first_seen_at=now,
+        swept_at=now,
+    )
+    body = page(approver, reverse("instance_detail", args=["r-bp1escaped00"])).content.decode()
+    section = body[body.index('id="known-accounts"') :]
+    for raw in ("<script>1", "<img src=x", "<i>Role", "<b>odd"):
+        assert raw not in section
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; more" in section
+    assert 'data-account="x&quot;&gt;&lt;script&gt;1&lt;/script&gt;"' in section
+    assert '<span class="badge badge-warn">&lt;b&gt;odd&lt;/b&gt;</span>' in section
+
+
 def test_the_instance_page_lists_every_account_known_with_its_owner(estate, requester, approver):
     account_request = created_through_the_dashboard(requester, approver)
     made_outside(estate, "console_made")

@@ -212,6 +212,54 @@ def drift_rows(rows) -> SafeString:
     return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
 
 
+@register.simple_tag
+def known_account_rows(accounts) -> SafeString:
+    """The body of an instance's accounts table: one row per KnownAccount the sweep saw,
+    with the request that made it (selectors.accounts.instance_with_accounts)."""
+    request_url = url_maker("request_detail", 999_999_999)
+    yes, no, gone = escape(gettext("yes")), escape(gettext("no")), escape(gettext("Gone"))
+    first_seen, overdue = escape(gettext("first seen")), escape(gettext("Overdue"))
+    now = timezone.now()
+    lines = []
+    for known in accounts:
+        made = known.created_by
+        name = f"<code>{escape(known.account_name)}</code>"
+        if known.account_type == "Super":
+            kind = escape(str(api_labels.account_type_label(known.account_type)))
+            name += f' <span class="muted">({kind})</span>'
+        privilege = "—"
+        if known.privilege:
+            label = escape(str(api_labels.privilege_label(known.privilege)))
+            privilege = f'{label} <span class="muted">({escape(known.privilege)})</span>'
+        status = gone
+        if not known.is_gone:
+            badge = "badge-ok" if known.status == "Available" else "badge-warn"
+            label = escape(str(api_labels.account_status_label(known.status)))
+            status = f'<span class="badge {badge}">{label}</span>'
+        if made is not None:
+            created = f'<a href="{request_url(made.pk)}">#{made.pk}</a>, {_time(made.finished_at)}'
+        else:
+            created = f'<span class="muted">{first_seen} {_time(known.first_seen_at)}</span>'
+        expires = "—"
+        if made is not None and made.account_expires_at:
+            expires = _time(made.account_expires_at)
+            if made.is_overdue(now):
+                expires += f' <span class="badge badge-bad" data-overdue>{overdue}</span>'
+        drift = "—"
+        if known.drift:
+            label = escape(str(_label(DRIFT_LABELS, known.drift)))
+            drift = f'<span class="badge badge-warn">{label}</span>'
+        lines.append(
+            f'<tr data-account="{escape(known.account_name)}"><td>{name}</td>'
+            f"<td>{yes if made else no}</td>"
+            f"<td>{escape(made.requester.get_username()) if made else '—'}</td>"
+            f"<td>{privilege}</td><td>{status}</td>"
+            f"<td>{escape(known.description or '—')}</td><td>{created}</td>"
+            f"<td data-expires>{expires}</td><td>{drift}</td></tr>"
+        )
+    return mark_safe("".join(lines))  # noqa: S308 (every part escaped)
+
+
 def _tags(tags: dict) -> str:
     """An instance's tags under its name, as `key:value`: what the search box takes."""
     if not tags:
