@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import Group
+from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -16,7 +18,7 @@ from accounts_app.models import (
     Decision,
     Instance,
 )
-from accounts_app.selectors.identity import account_source
+from accounts_app.selectors.identity import account_source_of, with_account_source
 from accounts_app.services.identity import ROLE_GROUPS
 
 
@@ -152,22 +154,27 @@ class IdentityUserAdmin(UserAdmin):
     readonly_fields = ["comes_from", "idp_groups", "role_groups", "second_factor"]
     fieldsets = [*UserAdmin.fieldsets, (_("Identity"), {"fields": readonly_fields})]
 
+    def get_queryset(self, request):
+        # Read with the users, not per user: the list asked three queries of each row.
+        users = with_account_source(super().get_queryset(request))
+        role_groups = Group.objects.filter(name__in=ROLE_GROUPS).order_by("name")
+        return users.prefetch_related(Prefetch("groups", role_groups, to_attr="role_groups"))
+
     @admin.display(description=_("comes from"))
     def comes_from(self, user):
-        return account_source(user).issuer or _("local account")
+        return account_source_of(user).issuer or _("local account")
 
     @admin.display(description=_("groups at the identity provider"))
     def idp_groups(self, user):
-        return ", ".join(account_source(user).idp_groups) or "-"
+        return ", ".join(account_source_of(user).idp_groups) or "-"
 
     @admin.display(description=_("roles"))
     def role_groups(self, user):
-        roles = user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True)
-        return ", ".join(roles) or "-"
+        return ", ".join(group.name for group in user.role_groups) or "-"
 
     @admin.display(description=_("two-factor authentication"), boolean=True)
     def second_factor(self, user):
-        return account_source(user).mfa_enrolled
+        return account_source_of(user).mfa_enrolled
 
 
 admin.site.unregister(User)

@@ -431,3 +431,32 @@ def test_a_post_after_another_workers_event_moves_the_chain_head_in_two_more(
     counts = {post: len(sql) for post, sql in statements.items()}
     # Execute writes two events: only the first follows the other worker's.
     assert counts == {"submit": 15, "approve": 13, "execute": 19}
+
+
+def test_the_admin_list_of_users_takes_the_same_queries_with_3_users_as_with_30(make_user):
+    """Where each account comes from, its roles and its second factor are read with the
+    users: the list asked three queries of every row."""
+    from allauth.mfa.models import Authenticator
+    from allauth.socialaccount.models import SocialAccount
+
+    from accounts_app import roles
+
+    admin = signed_in(make_user("root", superuser=True))
+    url = reverse("admin:auth_user_changelist")
+
+    def add_users(first: int, count: int) -> None:
+        for number in range(first, first + count):
+            user = make_user(f"person{number:02d}", roles.APPROVERS)
+            claims = {"id_token": {"iss": "https://idp.example", "sub": str(number)}}
+            SocialAccount.objects.create(user=user, provider="idp", uid=number, extra_data=claims)
+            Authenticator.objects.create(user=user, type=Authenticator.Type.TOTP, data={})
+
+    add_users(0, 3)
+    few = queries_of(admin, url)
+    add_users(3, 27)
+    assert queries_of(admin, url) == few <= MAX_QUERIES + 2  # the admin's own: its counts
+    listing = admin.get(url).content.decode()
+    assert listing.count('<td class="field-comes_from">https://idp.example</td>') == 30
+    assert listing.count('<td class="field-role_groups">Approvers</td>') == 30
+    second_factor_on = '<td class="field-second_factor"><img src="/static/admin/img/icon-yes'
+    assert listing.count(second_factor_on) == 30
