@@ -67,6 +67,8 @@ class AccountRequestAdmin(ReadOnlyAdmin):
 @admin.register(Decision)
 class DecisionAdmin(ReadOnlyAdmin):
     list_display = ["request", "approver", "verdict", "created_at"]
+    # A request is shown with its instance: without it, a query per row.
+    list_select_related = ["request__instance", "approver"]
 
 
 @admin.register(AuditEvent)

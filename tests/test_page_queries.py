@@ -460,3 +460,15 @@ def test_the_admin_list_of_users_takes_the_same_queries_with_3_users_as_with_30(
     assert listing.count('<td class="field-role_groups">Approvers</td>') == 30
     second_factor_on = '<td class="field-second_factor"><img src="/static/admin/img/icon-yes'
     assert listing.count(second_factor_on) == 30
+
+
+def test_the_admin_list_of_decisions_takes_the_same_queries_with_50_rows_as_with_500(
+    requester, approver, make_user
+):
+    """Each decision names its request, which names its instance: read with the rows."""
+    admin = signed_in(make_user("root", superuser=True))
+    url = reverse("admin:accounts_app_decision_changelist")
+    seed(0, 50, requester, approver)
+    few = queries_of(admin, url)
+    seed(50, 450, requester, approver)
+    assert queries_of(admin, url) == few <= MAX_QUERIES
