@@ -24,8 +24,14 @@ from django.utils.translation import gettext_lazy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accounts_app.audit import Origin, record_event, verify_chain
-from accounts_app.audit.chain import Signer, _encode_json, event_digest
+from accounts_app.audit import Origin, record_event, verifier, verify_chain
+from accounts_app.audit.chain import (
+    Signer,
+    _encode_json,
+    canonical_values,
+    event_digest,
+    event_values,
+)
 from accounts_app.audit.messages import message
 from accounts_app.models import AccountRequest, AuditChainHead, AuditEvent, Instance
 
@@ -397,3 +403,48 @@ def test_a_chain_of_events_with_and_without_messages_verifies(chain):
 
     assert report.ok
     assert report.checked == AuditEvent.objects.count()
+
+
+# --- The database writes the JSON the chain check reads ------------------------------------
+
+# Every character JSON escapes (the controls, the quote, the backslash), the ones it must
+# not (DEL, the line and paragraph separators, scripts outside ASCII, a non-BMP emoji),
+# and markup. PostgreSQL's text holds no NUL.
+AWKWARD_TEXTS = [
+    "".join(chr(code) for code in range(1, 32)),
+    '"quoted" \\back\\slash\\ /slash/',
+    "\x7f\u2028\u2029\ufeff",
+    "数据分析 · café · עברית · 🙂🚀",
+    "</script><b>&amp;</b>",
+    " leading and trailing ",
+]
+
+
+@pytest.mark.django_db
+def test_the_database_writes_an_events_json_as_the_chain_does(requester):
+    texts = [*AWKWARD_TEXTS, *(["nul \x00 inside"] if connection.vendor == "sqlite" else [])]
+    origin = Origin(actor=requester, actor_name=texts[1], source_ip="2001:db8::1", user_agent="")
+    for text in texts:
+        record_event(
+            action="reconciled",
+            outcome="unknown",
+            origin=Origin(actor=None, actor_name=text, source_ip=None, user_agent=text),
+            account_name=text,
+            comment=text,
+            error_code=text[:128],
+        )
+    record_event(
+        action="request_submitted",
+        outcome="success",
+        origin=origin,
+        message=message("chat.refused", where=AWKWARD_TEXTS[0], reason=AWKWARD_TEXTS[3]),
+    )
+    with connection.cursor() as cursor:
+        sql = f"SELECT seq, {verifier._canonical_json_sql()} FROM {TABLE} ORDER BY seq"  # noqa: S608
+        cursor.execute(sql)
+        written = dict(cursor.fetchall())
+    events = AuditEvent.objects.order_by("seq")
+    assert len(written) == len(events) >= len(texts) + 1
+    for event in events:
+        assert written[event.seq] == _encode_json(canonical_values(event_values(event)))
+    assert verify_chain().ok

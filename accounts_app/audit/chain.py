@@ -97,8 +97,13 @@ class Signer:
         self._keyed = _c_level(hmac.new(key, digestmod=hashlib.sha256))
 
     def __call__(self, canonical_values: list | tuple, prev_hash: str) -> str:
+        return self.sign_encoded(_encode_json(canonical_values), prev_hash)
+
+    def sign_encoded(self, canonical_json: str, prev_hash: str) -> str:
+        """The same, from the values already written as compact JSON (by the database:
+        verifier.py)."""
         mac = self._keyed.copy()
-        mac.update((_encode_json(canonical_values) + "\n" + prev_hash).encode())
+        mac.update((canonical_json + "\n" + prev_hash).encode())
         return mac.hexdigest()
 
 

@@ -118,12 +118,11 @@ class _ChainWalker:
             self.report.breaks.append(ChainBreak(seq, reason))
 
     def walk(self, rows: Iterable[tuple]) -> None:
-        report, sign = self.report, self.sign
+        report, sign = self.report, self.sign.sign_encoded
         expected, prev_hash = self.expected, self.prev_hash
         checked, last_seq = 0, report.last_seq
         # Plain comparisons and locals: this loop runs once per event of the log.
-        for row in rows:
-            seq, stored_prev, stored_hash = row[0], row[-2], row[-1]
+        for seq, canonical_json, stored_prev, stored_hash in rows:
             # A gap or a misplaced row explains a broken link: report it once.
             if seq == expected and stored_prev == prev_hash:
                 pass
@@ -133,9 +132,8 @@ class _ChainWalker:
                 self.add(seq, "event out of place (inserted)")
             else:
                 self.add(seq, "prev_hash is not the previous event's hash (inserted or relinked)")
-            # The database already gave created_at in its canonical text form. The
-            # message fields are hashed only when the event has a message (chain.py).
-            if sign(row[:-2] if row[-4] else row[:-4], stored_prev) != stored_hash:
+            # The database wrote the hashed values as the chain's JSON (_canonical_json_sql).
+            if sign(canonical_json, stored_prev) != stored_hash:
                 self.add(seq, "content does not match its HMAC (edited, or forged without the key)")
             prev_hash = stored_hash
             if seq >= expected:
@@ -262,18 +260,14 @@ def _walk_segment(after: int | None, upto: int | None, batch_size: int, max_brea
 
 
 def _raw_batches(*, after: int | None, batch_size: int, upto: int | None = None) -> Iterator[tuple]:
-    """Rows of (HASHED_FIELDS..., MESSAGE_FIELDS..., prev_hash, hash), after < seq <= upto,
-    in seq order.
+    """Rows of (seq, the hashed values as the chain's JSON, prev_hash, hash),
+    after < seq <= upto, in seq order.
 
     The first walk starts with after=None, so that a row forged at seq 0 or
     below is read too.
     """
     quote = connection.ops.quote_name
-    columns = []
-    for name in HASHED_FIELDS:
-        column = quote(AuditEvent._meta.get_field(name).column)
-        columns.append(_canonical_time_sql(column) if name == "created_at" else column)
-    columns += [quote(name) for name in (*MESSAGE_FIELDS, "prev_hash", "hash")]
+    columns = ["seq", _canonical_json_sql(), quote("prev_hash"), quote("hash")]
     # Names from the model's own metadata, never from input.
     select = f"SELECT {', '.join(columns)} FROM {quote(AuditEvent._meta.db_table)}"  # noqa: S608
     while True:
@@ -292,6 +286,44 @@ def _raw_batches(*, after: int | None, batch_size: int, upto: int | None = None)
         if len(rows) < batch_size:
             return
         after = rows[-1][0]
+
+
+def _canonical_json_sql() -> str:
+    """SQL writing an event's hashed values as chain.py writes them, byte for byte:
+    HASHED_FIELDS, then MESSAGE_FIELDS when the event has a message, as compact JSON.
+
+    One text per event instead of eighteen values, and the JSON left to the database:
+    verify_chain() in one process took 6.7 s for a million events on SQLite, 3.6 s so.
+    Both databases escape as json.dumps(ensure_ascii=False) does: the quote, the
+    backslash, \\b \\f \\n \\r \\t, any other control character as \\u00xx, nothing
+    else (tests/test_audit_golden.py holds them to the same bytes).
+    """
+    quote = connection.ops.quote_name
+
+    def column(name: str) -> str:
+        quoted = quote(AuditEvent._meta.get_field(name).column)
+        return _canonical_time_sql(quoted) if name == "created_at" else quoted
+
+    hashed = [column(name) for name in HASHED_FIELDS]
+    message = [column(name) for name in MESSAGE_FIELDS]
+    has_message = f"{message[0]} <> ''"
+    if connection.vendor == "sqlite":
+        # json_array() writes compact JSON.
+        with_message, without = ", ".join(hashed + message), ", ".join(hashed)
+        return (
+            f"CASE WHEN {has_message} THEN json_array({with_message}) "
+            f"ELSE json_array({without}) END"
+        )
+    if connection.vendor == "postgresql":
+        # json_build_array() writes a space after each comma: each value is written apart.
+        def values(columns: list[str]) -> str:
+            return " || ',' || ".join(f"coalesce(to_json({c})::text, 'null')" for c in columns)
+
+        return (
+            f"'[' || {values(hashed)} || "
+            f"CASE WHEN {has_message} THEN ',' || {values(message)} ELSE '' END || ']'"
+        )
+    raise NotImplementedError(f"verify_chain() does not support {connection.vendor}.")
 
 
 def _canonical_time_sql(column: str) -> str:
