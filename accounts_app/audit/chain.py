@@ -84,6 +84,9 @@ def _json_encoder():
 
 
 _encode_json = _json_encoder()
+# The canonical values written as the HMAC covers them (verifier.py writes them so for the
+# rows PostgreSQL sends; SQLite writes the same itself).
+canonical_json = _encode_json
 
 
 class Signer:
@@ -100,8 +103,7 @@ class Signer:
         return self.sign_encoded(_encode_json(canonical_values), prev_hash)
 
     def sign_encoded(self, canonical_json: str, prev_hash: str) -> str:
-        """The same, from the values already written as compact JSON (by the database:
-        verifier.py)."""
+        """The same, from the values already written as canonical_json() writes them."""
         mac = self._keyed.copy()
         mac.update((canonical_json + "\n" + prev_hash).encode())
         return mac.hexdigest()
