@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 from datetime import timedelta
 
 import pytest
@@ -228,21 +227,6 @@ def test_the_page_costs_the_same_queries_with_5000_instances(
     assert queries_for_page(client, size="100", page="3") <= with_ten
     assert len(listed(response.content.decode())) == 50
     assert "5000 instances" in response.content.decode()
-
-
-def test_the_page_renders_5000_instances_quickly(requester):
-    many_instances(5000)
-    client = signed_in(requester)
-    client.get(reverse("instances"))  # warm the template cache
-    timings = []
-    for _ in range(5):
-        started = time.perf_counter()
-        client.get(reverse("instances"))
-        timings.append(time.perf_counter() - started)
-    best = min(timings)
-    print(f"\ninstances page, 5000 rows: best {best * 1000:.1f} ms of {len(timings)}")
-    # Generous for a shared CI machine; the target is 50 ms (see the benchmark figure).
-    assert best < 0.5
 
 
 def test_pages_hold_50_instances_or_as_many_as_asked_and_link_to_the_next(requester):
