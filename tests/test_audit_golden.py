@@ -447,3 +447,24 @@ def test_the_chain_check_reads_each_events_json_as_the_chain_writes_it(requester
     for event in events:
         assert written[event.seq] == _encode_json(canonical_values(event_values(event)))
     assert verify_chain().ok
+
+
+def test_the_values_postgresql_sends_are_written_as_the_chain_writes_them():
+    """The rows PostgreSQL sends (seq, the hashed values, the message's two, the hashes)
+    become (seq, their JSON, the hashes): the message's values only when there is one."""
+    hashed = [
+        GOLDEN_VALUES["seq"],
+        "2026-03-01T00:30:15.123456+00:00",
+        *list(GOLDEN_VALUES.values())[2:],
+    ]
+    without = (42, *hashed, "", "", PREV_HASH, "h" * 64)
+    with_message = (42, *hashed, "chat.refused", '{"where":"x"}', PREV_HASH, "h" * 64)
+    assert verifier._with_canonical_json([without, with_message]) == [
+        (42, GOLDEN_CANONICAL, PREV_HASH, "h" * 64),
+        (
+            42,
+            GOLDEN_CANONICAL[:-1] + ',"chat.refused","{\\"where\\":\\"x\\"}"]',
+            PREV_HASH,
+            "h" * 64,
+        ),
+    ]
