@@ -215,28 +215,11 @@ def test_the_drift_page_shows_50_accounts_a_page_with_every_count(auditor):
     assert 'href="?drift=unmanaged&amp;page=2"' in filtered
 
 
-def test_what_an_instance_says_of_its_accounts_is_escaped_on_the_drift_page(auditor):
+def hostile_account(instance_id: str) -> KnownAccount:
+    """An account whose every field, as an instance reports it, holds markup."""
     now = timezone.now()
-    KnownAccount.objects.create(
-        instance=instance_row("r-bp1<b>odd</b>"),
-        account_name='x"><script>1</script>',
-        description="<img src=x onerror=alert(1)> & more",
-        privilege="<i>Role</i>",
-        drift=Drift.UNMANAGED,
-        first_seen_at=now,
-        swept_at=now,
-    )
-    body = page(auditor, reverse("drift")).content.decode()
-    assert "<script>1" not in body and "<img src=x" not in body and "<i>Role" not in body
-    assert "&lt;img src=x onerror=alert(1)&gt; &amp; more" in body
-    assert 'data-account="x&quot;&gt;&lt;script&gt;1&lt;/script&gt;"' in body
-    assert "account_name=x%22%3E%3Cscript%3E1%3C/script%3E" in body
-
-
-def test_what_an_instance_says_of_its_accounts_is_escaped_on_its_page(approver):
-    now = timezone.now()
-    KnownAccount.objects.create(
-        instance=instance_row("r-bp1escaped00"),
+    return KnownAccount.objects.create(
+        instance=instance_row(instance_id),
         account_name='x"><script>1</script>',
         account_type="Super",
         description="<img src=x onerror=alert(1)> & more",
@@ -246,6 +229,19 @@ def test_what_an_instance_says_of_its_accounts_is_escaped_on_its_page(approver):
         first_seen_at=now,
         swept_at=now,
     )
+
+
+def test_what_an_instance_says_of_its_accounts_is_escaped_on_the_drift_page(auditor):
+    hostile_account("r-bp1<b>odd</b>")
+    body = page(auditor, reverse("drift")).content.decode()
+    assert "<script>1" not in body and "<img src=x" not in body and "<i>Role" not in body
+    assert "&lt;img src=x onerror=alert(1)&gt; &amp; more" in body
+    assert 'data-account="x&quot;&gt;&lt;script&gt;1&lt;/script&gt;"' in body
+    assert "account_name=x%22%3E%3Cscript%3E1%3C/script%3E" in body
+
+
+def test_what_an_instance_says_of_its_accounts_is_escaped_on_its_page(approver):
+    hostile_account("r-bp1escaped00")
     body = page(approver, reverse("instance_detail", args=["r-bp1escaped00"])).content.decode()
     section = body[body.index('id="known-accounts"') :]
     for raw in ("<script>1", "<img src=x", "<i>Role", "<b>odd"):

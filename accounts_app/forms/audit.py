@@ -7,6 +7,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app.forms.instance_picker import InstanceCombobox
+from accounts_app.forms.paging import PageSized
 from accounts_app.models import AuditEvent
 from accounts_app.rules import PRIVILEGE_CHOICES as PRIVILEGES
 from accounts_app.selectors.audit import (
@@ -20,7 +21,9 @@ from accounts_app.selectors.audit import (
 PAGE_SIZE_CHOICES = [(n, n) for n in (10, 25, 50, 100)]
 
 
-class AuditFilterForm(forms.Form):
+class AuditFilterForm(PageSized, forms.Form):
+    DEFAULT_PAGE_SIZE = DEFAULT_PAGE_SIZE
+
     date_from = forms.DateField(
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -68,14 +71,6 @@ class AuditFilterForm(forms.Form):
     CURSOR_FIELDS = ("before", "after")
     TOGGLES = ("hide_sign_ins",)
 
-    def __init__(self, data=None, **kwargs) -> None:
-        # A bound form ignores initial values: without this the page-size menu
-        # would show 10 while the page holds 50.
-        if data is not None and not data.get("size"):
-            data = data.copy()
-            data["size"] = str(DEFAULT_PAGE_SIZE)
-        super().__init__(data, **kwargs)
-
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("date_from"), cleaned.get("date_to")
@@ -104,9 +99,6 @@ class AuditFilterForm(forms.Form):
             q=data["q"],
             hide_sign_ins=data["hide_sign_ins"],
         )
-
-    def page_size(self) -> int:
-        return self.cleaned_data["size"] or DEFAULT_PAGE_SIZE
 
 
 class CreatedAccountsFilterForm(forms.Form):

@@ -8,6 +8,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from accounts_app import api_labels
+from accounts_app.forms.paging import PageSized
 from accounts_app.selectors.instances import InstanceFilter
 
 # A page of the list, as on the other lists: 50 unless the reader asks for more or fewer.
@@ -15,7 +16,9 @@ PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
 
 
-class InstanceFilterForm(forms.Form):
+class InstanceFilterForm(PageSized, forms.Form):
+    DEFAULT_PAGE_SIZE = DEFAULT_PAGE_SIZE
+
     q = forms.CharField(
         label=_("Search"),
         required=False,
@@ -49,11 +52,6 @@ class InstanceFilterForm(forms.Form):
     }
 
     def __init__(self, data, *, choices: dict[str, list[str]]) -> None:
-        # A bound form ignores initial values: without this the page-size menu would
-        # show 25 while the page holds 50.
-        if not data.get("size"):
-            data = data.copy()
-            data["size"] = str(DEFAULT_PAGE_SIZE)
         super().__init__(data)
         for name, values in choices.items():
             label = self.CHOICE_LABELS.get(name, str)
@@ -64,6 +62,3 @@ class InstanceFilterForm(forms.Form):
 
     def instance_filter(self) -> InstanceFilter:
         return InstanceFilter(**{f.name: self.cleaned_data[f.name] for f in fields(InstanceFilter)})
-
-    def page_size(self) -> int:
-        return self.cleaned_data["size"] or DEFAULT_PAGE_SIZE
