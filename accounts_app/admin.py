@@ -160,7 +160,7 @@ class IdentityUserAdmin(UserAdmin):
         # Read with the users, not per user: the list asked three queries of each row.
         users = with_account_source(super().get_queryset(request))
         role_groups = Group.objects.filter(name__in=ROLE_GROUPS).order_by("name")
-        return users.prefetch_related(Prefetch("groups", role_groups, to_attr="role_groups"))
+        return users.prefetch_related(Prefetch("groups", role_groups, to_attr="role_groups_held"))
 
     @admin.display(description=_("comes from"))
     def comes_from(self, user):
@@ -172,7 +172,7 @@ class IdentityUserAdmin(UserAdmin):
 
     @admin.display(description=_("roles"))
     def role_groups(self, user):
-        return ", ".join(group.name for group in user.role_groups) or "-"
+        return ", ".join(group.name for group in user.role_groups_held) or "-"
 
     @admin.display(description=_("two-factor authentication"), boolean=True)
     def second_factor(self, user):
