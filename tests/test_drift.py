@@ -11,7 +11,9 @@ import pytest
 import requests
 from django.core import mail
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone, translation
 
@@ -213,6 +215,21 @@ def test_the_drift_page_shows_50_accounts_a_page_with_every_count(auditor):
     # A filter stays on the next page's link.
     filtered = page(auditor, reverse("drift"), drift="unmanaged").content.decode()
     assert 'href="?drift=unmanaged&amp;page=2"' in filtered
+    # Past the last page: the last one, as everywhere.
+    past = page(auditor, reverse("drift"), page="9").content.decode()
+    assert past.count("<tr data-account=") == 10 and "Page 2 of 2" in past
+
+
+def test_the_drift_pages_count_reads_no_join_its_rows_need(auditor):
+    """The rows bring their instance and their request's requester; the count of every
+    drifting account needs neither, and stays on the (drift, instance) index."""
+    many_drifting(3)
+    with CaptureQueriesContext(connection) as queries:
+        page(auditor, reverse("drift"))
+    (rows,) = [query["sql"] for query in queries.captured_queries if "page_total" in query["sql"]]
+    count = rows[rows.index("(SELECT COUNT(") : rows.index(' AS "page_total"')]
+    assert "JOIN" in rows.split(' AS "page_total"')[1]
+    assert "JOIN" not in count
 
 
 def hostile_account(instance_id: str) -> KnownAccount:

@@ -39,6 +39,20 @@ def test_it_answers_as_the_paginator_does(seven_instances, number):
     assert described(counted_page(seven_instances, number, 3)) == described(expected)
 
 
+@pytest.mark.parametrize("number", [None, "2", "3", "99", "0", "two"])
+def test_with_columns_each_row_is_a_tuple_of_them_on_every_page(seven_instances, number):
+    """The same page, each row a named tuple of the columns asked (a lookup across a
+    relation too), also on the way that asks the count apart (past the last page)."""
+    columns = ("pk", "instance_id", "name")
+    expected = Paginator(seven_instances, 3).get_page(number)
+    page = counted_page(seven_instances, number, 3, columns=columns)
+    assert described(page) == described(expected)
+    assert [(row.instance_id, row.name) for row in page.object_list] == [
+        (instance.instance_id, instance.name) for instance in expected.object_list
+    ]
+    assert all(not isinstance(row, Instance) for row in page.object_list)
+
+
 def test_an_empty_list_is_one_empty_page():
     page = counted_page(Instance.objects.none(), "1", 3)
     assert described(page) == ([], 1, 0, 1, False, False)
@@ -50,3 +64,4 @@ def test_a_page_and_its_count_are_one_query(seven_instances):
         assert page.paginator.count == 7
         assert page.paginator.num_pages == 3
     assert len(queries) == 1
+

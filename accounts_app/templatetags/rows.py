@@ -175,21 +175,22 @@ def created_account_rows(rows) -> SafeString:
 
 @register.simple_tag
 def drift_rows(rows) -> SafeString:
-    """The body of the drift table: one row per drifting KnownAccount (its instance, and
-    the request that created it with its requester, selected with it), with what can be
-    done about it: adopt an account made elsewhere, or request its deletion."""
+    """The body of the drift table: one row per drifting account (a named tuple of
+    selectors.accounts.DRIFT_COLUMNS: its instance, and the request that created it with
+    its requester), with what can be done about it: adopt an account made elsewhere, or
+    request its deletion."""
     instance_url = url_maker("instance_detail", "instance-id")
     request_url = url_maker("request_detail", 999_999_999)
     new_request = reverse("request_new")
     adopt, delete = escape(gettext("Adopt")), escape(gettext("Request its deletion"))
     lines = []
     for row in rows:
-        instance_id = row.instance.instance_id
-        made = row.created_by
+        instance_id = row.instance__instance_id
+        request_pk = row.created_by_id
         through = "—"
-        if made is not None:
-            requester = escape(made.requester.get_username())
-            through = f'<a href="{request_url(made.pk)}">#{made.pk}</a> · {requester}'
+        if request_pk is not None:
+            requester = escape(row.created_by__requester__username)
+            through = f'<a href="{request_url(request_pk)}">#{request_pk}</a> · {requester}'
         actions = ""
         if not row.is_gone:
             account = f"instance_id={quote(instance_id)}&account_name={quote(row.account_name)}"

@@ -8,7 +8,6 @@ from django.views.decorators.http import require_GET
 from accounts_app import roles
 from accounts_app.forms.drift import DriftFilterForm
 from accounts_app.selectors import accounts as account_selectors
-from accounts_app.selectors.paging import counted_page
 
 PAGE_SIZE = 50
 
@@ -20,8 +19,8 @@ def drift(request):
     filters = form.filters()
     context = {
         "form": form,
-        "page": counted_page(
-            account_selectors.drift_rows(**filters), request.GET.get("page"), PAGE_SIZE
+        "page": account_selectors.drift_page(
+            **filters, number=request.GET.get("page"), size=PAGE_SIZE
         ),
         "counts": account_selectors.drift_counts(instance_id=filters["instance_id"]),
     }
