@@ -64,4 +64,3 @@ def test_a_page_and_its_count_are_one_query(seven_instances):
         assert page.paginator.count == 7
         assert page.paginator.num_pages == 3
     assert len(queries) == 1
-
