@@ -47,6 +47,7 @@ def instance_list(request):
             instance_selectors.filtered_instances(form.instance_filter()),
             request.GET.get("page"),
             form.page_size(),
+            columns=instance_selectors.LIST_COLUMNS,
         )
         rows = instance_selectors.instance_rows(list(page.object_list))
     template = "instances/list.html"
