@@ -203,3 +203,29 @@ def test_a_request_number_no_column_holds_is_no_request(approver, number):
     """As the ORM answers it: no such request (the page's 404), not the database's error."""
     with pytest.raises(AccountRequest.DoesNotExist):
         selectors.visible_request(approver, number, with_decisions=True)
+
+
+def test_a_text_value_is_asked_as_each_run_gives_it():
+    from accounts_app.models import Instance
+
+    for instance_id in ("r-bp1textone", "r-bp1texttwo", "r-bp1text'; --"):
+        instance_row(instance_id)
+    prepared = Prepared(
+        lambda viewer, *, instance_id: Instance.objects.filter(instance_id=instance_id),
+        instance_id=str,
+    )
+    for instance_id in ("r-bp1textone", "r-bp1texttwo", "r-bp1text'; --"):
+        (found,) = prepared.rows(None, instance_id=instance_id)
+        assert found.instance_id == instance_id
+    assert prepared.rows(None, instance_id="r-bp1textnone") == []
+
+
+def test_a_text_the_query_would_change_is_refused():
+    # icontains asks for "%text%": the run's text would never be asked.
+    from accounts_app.models import Instance
+
+    prepared = Prepared(
+        lambda viewer, *, text: Instance.objects.filter(name__icontains=text), text=str
+    )
+    with pytest.raises(ValueError, match="does not ask text"):
+        prepared.rows(None, text="orders")

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
 from accounts_app.models import AccountRequest, Instance, KnownAccount
 from accounts_app.selectors.json_rows import JsonRows, row_time
 from accounts_app.selectors.paging import counted_page
+from accounts_app.selectors.prepared import Prepared
 
 
 def _drifting(instance_id: str = "") -> QuerySet[KnownAccount]:
@@ -64,7 +65,10 @@ def drift_counts(*, instance_id: str = "") -> list[tuple[str, str, int]]:
 def instance_with_accounts(instance_id: str) -> Instance:
     """The instance, with every account the last sweep saw on it, managed or not, by
     name (``known_accounts_seen``), in one query. Raises Instance.DoesNotExist."""
-    instance = Instance.objects.annotate(known_rows=_KNOWN_ROWS).get(instance_id=instance_id)
+    found = _INSTANCE_WITH_KNOWN_ROWS.rows(None, instance_id=instance_id)
+    if not found:
+        raise Instance.DoesNotExist(f"no instance {instance_id}")
+    instance = found[0]
     accounts = [_known_account(instance, row) for row in instance.known_rows or []]
     # Sorted here: the rows' order in the JSON array is not the database's to keep.
     instance.known_accounts_seen = sorted(accounts, key=lambda known: known.account_name)
@@ -103,35 +107,59 @@ _KNOWN_ROWS = Subquery(
 )
 
 
+def _instance_with_known_rows(_viewer, *, instance_id: str) -> QuerySet[Instance]:
+    return Instance.objects.annotate(known_rows=_KNOWN_ROWS).filter(instance_id=instance_id)
+
+
+# Compiled once per process: building the accounts' JSON (seventeen keys) and compiling
+# it cost more than the rest of the query (docs/benchmarks.md, eighth round).
+_INSTANCE_WITH_KNOWN_ROWS = Prepared(_instance_with_known_rows, instance_id=str)
+
+
 def _known_account(instance: Instance, row: dict) -> KnownAccount:
-    known = KnownAccount(
-        **{n: row[n] for n in _KNOWN_FIELDS if n not in ("is_gone", "first_seen_at")},
-        # SQLite's JSON has 0 and 1 for a boolean.
-        is_gone=bool(row["is_gone"]),
-        first_seen_at=row_time(row["first_seen_at"]),
-        instance=instance,
-        created_by=_maker(row),
-    )
-    known._state.adding, known._state.db = False, instance._state.db
+    """The account, as much of it as the page shows."""
+    db = instance._state.db
+    columns = {name: row[name] for name in _KNOWN_FIELDS}
+    columns["is_gone"] = bool(row["is_gone"])  # SQLite's JSON has 0 and 1 for a boolean
+    columns["first_seen_at"] = row_time(row["first_seen_at"])
+    known = _model_from_columns(KnownAccount, db, columns)
+    known.instance = instance
+    known.created_by = _maker(row, db)
     return known
 
 
-def _maker(row: dict) -> AccountRequest | None:
+def _maker(row: dict, db: str) -> AccountRequest | None:
     """The request that created the account, as much of it as the page shows."""
     if row["request_id"] is None:
         return None
     # What account_expires_at and the cell's links read.
-    made = AccountRequest(
-        pk=row["request_id"],
-        kind=row["kind"],
-        status=row["request_status"],
-        finished_at=row_time(row["finished_at"]),
-        expires_at=row_time(row["expires_at"]),
-        expiry_done_at=row_time(row["expiry_done_at"]),
+    made = _model_from_columns(
+        AccountRequest,
+        db,
+        {
+            "id": row["request_id"],
+            "kind": row["kind"],
+            "status": row["request_status"],
+            "finished_at": row_time(row["finished_at"]),
+            "expires_at": row_time(row["expires_at"]),
+            "expiry_done_at": row_time(row["expiry_done_at"]),
+            "requester_id": row["requester_id"],
+        },
     )
     user = get_user_model()
-    made.requester = user(pk=row["requester_id"], **{user.USERNAME_FIELD: row["requester_name"]})
+    made.requester = _model_from_columns(
+        user, db, {"id": row["requester_id"], user.USERNAME_FIELD: row["requester_name"]}
+    )
     return made
+
+
+def _model_from_columns(model: type[Model], db: str, columns: dict) -> Model:
+    """A saved row of `model` from some of its columns (by attribute name), the others
+    deferred. Through from_db(), which fills the fields by position: built from keyword
+    arguments, a model looks up the default of each field not given, which was most of
+    an instance page's time (docs/benchmarks.md, eighth round)."""
+    fields = [field.attname for field in model._meta.concrete_fields if field.attname in columns]
+    return model.from_db(db, fields, [columns[name] for name in fields])
 
 
 def final_state(account_request: AccountRequest) -> KnownAccount | None:

@@ -41,6 +41,9 @@ def _stand_in(kind: type, number: int) -> Any:
         return datetime(1901, 2, 3 + number, 4, 5, 6, 789_012, tzinfo=UTC)
     if kind is int:
         return _STAND_IN_PK - 1 - number
+    if kind is str:
+        # Control characters: no identifier, name or search holds them.
+        return f"\x1eprepared stand-in {number}\x1f"
     raise TypeError(f"no stand-in for {kind.__name__}")
 
 
@@ -144,12 +147,13 @@ class Prepared:
         for value in (_STAND_IN_PK, *stand_ins.values()):
             if str(_adapt(value, connection)) in sql:
                 raise ValueError(f"a stand-in is written into the SQL, not passed: {sql}")
-        # A key the SQL does not ask would be the stand-in's answer for every run.
-        keys = {"viewer": _STAND_IN_PK} if viewer is not None else {}
-        keys |= {name: value for name, value in stand_ins.items() if isinstance(value, int)}
-        for name, value in keys.items():
+        # A key the SQL does not ask would be the stand-in's answer for every run; so would
+        # a text the SQL asks changed (a lookup such as icontains wraps it in wildcards).
+        asked = {"viewer": _STAND_IN_PK} if viewer is not None else {}
+        asked |= {n: value for n, value in stand_ins.items() if isinstance(value, int | str)}
+        for name, value in asked.items():
             if _adapt(value, connection) not in params:
-                raise ValueError(f"the query does not ask {name}: {sql}")
+                raise ValueError(f"the query does not ask {name} as it is given: {sql}")
         marked = tuple(slots.get(param, param) if _hashable(param) else param for param in params)
         return queryset, compiler, sql, marked
 
