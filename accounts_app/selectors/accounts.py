@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.core.paginator import Page
-from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 
 from accounts_app.models import AccountRequest, Instance, KnownAccount
 from accounts_app.selectors.json_rows import JsonRows, row_time
 from accounts_app.selectors.paging import counted_page
+from accounts_app.selectors.partial_models import model_from_columns
 from accounts_app.selectors.prepared import Prepared
 
 
@@ -122,7 +123,7 @@ def _known_account(instance: Instance, row: dict) -> KnownAccount:
     columns = {name: row[name] for name in _KNOWN_FIELDS}
     columns["is_gone"] = bool(row["is_gone"])  # SQLite's JSON has 0 and 1 for a boolean
     columns["first_seen_at"] = row_time(row["first_seen_at"])
-    known = _model_from_columns(KnownAccount, db, columns)
+    known = model_from_columns(KnownAccount, db, columns)
     known.instance = instance
     known.created_by = _maker(row, db)
     return known
@@ -133,7 +134,7 @@ def _maker(row: dict, db: str) -> AccountRequest | None:
     if row["request_id"] is None:
         return None
     # What account_expires_at and the cell's links read.
-    made = _model_from_columns(
+    made = model_from_columns(
         AccountRequest,
         db,
         {
@@ -147,19 +148,10 @@ def _maker(row: dict, db: str) -> AccountRequest | None:
         },
     )
     user = get_user_model()
-    made.requester = _model_from_columns(
+    made.requester = model_from_columns(
         user, db, {"id": row["requester_id"], user.USERNAME_FIELD: row["requester_name"]}
     )
     return made
-
-
-def _model_from_columns(model: type[Model], db: str, columns: dict) -> Model:
-    """A saved row of `model` from some of its columns (by attribute name), the others
-    deferred. Through from_db(), which fills the fields by position: built from keyword
-    arguments, a model looks up the default of each field not given, which was most of
-    an instance page's time (docs/benchmarks.md, eighth round)."""
-    fields = [field.attname for field in model._meta.concrete_fields if field.attname in columns]
-    return model.from_db(db, fields, [columns[name] for name in fields])
 
 
 def final_state(account_request: AccountRequest) -> KnownAccount | None:
