@@ -6,23 +6,20 @@ import json
 
 from django.utils import timezone
 
-from accounts_app import policy
+from accounts_app import policy, vpc_auth
 from accounts_app.audit.messages import render as render_message
 from accounts_app.models import AccountRequest, AuditEvent, Instance
+from accounts_app.selectors.api_pages import INSTANCE_COLUMNS
 from accounts_app.selectors.audit import CreatedAccount, EventRow
 from accounts_app.selectors.fleet import fleet_progress, fleet_targets
 from accounts_app.selectors.instances import blocker_messages
 
 
-def instance(row: Instance) -> dict:
-    fields = (
-        "instance_id name region_id engine_version architecture_type edition_type "
-        "instance_type status instance_class connection_domain port vpc_auth_mode "
-        "account_count is_gone synced_at"
-    ).split()
+def instance(row: Instance | tuple) -> dict:
+    """An instance: a model, or a named tuple of api_pages.INSTANCE_COLUMNS."""
     return {
-        **{name: getattr(row, name) for name in fields},
-        "password_free": row.password_free,
+        **{name: getattr(row, name) for name in INSTANCE_COLUMNS},
+        "password_free": vpc_auth.is_password_free(row.vpc_auth_mode),
         "blockers": blocker_messages(row),
     }
 

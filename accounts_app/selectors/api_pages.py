@@ -16,17 +16,39 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
 
 
+# What the API shows of an instance and judges it by (selectors.instances.blocker_messages
+# reads the same names from a model): its lists read them as named tuples, not models.
+INSTANCE_COLUMNS = (
+    "instance_id",
+    "name",
+    "region_id",
+    "engine_version",
+    "architecture_type",
+    "edition_type",
+    "instance_type",
+    "status",
+    "instance_class",
+    "connection_domain",
+    "port",
+    "vpc_auth_mode",
+    "account_count",
+    "is_gone",
+    "synced_at",
+)
+
+
 def instance_page(
     instances: QuerySet[Instance], *, after: str | None, limit: int
-) -> tuple[list[Instance], str | None]:
-    """Instances in (region_id, instance_id) order after the instance `after`."""
+) -> tuple[list[tuple], str | None]:
+    """Instances (named tuples of INSTANCE_COLUMNS) in (region_id, instance_id) order
+    after the instance `after`."""
     instances = instances.order_by("region_id", "instance_id")
     if after:
         region = Subquery(Instance.objects.filter(instance_id=after).values("region_id")[:1])
         instances = instances.filter(
             Q(region_id__gt=region) | Q(region_id=region, instance_id__gt=after)
         )
-    rows = list(instances[: limit + 1])
+    rows = list(instances.values_list(*INSTANCE_COLUMNS, named=True)[: limit + 1])
     return rows[:limit], (rows[limit - 1].instance_id if len(rows) > limit else None)
 
 
