@@ -631,6 +631,28 @@ def test_created_accounts_pages_by_creation_time(auditor_client, requester, appr
     assert [page.context["has_next"] for page in pages] == [True, True, False]
 
 
+@pytest.mark.parametrize(("start", "size"), [(0, 3), (3, 3), (6, 3), (0, 50), (1, 3), (15, 3)])
+def test_the_list_as_it_opens_compiled_once_gives_what_its_query_gives(
+    requester, approver, start, size
+):
+    """The first pages without a filter come through a query compiled once per process
+    (a slice not at a page's start, or past the fifth page, is built each time): the
+    rows are those of the query built and run directly."""
+    instance = make_instance()
+    for n in range(20):
+        created(requester, instance, f"app_{n:02d}", [approver] if n % 3 else [], minutes_ago=n)
+    everything = audit_selectors.CreatedFilter()
+    direct = list(audit_selectors._creations(everything)[start : start + size + 1])
+
+    rows, has_next = audit_selectors.created_account_slice(everything, start=start, size=size)
+
+    assert [row.request.pk for row in rows] == [row["c_request"] for row in direct[:size]]
+    assert has_next == (len(direct) > size)
+    assert [row.request.approver_names for row in rows] == [
+        [approver.username] if int(row.request.account_name[-2:]) % 3 else [] for row in rows
+    ]
+
+
 def test_created_accounts_filter_by_instance_name_requester_privilege_dates_and_search(
     auditor_client, requester, approver, second_approver
 ):

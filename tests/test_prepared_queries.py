@@ -229,3 +229,22 @@ def test_a_text_the_query_would_change_is_refused():
     )
     with pytest.raises(ValueError, match="does not ask text"):
         prepared.rows(None, text="orders")
+
+
+def test_a_list_of_keys_goes_as_one_json_text(requester):
+    """JsonKeys: any number of keys in one parameter, so one compiled query serves them."""
+    import json
+
+    from accounts_app.selectors.prepared import JsonKeys
+
+    made = waiting(requester, 252)
+    prepared = Prepared(
+        lambda viewer, *, keys: AccountRequest.objects.filter(pk__in=JsonKeys(keys)), keys=str
+    )
+    for count in (0, 1, 3, 250):
+        wanted = sorted(row.pk for row in made[:count])
+        with CaptureQueriesContext(connection) as queries:
+            found = prepared.rows(None, keys=json.dumps(wanted))
+        assert sorted(row.pk for row in found) == wanted
+        assert len(queries) == 1
+    assert len(prepared._compiled) == 1  # compiled once for every number of keys

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import Expression, IntegerField, QuerySet
 from django.db.models.query import ModelIterable
 
 Shape = tuple[Hashable, ...]
@@ -156,6 +156,25 @@ class Prepared:
                 raise ValueError(f"the query does not ask {name} as it is given: {sql}")
         marked = tuple(slots.get(param, param) if _hashable(param) else param for param in params)
         return queryset, compiler, sql, marked
+
+
+class JsonKeys(Expression):
+    """The keys of a JSON array given as one text, as a subquery: ``pk__in=JsonKeys(keys)``
+    with ``keys=json.dumps([...])``. A list of keys is as many parameters as it has keys
+    (the SQL's text changes with their number); one text lets a Prepared query take any
+    number of them (declared ``keys=str``)."""
+
+    output_field = IntegerField()
+
+    def __init__(self, keys: str) -> None:
+        super().__init__()
+        self.keys = keys
+
+    def as_sql(self, compiler, connection):
+        return "(SELECT value FROM json_each(%s))", [self.keys]
+
+    def as_postgresql(self, compiler, connection):
+        return "(SELECT jsonb_array_elements_text(%s::jsonb)::bigint)", [self.keys]
 
 
 class _Compiled:
