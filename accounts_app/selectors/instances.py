@@ -195,8 +195,8 @@ def instance_rows(instances: list[tuple]) -> list[InstanceRow]:
 
 
 # What the list shows of an instance and judges it by (blocker_messages() reads the
-# same names from a model): read as named tuples, not models, which cost a third of the
-# page (docs/benchmarks.md, eighth round).
+# same names from a model): read as named tuples, which cost less than models
+# (docs/benchmarks.md, eighth round).
 LIST_COLUMNS = (
     "instance_id",
     "name",

@@ -16,7 +16,7 @@ def counted_page(queryset: QuerySet, number, per_page: int, *, columns: Sequence
     answered as get_page answers it, the last page, with the count asked apart.
 
     With `columns` (lookups: ``instance__instance_id``), each row is a named tuple of
-    them instead of a model: building the models was most of a list page's time
+    them instead of a model: building the models was a fifth of the drift page's time
     (docs/benchmarks.md, eighth round). The count is still the bare queryset's, without
     the joins the columns bring."""
     listed = queryset.values_list(*columns, named=True) if columns else queryset

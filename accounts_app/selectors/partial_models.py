@@ -1,9 +1,9 @@
 """Models built from the few columns a page shows, the others deferred.
 
 A model built from keyword arguments looks up the default of every field it is not
-given; for the instance page's accounts that was most of the page's time
-(docs/benchmarks.md, eighth round). from_db() fills the fields by position instead, as
-the ORM does with the rows of a query.
+given; for the instance page's accounts (three models each) that was about a tenth of
+the page's time (docs/benchmarks.md, eighth round). from_db() fills the fields by
+position instead, as the ORM does with the rows of a query.
 """
 
 from __future__ import annotations
