@@ -53,6 +53,8 @@ class Instance(models.Model):
         verbose_name = _("instance")
         verbose_name_plural = _("instances")
         ordering = ["region_id", "instance_id"]
+        # The filter choices (selectors.instances.filter_choices) step through the
+        # indexes of status, engine_version, architecture_type and region_id.
         indexes = [
             models.Index(fields=["name"]),
             models.Index(fields=["status"]),
@@ -60,12 +62,6 @@ class Instance(models.Model):
             models.Index(fields=["architecture_type"]),
             # The list's order: the first page read from the index, not sorted from all.
             models.Index(fields=["region_id", "instance_id"], name="instance_list_order"),
-            # The filter choices (selectors.instances.filter_choices): the distinct
-            # combinations read from this index alone.
-            models.Index(
-                fields=["region_id", "engine_version", "architecture_type", "status", "synced_at"],
-                name="instance_filter_summary",
-            ),
             # The last sync (selectors.instances.inventory_summary): one index entry,
             # where MAX over the index above read every row.
             models.Index(fields=["-synced_at"], name="instance_newest_sync"),
