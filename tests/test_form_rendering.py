@@ -141,3 +141,17 @@ def test_a_select_written_by_the_rows_tag_is_djangos_own(form_class, data, field
     written = _between_tags_removed(select_field(form[field]))
     assert written == _between_tags_removed(form[field].as_widget())
     assert shown in written
+
+
+@pytest.mark.parametrize("field", ["action", "outcome"])
+def test_options_written_once_are_each_languages_own(field):
+    """A cached function's choices are written once per language and process
+    (rows._options): each language still gets its own labels, and each form its own
+    selected option."""
+    for language, selected in [("en", ""), ("zh-hans", "denied"), ("en", "success")]:
+        with translation.override(language):
+            form = AuditFilterForm({field: selected} if selected else None)
+            written = _between_tags_removed(select_field(form[field]))
+            assert written == _between_tags_removed(form[field].as_widget()), language
+    with translation.override("zh-hans"):
+        assert "全部" in str(select_field(AuditFilterForm(None)[field]))

@@ -15,7 +15,7 @@ from django import forms, template
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.translation import gettext
+from django.utils.translation import get_language, gettext
 
 from accounts_app import api_labels, rules, vpc_auth
 from accounts_app.forms.instance_picker import html_attrs
@@ -279,13 +279,37 @@ def select_field(field) -> SafeString:
     and the time zones are hundreds."""
     current = "" if field.value() is None else str(field.value())
     options = "".join(
-        f'<option value="{escape(str(value))}"{" selected" if str(value) == current else ""}>'
-        f"{escape(str(label))}</option>"
-        for value, label in field.field.widget.choices
+        f"{start}{' selected' if value == current else ''}{rest}"
+        for value, start, rest in _options(field.field.widget.choices)
     )
     attrs = {"name": field.html_name, **field.build_widget_attrs(field.field.widget.attrs)}
     attrs["id"] = field.auto_id
     return mark_safe(f"<select{html_attrs(attrs)}>{options}</select>")  # noqa: S308 (escaped)
+
+
+def _options(choices) -> list[tuple[str, str, str]]:
+    """Each choice as (its value, its <option> up to where " selected" goes, the rest),
+    in the current language. Choices a cached function gives (``choices=`` such a
+    function) are one list for the process's life: theirs are written once per language
+    (the audit page's 45 actions cost a tenth of the page, each label translated and
+    escaped on every view: docs/benchmarks.md, eighth round)."""
+    source = getattr(choices, "func", None)  # CallableChoiceIterator's
+    if not hasattr(source, "cache_info"):
+        return _written_options(choices)
+    key = (source, get_language())
+    if key not in _OPTIONS_WRITTEN:
+        _OPTIONS_WRITTEN[key] = _written_options(choices)
+    return _OPTIONS_WRITTEN[key]
+
+
+_OPTIONS_WRITTEN: dict[tuple, list[tuple[str, str, str]]] = {}
+
+
+def _written_options(choices) -> list[tuple[str, str, str]]:
+    return [
+        (str(value), f'<option value="{escape(str(value))}"', f">{escape(str(label))}</option>")
+        for value, label in choices
+    ]
 
 
 @register.simple_tag
