@@ -24,7 +24,7 @@ PAGE_SIZE_CHOICES = [(n, n) for n in (10, 25, 50, 100)]
 
 
 # Callables, cached: every form Django builds deep-copies its fields' choices (a copied
-# list of 45 actions cost the audit page about 0.3 ms); one list is shared, and the
+# list of 34 actions cost the audit page about 0.3 ms); one list is shared, and the
 # select_field tag writes a cached function's options once per language.
 @cache
 def action_choices() -> list:

@@ -291,8 +291,8 @@ def _options(choices) -> list[tuple[str, str, str]]:
     """Each choice as (its value, its <option> up to where " selected" goes, the rest),
     in the current language. Choices a cached function gives (``choices=`` such a
     function) are one list for the process's life: theirs are written once per language
-    (the audit page's 45 actions cost a tenth of the page, each label translated and
-    escaped on every view: docs/benchmarks.md, eighth round)."""
+    (the audit page's 34 actions, each label translated and escaped on every view, were
+    a quarter of its filter form's time: docs/benchmarks.md, eighth round)."""
     source = getattr(choices, "func", None)  # CallableChoiceIterator's
     if not hasattr(source, "cache_info"):
         return _written_options(choices)
