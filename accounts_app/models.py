@@ -63,7 +63,7 @@ class Instance(models.Model):
             # The list's order: the first page read from the index, not sorted from all.
             models.Index(fields=["region_id", "instance_id"], name="instance_list_order"),
             # The last sync (selectors.instances.inventory_summary): one index entry,
-            # where MAX over the index above read every row.
+            # where MAX over an index that synced_at does not lead read every row.
             models.Index(fields=["-synced_at"], name="instance_newest_sync"),
         ]
 
