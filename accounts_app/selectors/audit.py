@@ -21,7 +21,7 @@ from django.db.models import CharField, F, FilteredRelation, Func, Q, QuerySet, 
 from django.utils import timezone
 
 from accounts_app.models import AccountRequest, AuditEvent, Decision, FleetTarget, Instance
-from accounts_app.selectors.prepared import JsonKeys, Prepared
+from accounts_app.selectors.prepared import PREPARED_PAGES, JsonKeys, Prepared
 
 # Above every character a text column can hold: q + MAX_CHAR bounds "starts with q".
 MAX_CHAR = "\U0010ffff"
@@ -402,7 +402,6 @@ def _unfiltered_creations(_viewer, start: int, size: int) -> QuerySet:
 # slice's LIMIT and OFFSET are written into the SQL: the first pages of each size are
 # kept compiled, the others built each time.
 _UNFILTERED_CREATIONS = Prepared(_unfiltered_creations)
-PREPARED_PAGES = 5
 
 
 def created_account_export(created_filter: CreatedFilter) -> Iterator[CreatedAccount]:

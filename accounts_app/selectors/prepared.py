@@ -30,6 +30,10 @@ from django.db.models.query import ModelIterable
 
 Shape = tuple[Hashable, ...]
 
+# A page's LIMIT and OFFSET are written into the SQL, so each page of a list is a shape
+# of its own: a list keeps its first pages compiled, and builds the later ones each time.
+PREPARED_PAGES = 5
+
 # Values no row holds: a negative primary key, times before the app existed. Within a
 # 32-bit integer's range: the ORM drops a comparison with a value its column cannot hold
 # (PostgreSQL's integer), and the run's value would then never be asked.

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from accounts_app import policy
 from accounts_app.models import AccountRequest, Decision
-from accounts_app.selectors.prepared import Prepared
+from accounts_app.selectors.prepared import PREPARED_PAGES, Prepared
 from accounts_app.selectors.requests import (
     _wait_shape,
     requests_with_instance,
@@ -204,7 +204,6 @@ def _approval_rows(viewer, number: int, _wait_on: bool, *, wait_start) -> QueryS
 # cost more than half of the page. A page's LIMIT and OFFSET are written into the SQL:
 # the first pages are kept compiled, later ones built each time.
 _APPROVAL_ROWS = Prepared(_approval_rows, wait_start=datetime.datetime)
-PREPARED_PAGES = 5
 
 
 def _my_rows(viewer, number: int) -> QuerySet:
