@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.core.paginator import Page
 from django.db import connections
 from django.db.models import Func, Q, QuerySet, Subquery, TextField
 from django.db.models.fields.json import KeyTextTransform
@@ -20,6 +21,7 @@ from django.db.models.functions import Cast
 from accounts_app import policy, rules, vpc_auth, wording
 from accounts_app.background.models import SyncRun
 from accounts_app.models import AccountRequest, Instance
+from accounts_app.selectors.paging import counted_page
 from accounts_app.selectors.prepared import Prepared
 from accounts_app.selectors.requests import requests_with_instance
 
@@ -204,6 +206,12 @@ def blocker_messages(instance: Instance) -> list[str]:
             account_count=instance.account_count or 0,
         )
     ]
+
+
+def instance_list_page(instance_filter: InstanceFilter, number, size: int) -> Page:
+    """A page of the list, each row a named tuple of LIST_COLUMNS (instance_rows() takes
+    them)."""
+    return counted_page(filtered_instances(instance_filter), number, size, columns=LIST_COLUMNS)
 
 
 def instance_rows(instances: list[tuple]) -> list[InstanceRow]:

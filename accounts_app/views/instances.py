@@ -20,7 +20,6 @@ from accounts_app.forms.instances import InstanceFilterForm
 from accounts_app.models import Instance
 from accounts_app.selectors import accounts as account_selectors
 from accounts_app.selectors import instances as instance_selectors
-from accounts_app.selectors.paging import counted_page
 from accounts_app.services import drift, live_calls
 
 REQUESTS_SHOWN = 100
@@ -43,11 +42,8 @@ def instance_list(request):
     form = InstanceFilterForm(request.GET, choices=choices)
     page = rows = None
     if form.is_valid():
-        page = counted_page(
-            instance_selectors.filtered_instances(form.instance_filter()),
-            request.GET.get("page"),
-            form.page_size(),
-            columns=instance_selectors.LIST_COLUMNS,
+        page = instance_selectors.instance_list_page(
+            form.instance_filter(), request.GET.get("page"), form.page_size()
         )
         rows = instance_selectors.instance_rows(list(page.object_list))
     template = "instances/list.html"
