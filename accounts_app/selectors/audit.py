@@ -345,9 +345,10 @@ class CreatedAccount:
     alibaba_request_id: str
 
 
-def _creations(created_filter: CreatedFilter) -> QuerySet:
+def _creations(created_filter: CreatedFilter, first: int | None = None) -> QuerySet:
     """(request, instance, time, RequestId) of every creation matching, newest first:
-    the done single requests and the done instances of fleet requests, in one query."""
+    the done single requests and the done instances of fleet requests, in one query.
+    Only the `first` are read where a slice of them is wanted."""
     create = AccountRequest.Kind.CREATE
     singles = AccountRequest.objects.filter(
         kind=create, status=AccountRequest.Status.CREATED, fleet_size=0
@@ -368,9 +369,19 @@ def _creations(created_filter: CreatedFilter) -> QuerySet:
         c_time=F("finished_at"),
         c_alibaba=F("alibaba_request_id"),
     ).values(*columns)
-    # Each part unordered (the models' default orderings): a compound query orders once.
-    singles, fleets = singles.order_by(), fleets.order_by()
-    return singles.union(fleets, all=True).order_by("-c_time", "-c_request", "-c_instance")
+    newest_first = ("-c_time", "-c_request", "-c_instance")
+    if first is not None and connection.features.supports_slicing_ordering_in_compound:
+        # PostgreSQL sorted every creation for a page's rows (70 ms at 35,000); each
+        # part's own first rows come from the index of (status, finished_at). SQLite
+        # merges the two parts in order already, and cannot limit them.
+        singles, fleets = (
+            singles.order_by(*newest_first)[:first],
+            fleets.order_by(*newest_first)[:first],
+        )
+    else:
+        # Each part unordered (the models' default orderings): a compound query orders once.
+        singles, fleets = singles.order_by(), fleets.order_by()
+    return singles.union(fleets, all=True).order_by(*newest_first)
 
 
 def _created_matching(
@@ -419,12 +430,14 @@ def created_account_slice(
     if created_filter == CreatedFilter() and start % size == 0 and start < size * PREPARED_PAGES:
         rows = _UNFILTERED_CREATIONS.values(None, shape=(start, size))
     else:
-        rows = list(_creations(created_filter)[start : start + size + 1])
+        end = start + size + 1
+        rows = list(_creations(created_filter, first=end)[start:end])
     return _created_accounts(rows[:size]), len(rows) > size
 
 
 def _unfiltered_creations(_viewer, start: int, size: int) -> QuerySet:
-    return _creations(CreatedFilter())[start : start + size + 1]
+    end = start + size + 1
+    return _creations(CreatedFilter(), first=end)[start:end]
 
 
 # Compiled once per process (selectors/prepared.py): building the union and compiling it

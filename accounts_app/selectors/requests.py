@@ -8,10 +8,13 @@ from operator import or_
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.expressions import ArraySubquery
+from django.db import connection
 from django.db.models import (
     BooleanField,
     ExpressionWrapper,
     F,
+    Func,
     OuterRef,
     Q,
     QuerySet,
@@ -108,14 +111,28 @@ def _dashboard_rows(user, size: int, _wait_on: bool, *, wait_start) -> QuerySet[
         for name, (selector, _order) in DASHBOARD_LISTS.items()
         if name != "waiting" or policy.may_approve(user)
     }
+    firsts = {name: requests.values("pk")[:size] for name, requests in selected.items()}
     flags = {
-        f"in_{name}": ExpressionWrapper(
-            Q(pk__in=requests.values("pk")[:size]), output_field=BooleanField()
-        )
-        for name, requests in selected.items()
+        f"in_{name}": ExpressionWrapper(Q(pk__in=first), output_field=BooleanField())
+        for name, first in firsts.items()
     }
-    anywhere = reduce(or_, (Q(**{flag: True}) for flag in flags))
+    if connection.vendor == "postgresql":
+        # PostgreSQL plans "in one of the lists" as a filter on every request (35 ms at
+        # 50,000 requests). Each list as an array is a few keys it reads by.
+        anywhere = reduce(
+            or_, (Q(IsAnyOf(F("pk"), ArraySubquery(first))) for first in firsts.values())
+        )
+    else:
+        anywhere = reduce(or_, (Q(**{flag: True}) for flag in flags))
     return requests_with_instance().annotate(**flags).filter(anywhere)
+
+
+class IsAnyOf(Func):
+    """`value = ANY(array)`, on PostgreSQL."""
+
+    arg_joiner = " = ANY("
+    template = "(%(expressions)s))"
+    output_field = BooleanField()
 
 
 _DASHBOARD_ROWS = Prepared(_dashboard_rows, wait_start=datetime)
