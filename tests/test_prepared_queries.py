@@ -106,13 +106,30 @@ def test_a_value_written_into_the_sql_rather_than_passed_is_refused(approver):
         Prepared(build, limit=int).rows(approver, limit=3)
 
 
-def test_a_run_must_give_every_value(approver):
+def test_a_run_must_give_every_value_its_builder_needs_and_no_other(approver):
     prepared = Prepared(
         lambda viewer, *, since: AccountRequest.objects.filter(requester=viewer, pk__gt=since),
         since=int,
     )
     with pytest.raises(TypeError):
         prepared.rows(approver)
+    with pytest.raises(TypeError, match="declared"):
+        prepared.rows(approver, since=1, until=2)
+
+
+def test_which_values_a_run_gives_is_part_of_its_shape(requester):
+    low, high = waiting(requester, 2)
+
+    def build(viewer, *, since=None, until=None):
+        requests = AccountRequest.objects.order_by("pk")
+        requests = requests.filter(pk__gt=since) if since is not None else requests
+        return requests.filter(pk__lt=until) if until is not None else requests
+
+    prepared = Prepared(build, since=int, until=int)
+    assert prepared.rows(None, since=low.pk) == [high]
+    assert prepared.rows(None, until=high.pk) == [low]
+    assert prepared.rows(None) == [low, high]
+    assert prepared.rows(None, since=low.pk, until=high.pk) == []
 
 
 def test_a_key_the_query_does_not_ask_is_refused(approver):
@@ -248,3 +265,48 @@ def test_a_list_of_keys_goes_as_one_json_text(requester):
         assert sorted(row.pk for row in found) == wanted
         assert len(queries) == 1
     assert len(prepared._compiled) == 1  # compiled once for every number of keys
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"action": "account_created"},
+        {"outcome": "failure", "hide_sign_ins": True},
+        {"actor": "bob", "account_name": "app_orders"},
+        {"instance_id": "r-bp1orders"},
+        {"instance_id": "Orders-Cache", "q": "app"},
+        {"q": "app_"},
+        {"date_from": "today", "date_to": "today"},
+    ],
+)
+def test_the_audit_page_compiled_once_gives_what_its_query_run_directly_gives(filters):
+    """Every page size kept compiled, both directions, with and without a cursor."""
+    from accounts_app.audit import Origin, record_event
+    from accounts_app.models import AuditEvent
+    from accounts_app.selectors import audit
+
+    instance_row("r-bp1orders", name="orders-cache")
+    for number in range(30):
+        record_event(
+            action=("account_created", "login", "execution_failed")[number % 3],
+            outcome=("success", "failure")[number % 2],
+            origin=Origin(actor_name=("alice", "bob")[number % 2]),
+            instance_id=("r-bp1orders", "r-bp1other", "")[number % 3],
+            account_name=("app_orders", "app_billing", "bi_reports")[number % 3],
+        )
+    today = timezone.localdate()
+    given = {name: today if value == "today" else value for name, value in filters.items()}
+    audit_filter = audit.AuditFilter(**given)
+    values = audit.filter_values(audit_filter)
+    middle = AuditEvent.objects.order_by("seq").values_list("seq", flat=True)[15]
+    shown = set()
+    for size in audit.PREPARED_SIZES:
+        for order in ("-seq", "seq"):
+            for cursor in (None, middle):
+                run = {**values, **({"cursor": cursor} if cursor else {})}
+                shape = (audit_filter.hide_sign_ins, order, size + 1)
+                direct = list(audit._page_query(None, *shape, **run))
+                assert audit._EVENT_PAGE.tuples(None, shape=shape, **run) == direct
+                shown.update(row[0] for row in direct)
+    assert shown  # every case matches some of the events

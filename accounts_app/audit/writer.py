@@ -109,7 +109,7 @@ def _next_time(head: AuditChainHead):
     """Now, or the previous event's time if the clock has stepped back since.
 
     Time never goes backwards along the chain, so the audit page can turn a
-    date range into a seq range (audit_selectors._within_dates).
+    date range into a seq range (audit_selectors._within_times).
     """
     now = timezone.now()
     previous = head.last_event_at

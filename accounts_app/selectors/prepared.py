@@ -13,7 +13,8 @@ instances with their ``select_related`` objects and annotations).
 A builder must take every value that varies between runs as an argument (a time, not
 ``timezone.now()`` inside), or the first run's value would be kept: ``_compile``
 refuses a stand-in written into the SQL's text, and the tests compare each prepared
-query with its queryset run directly.
+query with its queryset run directly. A run may give only some of the declared values
+(a page's filters that are set): which ones is part of the shape.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ def _stand_in(kind: type, number: int) -> Any:
 # A query the ORM knows matches nothing (EmptyResultSet): there is no SQL to run.
 _NOTHING = object()
 
+# Shapes kept compiled per query, at most: a user's choices pick the shape of some
+# queries (the audit page's filters), and each kept one holds its SQL and compiler.
+MAX_SHAPES = 500
+
 
 class Prepared:
     """``build(viewer, *shape, **values) -> QuerySet``, compiled once per shape and
@@ -67,7 +72,7 @@ class Prepared:
 
     def rows(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
         """The model instances the built queryset would give for this viewer and values."""
-        queryset, compiler, sql, params = self._prepared(viewer, shape, using, "rows")
+        queryset, compiler, sql, params = self._prepared(viewer, shape, using, "rows", values)
         if sql is _NOTHING or _beyond_every_key(values, using):
             return []
         run = self._bound_compiler(compiler, sql, params, viewer, values, using)
@@ -75,7 +80,7 @@ class Prepared:
 
     def values(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
         """The dicts the built queryset (a ``values()`` one) would give."""
-        queryset, compiler, sql, params = self._prepared(viewer, shape, using, "values")
+        queryset, compiler, sql, params = self._prepared(viewer, shape, using, "values", values)
         if sql is _NOTHING or _beyond_every_key(values, using):
             return []
         run = self._bound_compiler(compiler, sql, params, viewer, values, using)
@@ -85,13 +90,21 @@ class Prepared:
 
     def count(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> int:
         """How many rows the built queryset (sliced, for a capped count) would give."""
-        _queryset, _compiler, sql, params = self._prepared(viewer, shape, using, "count")
+        _queryset, _compiler, sql, params = self._prepared(viewer, shape, using, "count", values)
         if sql is _NOTHING or _beyond_every_key(values, using):
             return 0
         connection = connections[using]
         with connection.cursor() as cursor:
             cursor.execute(sql, self._bind(params, viewer, values, connection))
             return cursor.fetchone()[0]
+
+    def tuples(self, viewer, *, shape: Shape = (), using: str = "default", **values) -> list:
+        """The rows the built queryset (a ``values_list()`` one) would give, as tuples."""
+        _queryset, compiler, sql, params = self._prepared(viewer, shape, using, "tuples", values)
+        if sql is _NOTHING or _beyond_every_key(values, using):
+            return []
+        run = self._bound_compiler(compiler, sql, params, viewer, values, using)
+        return list(run.results_iter(tuple_expected=True))
 
     def _bound_compiler(self, compiler, sql: str, params: tuple, viewer, values: dict, using):
         """A copy of the compiled query's compiler that answers with this run's values."""
@@ -102,27 +115,31 @@ class Prepared:
         return run
 
     def _bind(self, params: tuple, viewer, values: dict, connection) -> tuple:
-        if set(values) != set(self._kinds):
-            raise TypeError(f"values {sorted(values)}, expected {sorted(self._kinds)}")
         chosen = {**values, **({"viewer": viewer.pk} if viewer is not None else {})}
         return tuple(
             _adapt(chosen[param.name], connection) if isinstance(param, _Slot) else param
             for param in params
         )
 
-    def _prepared(self, viewer, shape: tuple, using: str, kind: str) -> tuple:
-        key = (kind, using, shape)
+    def _prepared(self, viewer, shape: tuple, using: str, kind: str, values: dict) -> tuple:
+        if not set(values) <= set(self._kinds):
+            raise TypeError(f"values {sorted(values)}, declared {sorted(self._kinds)}")
+        names = tuple(name for name in self._kinds if name in values)
+        key = (kind, using, shape, names)
         if viewer is not None:
             # The viewer's permissions change the SQL (policy asks them while building).
             # (A superuser holds every permission without asking the database.)
             superuser = viewer.is_superuser
             held = frozenset() if superuser else frozenset(viewer.get_all_permissions())
             key += (viewer.is_active, superuser, held)
-        if key not in self._compiled:
-            self._compiled[key] = self._compile(viewer, shape, using, kind)
-        return self._compiled[key]
+        if key in self._compiled:
+            return self._compiled[key]
+        compiled = self._compile(viewer, shape, using, kind, names)
+        if len(self._compiled) < MAX_SHAPES:
+            self._compiled[key] = compiled
+        return compiled
 
-    def _compile(self, viewer, shape: tuple, using: str, kind: str) -> tuple:
+    def _compile(self, viewer, shape: tuple, using: str, kind: str, names: tuple) -> tuple:
         stand_in = None
         if viewer is not None:
             stand_in = copy.copy(viewer)
@@ -134,6 +151,7 @@ class Prepared:
         stand_ins = {
             name: _stand_in(value_kind, number)
             for number, (name, value_kind) in enumerate(self._kinds.items())
+            if name in names
         }
         queryset = self._build(stand_in, *shape, **stand_ins)
         connection = connections[using]
