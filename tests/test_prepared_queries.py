@@ -310,3 +310,34 @@ def test_the_audit_page_compiled_once_gives_what_its_query_run_directly_gives(fi
                 assert audit._EVENT_PAGE.tuples(None, shape=shape, **run) == direct
                 shown.update(row[0] for row in direct)
     assert shown  # every case matches some of the events
+
+
+def test_the_apis_request_list_compiled_once_answers_each_viewer_and_filter(
+    requester, other_requester, auditor
+):
+    from accounts_app.selectors import api_pages
+
+    mine = waiting(requester, 3)
+    theirs = waiting(other_requester, 2, "r-bp1preparedc")
+    newest_first = sorted(mine + theirs, key=lambda row: -row.pk)
+    for _ in range(2):  # compiled, then run again
+        assert api_pages.request_page(
+            requester, status="", instance_id="", mine=False, before=None, limit=10
+        ) == (sorted(mine, key=lambda row: -row.pk), None)
+        assert api_pages.request_page(
+            auditor, status="", instance_id="", mine=False, before=None, limit=10
+        ) == (newest_first, None)
+        assert api_pages.request_page(
+            auditor,
+            status="pending",
+            instance_id="r-bp1preparedc",
+            mine=False,
+            before=None,
+            limit=1,
+        ) == ([newest_first[0]], newest_first[0].pk)
+        assert api_pages.request_page(
+            auditor, status="", instance_id="", mine=False, before=newest_first[1].pk, limit=10
+        ) == (newest_first[2:], None)
+        assert api_pages.request_page(
+            auditor, status="", instance_id="", mine=True, before=None, limit=10
+        ) == ([], None)
