@@ -73,6 +73,16 @@ def test_the_search_finds_what_a_substring_search_finds(estate, term):
     assert searched(term) == searched_with_like(term)
 
 
+@pytest.mark.parametrize("term", ["REPORTS", "数据分", '"load" job', "100%", "ap", "none-such"])
+def test_each_tabs_page_compiled_once_finds_what_a_substring_search_finds(
+    estate, requester, auditor, term
+):
+    for _ in range(2):  # compiled, then run again with the same shape
+        for user, tab in ((requester, "mine"), (auditor, "all")):
+            page = listed(user, tab=tab, q=term, status="pending")
+            assert sorted(page) == searched_with_like(term), (user.username, tab)
+
+
 def test_the_search_names_the_requests_it_finds(estate):
     assert searched("数据分") == [estate["etl"].pk]
     assert searched("REPORTS") == sorted([estate["reader"].pk, estate["cache"].pk])
