@@ -64,3 +64,25 @@ def test_a_page_and_its_count_are_one_query(seven_instances):
         assert page.paginator.count == 7
         assert page.paginator.num_pages == 3
     assert len(queries) == 1
+
+
+@pytest.mark.parametrize("number", [None, "1", "2", "3", "4", "99", "0", "two"])
+@pytest.mark.parametrize("region", ["", "cn-hangzhou", "cn-nowhere"])
+def test_prepared_pages_answer_as_the_paginator_does_compiled_or_not(
+    seven_instances, number, region
+):
+    """PreparedPages: its first pages through a query compiled once, the others (and a
+    number that is no page) through counted_page; each as Paginator answers."""
+    from accounts_app.selectors.paging import PreparedPages
+
+    def listed(*, region=None):
+        instances = Instance.objects.filter(name__startswith="paged").order_by("pk")
+        return instances.filter(region_id=region) if region is not None else instances
+
+    pages = PreparedPages(listed, ("pk", "instance_id", "name"), region=str)
+    values = {"region": region} if region else {}
+    expected = Paginator(listed(**values), 3).get_page(number)
+    for _ in range(2):  # compiled, then run again
+        page = pages.page(number, 3, **values)
+        assert described(page) == described(expected)
+        assert [row.name for row in page.object_list] == [i.name for i in expected.object_list]
