@@ -775,3 +775,14 @@ def test_a_quiet_instance_or_a_name_prefix_never_walks_the_whole_log_on_postgres
             plan = "\n".join(row[0] for row in cursor.fetchall())
         assert "instance_name_folded" in plan, (query, plan)
         assert "Scan Backward" not in plan, (query, plan)
+
+
+def test_a_page_cursor_beyond_every_seq_is_a_filter_error_not_an_empty_page(auditor_client):
+    """No seq reaches it: the column cannot hold it, so the query could not ask it."""
+    event()
+    for cursor in ("before", "after"):
+        response = auditor_client.get(AUDIT_URL, {cursor: str(10**30)})
+        assert response.status_code == 200
+        assert response.context["form"].errors[cursor]
+        assert response.context["page"] is None
+    assert seqs_in(auditor_client.get(AUDIT_URL, {"before": str(2**63 - 1)}))

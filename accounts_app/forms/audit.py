@@ -15,12 +15,14 @@ from accounts_app.rules import PRIVILEGE_CHOICES as PRIVILEGES
 from accounts_app.selectors.audit import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+    MAX_SEQ,
     MIN_PAGE_SIZE,
+    OFFERED_PAGE_SIZES,
     AuditFilter,
     CreatedFilter,
 )
 
-PAGE_SIZE_CHOICES = [(n, n) for n in (10, 25, 50, 100)]
+PAGE_SIZE_CHOICES = [(n, n) for n in OFFERED_PAGE_SIZES]
 
 
 # Callables, cached: every form Django builds deep-copies its fields' choices (a copied
@@ -80,8 +82,8 @@ class AuditFilterForm(PageSized, forms.Form):
     )
     # The page cursors: read from the URL, never rendered, so that changing a
     # filter starts again from the newest events.
-    before = forms.IntegerField(required=False, min_value=0)
-    after = forms.IntegerField(required=False, min_value=0)
+    before = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
+    after = forms.IntegerField(required=False, min_value=0, max_value=MAX_SEQ)
 
     CURSOR_FIELDS = ("before", "after")
     TOGGLES = ("hide_sign_ins",)

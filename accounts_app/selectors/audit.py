@@ -49,6 +49,10 @@ MAX_CHAR = "\U0010ffff"
 DEFAULT_PAGE_SIZE = 50
 MIN_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+# The sizes the audit page's menu offers (the API takes any from MIN to MAX).
+OFFERED_PAGE_SIZES = (10, 25, 50, 100)
+# Above every seq: a page cursor beyond it is refused (the column cannot hold it).
+MAX_SEQ = 2**63 - 1
 EXPORT_BATCH_SIZE = 2_000
 
 # What the audit page, the API and the export show of every event, in this order.
@@ -140,7 +144,7 @@ def filter_values(audit_filter: AuditFilter) -> dict[str, str | datetime]:
 
 def _matching(values: dict, *, hide_sign_ins: bool, either: bool = True) -> QuerySet[AuditEvent]:
     """Events matching filter_values(). With either=False, without the filters that
-    match one of several conditions: a page reads each of those alone (_page_rows)."""
+    match one of several conditions: a page reads each of those alone (_page_query)."""
     events = AuditEvent.objects.all()
     for field_name in EQUALITY_FILTERS:
         if field_name in values:
@@ -262,7 +266,7 @@ def event_page(
 
 
 # The page sizes whose queries are kept compiled (the size is written into the SQL).
-PREPARED_SIZES = (MIN_PAGE_SIZE, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+PREPARED_SIZES = OFFERED_PAGE_SIZES
 
 
 def _page_rows(audit_filter, values: dict, cursor: int | None, order: str, limit: int) -> list:
