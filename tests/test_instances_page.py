@@ -430,3 +430,23 @@ def test_an_instance_id_with_a_nul_character_is_no_instance(db):
     from accounts_app.selectors.instances import instance_by_id
 
     assert instance_by_id("r-bp1\x00") is None
+
+
+def test_the_instance_page_lists_the_requests_each_viewer_may_open_newest_first(
+    estate, requester, other_requester, auditor
+):
+    from tests.builders import request_row
+
+    instance = Instance.objects.get(instance_id=HEALTHY)
+    mine = [request_row(requester, instance, f"mine_{n}") for n in range(2)]
+    theirs = request_row(other_requester, instance, "theirs_0")
+
+    def shown(user) -> list[int]:
+        url = reverse("instance_detail", args=[HEALTHY])
+        html = signed_in(user).get(url).content.decode()
+        return [int(pk) for pk in re.findall(r'<tr><td><a href="/requests/(\d+)/"', html)]
+
+    for _ in range(2):  # the query compiled once, then run again for each viewer
+        assert shown(requester) == [mine[1].pk, mine[0].pk]
+        assert shown(other_requester) == [theirs.pk]
+        assert shown(auditor) == [theirs.pk, mine[1].pk, mine[0].pk]

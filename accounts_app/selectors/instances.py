@@ -252,10 +252,23 @@ LIST_COLUMNS = (
 _LIST_PAGES = PreparedPages(_listed, LIST_COLUMNS, **dict.fromkeys(FILTER_FIELDS, str))
 
 
-def requests_for_instance(instance: Instance, user) -> QuerySet[AccountRequest]:
-    """The requests made for an instance that this user may open."""
+def requests_for_instance(instance: Instance, user, limit: int) -> list[AccountRequest]:
+    """The `limit` newest requests made for an instance that this user may open.
+    Compiled once per process and viewer's permissions (selectors/prepared.py)."""
+    # Every request, for one who may see them all: the same query whoever asks (a
+    # Prepared query for a viewer must ask the viewer's key).
+    viewer = None if policy.may_view_everything(user) else user
+    return _REQUESTS_FOR_INSTANCE.rows(viewer, shape=(limit,), instance=instance.pk)
+
+
+def _requests_for_instance(viewer, limit: int, *, instance: int) -> QuerySet[AccountRequest]:
     requests = requests_with_instance().filter(instance=instance)
-    return policy.visible_requests(user, requests).order_by("-created_at")
+    if viewer is not None:
+        requests = policy.visible_requests(viewer, requests)
+    return requests.order_by("-created_at")[:limit]
+
+
+_REQUESTS_FOR_INSTANCE = Prepared(_requests_for_instance, instance=int)
 
 
 # The instance pickers' answers: enough to choose from, few enough to stay cheap at any

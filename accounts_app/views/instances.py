@@ -84,9 +84,9 @@ def instance_detail(request, instance_id: str):
         "instance": instance,
         "blockers": instance_selectors.blocker_messages(instance),
         "max_accounts": rules.MAX_ACCOUNTS_PER_INSTANCE,
-        "requests": instance_selectors.requests_for_instance(instance, request.user)[
-            :REQUESTS_SHOWN
-        ],
+        "requests": instance_selectors.requests_for_instance(
+            instance, request.user, REQUESTS_SHOWN
+        ),
         "known_accounts": instance.known_accounts_seen,
         "can_refresh": policy.may_refresh_accounts(request.user) and not instance.is_gone,
     }
