@@ -27,6 +27,7 @@ def one_clock_minute():
     with mock.patch("django.utils.timezone.now", return_value=start):
         yield
 
+
 THROTTLED = {
     "en": "You have asked Alibaba Cloud for live details many times in the last minute",
     "zh-hans": "您在过去一分钟内多次向阿里云查询实时信息",
