@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet, Subquery
 
-from accounts_app import policy
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.selectors.prepared import Prepared
-from accounts_app.selectors.requests import requests_with_instance
+from accounts_app.selectors.requests import prepared_viewer, requests_with_instance, visible_to
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -61,17 +60,14 @@ def request_page(
     building the query cost more than SQLite takes to run it."""
     given = {"status": status, "instance_id": instance_id, "before": before}
     values = {name: value for name, value in given.items() if value or value == 0}
-    # Every request, for one who may see them all: the same query whoever asks (a
-    # Prepared query for a viewer must ask the viewer's key).
-    viewer = user if mine or not policy.may_view_everything(user) else None
-    rows = _REQUEST_PAGE.rows(viewer, shape=(limit + 1,), **values)
+    viewer = user if mine else prepared_viewer(user)
+    rows = _REQUEST_PAGE.rows(viewer, shape=(mine, limit + 1), **values)
     return rows[:limit], (rows[limit - 1].pk if len(rows) > limit else None)
 
 
-def _request_page(viewer, limit: int, **values) -> QuerySet[AccountRequest]:
-    """The requests of `viewer` (None: every request), newest first."""
-    requests = requests_with_instance()
-    if viewer is not None:
+def _request_page(viewer, mine: bool, limit: int, **values) -> QuerySet[AccountRequest]:
+    requests = visible_to(viewer, requests_with_instance())
+    if mine:
         requests = requests.filter(requester=viewer)
     if "status" in values:
         requests = requests.filter(status=values["status"])

@@ -18,12 +18,12 @@ from django.db.models import Func, Q, QuerySet, Subquery, TextField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
-from accounts_app import policy, rules, vpc_auth, wording
+from accounts_app import rules, vpc_auth, wording
 from accounts_app.background.models import SyncRun
 from accounts_app.models import AccountRequest, Instance
 from accounts_app.selectors.paging import PreparedPages, counted_page
 from accounts_app.selectors.prepared import Prepared
-from accounts_app.selectors.requests import requests_with_instance
+from accounts_app.selectors.requests import prepared_viewer, requests_with_instance, visible_to
 
 # The filterable columns: query-string name -> model field.
 FILTER_FIELDS = {
@@ -255,16 +255,12 @@ _LIST_PAGES = PreparedPages(_listed, LIST_COLUMNS, **dict.fromkeys(FILTER_FIELDS
 def requests_for_instance(instance: Instance, user, limit: int) -> list[AccountRequest]:
     """The `limit` newest requests made for an instance that this user may open.
     Compiled once per process and viewer's permissions (selectors/prepared.py)."""
-    # Every request, for one who may see them all: the same query whoever asks (a
-    # Prepared query for a viewer must ask the viewer's key).
-    viewer = None if policy.may_view_everything(user) else user
+    viewer = prepared_viewer(user)
     return _REQUESTS_FOR_INSTANCE.rows(viewer, shape=(limit,), instance=instance.pk)
 
 
 def _requests_for_instance(viewer, limit: int, *, instance: int) -> QuerySet[AccountRequest]:
-    requests = requests_with_instance().filter(instance=instance)
-    if viewer is not None:
-        requests = policy.visible_requests(viewer, requests)
+    requests = visible_to(viewer, requests_with_instance().filter(instance=instance))
     return requests.order_by("-created_at")[:limit]
 
 

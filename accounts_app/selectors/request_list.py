@@ -24,7 +24,9 @@ from accounts_app.models import AccountRequest, Decision
 from accounts_app.selectors.prepared import PREPARED_PAGES, Prepared
 from accounts_app.selectors.requests import (
     _wait_shape,
+    prepared_viewer,
     requests_with_instance,
+    visible_to,
     waiting_for_approval,
 )
 
@@ -73,7 +75,8 @@ def tab_requests(user, tab: str) -> QuerySet[AccountRequest]:
         return requests_with_instance().filter(requester=user)
     if tab == WAITING:
         return waiting_for_approval(user)
-    return policy.visible_requests(user, requests_with_instance())
+    # The ALL tab: the requests the user may see (None: a prepared_viewer() who sees all).
+    return visible_to(user, requests_with_instance())
 
 
 def with_approval_counts(requests: QuerySet[AccountRequest]) -> QuerySet[AccountRequest]:
@@ -252,17 +255,13 @@ def tab_page(user, tab: str, given: RequestFilter, number: int) -> RequestPage:
             return approvals_page(user, number)
     values = _filter_values(given, connections["default"].vendor)
     if tab != WAITING and number <= PREPARED_PAGES and set(values) <= _COMPARED_AS_GIVEN:
-        # Every request, for one who may see them all: the same query whoever asks (a
-        # Prepared query for a viewer must ask the viewer's key).
-        everything = tab == ALL and policy.may_view_everything(user)
-        viewer = None if everything else user
+        viewer = prepared_viewer(user) if tab == ALL else user
         return _page(_FILTERED_ROWS.values(viewer, shape=(tab, number), **values), number)
     return page_of(_filtered_by(tab_requests(user, tab), values), number)
 
 
 def _filtered_rows(viewer, tab: str, number: int, **values) -> QuerySet:
-    requests = tab_requests(viewer, tab) if viewer is not None else requests_with_instance()
-    return _page_rows(_filtered_by(requests, values), number)
+    return _page_rows(_filtered_by(tab_requests(viewer, tab), values), number)
 
 
 _COMPARED_AS_GIVEN = {"status", "privilege", "created_from", "created_before", "phrase"}

@@ -48,6 +48,18 @@ def requests_with_instance() -> QuerySet[AccountRequest]:
     return AccountRequest.objects.select_related("instance", "requester")
 
 
+def prepared_viewer(user):
+    """Whom a Prepared query (selectors/prepared.py) of the requests `user` may see runs
+    for: None for one who may see every request, whose query is then the same whoever
+    asks (and a Prepared query for a viewer must ask the viewer's key)."""
+    return None if policy.may_view_everything(user) else user
+
+
+def visible_to(viewer, requests: QuerySet[AccountRequest]) -> QuerySet[AccountRequest]:
+    """policy.visible_requests() for a prepared_viewer(): None sees every request."""
+    return requests if viewer is None else policy.visible_requests(viewer, requests)
+
+
 def my_requests(user) -> QuerySet[AccountRequest]:
     return requests_with_instance().filter(requester=user)
 
